@@ -1,0 +1,162 @@
+//! # kaal-abi: the KaaL system-call ABI
+//!
+//! This crate is data shared by the kernel and user space: system-call numbers, the
+//! register convention and the error codes. It contains no code that runs a system call;
+//! user space uses the wrappers in `kaal-user`, the kernel decodes calls with
+//! [`Syscall::from_number`].
+//!
+//! ## Register convention (AArch64)
+//!
+//! A task enters the kernel with `svc #0`:
+//!
+//! | register | on entry                    | on return                                  |
+//! |----------|-----------------------------|--------------------------------------------|
+//! | `x8`     | system-call number          | preserved                                  |
+//! | `x0..x5` | arguments                   | `x0`: 0 for success or an [`Error`] code   |
+//! | `x1`     |                             | the call's result value, if it has one     |
+//!
+//! All other general-purpose registers are preserved. `docs/abi.md` describes each call.
+//!
+//! ## Versioning
+//!
+//! Numbers and error codes are only ever appended; a number is never reused.
+//!
+//! ```
+//! use kaal_abi::{Error, Syscall};
+//! assert_eq!(Syscall::from_number(1), Some(Syscall::ConsoleWrite));
+//! assert_eq!(Syscall::from_number(9999), None);
+//! assert_eq!(Error::from_code(Error::BadAddress as u64), Some(Error::BadAddress));
+//! ```
+#![no_std]
+#![forbid(unsafe_code)]
+
+/// Version of this ABI as (major, minor). A major change breaks old binaries.
+pub const ABI_VERSION: (u16, u16) = (0, 1);
+
+/// Largest number of bytes one [`Syscall::ConsoleWrite`] accepts.
+pub const CONSOLE_WRITE_MAX_BYTES: usize = 4096;
+
+/// Lowest and highest thread priority. Higher numbers run first.
+pub const PRIORITY_MIN: u8 = 0;
+/// See [`PRIORITY_MIN`].
+pub const PRIORITY_MAX: u8 = 255;
+
+macro_rules! numbered {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident { $( $(#[$vmeta:meta])* $variant:ident = $value:expr, )* }
+        $from:ident
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[repr(u64)]
+        pub enum $name { $( $(#[$vmeta])* $variant = $value, )* }
+
+        impl $name {
+            /// Every value, in numeric order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),*];
+
+            /// Decodes a raw number, or `None` if no such value exists.
+            pub const fn $from(raw: u64) -> Option<Self> {
+                match raw {
+                    $( $value => Some($name::$variant), )*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+numbered! {
+    /// System-call numbers, passed in `x8`.
+    pub enum Syscall {
+        /// `console_write(ptr, len)`: writes `len` bytes (at most
+        /// [`CONSOLE_WRITE_MAX_BYTES`]) from the caller's memory to the kernel console.
+        /// Returns the number of bytes written in `x1`.
+        ConsoleWrite = 1,
+        /// `yield()`: gives up the rest of the time slice to threads of equal priority.
+        Yield = 2,
+        /// `thread_exit(code)`: ends the calling thread. Does not return.
+        ThreadExit = 3,
+        /// `thread_create(entry, stack_top, arg, priority)`: starts a thread in the
+        /// caller's address space at `entry` with `x0 = arg` and `sp = stack_top`.
+        /// Returns the new thread's id in `x1`. Boot-phase call: superseded by TCB objects
+        /// retyped from untyped memory once the object model lands.
+        ThreadCreate = 4,
+        /// `thread_status(id)`: returns a [`ThreadStatus`] in `x1` and, for an exited
+        /// thread, its exit code in `x2`.
+        ThreadStatus = 5,
+        /// `power_off()`: switches the machine off through PSCI. Does not return on success.
+        PowerOff = 6,
+        /// `debug_exit(code)`: ends the emulator with `code` through semihosting. For tests;
+        /// fails with [`Error::NotSupported`] when the kernel was not configured for it.
+        DebugExit = 7,
+        /// `thread_id()`: returns the caller's thread id in `x1`.
+        ThreadId = 8,
+    }
+    from_number
+}
+
+numbered! {
+    /// Error codes returned in `x0`. Zero means success and is not an error.
+    #[derive(thiserror::Error)]
+    pub enum Error {
+        /// `x8` held no known system-call number.
+        #[error("unknown system call")]
+        UnknownSyscall = 1,
+        /// An argument was out of its allowed range.
+        #[error("invalid argument")]
+        InvalidArgument = 2,
+        /// A pointer and length did not name memory the caller may access that way.
+        #[error("bad user address")]
+        BadAddress = 3,
+        /// The kernel was not configured for this operation.
+        #[error("operation not supported")]
+        NotSupported = 4,
+        /// The kernel ran out of a resource it needed (threads, memory).
+        #[error("out of resources")]
+        OutOfResources = 5,
+        /// No thread has the given id.
+        #[error("no such thread")]
+        NoSuchThread = 6,
+    }
+    from_code
+}
+
+numbered! {
+    /// What [`Syscall::ThreadStatus`] reports about a thread.
+    pub enum ThreadStatus {
+        /// Ready, running or blocked: the thread has not ended.
+        Alive = 0,
+        /// The thread called `thread_exit`; `x2` holds its code.
+        Exited = 1,
+        /// The thread was stopped by the kernel after a fault it could not handle.
+        Faulted = 2,
+    }
+    from_raw
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_round_trip_and_are_frozen() {
+        for s in Syscall::ALL {
+            assert_eq!(Syscall::from_number(*s as u64), Some(*s));
+        }
+        // Frozen: these numbers are ABI.
+        assert_eq!(Syscall::ConsoleWrite as u64, 1);
+        assert_eq!(Syscall::ThreadId as u64, 8);
+        assert_eq!(Syscall::from_number(0), None);
+    }
+
+    #[test]
+    fn error_codes_round_trip_and_zero_is_success() {
+        for e in Error::ALL {
+            assert_ne!(*e as u64, 0);
+            assert_eq!(Error::from_code(*e as u64), Some(*e));
+        }
+        assert_eq!(Error::from_code(0), None);
+    }
+}
