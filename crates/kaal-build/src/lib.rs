@@ -1,1 +1,56 @@
-//! placeholder
+//! # kaal-build: build and boot KaaL images from the host
+//!
+//! A KaaL image is two files: a kernel ELF and, embedded in it, a component archive
+//! holding the user programs (the root task first among them). This crate holds the
+//! host-side steps that make and boot such an image, so that a project's `xtask` is a
+//! few lines:
+//!
+//! 1. [`tools`]: make sure the Rust targets and QEMU are installed (installing what it can).
+//! 2. [`Workspace::build_user`]: build the components with cargo for [`USER_TARGET`].
+//! 3. [`archive::pack`]: pack them into a component archive.
+//! 4. [`Workspace::build_kernel`]: build the kernel for [`KERNEL_TARGET`] with
+//!    `KAAL_COMPONENTS` pointing at the archive.
+//! 5. [`qemu::QemuConfig`]: boot it, interactively ([`qemu::run_interactive`]) or as a
+//!    test with a timeout and a captured serial log ([`runner::run_captured`]), whose
+//!    output [`serial`] parses.
+//!
+//! [`image::build_image`] does steps 2 to 4 in one call.
+//!
+//! ```no_run
+//! use kaal_build::{image::{build_image, ImageSpec}, qemu::{self, QemuConfig}, Workspace};
+//!
+//! # fn main() -> Result<(), kaal_build::Error> {
+//! kaal_build::tools::ensure_all()?;
+//! let ws = Workspace::new(".");
+//! let image = build_image(&ws, &ImageSpec::new("demo", "kernel").component("root-task", "root-task"))?;
+//! let status = qemu::run_interactive(&QemuConfig::default().memory_mib(256), &image.kernel)?;
+//! std::process::exit(status.code().unwrap_or(1));
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod archive;
+mod error;
+pub mod image;
+pub mod process;
+pub mod qemu;
+pub mod runner;
+pub mod serial;
+pub mod tools;
+mod workspace;
+
+pub use error::{Error, Result};
+pub use workspace::{Bin, Workspace};
+
+/// Target triple the kernel is built for (the kernel never touches FP/SIMD registers).
+pub const KERNEL_TARGET: &str = "aarch64-unknown-none-softfloat";
+
+/// Target triple user components (root task, drivers, test suites) are built for.
+pub const USER_TARGET: &str = "aarch64-unknown-none";
+
+/// Environment variable that carries the absolute path of the component archive into the
+/// kernel build (`include_bytes!(env!("KAAL_COMPONENTS"))`).
+pub const COMPONENTS_ENV: &str = "KAAL_COMPONENTS";
+
+/// Name of the archive entry the kernel starts as its first task.
+pub const ROOT_TASK: &str = "root-task";
