@@ -21,7 +21,10 @@ pub struct Component {
 impl Component {
     /// Entry `name` holding the ELF file at `elf`.
     pub fn new(name: impl Into<String>, elf: impl Into<PathBuf>) -> Self {
-        Component { name: name.into(), elf: elf.into() }
+        Component {
+            name: name.into(),
+            elf: elf.into(),
+        }
     }
 }
 
@@ -30,9 +33,10 @@ pub fn pack_bytes(components: &[Component]) -> Result<Vec<u8>> {
     let mut builder = ArchiveBuilder::new();
     for c in components {
         let bytes = std::fs::read(&c.elf).map_err(|e| Error::io(&c.elf, e))?;
-        builder
-            .add(&c.name, &bytes)
-            .map_err(|e| Error::Archive { component: c.name.clone(), reason: format!("{e}") })?;
+        builder.add(&c.name, &bytes).map_err(|e| Error::Archive {
+            component: c.name.clone(),
+            reason: format!("{e}"),
+        })?;
     }
     Ok(builder.finish())
 }

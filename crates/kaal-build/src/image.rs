@@ -21,7 +21,11 @@ pub struct ImageSpec {
 impl ImageSpec {
     /// An image called `name` whose kernel is package `kernel_package`'s binary of the same name.
     pub fn new(name: impl Into<String>, kernel_package: impl Into<String>) -> Self {
-        ImageSpec { name: name.into(), kernel: Bin::package(kernel_package), components: Vec::new() }
+        ImageSpec {
+            name: name.into(),
+            kernel: Bin::package(kernel_package),
+            components: Vec::new(),
+        }
     }
 
     /// Adds archive entry `entry` built from package `package`'s binary of the same name.
@@ -54,7 +58,10 @@ pub struct Image {
 /// copies the kernel to `<image dir>/kernel.elf`.
 pub fn build_image(ws: &Workspace, spec: &ImageSpec) -> Result<Image> {
     if !spec.components.iter().any(|(name, _)| name == ROOT_TASK) {
-        return Err(Error::Invalid(format!("image `{}` has no `{ROOT_TASK}` component", spec.name)));
+        return Err(Error::Invalid(format!(
+            "image `{}` has no `{ROOT_TASK}` component",
+            spec.name
+        )));
     }
     let bins: Vec<Bin> = spec.components.iter().map(|(_, b)| b.clone()).collect();
     let elfs = ws.build_user(&bins)?;
@@ -68,7 +75,12 @@ pub fn build_image(ws: &Workspace, spec: &ImageSpec) -> Result<Image> {
 }
 
 /// Packs already built `components` and builds `kernel` around them as image `name`.
-pub fn link_image(ws: &Workspace, name: &str, kernel: &Bin, components: &[Component]) -> Result<Image> {
+pub fn link_image(
+    ws: &Workspace,
+    name: &str,
+    kernel: &Bin,
+    components: &[Component],
+) -> Result<Image> {
     let dir = ws.image_dir(name);
     let archive = dir.join("components.kaal");
     archive::pack(components, &archive)?;

@@ -23,7 +23,10 @@ pub fn display(cmd: &Command) -> String {
 
 /// Runs `cmd` with inherited standard streams and returns its exit status.
 pub fn status(cmd: &mut Command) -> Result<ExitStatus> {
-    cmd.status().map_err(|source| Error::Spawn { command: display(cmd), source })
+    cmd.status().map_err(|source| Error::Spawn {
+        command: display(cmd),
+        source,
+    })
 }
 
 /// Runs `cmd` with inherited standard streams; fails unless it exits successfully.
@@ -32,14 +35,20 @@ pub fn run(cmd: &mut Command) -> Result<()> {
     if status.success() {
         Ok(())
     } else {
-        Err(Error::CommandFailed { command: display(cmd), status })
+        Err(Error::CommandFailed {
+            command: display(cmd),
+            status,
+        })
     }
 }
 
 /// Runs `cmd` capturing its output; fails if it cannot start. The exit status is left
 /// for the caller to judge.
 pub fn output(cmd: &mut Command) -> Result<Output> {
-    cmd.output().map_err(|source| Error::Spawn { command: display(cmd), source })
+    cmd.output().map_err(|source| Error::Spawn {
+        command: display(cmd),
+        source,
+    })
 }
 
 /// The `cargo` to run: the one that started us (`$CARGO`), else `cargo` from `PATH`.

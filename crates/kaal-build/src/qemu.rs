@@ -47,7 +47,11 @@ impl FromStr for Cpu {
         Cpu::ALL
             .into_iter()
             .find(|c| c.as_str() == s)
-            .ok_or_else(|| Error::Invalid(format!("unknown CPU `{s}` (expected cortex-a53, cortex-a72 or max)")))
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "unknown CPU `{s}` (expected cortex-a53, cortex-a72 or max)"
+                ))
+            })
     }
 }
 
@@ -79,7 +83,9 @@ impl FromStr for Gic {
         match s.trim_start_matches(['v', 'V']) {
             "2" => Ok(Gic::V2),
             "3" => Ok(Gic::V3),
-            _ => Err(Error::Invalid(format!("unknown GIC version `{s}` (expected 2 or 3)"))),
+            _ => Err(Error::Invalid(format!(
+                "unknown GIC version `{s}` (expected 2 or 3)"
+            ))),
         }
     }
 }
@@ -113,7 +119,14 @@ pub struct QemuConfig {
 impl Default for QemuConfig {
     /// `cortex-a53`, GICv3, EL1, 256 MiB, one CPU, no boot arguments.
     fn default() -> Self {
-        QemuConfig { cpu: Cpu::CortexA53, gic: Gic::V3, el2: false, memory_mib: 256, smp: 1, bootargs: String::new() }
+        QemuConfig {
+            cpu: Cpu::CortexA53,
+            gic: Gic::V3,
+            el2: false,
+            memory_mib: 256,
+            smp: 1,
+            bootargs: String::new(),
+        }
     }
 }
 
@@ -159,7 +172,11 @@ impl QemuConfig {
 
     /// A short name usable in file names, e.g. `cortex-a53-gic3-el2-256m`.
     pub fn label(&self) -> String {
-        let smp = if self.smp == 1 { String::new() } else { format!("-smp{}", self.smp) };
+        let smp = if self.smp == 1 {
+            String::new()
+        } else {
+            format!("-smp{}", self.smp)
+        };
         format!(
             "{}-gic{}-el{}-{}m{smp}",
             self.cpu,
@@ -223,12 +240,29 @@ impl QemuConfig {
         for cpu in Cpu::ALL {
             for gic in Gic::ALL {
                 for el2 in [false, true] {
-                    all.push(QemuConfig::default().cpu(cpu).gic(gic).el2(el2).memory_mib(256));
+                    all.push(
+                        QemuConfig::default()
+                            .cpu(cpu)
+                            .gic(gic)
+                            .el2(el2)
+                            .memory_mib(256),
+                    );
                 }
             }
         }
-        all.push(QemuConfig::default().cpu(Cpu::CortexA53).gic(Gic::V3).memory_mib(1024));
-        all.push(QemuConfig::default().cpu(Cpu::Max).gic(Gic::V3).el2(true).memory_mib(1024));
+        all.push(
+            QemuConfig::default()
+                .cpu(Cpu::CortexA53)
+                .gic(Gic::V3)
+                .memory_mib(1024),
+        );
+        all.push(
+            QemuConfig::default()
+                .cpu(Cpu::Max)
+                .gic(Gic::V3)
+                .el2(true)
+                .memory_mib(1024),
+        );
         all
     }
 }
@@ -293,11 +327,17 @@ mod tests {
         for cpu in Cpu::ALL {
             for gic in Gic::ALL {
                 for el2 in [false, true] {
-                    assert!(m.iter().any(|c| c.cpu == cpu && c.gic == gic && c.el2 == el2 && c.memory_mib == 256));
+                    assert!(m.iter().any(|c| c.cpu == cpu
+                        && c.gic == gic
+                        && c.el2 == el2
+                        && c.memory_mib == 256));
                 }
             }
         }
-        assert!(m.iter().any(|c| c.cpu == Cpu::CortexA53 && c.memory_mib == 1024));
+        assert!(
+            m.iter()
+                .any(|c| c.cpu == Cpu::CortexA53 && c.memory_mib == 1024)
+        );
         assert!(m.iter().any(|c| c.cpu == Cpu::Max && c.memory_mib == 1024));
         let mut labels: Vec<_> = m.iter().map(QemuConfig::label).collect();
         labels.sort();

@@ -22,7 +22,10 @@ pub struct RunOptions {
 impl Default for RunOptions {
     /// 60 seconds, no echo.
     fn default() -> Self {
-        RunOptions { timeout: Duration::from_secs(60), echo: false }
+        RunOptions {
+            timeout: Duration::from_secs(60),
+            echo: false,
+        }
     }
 }
 
@@ -79,7 +82,11 @@ impl RunOutput {
                 log.push('\n');
             }
         }
-        log.push_str(&format!("--- {} after {:.1} s ---\n", self.termination, self.elapsed.as_secs_f64()));
+        log.push_str(&format!(
+            "--- {} after {:.1} s ---\n",
+            self.termination,
+            self.elapsed.as_secs_f64()
+        ));
         log
     }
 
@@ -112,17 +119,29 @@ pub fn tail(text: &str, n: usize) -> String {
 /// On Unix the command gets its own process group, and the whole group is killed on
 /// timeout, so a `cargo run` that started QEMU takes QEMU with it.
 pub fn run_captured(mut cmd: Command, options: &RunOptions) -> Result<RunOutput> {
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     #[cfg(unix)]
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let start = Instant::now();
-    let mut child = cmd.spawn().map_err(|source| Error::Spawn { command: process::display(&cmd), source })?;
+    let mut child = cmd.spawn().map_err(|source| Error::Spawn {
+        command: process::display(&cmd),
+        source,
+    })?;
     let stdout = child.stdout.take().map(|s| reader(s, options.echo));
     let stderr = child.stderr.take().map(|s| reader(s, false));
 
     let termination = loop {
-        match child.try_wait().map_err(|e| Error::io(cmd.get_program(), e))? {
-            Some(status) => break status.code().map_or(Termination::Signalled, Termination::Exited),
+        match child
+            .try_wait()
+            .map_err(|e| Error::io(cmd.get_program(), e))?
+        {
+            Some(status) => {
+                break status
+                    .code()
+                    .map_or(Termination::Signalled, Termination::Exited);
+            }
             None if start.elapsed() >= options.timeout => {
                 kill(&mut child);
                 break Termination::TimedOut;
@@ -135,9 +154,16 @@ pub fn run_captured(mut cmd: Command, options: &RunOptions) -> Result<RunOutput>
     #[cfg(unix)]
     kill_group(child.id());
     let join = |h: Option<thread::JoinHandle<Vec<u8>>>| {
-        h.and_then(|h| h.join().ok()).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+        h.and_then(|h| h.join().ok())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
     };
-    Ok(RunOutput { termination, stdout: join(stdout), stderr: join(stderr), elapsed })
+    Ok(RunOutput {
+        termination,
+        stdout: join(stdout),
+        stderr: join(stderr),
+        elapsed,
+    })
 }
 
 fn reader(mut source: impl Read + Send + 'static, echo: bool) -> thread::JoinHandle<Vec<u8>> {
@@ -189,7 +215,11 @@ mod tests {
 
     #[test]
     fn captures_output_and_exit_code() {
-        let out = run_captured(sh("echo hello; echo oops >&2; exit 3"), &RunOptions::default()).unwrap();
+        let out = run_captured(
+            sh("echo hello; echo oops >&2; exit 3"),
+            &RunOptions::default(),
+        )
+        .unwrap();
         assert_eq!(out.termination, Termination::Exited(3));
         assert_eq!(out.stdout, "hello\n");
         assert!(out.log().contains("--- stderr ---\noops\n--- exit code 3"));
@@ -198,7 +228,10 @@ mod tests {
 
     #[test]
     fn kills_the_whole_group_on_timeout() {
-        let opts = RunOptions { timeout: Duration::from_millis(300), echo: false };
+        let opts = RunOptions {
+            timeout: Duration::from_millis(300),
+            echo: false,
+        };
         // The grandchild keeps stdout open; the run must still end promptly.
         let out = run_captured(sh("echo started; sleep 30 & sleep 30"), &opts).unwrap();
         assert_eq!(out.termination, Termination::TimedOut);

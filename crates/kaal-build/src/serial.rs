@@ -71,10 +71,11 @@ pub fn parse(log: &str) -> SuiteReport {
             if let Some(t) = parse_test(&line[at + TEST.len()..]) {
                 report.tests.push(t);
             }
-        } else if let Some(at) = line.find(SUITE) {
-            if let Some(s) = parse_summary(&line[at + SUITE.len()..]) {
-                report.summary = Some(s);
-            }
+        } else if let Some(s) = line
+            .find(SUITE)
+            .and_then(|at| parse_summary(&line[at + SUITE.len()..]))
+        {
+            report.summary = Some(s);
         }
     }
     report
@@ -83,18 +84,35 @@ pub fn parse(log: &str) -> SuiteReport {
 fn parse_test(rest: &str) -> Option<TestLine> {
     if let Some((name, reason)) = rest.split_once(" ... FAILED") {
         let reason = reason.trim_start_matches(':').trim().to_owned();
-        return Some(TestLine { name: name.trim().to_owned(), outcome: TestOutcome::Failed(reason) });
+        return Some(TestLine {
+            name: name.trim().to_owned(),
+            outcome: TestOutcome::Failed(reason),
+        });
     }
     let name = rest.trim_end().strip_suffix(" ... ok")?;
-    Some(TestLine { name: name.trim().to_owned(), outcome: TestOutcome::Ok })
+    Some(TestLine {
+        name: name.trim().to_owned(),
+        outcome: TestOutcome::Ok,
+    })
 }
 
 fn parse_summary(rest: &str) -> Option<SuiteSummary> {
     let (name, counts) = rest.rsplit_once(": ")?;
     let (passed, failed) = counts.trim().split_once(", ")?;
     let passed = passed.strip_suffix(" passed")?.trim().parse().ok()?;
-    let failed = failed.split(',').next()?.trim().strip_suffix(" failed")?.trim().parse().ok()?;
-    Some(SuiteSummary { name: name.trim().to_owned(), passed, failed })
+    let failed = failed
+        .split(',')
+        .next()?
+        .trim()
+        .strip_suffix(" failed")?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(SuiteSummary {
+        name: name.trim().to_owned(),
+        passed,
+        failed,
+    })
 }
 
 /// The substrings listed in an `expect.txt` text.
@@ -108,7 +126,11 @@ pub fn parse_expectations(text: &str) -> Vec<String> {
 
 /// The entries of `expected` that do not occur in `log`.
 pub fn missing<'a>(log: &str, expected: &'a [String]) -> Vec<&'a str> {
-    expected.iter().filter(|e| !log.contains(e.as_str())).map(String::as_str).collect()
+    expected
+        .iter()
+        .filter(|e| !log.contains(e.as_str()))
+        .map(String::as_str)
+        .collect()
 }
 
 /// Judges a suite run: it passes iff QEMU exited 0, a summary line reports 0 failures, and
@@ -117,15 +139,20 @@ pub fn judge(output: &RunOutput, expected: &[String]) -> Vec<String> {
     let mut reasons = Vec::new();
     match output.termination {
         Termination::Exited(0) => {}
-        Termination::TimedOut => {
-            reasons.push(format!("timed out after {:.0} s", output.elapsed.as_secs_f64()))
-        }
+        Termination::TimedOut => reasons.push(format!(
+            "timed out after {:.0} s",
+            output.elapsed.as_secs_f64()
+        )),
         other => reasons.push(format!("QEMU ended with {other}")),
     }
     let report = parse(&output.stdout);
     match &report.summary {
         None => reasons.push("no `[suite] ...` summary line".to_owned()),
-        Some(s) if s.failed > 0 => reasons.push(format!("{} of {} tests failed", s.failed, s.passed + s.failed)),
+        Some(s) if s.failed > 0 => reasons.push(format!(
+            "{} of {} tests failed",
+            s.failed,
+            s.passed + s.failed
+        )),
         Some(_) => {}
     }
     for t in report.failures() {
@@ -155,13 +182,26 @@ mod tests {
     fn parses_tests_and_summary() {
         let r = parse(LOG);
         assert_eq!(r.tests.len(), 2);
-        assert_eq!(r.tests[0], TestLine { name: "boot_info_valid".into(), outcome: TestOutcome::Ok });
+        assert_eq!(
+            r.tests[0],
+            TestLine {
+                name: "boot_info_valid".into(),
+                outcome: TestOutcome::Ok
+            }
+        );
         assert_eq!(r.tests[1].name, "ram_matches");
         assert_eq!(
             r.tests[1].outcome,
             TestOutcome::Failed("expected 256 MiB, got 128 MiB ... really".into())
         );
-        assert_eq!(r.summary, Some(SuiteSummary { name: "basics".into(), passed: 1, failed: 1 }));
+        assert_eq!(
+            r.summary,
+            Some(SuiteSummary {
+                name: "basics".into(),
+                passed: 1,
+                failed: 1
+            })
+        );
         assert_eq!(r.failures().count(), 1);
     }
 
@@ -180,13 +220,23 @@ mod tests {
 
     #[test]
     fn expectations_skip_blank_and_comment_lines() {
-        let e = parse_expectations("# kernel report\n\nuser fault: data abort\r\n  # indented comment\nend\n");
-        assert_eq!(e, vec!["user fault: data abort".to_owned(), "end".to_owned()]);
+        let e = parse_expectations(
+            "# kernel report\n\nuser fault: data abort\r\n  # indented comment\nend\n",
+        );
+        assert_eq!(
+            e,
+            vec!["user fault: data abort".to_owned(), "end".to_owned()]
+        );
         assert_eq!(missing(LOG, &e), vec!["end"]);
     }
 
     fn output(termination: Termination, stdout: &str) -> RunOutput {
-        RunOutput { termination, stdout: stdout.into(), stderr: String::new(), elapsed: Duration::from_secs(1) }
+        RunOutput {
+            termination,
+            stdout: stdout.into(),
+            stderr: String::new(),
+            elapsed: Duration::from_secs(1),
+        }
     }
 
     #[test]
@@ -194,8 +244,14 @@ mod tests {
         let good = "[test] a ... ok\n[suite] s: 1 passed, 0 failed\n";
         assert!(judge(&output(Termination::Exited(0), good), &[]).is_empty());
         assert_eq!(judge(&output(Termination::Exited(1), good), &[]).len(), 1);
-        assert_eq!(judge(&output(Termination::TimedOut, good), &[]), vec!["timed out after 1 s"]);
-        assert_eq!(judge(&output(Termination::Exited(0), "[test] a ... ok\n"), &[]).len(), 1);
+        assert_eq!(
+            judge(&output(Termination::TimedOut, good), &[]),
+            vec!["timed out after 1 s"]
+        );
+        assert_eq!(
+            judge(&output(Termination::Exited(0), "[test] a ... ok\n"), &[]).len(),
+            1
+        );
         let reasons = judge(&output(Termination::Exited(1), LOG), &["nope".to_owned()]);
         assert_eq!(reasons.len(), 4, "{reasons:?}");
     }

@@ -101,25 +101,43 @@ pub fn ensure_qemu() -> Result<()> {
     eprintln!("kaal-build: {QEMU} is missing; installing {QEMU_DEBIAN_PACKAGE} with apt-get");
     let apt = |args: &[&str]| {
         let mut cmd = Command::new("apt-get");
-        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive").stdin(Stdio::null());
+        cmd.args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(Stdio::null());
         cmd
     };
     process::run(&mut apt(&["update"]))?;
     process::run(&mut apt(&["install", "-y", QEMU_DEBIAN_PACKAGE]))?;
-    if has_program(QEMU) { Ok(()) } else { Err(missing()) }
+    if has_program(QEMU) {
+        Ok(())
+    } else {
+        Err(missing())
+    }
 }
 
 /// Ensures `cargo generate` works, installing `cargo-generate` with
 /// `cargo install cargo-generate --version "~0.23" --locked` if it does not.
 pub fn ensure_cargo_generate() -> Result<()> {
     let mut probe = process::cargo();
-    probe.args(["generate", "--version"]).stdout(Stdio::null()).stderr(Stdio::null());
+    probe
+        .args(["generate", "--version"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     if probe.status().is_ok_and(|s| s.success()) {
         return Ok(());
     }
     let mut install = process::cargo();
-    install.args(["install", "cargo-generate", "--version", CARGO_GENERATE_VERSION, "--locked"]);
-    eprintln!("kaal-build: cargo-generate is missing; running `{}`", display(&install));
+    install.args([
+        "install",
+        "cargo-generate",
+        "--version",
+        CARGO_GENERATE_VERSION,
+        "--locked",
+    ]);
+    eprintln!(
+        "kaal-build: cargo-generate is missing; running `{}`",
+        display(&install)
+    );
     process::run(&mut install)
 }
 
@@ -134,7 +152,13 @@ mod tests {
             missing_targets(installed, &[KERNEL_TARGET, USER_TARGET]),
             vec![KERNEL_TARGET]
         );
-        assert!(missing_targets("aarch64-unknown-none-softfloat\naarch64-unknown-none", &[KERNEL_TARGET, USER_TARGET]).is_empty());
+        assert!(
+            missing_targets(
+                "aarch64-unknown-none-softfloat\naarch64-unknown-none",
+                &[KERNEL_TARGET, USER_TARGET]
+            )
+            .is_empty()
+        );
     }
 
     #[test]

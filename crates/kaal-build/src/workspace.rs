@@ -19,13 +19,19 @@ pub struct Bin {
 impl Bin {
     /// The binary `bin` of package `package`.
     pub fn new(package: impl Into<String>, bin: impl Into<String>) -> Self {
-        Bin { package: package.into(), bin: bin.into() }
+        Bin {
+            package: package.into(),
+            bin: bin.into(),
+        }
     }
 
     /// A package whose binary has the package's name.
     pub fn package(name: impl Into<String>) -> Self {
         let name = name.into();
-        Bin { bin: name.clone(), package: name }
+        Bin {
+            bin: name.clone(),
+            package: name,
+        }
     }
 }
 
@@ -48,7 +54,12 @@ impl Workspace {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         let root = root.into();
         let root = std::path::absolute(&root).unwrap_or(root);
-        Workspace { target_dir: root.join("target"), root, profile: "release".into(), quiet: false }
+        Workspace {
+            target_dir: root.join("target"),
+            root,
+            profile: "release".into(),
+            quiet: false,
+        }
     }
 
     /// Builds into `dir` instead of `root/target`.
@@ -87,7 +98,11 @@ impl Workspace {
 
     /// Where cargo leaves binary `bin` built for `target`.
     pub fn artifact(&self, target: &str, bin: &str) -> PathBuf {
-        let dir = if self.profile == "dev" { "debug" } else { &self.profile };
+        let dir = if self.profile == "dev" {
+            "debug"
+        } else {
+            &self.profile
+        };
         self.target_dir.join(target).join(dir).join(bin)
     }
 
@@ -121,7 +136,9 @@ impl Workspace {
             cmd.args(["--bin", &b.bin]);
         }
         process::run(&mut cmd)?;
-        bins.iter().map(|b| self.existing(self.artifact(USER_TARGET, &b.bin))).collect()
+        bins.iter()
+            .map(|b| self.existing(self.artifact(USER_TARGET, &b.bin)))
+            .collect()
     }
 
     /// Builds kernel binary `kernel` for [`KERNEL_TARGET`] with `KAAL_COMPONENTS` set to the
@@ -132,7 +149,8 @@ impl Workspace {
     pub fn build_kernel(&self, kernel: &Bin, archive: &Path) -> Result<PathBuf> {
         let archive = std::path::absolute(archive).map_err(|e| Error::io(archive, e))?;
         let mut cmd = self.cargo_build(KERNEL_TARGET);
-        cmd.env(COMPONENTS_ENV, &archive).args(["-p", &kernel.package, "--bin", &kernel.bin]);
+        cmd.env(COMPONENTS_ENV, &archive)
+            .args(["-p", &kernel.package, "--bin", &kernel.bin]);
         process::run(&mut cmd)?;
         self.existing(self.artifact(KERNEL_TARGET, &kernel.bin))
     }
@@ -141,7 +159,10 @@ impl Workspace {
         if path.is_file() {
             Ok(path)
         } else {
-            Err(Error::io(path, std::io::Error::from(std::io::ErrorKind::NotFound)))
+            Err(Error::io(
+                path,
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            ))
         }
     }
 }

@@ -1,0 +1,263 @@
+//! The QEMU test suites under `tests/qemu/suites/`: one root task (one image) per suite,
+//! booted on every configuration of the test matrix.
+
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+    sync::{Mutex, mpsc},
+    thread,
+};
+
+use kaal_build::{
+    Bin, Workspace,
+    archive::Component,
+    image::{Image, link_image},
+    qemu::{self, Console, QemuConfig},
+    runner::{RunOptions, run_captured},
+    serial,
+};
+
+use crate::{Result, Tally, args::Args, log_dir, root};
+
+/// Package of the test kernel.
+const TEST_KERNEL: &str = "kaal-test-kernel";
+
+/// Lines of a failed run's log printed on the terminal.
+const TAIL_LINES: usize = 30;
+
+/// One suite directory.
+#[derive(Clone, Debug)]
+struct Suite {
+    /// Directory name (`ipc` for `suites/ipc`).
+    name: String,
+    /// Package and binary name: `suite-<name>`.
+    package: String,
+    /// Lines of `expect.txt`.
+    expected: Vec<String>,
+}
+
+fn qemu_workspace() -> Workspace {
+    Workspace::new(root().join("tests").join("qemu"))
+}
+
+/// The suites under `tests/qemu/suites`, sorted by name.
+fn discover() -> Result<Vec<Suite>> {
+    let dir = root().join("tests/qemu/suites");
+    let mut suites = Vec::new();
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(suites),
+        Err(e) => return Err(format!("{}: {e}", dir.display()).into()),
+    };
+    for entry in entries {
+        let path = entry?.path();
+        if !path.join("Cargo.toml").is_file() {
+            continue;
+        }
+        let name = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let expected = match std::fs::read_to_string(path.join("expect.txt")) {
+            Ok(text) => serial::parse_expectations(&text),
+            Err(_) => Vec::new(),
+        };
+        suites.push(Suite {
+            package: format!("suite-{name}"),
+            name,
+            expected,
+        });
+    }
+    suites.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(suites)
+}
+
+/// Builds the images of `suites`: all components in one cargo call (falling back to one
+/// call per suite if that fails, so that one broken suite does not hide the others), then
+/// one kernel per suite. Returns each suite with its image or the error.
+fn build(ws: &Workspace, suites: &[Suite]) -> Vec<(Suite, Result<Image, String>)> {
+    let bins: Vec<Bin> = suites.iter().map(|s| Bin::package(&s.package)).collect();
+    let elfs: Vec<Result<PathBuf, String>> = match ws.build_user(&bins) {
+        Ok(elfs) => elfs.into_iter().map(Ok).collect(),
+        Err(_) => bins
+            .iter()
+            .map(|b| {
+                ws.build_user(std::slice::from_ref(b))
+                    .map(|mut v| v.remove(0))
+                    .map_err(|e| e.to_string())
+            })
+            .collect(),
+    };
+    suites
+        .iter()
+        .zip(elfs)
+        .map(|(suite, elf)| {
+            let image = elf.and_then(|elf| {
+                let components = [Component::new(kaal_build::ROOT_TASK, elf)];
+                link_image(ws, &suite.package, &Bin::package(TEST_KERNEL), &components)
+                    .map_err(|e| e.to_string())
+            });
+            (suite.clone(), image)
+        })
+        .collect()
+}
+
+/// The configurations to run: the full matrix, or one with `--quick`.
+fn configs(args: &Args) -> Vec<QemuConfig> {
+    if args.quick {
+        vec![QemuConfig::default()]
+    } else {
+        QemuConfig::test_matrix()
+    }
+}
+
+/// Adds the boot argument the suites read to check the RAM size.
+fn with_test_bootargs(config: &QemuConfig) -> QemuConfig {
+    let mib = config.memory_mib;
+    config.clone().bootarg(&format!("kaal.test.ram_mib={mib}"))
+}
+
+/// `cargo xtask test` step: every suite on every configuration, each run one test.
+pub fn test(args: &Args) -> Tally {
+    match test_inner(args) {
+        Ok(tally) => tally,
+        Err(e) => {
+            eprintln!("qemu: {e}");
+            Tally::one(false)
+        }
+    }
+}
+
+fn test_inner(args: &Args) -> Result<Tally> {
+    kaal_build::tools::ensure_all()?;
+    let mut suites = discover()?;
+    if !args.suites.is_empty() {
+        suites.retain(|s| args.suites.contains(&s.name));
+    }
+    if suites.is_empty() {
+        println!("qemu: no suites under tests/qemu/suites");
+        return Ok(Tally::default());
+    }
+    let configs = configs(args);
+    let ws = qemu_workspace();
+    let mut tally = Tally::default();
+    let mut jobs = Vec::new();
+    for (suite, image) in build(&ws, &suites) {
+        match image {
+            Ok(image) => jobs.extend(
+                configs
+                    .iter()
+                    .map(|c| (suite.clone(), image.kernel.clone(), c.clone())),
+            ),
+            Err(e) => {
+                // The suite's runs cannot happen: count each as failed.
+                eprintln!("qemu: {} does not build: {e}", suite.package);
+                tally.failed += configs.len() as u32;
+            }
+        }
+    }
+    println!(
+        "qemu: {} runs ({} suites x {} configurations), {} at a time",
+        jobs.len(),
+        suites.len(),
+        configs.len(),
+        args.jobs
+    );
+    let queue = Mutex::new(jobs.into_iter());
+    let (tx, rx) = mpsc::channel();
+    thread::scope(|scope| {
+        for _ in 0..args.jobs {
+            let tx = tx.clone();
+            let queue = &queue;
+            scope.spawn(move || {
+                while let Some((suite, kernel, config)) =
+                    queue.lock().ok().and_then(|mut q| q.next())
+                {
+                    let ok = run_one(&suite, &kernel, &config, args);
+                    if tx.send(ok).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        for ok in rx {
+            tally += Tally::one(ok);
+        }
+    });
+    Ok(tally)
+}
+
+/// Runs one suite on one configuration, prints the verdict and keeps the log of a failure.
+fn run_one(suite: &Suite, kernel: &Path, config: &QemuConfig, args: &Args) -> bool {
+    let label = config.label();
+    let cmd = with_test_bootargs(config).command(kernel, Console::Captured);
+    let options = RunOptions {
+        timeout: args.timeout,
+        echo: false,
+    };
+    let reasons = match run_captured(cmd, &options) {
+        Ok(output) => {
+            let reasons = serial::judge(&output, &suite.expected);
+            if reasons.is_empty() {
+                println!(
+                    "qemu: {:<24} {label:<26} ok ({:.1} s)",
+                    suite.package,
+                    output.elapsed.as_secs_f64()
+                );
+                return true;
+            }
+            let log = log_dir().join(format!("{}-{label}.log", suite.name));
+            let saved = match output.save_log(&log) {
+                Ok(()) => log.display().to_string(),
+                Err(e) => format!("(log not saved: {e})"),
+            };
+            let mut text = format!("qemu: {:<24} {label:<26} FAILED\n", suite.package);
+            for r in &reasons {
+                text.push_str(&format!("    {r}\n"));
+            }
+            text.push_str(&format!(
+                "    log: {saved}\n    --- last {TAIL_LINES} lines ---\n"
+            ));
+            for line in output.tail(TAIL_LINES).lines() {
+                text.push_str(&format!("    | {line}\n"));
+            }
+            text
+        }
+        Err(e) => format!("qemu: {:<24} {label:<26} FAILED\n    {e}\n", suite.package),
+    };
+    // One print call, so that the report of a parallel run is not interleaved.
+    print!("{reasons}");
+    false
+}
+
+/// `cargo xtask qemu SUITE [options]`: build one suite and boot it, interactively or
+/// (`--check`) as a judged test run.
+pub fn interactive(args: Args) -> Result<ExitCode> {
+    let [name] = args.positional.as_slice() else {
+        return Err("usage: cargo xtask qemu SUITE [--cpu ..] [--gic ..] [--el2] [--mem ..] [--smp ..] [--check]".into());
+    };
+    let name = name.trim_start_matches("suite-");
+    kaal_build::tools::ensure_all()?;
+    let suites = discover()?;
+    let Some(suite) = suites.iter().find(|s| s.name == name) else {
+        let names: Vec<&str> = suites.iter().map(|s| s.name.as_str()).collect();
+        return Err(format!("no suite `{name}`; suites: {}", names.join(", ")).into());
+    };
+    let ws = qemu_workspace();
+    let (_, image) = build(&ws, std::slice::from_ref(suite)).remove(0);
+    let image = image?;
+    if args.check {
+        return Ok(if run_one(suite, &image.kernel, &args.qemu, &args) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
+    let status = qemu::run_interactive(&with_test_bootargs(&args.qemu), &image.kernel)?;
+    println!("\nqemu: exited with {status}");
+    Ok(ExitCode::from(
+        status.code().map_or(1, |c| c.clamp(0, 255) as u8),
+    ))
+}
