@@ -1,7 +1,7 @@
 //! The component archive: named blobs (component ELF images, configuration) that the
 //! image builder packs and the kernel embeds with `include_bytes!`.
 //!
-//! The host-side builder ([`ArchiveBuilder`], feature `alloc`, or the allocation-free
+//! The host-side builder (`ArchiveBuilder`, feature `alloc`, or the allocation-free
 //! [`write_archive`]) and the parser ([`Archive`]) live here together so both sides
 //! share one definition of the format.
 //!

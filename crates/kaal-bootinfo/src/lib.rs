@@ -9,7 +9,7 @@
 //! [`BootInfo::from_bytes`].
 //!
 //! The crate is data only: `no_std`, no `unsafe`, no allocation (unless the `alloc`
-//! feature is on, which adds [`boot_info_to_vec`] and [`archive::ArchiveBuilder`]).
+//! feature is on, which adds `boot_info_to_vec` and `archive::ArchiveBuilder`).
 //!
 //! ## Layout
 //!

@@ -27,7 +27,10 @@ fn parse_and_touch(bytes: &[u8]) {
 fn every_truncation_errors() {
     let bytes = sample();
     for len in 0..bytes.len() {
-        assert!(BootInfo::from_bytes(&bytes[..len]).is_err(), "length {len} accepted");
+        assert!(
+            BootInfo::from_bytes(&bytes[..len]).is_err(),
+            "length {len} accepted"
+        );
     }
     assert!(BootInfo::from_bytes(&bytes).is_ok());
 }
@@ -77,7 +80,11 @@ fn owned_input() -> impl Strategy<Value = OwnedInput> {
         },
     );
     let region = (any::<u64>(), any::<u64>(), any::<bool>()).prop_map(|(base, size, is_device)| {
-        UntypedRegion { base, size_bytes: size.min(u64::MAX - base), is_device }
+        UntypedRegion {
+            base,
+            size_bytes: size.min(u64::MAX - base),
+            is_device,
+        }
     });
     let device = (
         any::<u64>(),
@@ -92,10 +99,18 @@ fn owned_input() -> impl Strategy<Value = OwnedInput> {
             compatible,
         });
     let caps = (slot_range(), slot_range(), any::<u32>()).prop_map(
-        |(untyped, device_untyped, first_free)| InitialCaps { untyped, device_untyped, first_free },
+        |(untyped, device_untyped, first_free)| InitialCaps {
+            untyped,
+            device_untyped,
+            first_free,
+        },
     );
     let archive = (any::<u64>(), any::<u64>(), any::<u64>()).prop_map(
-        |(phys_base, size_bytes, user_vaddr)| ArchiveInfo { phys_base, size_bytes, user_vaddr },
+        |(phys_base, size_bytes, user_vaddr)| ArchiveInfo {
+            phys_base,
+            size_bytes,
+            user_vaddr,
+        },
     );
     (
         system,
@@ -106,9 +121,17 @@ fn owned_input() -> impl Strategy<Value = OwnedInput> {
         caps,
         archive,
     )
-        .prop_map(|(system, kernel_version, bootargs, untyped, devices, caps, archive)| {
-            OwnedInput { system, kernel_version, bootargs, untyped, devices, caps, archive }
-        })
+        .prop_map(
+            |(system, kernel_version, bootargs, untyped, devices, caps, archive)| OwnedInput {
+                system,
+                kernel_version,
+                bootargs,
+                untyped,
+                devices,
+                caps,
+                archive,
+            },
+        )
 }
 
 proptest! {

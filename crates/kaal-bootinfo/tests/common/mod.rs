@@ -3,15 +3,27 @@
 
 use kaal_bootinfo::layout::Header;
 use kaal_bootinfo::{
-    ArchiveInfo, BOOT_INFO_MAX_BYTES, BootInfo, BootInfoInput, DeviceDesc, InitialCaps,
-    SlotRange, SystemFacts, UntypedRegion, write_boot_info,
+    ArchiveInfo, BOOT_INFO_MAX_BYTES, BootInfo, BootInfoInput, DeviceDesc, InitialCaps, SlotRange,
+    SystemFacts, UntypedRegion, write_boot_info,
 };
 use zerocopy::{FromBytes, IntoBytes};
 
 pub const UNTYPED: [UntypedRegion; 3] = [
-    UntypedRegion { base: 0x4100_0000, size_bytes: 0x0700_0000, is_device: false },
-    UntypedRegion { base: 0x4800_0000, size_bytes: 0x0800_0000, is_device: false },
-    UntypedRegion { base: 0x0900_0000, size_bytes: 0x1000, is_device: true },
+    UntypedRegion {
+        base: 0x4100_0000,
+        size_bytes: 0x0700_0000,
+        is_device: false,
+    },
+    UntypedRegion {
+        base: 0x4800_0000,
+        size_bytes: 0x0800_0000,
+        is_device: false,
+    },
+    UntypedRegion {
+        base: 0x0900_0000,
+        size_bytes: 0x1000,
+        is_device: true,
+    },
 ];
 
 pub const DEVICES: [DeviceDesc<'static>; 3] = [
@@ -21,7 +33,12 @@ pub const DEVICES: [DeviceDesc<'static>; 3] = [
         irqs: &[33],
         compatible: "arm,pl011\0arm,primecell\0",
     },
-    DeviceDesc { base: 0x0800_0000, size_bytes: 0x2_0000, irqs: &[], compatible: "arm,gic-v3" },
+    DeviceDesc {
+        base: 0x0800_0000,
+        size_bytes: 0x2_0000,
+        irqs: &[],
+        compatible: "arm,gic-v3",
+    },
     DeviceDesc {
         base: 0x0a00_0000,
         size_bytes: 0x200,
@@ -43,11 +60,21 @@ pub fn sample_input() -> BootInfoInput<'static> {
         untyped: &UNTYPED,
         devices: &DEVICES,
         caps: InitialCaps {
-            untyped: SlotRange { start: 16, count: 2 },
-            device_untyped: SlotRange { start: 18, count: 1 },
+            untyped: SlotRange {
+                start: 16,
+                count: 2,
+            },
+            device_untyped: SlotRange {
+                start: 18,
+                count: 1,
+            },
             first_free: 19,
         },
-        archive: ArchiveInfo { phys_base: 0x4780_0000, size_bytes: 0x8000, user_vaddr: 0x2000_0000 },
+        archive: ArchiveInfo {
+            phys_base: 0x4780_0000,
+            size_bytes: 0x8000,
+            user_vaddr: 0x2000_0000,
+        },
     }
 }
 
