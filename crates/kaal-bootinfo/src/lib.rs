@@ -109,6 +109,11 @@ pub use parser::{BootInfo, CompatibleList, Device, Devices, Irqs, UntypedRegions
 pub use writer::boot_info_to_vec;
 pub use writer::{boot_info_size, write_boot_info};
 
+/// The examples of `README.md`, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 /// The first eight bytes of a boot-info area: `KAALBOOT`, read as a little-endian `u64`.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"KAALBOOT");
 /// Major version of the layout. A different major is incompatible.
