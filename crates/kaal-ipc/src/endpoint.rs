@@ -1,0 +1,1053 @@
+//! The producer and consumer endpoints.
+
+use core::marker::PhantomData;
+use core::time::Duration;
+
+use crate::error::{CorruptIndices, PopError, PushError, RecvError, RingError, SendError};
+use crate::notify::{Notify, Spin};
+use crate::ring::{CONSUMER_CLOSED, PRODUCER_CLOSED, RingHandle, SharedRing};
+use crate::sync::{AtomicU32, Ordering, fence};
+
+/// Spins before sleeping, when the notifier sleeps ([`Notify::NEEDS_WAKE`]).
+pub const DEFAULT_SPIN_LIMIT: u32 = 256;
+
+/// Longest single sleep; a blocked endpoint re-checks the ring (and the
+/// peer's closed flag) at least this often, so a wake lost to a crashed or
+/// hostile peer costs latency, not a hang.
+const WAIT_SLICE: Duration = Duration::from_millis(100);
+
+/// What an endpoint knows about its peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerState {
+    /// No peer endpoint was ever created for this ring.
+    NeverAttached,
+    /// The peer is attached (as far as the shared header says).
+    Connected,
+    /// The peer closed its end (dropped its endpoint).
+    Closed,
+    /// A new peer attached since this endpoint last looked: the peer process
+    /// restarted. Call `acknowledge_peer` to accept it.
+    Restarted {
+        /// The generation this endpoint had seen.
+        seen: u32,
+        /// The generation now in the header.
+        current: u32,
+    },
+}
+
+fn peer_state(seen: &mut u32, current: u32, closed: bool) -> PeerState {
+    if current == 0 {
+        return PeerState::NeverAttached;
+    }
+    if *seen == 0 {
+        *seen = current;
+    }
+    if *seen != current {
+        PeerState::Restarted {
+            seen: *seen,
+            current,
+        }
+    } else if closed {
+        PeerState::Closed
+    } else {
+        PeerState::Connected
+    }
+}
+
+/// Time left before a deadline: `None` once expired, `Some(None)` if the
+/// wait is unbounded.
+pub(crate) trait Deadline {
+    fn remaining(&self) -> Option<Option<Duration>>;
+}
+
+pub(crate) struct Forever;
+impl Deadline for Forever {
+    fn remaining(&self) -> Option<Option<Duration>> {
+        Some(None)
+    }
+}
+
+#[cfg(feature = "std")]
+pub(crate) struct Until(pub(crate) std::time::Instant);
+#[cfg(feature = "std")]
+impl Deadline for Until {
+    fn remaining(&self) -> Option<Option<Duration>> {
+        let left = self.0.checked_duration_since(std::time::Instant::now())?;
+        (!left.is_zero()).then_some(Some(left))
+    }
+}
+
+#[cfg(feature = "std")]
+fn until(timeout: Duration) -> Until {
+    let now = std::time::Instant::now();
+    Until(
+        now.checked_add(timeout)
+            .unwrap_or(now + Duration::from_secs(86_400 * 365)),
+    )
+}
+
+/// Announces a waiter on `word`, re-checks `ready`, and sleeps unless ready.
+fn park<W: Notify>(
+    notify: &W,
+    word: &AtomicU32,
+    shared: bool,
+    timeout: Option<Duration>,
+    ready: impl FnOnce() -> bool,
+) {
+    let timeout = Some(timeout.map_or(WAIT_SLICE, |t| t.min(WAIT_SLICE)));
+    if !W::NEEDS_WAKE {
+        notify.wait(word, word.load(Ordering::Relaxed), timeout, shared);
+        return;
+    }
+    let w = word.fetch_or(1, Ordering::Relaxed) | 1;
+    fence(Ordering::SeqCst);
+    if !ready() {
+        notify.wait(word, w, timeout, shared);
+    }
+    // Withdraw the flag unless the peer already consumed it with a wake.
+    let _ = word.compare_exchange(w, w & !1, Ordering::Relaxed, Ordering::Relaxed);
+}
+
+/// After publishing an index or closing: wakes the peer if it announced it
+/// is about to sleep.
+#[inline(always)]
+fn wake_peer<W: Notify>(notify: &W, word: &AtomicU32, shared: bool) {
+    if W::NEEDS_WAKE {
+        fence(Ordering::SeqCst);
+        let w = word.load(Ordering::Relaxed);
+        if w & 1 != 0 {
+            wake_slow(notify, word, w, shared);
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn wake_slow<W: Notify>(notify: &W, word: &AtomicU32, w: u32, shared: bool) {
+    if word
+        .compare_exchange(w, w.wrapping_add(1), Ordering::Relaxed, Ordering::Relaxed)
+        .is_ok()
+    {
+        notify.wake(word, shared);
+    }
+}
+
+/// The writing end of a [`SharedRing`].
+///
+/// `R` is how it reaches the ring (`&SharedRing`, `Arc<SharedRing>` or an
+/// [`Attached`](crate::Attached) region) and `W` the [`Notify`] strategy of
+/// the blocking calls. The producer keeps its own index privately and a cached
+/// copy of the consumer's, which it reloads (and validates) only when the
+/// cache says the ring is full.
+pub struct Producer<T, const N: usize, R: RingHandle<T, N>, W: Notify = Spin> {
+    ring: R,
+    tail: u32,
+    cached_head: u32,
+    peer_gen: u32,
+    spin_limit: u32,
+    notify: W,
+    _item: PhantomData<fn(T) -> T>,
+}
+
+/// The reading end of a [`SharedRing`]; see [`Producer`].
+pub struct Consumer<T, const N: usize, R: RingHandle<T, N>, W: Notify = Spin> {
+    ring: R,
+    head: u32,
+    cached_tail: u32,
+    peer_gen: u32,
+    spin_limit: u32,
+    notify: W,
+    _item: PhantomData<fn(T) -> T>,
+}
+
+impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> core::fmt::Debug for Producer<T, N, R, W> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Producer")
+            .field("capacity", &N)
+            .field("tail", &self.tail)
+            .field("cached_head", &self.cached_head)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> core::fmt::Debug for Consumer<T, N, R, W> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("capacity", &N)
+            .field("head", &self.head)
+            .field("cached_tail", &self.cached_tail)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Producer<T, N, R, W> {
+    const CAP: u32 = SharedRing::<T, N>::CAP;
+
+    pub(crate) fn attach(ring: R, notify: W) -> Result<Self, CorruptIndices> {
+        let r = ring.ring();
+        let tail = r.tail.0.load(Ordering::Acquire);
+        let head = r.head.0.load(Ordering::Acquire);
+        SharedRing::<T, N>::check_indices(head, tail)?;
+        r.producer_gen().fetch_add(1, Ordering::AcqRel);
+        r.state().fetch_and(!PRODUCER_CLOSED, Ordering::AcqRel);
+        let peer_gen = r.consumer_gen().load(Ordering::Acquire);
+        Ok(Self {
+            ring,
+            tail,
+            cached_head: head,
+            peer_gen,
+            spin_limit: if W::NEEDS_WAKE { DEFAULT_SPIN_LIMIT } else { 0 },
+            notify,
+            _item: PhantomData,
+        })
+    }
+
+    /// The number of slots, `N`.
+    pub const fn capacity(&self) -> usize {
+        N
+    }
+
+    /// Sets how many times the blocking calls retry before sleeping.
+    pub fn set_spin_limit(&mut self, spins: u32) {
+        self.spin_limit = spins;
+    }
+
+    #[inline(always)]
+    fn r(&self) -> &SharedRing<T, N> {
+        self.ring.ring()
+    }
+
+    /// Reloads the consumer's index, validating it.
+    #[cold]
+    #[inline(never)]
+    fn refresh_head(&mut self) -> Result<(), CorruptIndices> {
+        let head = self.r().head.0.load(Ordering::Acquire);
+        SharedRing::<T, N>::check_indices(head, self.tail)?;
+        self.cached_head = head;
+        Ok(())
+    }
+
+    /// Free slots, reloading the consumer's index if the cache shows fewer
+    /// than `want`.
+    #[inline(always)]
+    fn free(&mut self, want: u32) -> Result<u32, CorruptIndices> {
+        let free = Self::CAP - self.tail.wrapping_sub(self.cached_head);
+        if free >= want {
+            return Ok(free);
+        }
+        self.refresh_head()?;
+        Ok(Self::CAP - self.tail.wrapping_sub(self.cached_head))
+    }
+
+    fn consumer_closed(&self) -> bool {
+        self.r().state().load(Ordering::Acquire) & CONSUMER_CLOSED != 0
+    }
+
+    #[inline(always)]
+    fn publish(&mut self, tail: u32) {
+        self.tail = tail;
+        let r = self.ring.ring();
+        r.tail.0.store(tail, Ordering::Release);
+        wake_peer(&self.notify, &r.consumer_wait.0, R::PROCESS_SHARED);
+    }
+
+    /// Pushes one item if there is room.
+    ///
+    /// ```
+    /// use kaal_ipc::{PushError, SharedRing};
+    /// let mut ring = SharedRing::<u8, 2>::new();
+    /// let (mut tx, _rx) = ring.split();
+    /// tx.try_push(1).unwrap();
+    /// tx.try_push(2).unwrap();
+    /// assert_eq!(tx.try_push(3), Err(PushError::Full(3)));
+    /// ```
+    #[inline]
+    pub fn try_push(&mut self, value: T) -> Result<(), PushError<T>> {
+        let tail = self.tail;
+        if tail.wrapping_sub(self.cached_head) == Self::CAP {
+            if let Err(e) = self.refresh_head() {
+                return Err(PushError::Corrupt(value, e));
+            }
+            if tail.wrapping_sub(self.cached_head) == Self::CAP {
+                return Err(if self.consumer_closed() {
+                    PushError::Closed(value)
+                } else {
+                    PushError::Full(value)
+                });
+            }
+        }
+        // SAFETY: `tail - head < N` (checked above, `head` validated), so slot
+        // `tail` is outside [head, tail): the consumer does not touch it until
+        // the Release store in `publish`, and no other producer exists.
+        unsafe { self.r().slot(tail).write(value) };
+        self.publish(tail.wrapping_add(1));
+        Ok(())
+    }
+
+    pub(crate) fn push_until(
+        &mut self,
+        mut value: T,
+        deadline: &impl Deadline,
+    ) -> Result<(), SendError<T>> {
+        let mut spins = 0u32;
+        loop {
+            match self.try_push(value) {
+                Ok(()) => return Ok(()),
+                Err(PushError::Full(v)) => value = v,
+                Err(PushError::Closed(v)) => return Err(SendError::Closed(v)),
+                Err(PushError::Corrupt(v, e)) => return Err(SendError::Corrupt(v, e)),
+            }
+            if spins < self.spin_limit {
+                spins += 1;
+                core::hint::spin_loop();
+                continue;
+            }
+            let Some(left) = deadline.remaining() else {
+                return Err(SendError::Timeout(value));
+            };
+            let r = self.ring.ring();
+            let tail = self.tail;
+            park(
+                &self.notify,
+                &r.producer_wait.0,
+                R::PROCESS_SHARED,
+                left,
+                || {
+                    let head = r.head.0.load(Ordering::Acquire);
+                    tail.wrapping_sub(head) != Self::CAP
+                        || r.state().load(Ordering::Acquire) & CONSUMER_CLOSED != 0
+                },
+            );
+        }
+    }
+
+    /// Pushes one item, waiting for room with the [`Notify`] strategy `W`.
+    /// Fails only if the consumer closes (or corrupts the ring) while the
+    /// ring is full; never returns [`SendError::Timeout`].
+    pub fn push(&mut self, value: T) -> Result<(), SendError<T>> {
+        self.push_until(value, &Forever)
+    }
+
+    /// Like [`push`](Self::push), giving up after `timeout`.
+    #[cfg(feature = "std")]
+    pub fn push_timeout(&mut self, value: T, timeout: Duration) -> Result<(), SendError<T>> {
+        self.push_until(value, &until(timeout))
+    }
+
+    /// Copies as many items from `items` as fit, returning how many. Returns
+    /// `Ok(0)` when full, and [`RingError::Closed`] when full and the consumer
+    /// has closed.
+    ///
+    /// ```
+    /// let mut ring = kaal_ipc::SharedRing::<u32, 4>::new();
+    /// let (mut tx, mut rx) = ring.split();
+    /// assert_eq!(tx.push_slice(&[1, 2, 3, 4, 5, 6]), Ok(4));
+    /// let mut out = [0; 8];
+    /// assert_eq!(rx.pop_slice(&mut out), Ok(4));
+    /// assert_eq!(out[..4], [1, 2, 3, 4]);
+    /// ```
+    #[inline]
+    pub fn push_slice(&mut self, items: &[T]) -> Result<usize, RingError>
+    where
+        T: Copy,
+    {
+        let want = u32::try_from(items.len())
+            .unwrap_or(u32::MAX)
+            .min(Self::CAP);
+        let free = self.free(want)?;
+        let n = free.min(want);
+        if n == 0 {
+            if items.is_empty() || !self.consumer_closed() {
+                return Ok(0);
+            }
+            return Err(RingError::Closed);
+        }
+        let tail = self.tail;
+        // SAFETY: [tail, tail + n) lies in the free region (n <= free, head
+        // validated), owned by the producer until published.
+        unsafe { copy_in(self.r(), tail, &items[..n as usize]) };
+        self.publish(tail.wrapping_add(n));
+        Ok(n as usize)
+    }
+
+    /// Reserves up to `max` free slots for writing in place. The chunk may be
+    /// shorter than `max`, and empty when the ring is full; it is
+    /// [`RingError::Closed`] when the ring is full and the consumer has
+    /// closed. Items written to the chunk are published by
+    /// [`WriteChunk::commit`].
+    ///
+    /// ```
+    /// let mut ring = kaal_ipc::SharedRing::<u64, 8>::new();
+    /// let (mut tx, mut rx) = ring.split();
+    /// let mut chunk = tx.write_chunk(3).unwrap();
+    /// assert_eq!(chunk.len(), 3);
+    /// chunk.push(10).unwrap();
+    /// chunk.push(11).unwrap();
+    /// chunk.commit(); // publishes the two written items
+    /// assert_eq!(rx.len(), 2);
+    /// ```
+    pub fn write_chunk(&mut self, max: usize) -> Result<WriteChunk<'_, T, N, R, W>, RingError> {
+        let want = u32::try_from(max).unwrap_or(u32::MAX).min(Self::CAP);
+        let n = self.free(want)?.min(want);
+        if n == 0 && want > 0 && self.consumer_closed() {
+            return Err(RingError::Closed);
+        }
+        Ok(WriteChunk {
+            start: self.tail,
+            len: n,
+            written: 0,
+            producer: self,
+        })
+    }
+
+    /// A snapshot of the number of items in the ring (at most `N`, even if
+    /// the consumer's index is corrupt).
+    pub fn len(&self) -> usize {
+        let head = self.r().head.0.load(Ordering::Acquire);
+        (self.tail.wrapping_sub(head) as usize).min(N)
+    }
+
+    /// Whether a snapshot shows the ring empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether a snapshot shows the ring full.
+    pub fn is_full(&self) -> bool {
+        self.len() == N
+    }
+
+    /// Free slots in a snapshot.
+    pub fn slots(&self) -> usize {
+        N - self.len()
+    }
+
+    /// The consumer's state, detecting a restarted consumer by its
+    /// generation.
+    pub fn peer_state(&mut self) -> PeerState {
+        let r = self.ring.ring();
+        let current = r.consumer_gen().load(Ordering::Acquire);
+        let closed = r.state().load(Ordering::Acquire) & CONSUMER_CLOSED != 0;
+        peer_state(&mut self.peer_gen, current, closed)
+    }
+
+    /// Accepts the current consumer generation after a
+    /// [`PeerState::Restarted`].
+    pub fn acknowledge_peer(&mut self) {
+        self.peer_gen = self.r().consumer_gen().load(Ordering::Acquire);
+    }
+
+    /// This producer's generation.
+    pub fn generation(&self) -> u32 {
+        self.r().producer_gen().load(Ordering::Acquire)
+    }
+}
+
+impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Drop for Producer<T, N, R, W> {
+    fn drop(&mut self) {
+        let r = self.ring.ring();
+        r.state().fetch_or(PRODUCER_CLOSED, Ordering::AcqRel);
+        wake_peer(&self.notify, &r.consumer_wait.0, R::PROCESS_SHARED);
+    }
+}
+
+/// Copies `items` into slots starting at `start`, wrapping around.
+///
+/// # Safety
+///
+/// The caller must own slots `[start, start + items.len())`.
+#[inline(always)]
+unsafe fn copy_in<T: Copy, const N: usize>(ring: &SharedRing<T, N>, start: u32, items: &[T]) {
+    #[cfg(not(loom))]
+    {
+        let idx = (start & SharedRing::<T, N>::MASK) as usize;
+        let first = items.len().min(N - idx);
+        // SAFETY: slots are contiguous `T`-sized cells (`repr(transparent)`),
+        // `idx + first <= N` and `items.len() - first <= idx`, so both copies
+        // stay in the array; the caller owns the destination slots, and the
+        // source is a separate borrow.
+        unsafe {
+            core::ptr::copy_nonoverlapping(items.as_ptr(), ring.slot(start).as_ptr(), first);
+            core::ptr::copy_nonoverlapping(
+                items.as_ptr().add(first),
+                ring.slot(0).as_ptr(),
+                items.len() - first,
+            );
+        }
+    }
+    #[cfg(loom)]
+    for (i, item) in items.iter().enumerate() {
+        // SAFETY: the caller owns the slots.
+        unsafe { ring.slot(start.wrapping_add(i as u32)).write(*item) };
+    }
+}
+
+/// Copies items out of slots starting at `start` into `out`, wrapping.
+///
+/// # Safety
+///
+/// The caller must own slots `[start, start + out.len())` and they must hold
+/// initialised items.
+#[inline(always)]
+unsafe fn copy_out<T: Copy, const N: usize>(ring: &SharedRing<T, N>, start: u32, out: &mut [T]) {
+    #[cfg(not(loom))]
+    {
+        let idx = (start & SharedRing::<T, N>::MASK) as usize;
+        let first = out.len().min(N - idx);
+        // SAFETY: as in `copy_in`, with source and destination swapped; the
+        // slots are initialised (caller contract).
+        unsafe {
+            core::ptr::copy_nonoverlapping(ring.slot(start).as_ptr(), out.as_mut_ptr(), first);
+            core::ptr::copy_nonoverlapping(
+                ring.slot(0).as_ptr(),
+                out.as_mut_ptr().add(first),
+                out.len() - first,
+            );
+        }
+    }
+    #[cfg(loom)]
+    for (i, item) in out.iter_mut().enumerate() {
+        // SAFETY: the caller owns the initialised slots.
+        *item = unsafe { ring.slot(start.wrapping_add(i as u32)).read() };
+    }
+}
+
+impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Consumer<T, N, R, W> {
+    const CAP: u32 = SharedRing::<T, N>::CAP;
+
+    pub(crate) fn attach(ring: R, notify: W) -> Result<Self, CorruptIndices> {
+        let r = ring.ring();
+        let tail = r.tail.0.load(Ordering::Acquire);
+        let head = r.head.0.load(Ordering::Acquire);
+        SharedRing::<T, N>::check_indices(head, tail)?;
+        r.consumer_gen().fetch_add(1, Ordering::AcqRel);
+        r.state().fetch_and(!CONSUMER_CLOSED, Ordering::AcqRel);
+        let peer_gen = r.producer_gen().load(Ordering::Acquire);
+        Ok(Self {
+            ring,
+            head,
+            cached_tail: tail,
+            peer_gen,
+            spin_limit: if W::NEEDS_WAKE { DEFAULT_SPIN_LIMIT } else { 0 },
+            notify,
+            _item: PhantomData,
+        })
+    }
+
+    /// The number of slots, `N`.
+    pub const fn capacity(&self) -> usize {
+        N
+    }
+
+    /// Sets how many times the blocking calls retry before sleeping.
+    pub fn set_spin_limit(&mut self, spins: u32) {
+        self.spin_limit = spins;
+    }
+
+    #[inline(always)]
+    fn r(&self) -> &SharedRing<T, N> {
+        self.ring.ring()
+    }
+
+    /// Reloads the producer's index, validating it.
+    #[cold]
+    #[inline(never)]
+    fn refresh_tail(&mut self) -> Result<(), CorruptIndices> {
+        let tail = self.r().tail.0.load(Ordering::Acquire);
+        SharedRing::<T, N>::check_indices(self.head, tail)?;
+        self.cached_tail = tail;
+        Ok(())
+    }
+
+    fn producer_closed(&self) -> bool {
+        self.r().state().load(Ordering::Acquire) & PRODUCER_CLOSED != 0
+    }
+
+    /// Available items, reloading the producer's index if the cache shows
+    /// fewer than `want`. Zero available is [`PopError::Empty`] or
+    /// [`PopError::Closed`] (when `want > 0`).
+    #[inline(always)]
+    fn available(&mut self, want: u32) -> Result<u32, PopError> {
+        let avail = self.cached_tail.wrapping_sub(self.head);
+        if avail >= want && avail > 0 {
+            return Ok(avail);
+        }
+        self.refresh_tail()?;
+        let avail = self.cached_tail.wrapping_sub(self.head);
+        if avail > 0 || want == 0 {
+            return Ok(avail);
+        }
+        self.empty_error()
+    }
+
+    #[cold]
+    fn empty_error(&mut self) -> Result<u32, PopError> {
+        if !self.producer_closed() {
+            return Err(PopError::Empty);
+        }
+        // Items published before the close are visible now.
+        self.refresh_tail()?;
+        match self.cached_tail.wrapping_sub(self.head) {
+            0 => Err(PopError::Closed),
+            n => Ok(n),
+        }
+    }
+
+    #[inline(always)]
+    fn release_to(&mut self, head: u32) {
+        self.head = head;
+        let r = self.ring.ring();
+        r.head.0.store(head, Ordering::Release);
+        wake_peer(&self.notify, &r.producer_wait.0, R::PROCESS_SHARED);
+    }
+
+    /// Pops one item if there is one. After the producer closes, the items it
+    /// pushed are still delivered, then [`PopError::Closed`].
+    ///
+    /// ```
+    /// use kaal_ipc::{PopError, SharedRing};
+    /// let mut ring = SharedRing::<u8, 4>::new();
+    /// let (mut tx, mut rx) = ring.split();
+    /// assert_eq!(rx.try_pop(), Err(PopError::Empty));
+    /// tx.try_push(5).unwrap();
+    /// drop(tx);
+    /// assert_eq!(rx.try_pop(), Ok(5));
+    /// assert_eq!(rx.try_pop(), Err(PopError::Closed));
+    /// ```
+    #[inline]
+    pub fn try_pop(&mut self) -> Result<T, PopError> {
+        let head = self.head;
+        if head == self.cached_tail {
+            self.available(1)?;
+        }
+        // SAFETY: `head != tail` with `tail - head <= N` validated, so slot
+        // `head` holds an item published by the producer (Acquire load of
+        // tail) that nobody else reads; the producer will not write it until
+        // the Release store of the new head.
+        let value = unsafe { self.r().slot(head).read() };
+        self.release_to(head.wrapping_add(1));
+        Ok(value)
+    }
+
+    pub(crate) fn pop_until(&mut self, deadline: &impl Deadline) -> Result<T, RecvError> {
+        let mut spins = 0u32;
+        loop {
+            match self.try_pop() {
+                Ok(v) => return Ok(v),
+                Err(PopError::Empty) => {}
+                Err(PopError::Closed) => return Err(RecvError::Closed),
+                Err(PopError::Corrupt(e)) => return Err(RecvError::Corrupt(e)),
+            }
+            if spins < self.spin_limit {
+                spins += 1;
+                core::hint::spin_loop();
+                continue;
+            }
+            let left = deadline.remaining().ok_or(RecvError::Timeout)?;
+            let r = self.ring.ring();
+            let head = self.head;
+            park(
+                &self.notify,
+                &r.consumer_wait.0,
+                R::PROCESS_SHARED,
+                left,
+                || {
+                    r.tail.0.load(Ordering::Acquire) != head
+                        || r.state().load(Ordering::Acquire) & PRODUCER_CLOSED != 0
+                },
+            );
+        }
+    }
+
+    /// Pops one item, waiting with the [`Notify`] strategy `W`. Fails once
+    /// the producer has closed and the ring is drained; never returns
+    /// [`RecvError::Timeout`].
+    pub fn pop(&mut self) -> Result<T, RecvError> {
+        self.pop_until(&Forever)
+    }
+
+    /// Like [`pop`](Self::pop), giving up after `timeout`.
+    #[cfg(feature = "std")]
+    pub fn pop_timeout(&mut self, timeout: Duration) -> Result<T, RecvError> {
+        self.pop_until(&until(timeout))
+    }
+
+    /// A copy of the next item without removing it. Works for every ring,
+    /// including attached ones; see [`peek`](Self::peek) for a reference.
+    pub fn peek_copy(&mut self) -> Result<T, PopError>
+    where
+        T: Copy,
+    {
+        self.available(1)?;
+        // SAFETY: slot `head` holds a published item owned by the consumer;
+        // `T: Copy`, so reading it leaves it valid.
+        Ok(unsafe { self.r().slot(self.head).read() })
+    }
+
+    /// Copies up to `out.len()` items into `out`, returning how many. Returns
+    /// `Ok(0)` when empty, and [`RingError::Closed`] when empty and the
+    /// producer has closed.
+    #[inline]
+    pub fn pop_slice(&mut self, out: &mut [T]) -> Result<usize, RingError>
+    where
+        T: Copy,
+    {
+        let want = u32::try_from(out.len()).unwrap_or(u32::MAX).min(Self::CAP);
+        let n = match self.available(want) {
+            Ok(n) => n.min(want),
+            Err(PopError::Empty) => return Ok(0),
+            Err(PopError::Closed) => return Err(RingError::Closed),
+            Err(PopError::Corrupt(e)) => return Err(RingError::Corrupt(e)),
+        };
+        let head = self.head;
+        // SAFETY: [head, head + n) holds published items (n <= tail - head,
+        // tail validated) owned by the consumer.
+        unsafe { copy_out(self.r(), head, &mut out[..n as usize]) };
+        self.release_to(head.wrapping_add(n));
+        Ok(n as usize)
+    }
+
+    /// Borrows up to `max` available items for reading in place. The chunk
+    /// may be shorter than `max`, and empty when the ring is empty; it is
+    /// [`RingError::Closed`] when the ring is empty and the producer has
+    /// closed. [`ReadChunk::release`] frees the slots.
+    ///
+    /// ```
+    /// let mut ring = kaal_ipc::SharedRing::<u64, 8>::new();
+    /// let (mut tx, mut rx) = ring.split();
+    /// tx.push_slice(&[1, 2, 3]).unwrap();
+    /// let chunk = rx.read_chunk(8).unwrap();
+    /// let (a, b) = chunk.as_slices();
+    /// assert_eq!(a.iter().chain(b).sum::<u64>(), 6);
+    /// chunk.release(2);
+    /// assert_eq!(rx.try_pop(), Ok(3));
+    /// ```
+    pub fn read_chunk(&mut self, max: usize) -> Result<ReadChunk<'_, T, N, R, W>, RingError> {
+        let want = u32::try_from(max).unwrap_or(u32::MAX).min(Self::CAP);
+        let n = match self.available(want) {
+            Ok(n) => n.min(want),
+            Err(PopError::Empty) => 0,
+            Err(PopError::Closed) => return Err(RingError::Closed),
+            Err(PopError::Corrupt(e)) => return Err(RingError::Corrupt(e)),
+        };
+        Ok(ReadChunk {
+            start: self.head,
+            len: n,
+            consumer: self,
+        })
+    }
+
+    /// A snapshot of the number of items (at most `N`, even if the producer's
+    /// index is corrupt).
+    pub fn len(&self) -> usize {
+        let tail = self.r().tail.0.load(Ordering::Acquire);
+        (tail.wrapping_sub(self.head) as usize).min(N)
+    }
+
+    /// Whether a snapshot shows the ring empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether a snapshot shows the ring full.
+    pub fn is_full(&self) -> bool {
+        self.len() == N
+    }
+
+    /// The producer's state, detecting a restarted producer by its
+    /// generation.
+    pub fn peer_state(&mut self) -> PeerState {
+        let r = self.ring.ring();
+        let current = r.producer_gen().load(Ordering::Acquire);
+        let closed = r.state().load(Ordering::Acquire) & PRODUCER_CLOSED != 0;
+        peer_state(&mut self.peer_gen, current, closed)
+    }
+
+    /// Accepts the current producer generation after a
+    /// [`PeerState::Restarted`].
+    pub fn acknowledge_peer(&mut self) {
+        self.peer_gen = self.r().producer_gen().load(Ordering::Acquire);
+    }
+
+    /// This consumer's generation.
+    pub fn generation(&self) -> u32 {
+        self.r().consumer_gen().load(Ordering::Acquire)
+    }
+}
+
+#[cfg(not(loom))]
+impl<T, const N: usize, R: crate::TrustedHandle<T, N>, W: Notify> Consumer<T, N, R, W> {
+    /// A reference to the next item without removing it. Only for in-process
+    /// rings, whose producer cannot write the slot while it is borrowed; use
+    /// [`peek_copy`](Self::peek_copy) on attached rings.
+    pub fn peek(&mut self) -> Result<&T, PopError> {
+        self.available(1)?;
+        // SAFETY: slot `head` holds a published, initialised item that only
+        // this consumer may access until it advances `head`, which needs
+        // `&mut self` and so ends this borrow first. The producer is this
+        // crate's code in this process (trusted handle) and never writes
+        // [head, tail).
+        Ok(unsafe { &*self.r().slot(self.head).as_ptr() })
+    }
+}
+
+impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Drop for Consumer<T, N, R, W> {
+    fn drop(&mut self) {
+        let r = self.ring.ring();
+        r.state().fetch_or(CONSUMER_CLOSED, Ordering::AcqRel);
+        wake_peer(&self.notify, &r.producer_wait.0, R::PROCESS_SHARED);
+    }
+}
+
+/// Free slots reserved by [`Producer::write_chunk`], written in place.
+///
+/// Items written with [`push`](Self::push) or
+/// [`extend_from_slice`](Self::extend_from_slice) become visible to the
+/// consumer on [`commit`](Self::commit); dropping the chunk without
+/// committing drops them.
+pub struct WriteChunk<'p, T, const N: usize, R: RingHandle<T, N>, W: Notify> {
+    producer: &'p mut Producer<T, N, R, W>,
+    start: u32,
+    len: u32,
+    written: u32,
+}
+
+impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> WriteChunk<'_, T, N, R, W> {
+    /// The number of reserved slots.
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// Whether no slot was reserved (the ring was full).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The number of items written so far.
+    pub fn written(&self) -> usize {
+        self.written as usize
+    }
+
+    /// Writes the next item directly into its slot, or hands it back if the
+    /// chunk is full.
+    #[inline]
+    pub fn push(&mut self, value: T) -> Result<(), T> {
+        if self.written == self.len {
+            return Err(value);
+        }
+        // SAFETY: slot `start + written` is reserved (inside the free region
+        // validated by `write_chunk`) and not yet written.
+        unsafe {
+            self.producer
+                .r()
+                .slot(self.start.wrapping_add(self.written))
+                .write(value)
+        };
+        self.written += 1;
+        Ok(())
+    }
+
+    /// Writes as many of `items` as fit, returning how many.
+    #[inline]
+    pub fn extend_from_slice(&mut self, items: &[T]) -> usize
+    where
+        T: Copy,
+    {
+        let n = ((self.len - self.written) as usize).min(items.len());
+        // SAFETY: the `n` slots after the written ones are reserved and
+        // unwritten.
+        unsafe {
+            copy_in(
+                self.producer.r(),
+                self.start.wrapping_add(self.written),
+                &items[..n],
+            )
+        };
+        self.written += n as u32;
+        n
+    }
+
+    /// Writes items from `iter` until the chunk or the iterator is
+    /// exhausted, returning how many were written.
+    #[inline]
+    pub fn fill_from_iter(&mut self, iter: impl IntoIterator<Item = T>) -> usize {
+        let before = self.written;
+        for item in iter {
+            if self.push(item).is_err() {
+                break;
+            }
+        }
+        (self.written - before) as usize
+    }
+
+    /// Publishes the written items to the consumer (waking it if it waits).
+    #[inline]
+    pub fn commit(mut self) {
+        let end = self.start.wrapping_add(self.written);
+        self.written = 0;
+        if end != self.producer.tail {
+            self.producer.publish(end);
+        }
+    }
+}
+
+impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Drop for WriteChunk<'_, T, N, R, W> {
+    fn drop(&mut self) {
+        if core::mem::needs_drop::<T>() {
+            for i in 0..self.written {
+                // SAFETY: these slots were written by this chunk and not
+                // published, so they are initialised and still ours.
+                unsafe {
+                    self.producer
+                        .r()
+                        .slot(self.start.wrapping_add(i))
+                        .drop_in_place()
+                };
+            }
+        }
+    }
+}
+
+impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> core::fmt::Debug
+    for WriteChunk<'_, T, N, R, W>
+{
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("WriteChunk")
+            .field("len", &self.len)
+            .field("written", &self.written)
+            .finish()
+    }
+}
+
+/// Items borrowed by [`Consumer::read_chunk`], read in place.
+/// [`release`](Self::release) removes them from the ring; dropping the chunk
+/// without releasing leaves them there.
+pub struct ReadChunk<'c, T, const N: usize, R: RingHandle<T, N>, W: Notify> {
+    consumer: &'c mut Consumer<T, N, R, W>,
+    start: u32,
+    len: u32,
+}
+
+impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> ReadChunk<'_, T, N, R, W> {
+    /// The number of items in the chunk.
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// Whether the chunk holds no item (the ring was empty).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// A copy of item `i`. Works for every ring, including attached ones.
+    #[inline]
+    pub fn get(&self, i: usize) -> Option<T>
+    where
+        T: Copy,
+    {
+        if i >= self.len as usize {
+            return None;
+        }
+        // SAFETY: slot `start + i` holds a published item owned by the
+        // consumer; `T: Copy`.
+        Some(unsafe {
+            self.consumer
+                .r()
+                .slot(self.start.wrapping_add(i as u32))
+                .read()
+        })
+    }
+
+    /// Copies the first `out.len()` items (or all, if fewer) into `out`,
+    /// returning how many.
+    #[inline]
+    pub fn copy_to_slice(&self, out: &mut [T]) -> usize
+    where
+        T: Copy,
+    {
+        let n = (self.len as usize).min(out.len());
+        // SAFETY: the chunk's slots hold published items owned by the
+        // consumer.
+        unsafe { copy_out(self.consumer.r(), self.start, &mut out[..n]) };
+        n
+    }
+
+    /// Removes the first `n` items (all, if fewer) from the ring, dropping
+    /// them, and wakes a waiting producer.
+    #[inline]
+    pub fn release(self, n: usize) {
+        let n = (n.min(self.len as usize)) as u32;
+        if core::mem::needs_drop::<T>() {
+            for i in 0..n {
+                // SAFETY: these slots hold published items owned by the
+                // consumer; they are dropped once, then released.
+                unsafe {
+                    self.consumer
+                        .r()
+                        .slot(self.start.wrapping_add(i))
+                        .drop_in_place()
+                };
+            }
+        }
+        if n > 0 {
+            self.consumer.release_to(self.start.wrapping_add(n));
+        }
+    }
+
+    /// Removes every item of the chunk from the ring.
+    #[inline]
+    pub fn release_all(self) {
+        let n = self.len as usize;
+        self.release(n);
+    }
+}
+
+#[cfg(not(loom))]
+impl<T, const N: usize, R: crate::TrustedHandle<T, N>, W: Notify> ReadChunk<'_, T, N, R, W> {
+    /// The items as two slices (the second non-empty when the chunk wraps
+    /// around the end of the ring). Only for in-process rings; see
+    /// [`copy_to_slice`](Self::copy_to_slice) for attached ones.
+    pub fn as_slices(&self) -> (&[T], &[T]) {
+        let idx = (self.start & SharedRing::<T, N>::MASK) as usize;
+        let first = (self.len as usize).min(N - idx);
+        let r = self.consumer.r();
+        // SAFETY: the chunk's slots are contiguous `T`-sized cells holding
+        // published, initialised items; the producer is trusted in-process
+        // code that never writes [head, tail), and the slices borrow `self`,
+        // which holds the consumer mutably, so they end before `head` moves.
+        unsafe {
+            (
+                core::slice::from_raw_parts(r.slot(self.start).as_ptr(), first),
+                core::slice::from_raw_parts(r.slot(0).as_ptr(), self.len as usize - first),
+            )
+        }
+    }
+
+    /// Iterates over the items in order.
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        let (a, b) = self.as_slices();
+        a.iter().chain(b)
+    }
+}
+
+impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> core::fmt::Debug
+    for ReadChunk<'_, T, N, R, W>
+{
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ReadChunk").field("len", &self.len).finish()
+    }
+}
+
+impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Producer<T, N, R, W> {
+    /// Wraps this producer as a [`Sender`](crate::Sender).
+    pub fn into_sender(self) -> crate::Sender<T, N, R, W> {
+        crate::Sender::new(self)
+    }
+}
+
+impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Consumer<T, N, R, W> {
+    /// Wraps this consumer as a [`Receiver`](crate::Receiver).
+    pub fn into_receiver(self) -> crate::Receiver<T, N, R, W> {
+        crate::Receiver::new(self)
+    }
+}

@@ -1,0 +1,647 @@
+//! The ring itself: header layout, slot storage, splitting and attaching.
+
+use core::marker::PhantomData;
+use core::mem::{align_of, offset_of, size_of};
+
+use crate::error::{AlreadySplit, AttachError, CorruptIndices};
+use crate::notify::Notify;
+use crate::sync::{AtomicU32, Ordering, Slot, const_unless_loom};
+use crate::{Consumer, Producer};
+
+/// Values and offsets of the shared-memory header, for peers written in other
+/// languages. All fields are little- or big-endian as the machine is, and
+/// every field is a 32-bit word accessed atomically.
+pub mod layout {
+    /// `"KIPC"` read as a little-endian `u32`, at offset [`MAGIC_OFFSET`].
+    pub const MAGIC: u32 = u32::from_le_bytes(*b"KIPC");
+    /// ABI version of the header and protocol described here.
+    pub const ABI_VERSION: u32 = 1;
+    /// Cache-line padding used between the header's parts.
+    pub const LINE: usize = 128;
+    /// Offset of the magic word.
+    pub const MAGIC_OFFSET: usize = 0;
+    /// Offset of the ABI version word.
+    pub const ABI_OFFSET: usize = 4;
+    /// Offset of the capacity word.
+    pub const CAPACITY_OFFSET: usize = 8;
+    /// Offset of the element size word.
+    pub const ELEMENT_SIZE_OFFSET: usize = 12;
+    /// Offset of the element alignment word.
+    pub const ELEMENT_ALIGN_OFFSET: usize = 16;
+    /// Offset of the word holding the slot array's offset.
+    pub const SLOT_OFFSET_OFFSET: usize = 20;
+    /// Offset of the state word: bit 0 producer closed, bit 1 consumer closed.
+    pub const STATE_OFFSET: usize = 24;
+    /// Offset of the producer generation word (0: never attached).
+    pub const PRODUCER_GENERATION_OFFSET: usize = 28;
+    /// Offset of the consumer generation word (0: never attached).
+    pub const CONSUMER_GENERATION_OFFSET: usize = 32;
+    /// Offset of the tail index (written by the producer only).
+    pub const TAIL_OFFSET: usize = LINE;
+    /// Offset of the head index (written by the consumer only).
+    pub const HEAD_OFFSET: usize = 2 * LINE;
+    /// Offset of the consumer's wait word: bit 0 set while the consumer is
+    /// about to sleep; the producer adds 1 (clearing it) and wakes the word.
+    pub const CONSUMER_WAIT_OFFSET: usize = 3 * LINE;
+    /// Offset of the producer's wait word, with the same protocol.
+    pub const PRODUCER_WAIT_OFFSET: usize = 4 * LINE;
+    /// Offset of the slot array when the element alignment is at most
+    /// [`LINE`]; otherwise the next multiple of the alignment.
+    pub const HEADER_SIZE: usize = 5 * LINE;
+}
+
+pub(crate) const PRODUCER_CLOSED: u32 = 1;
+pub(crate) const CONSUMER_CLOSED: u32 = 2;
+
+#[repr(C, align(128))]
+struct Meta {
+    magic: AtomicU32,
+    abi: AtomicU32,
+    capacity: AtomicU32,
+    elem_size: AtomicU32,
+    elem_align: AtomicU32,
+    slot_offset: AtomicU32,
+    state: AtomicU32,
+    producer_gen: AtomicU32,
+    consumer_gen: AtomicU32,
+    /// In-process claim taken by [`SharedRing::try_split`]. Never trusted for
+    /// attached rings, whose uniqueness comes from ownership instead.
+    split: AtomicU32,
+}
+
+#[repr(C, align(128))]
+pub(crate) struct Line(pub(crate) AtomicU32);
+
+/// A lock-free single-producer single-consumer ring of `N` slots of `T`.
+///
+/// `N` must be a power of two between 1 and 2³⁰. The ring is `#[repr(C)]`
+/// with a self-describing header (see [`layout`]), so the same type works in a
+/// `static`, in a `Box` or `Arc`, and in memory shared between processes.
+///
+/// * [`split`](Self::split) borrows the ring mutably and needs no allocation;
+/// * [`try_split`](Self::try_split) works through a shared reference, such as
+///   a `static`, once;
+/// * `split_arc` (feature `alloc`) gives endpoints that own an `Arc`;
+/// * [`init_in`](Self::init_in) and [`attach`](Self::attach) place the ring in
+///   a shared-memory region and validate its header.
+///
+/// ```
+/// use kaal_ipc::SharedRing;
+///
+/// static RING: SharedRing<u32, 8> = SharedRing::new();
+///
+/// let (mut tx, mut rx) = RING.try_split().unwrap();
+/// tx.try_push(7).unwrap();
+/// assert_eq!(rx.try_pop(), Ok(7));
+/// assert!(RING.try_split().is_err()); // only once
+/// ```
+#[repr(C)]
+pub struct SharedRing<T, const N: usize> {
+    meta: Meta,
+    pub(crate) tail: Line,
+    pub(crate) head: Line,
+    pub(crate) consumer_wait: Line,
+    pub(crate) producer_wait: Line,
+    slots: [Slot<T>; N],
+}
+
+// SAFETY: the ring hands each slot to exactly one endpoint at a time (the
+// producer owns [tail, head + N), the consumer owns [head, tail)), with
+// Release/Acquire index updates transferring ownership. Items move between
+// threads, so `T: Send` is required; no `&T` is shared between threads except
+// through the consumer's `peek`/`as_slices`, which the producer never
+// overlaps.
+unsafe impl<T: Send, const N: usize> Sync for SharedRing<T, N> {}
+
+#[cfg(not(loom))]
+const fn slots_new<T, const N: usize>() -> [Slot<T>; N] {
+    [const { Slot::new() }; N]
+}
+
+#[cfg(loom)]
+fn slots_new<T, const N: usize>() -> [Slot<T>; N] {
+    core::array::from_fn(|_| Slot::new())
+}
+
+impl<T, const N: usize> SharedRing<T, N> {
+    const VALID: () = {
+        assert!(N.is_power_of_two(), "ring capacity must be a power of two");
+        assert!(N <= 1 << 30, "ring capacity must be at most 2^30");
+        assert!(size_of::<T>() <= u32::MAX as usize);
+    };
+    pub(crate) const MASK: u32 = N as u32 - 1;
+    pub(crate) const CAP: u32 = N as u32;
+    const SLOT_OFFSET: usize = offset_of!(Self, slots);
+
+    const_unless_loom! {
+        fn meta(magic: u32) -> Meta {
+            Meta {
+                magic: AtomicU32::new(magic),
+                abi: AtomicU32::new(layout::ABI_VERSION),
+                capacity: AtomicU32::new(N as u32),
+                elem_size: AtomicU32::new(size_of::<T>() as u32),
+                elem_align: AtomicU32::new(align_of::<T>() as u32),
+                slot_offset: AtomicU32::new(Self::SLOT_OFFSET as u32),
+                state: AtomicU32::new(0),
+                producer_gen: AtomicU32::new(0),
+                consumer_gen: AtomicU32::new(0),
+                split: AtomicU32::new(0),
+            }
+        }
+    }
+
+    const_unless_loom! {
+        /// Creates an empty ring with a valid header.
+        pub fn new() -> Self {
+            #[allow(clippy::let_unit_value)]
+            let () = Self::VALID;
+            Self {
+                meta: Self::meta(layout::MAGIC),
+                tail: Line(AtomicU32::new(0)),
+                head: Line(AtomicU32::new(0)),
+                consumer_wait: Line(AtomicU32::new(0)),
+                producer_wait: Line(AtomicU32::new(0)),
+                slots: slots_new::<T, N>(),
+            }
+        }
+    }
+
+    /// The number of slots, `N`.
+    pub const fn capacity(&self) -> usize {
+        N
+    }
+
+    /// A snapshot of the number of items in the ring, clamped to `N` if the
+    /// indices are corrupt.
+    pub fn len(&self) -> usize {
+        let head = self.head.0.load(Ordering::Acquire);
+        let tail = self.tail.0.load(Ordering::Acquire);
+        (tail.wrapping_sub(head) as usize).min(N)
+    }
+
+    /// Whether a snapshot of the ring shows no items.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether a snapshot of the ring shows every slot occupied.
+    pub fn is_full(&self) -> bool {
+        self.len() == N
+    }
+
+    /// The generation of the producer: 0 if none ever attached, incremented
+    /// each time a producer endpoint is created.
+    pub fn producer_generation(&self) -> u32 {
+        self.meta.producer_gen.load(Ordering::Acquire)
+    }
+
+    /// The generation of the consumer, like
+    /// [`producer_generation`](Self::producer_generation).
+    pub fn consumer_generation(&self) -> u32 {
+        self.meta.consumer_gen.load(Ordering::Acquire)
+    }
+
+    #[inline(always)]
+    pub(crate) fn slot(&self, index: u32) -> &Slot<T> {
+        // The mask keeps every index, valid or not, inside the array; the
+        // compiler elides the bounds check.
+        &self.slots[(index & Self::MASK) as usize]
+    }
+
+    pub(crate) fn state(&self) -> &AtomicU32 {
+        &self.meta.state
+    }
+
+    pub(crate) fn producer_gen(&self) -> &AtomicU32 {
+        &self.meta.producer_gen
+    }
+
+    pub(crate) fn consumer_gen(&self) -> &AtomicU32 {
+        &self.meta.consumer_gen
+    }
+
+    pub(crate) fn check_indices(head: u32, tail: u32) -> Result<(), CorruptIndices> {
+        if tail.wrapping_sub(head) > Self::CAP {
+            Err(CorruptIndices {
+                head,
+                tail,
+                capacity: Self::CAP,
+            })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Splits the ring into its two endpoints, borrowing it mutably: no
+    /// allocation, no claim, usable any number of times (each split starts a
+    /// new generation on both sides). Items left from a previous split stay in
+    /// the ring.
+    ///
+    /// ```
+    /// let mut ring = kaal_ipc::SharedRing::<String, 4>::new();
+    /// let (mut tx, mut rx) = ring.split();
+    /// tx.try_push("hello".to_string()).unwrap();
+    /// assert_eq!(rx.try_pop().as_deref(), Ok("hello"));
+    /// ```
+    pub fn split(&mut self) -> Endpoints<T, N, &Self> {
+        self.split_with(crate::notify::Spin)
+    }
+
+    /// Like [`split`](Self::split) with a chosen [`Notify`] strategy for the
+    /// blocking operations.
+    pub fn split_with<W: Notify + Clone>(&mut self, notify: W) -> Endpoints<T, N, &Self, W> {
+        let this: &Self = self;
+        split_handles(this, this, notify)
+            .expect("indices of an exclusively borrowed ring are maintained by this crate")
+    }
+
+    /// Splits the ring through a shared reference, such as a `static`. Only
+    /// the first call succeeds; later calls return [`AlreadySplit`].
+    pub fn try_split(&self) -> Result<Endpoints<T, N, &Self>, AlreadySplit> {
+        self.try_split_with(crate::notify::Spin)
+    }
+
+    /// Like [`try_split`](Self::try_split) with a chosen [`Notify`] strategy.
+    pub fn try_split_with<W: Notify + Clone>(
+        &self,
+        notify: W,
+    ) -> Result<Endpoints<T, N, &Self, W>, AlreadySplit> {
+        self.meta
+            .split
+            .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
+            .map_err(|_| AlreadySplit)?;
+        Ok(split_handles(self, self, notify)
+            .expect("indices of an in-process ring are maintained by this crate"))
+    }
+
+    /// Drops the items in the ring and resets it to empty.
+    pub fn clear(&mut self) {
+        self.drop_items();
+        self.head.0 = AtomicU32::new(0);
+        self.tail.0 = AtomicU32::new(0);
+    }
+
+    fn drop_items(&mut self) {
+        if !core::mem::needs_drop::<T>() {
+            return;
+        }
+        let head = self.head.0.load(Ordering::Acquire);
+        let tail = self.tail.0.load(Ordering::Acquire);
+        if Self::check_indices(head, tail).is_err() {
+            // Not reachable for in-process rings; leaking is the safe choice.
+            return;
+        }
+        let mut i = head;
+        while i != tail {
+            // SAFETY: with `&mut self` no endpoint exists, and [head, tail)
+            // holds initialised items pushed by a producer and not popped.
+            unsafe { self.slot(i).drop_in_place() };
+            i = i.wrapping_add(1);
+        }
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl<T, const N: usize> SharedRing<T, N> {
+    /// Splits a shared ring into endpoints that each own an `Arc` to it. Only
+    /// the first split of a ring succeeds.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use kaal_ipc::SharedRing;
+    ///
+    /// let (mut tx, mut rx) = Arc::new(SharedRing::<u64, 64>::new()).split_arc().unwrap();
+    /// let t = std::thread::spawn(move || for i in 0..1000 { tx.push(i).unwrap() });
+    /// for i in 0..1000 { assert_eq!(rx.pop(), Ok(i)); }
+    /// t.join().unwrap();
+    /// ```
+    pub fn split_arc(
+        self: alloc::sync::Arc<Self>,
+    ) -> Result<Endpoints<T, N, alloc::sync::Arc<Self>>, AlreadySplit> {
+        self.split_arc_with(crate::notify::Spin)
+    }
+
+    /// Like [`split_arc`](Self::split_arc) with a chosen [`Notify`] strategy.
+    pub fn split_arc_with<W: Notify + Clone>(
+        self: alloc::sync::Arc<Self>,
+        notify: W,
+    ) -> Result<Endpoints<T, N, alloc::sync::Arc<Self>, W>, AlreadySplit> {
+        self.meta
+            .split
+            .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
+            .map_err(|_| AlreadySplit)?;
+        Ok(split_handles(self.clone(), self, notify)
+            .expect("indices of an in-process ring are maintained by this crate"))
+    }
+}
+
+impl<T, const N: usize> Drop for SharedRing<T, N> {
+    fn drop(&mut self) {
+        self.drop_items();
+    }
+}
+
+impl<T, const N: usize> Default for SharedRing<T, N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T, const N: usize> core::fmt::Debug for SharedRing<T, N> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SharedRing")
+            .field("capacity", &N)
+            .field("head", &self.head.0.load(Ordering::Relaxed))
+            .field("tail", &self.tail.0.load(Ordering::Relaxed))
+            .field("state", &self.meta.state.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+fn split_handles<T, const N: usize, R: RingHandle<T, N>, W: Notify + Clone>(
+    p: R,
+    c: R,
+    notify: W,
+) -> Result<Endpoints<T, N, R, W>, CorruptIndices> {
+    let producer = Producer::attach(p, notify.clone())?;
+    let consumer = Consumer::attach(c, notify)?;
+    Ok((producer, consumer))
+}
+
+/// A producer and a consumer of the same ring.
+pub type Endpoints<T, const N: usize, R, W = crate::Spin> =
+    (Producer<T, N, R, W>, Consumer<T, N, R, W>);
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// How an endpoint reaches its ring: `&SharedRing`, `Arc<SharedRing>` or an
+/// [`Attached`] shared-memory region. Sealed.
+pub trait RingHandle<T, const N: usize>: sealed::Sealed {
+    /// Whether the peer may be another process that this one does not trust
+    /// (the ring was attached in shared memory). Futex waits then use the
+    /// process-shared variant, and APIs that would hand out references into
+    /// slots the peer could write are unavailable.
+    const PROCESS_SHARED: bool;
+    #[doc(hidden)]
+    fn ring(&self) -> &SharedRing<T, N>;
+}
+
+/// A [`RingHandle`] whose peer is in this process and is this crate's own
+/// endpoint, so references into slots are sound.
+pub trait TrustedHandle<T, const N: usize>: RingHandle<T, N> {}
+
+impl<T, const N: usize> sealed::Sealed for &SharedRing<T, N> {}
+impl<T, const N: usize> RingHandle<T, N> for &SharedRing<T, N> {
+    const PROCESS_SHARED: bool = false;
+    #[inline(always)]
+    fn ring(&self) -> &SharedRing<T, N> {
+        self
+    }
+}
+impl<T, const N: usize> TrustedHandle<T, N> for &SharedRing<T, N> {}
+
+#[cfg(feature = "alloc")]
+impl<T, const N: usize> sealed::Sealed for alloc::sync::Arc<SharedRing<T, N>> {}
+#[cfg(feature = "alloc")]
+impl<T, const N: usize> RingHandle<T, N> for alloc::sync::Arc<SharedRing<T, N>> {
+    const PROCESS_SHARED: bool = false;
+    #[inline(always)]
+    fn ring(&self) -> &SharedRing<T, N> {
+        self
+    }
+}
+#[cfg(feature = "alloc")]
+impl<T, const N: usize> TrustedHandle<T, N> for alloc::sync::Arc<SharedRing<T, N>> {}
+
+/// A ring placed in a shared-memory region, validated, not yet split into
+/// endpoints. Obtained from [`SharedRing::init_in`] or
+/// [`SharedRing::attach`]; it owns this process's access to the region.
+pub struct Attached<'a, T, const N: usize> {
+    ring: &'a SharedRing<T, N>,
+    _not_sync: PhantomData<*const ()>,
+}
+
+// SAFETY: an `Attached` is a unique capability to a region whose items are
+// plain bytes (`FromBytes + IntoBytes`); moving it to another thread moves the
+// capability. Endpoints made from it are `Send` through the same reasoning.
+unsafe impl<T: Send, const N: usize> Send for Attached<'_, T, N> {}
+
+impl<T, const N: usize> sealed::Sealed for Attached<'_, T, N> {}
+impl<T, const N: usize> RingHandle<T, N> for Attached<'_, T, N> {
+    const PROCESS_SHARED: bool = true;
+    #[inline(always)]
+    fn ring(&self) -> &SharedRing<T, N> {
+        self.ring
+    }
+}
+
+impl<T, const N: usize> core::fmt::Debug for Attached<'_, T, N> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_tuple("Attached").field(self.ring).finish()
+    }
+}
+
+impl<'a, T, const N: usize> Attached<'a, T, N> {
+    /// Becomes this process's producer endpoint. Resumes from the indices in
+    /// the region (validated) and starts a new producer generation, so the
+    /// consumer can tell a restarted producer from the old one.
+    pub fn into_producer<W: Notify>(
+        self,
+        notify: W,
+    ) -> Result<Producer<T, N, Self, W>, CorruptIndices> {
+        Producer::attach(self, notify)
+    }
+
+    /// Becomes this process's consumer endpoint, like
+    /// [`into_producer`](Self::into_producer).
+    pub fn into_consumer<W: Notify>(
+        self,
+        notify: W,
+    ) -> Result<Consumer<T, N, Self, W>, CorruptIndices> {
+        Consumer::attach(self, notify)
+    }
+
+    /// Takes both roles in this process (for threads sharing a mapping).
+    pub fn split<W: Notify + Clone>(
+        self,
+        notify: W,
+    ) -> Result<Endpoints<T, N, Self, W>, CorruptIndices> {
+        let other = Attached {
+            ring: self.ring,
+            _not_sync: PhantomData,
+        };
+        split_handles(self, other, notify)
+    }
+
+    /// A snapshot of the ring's generations and state, for diagnostics.
+    pub fn ring_len(&self) -> usize {
+        self.ring.len()
+    }
+}
+
+impl<T, const N: usize> SharedRing<T, N>
+where
+    T: zerocopy::FromBytes + zerocopy::IntoBytes + zerocopy::Immutable,
+{
+    /// The number of bytes a region needs to hold this ring.
+    pub const REGION_SIZE: usize = size_of::<Self>();
+    /// The alignment a region needs to hold this ring.
+    pub const REGION_ALIGN: usize = align_of::<Self>();
+
+    fn check_region(region: *mut u8, len: usize) -> Result<(), AttachError> {
+        if len < Self::REGION_SIZE {
+            return Err(AttachError::TooSmall {
+                len,
+                required: Self::REGION_SIZE,
+            });
+        }
+        let addr = region as usize;
+        if !addr.is_multiple_of(Self::REGION_ALIGN) || addr == 0 {
+            return Err(AttachError::Misaligned {
+                addr,
+                align: Self::REGION_ALIGN,
+            });
+        }
+        Ok(())
+    }
+
+    /// Writes a fresh, empty ring header into `region` and attaches to it.
+    /// The slots are left as they are: every bit pattern is a valid `T`.
+    ///
+    /// # Safety
+    ///
+    /// * `region` must be valid for reads and writes of `len` bytes for `'a`
+    ///   (for example a `MAP_SHARED` mapping that outlives `'a`);
+    /// * no other process may access the region until this call returns
+    ///   (initialise before sharing the region);
+    /// * within this process, the region must not be used through any other
+    ///   path while the returned [`Attached`] or its endpoints live (one
+    ///   attachment per mapping per process).
+    pub unsafe fn init_in<'a>(
+        region: *mut u8,
+        len: usize,
+    ) -> Result<Attached<'a, T, N>, AttachError> {
+        Self::check_region(region, len)?;
+        let ring = region.cast::<Self>();
+        // SAFETY: the region is valid, aligned and large enough (checked), and
+        // nobody else accesses it during initialisation (caller contract).
+        // Only the header is written; the slots keep their bytes, which are
+        // valid `T`s because `T: FromBytes`.
+        unsafe {
+            core::ptr::addr_of_mut!((*ring).tail).write(Line(AtomicU32::new(0)));
+            core::ptr::addr_of_mut!((*ring).head).write(Line(AtomicU32::new(0)));
+            core::ptr::addr_of_mut!((*ring).consumer_wait).write(Line(AtomicU32::new(0)));
+            core::ptr::addr_of_mut!((*ring).producer_wait).write(Line(AtomicU32::new(0)));
+            core::ptr::addr_of_mut!((*ring).meta).write(Self::meta(0));
+        }
+        // SAFETY: the whole header is now initialised; every field of the ring
+        // is an atomic or an `UnsafeCell` slot, so a shared reference asserts
+        // nothing the peer's writes could violate.
+        let ring: &'a Self = unsafe { &*ring };
+        ring.meta.magic.store(layout::MAGIC, Ordering::Release);
+        Ok(Attached {
+            ring,
+            _not_sync: PhantomData,
+        })
+    }
+
+    /// Attaches to a ring that another process initialised in `region`,
+    /// validating the header: magic, ABI version, capacity, element size and
+    /// alignment, slot offset and the indices.
+    ///
+    /// # Safety
+    ///
+    /// * `region` must be valid for reads and writes of `len` bytes for `'a`
+    ///   (for example a `MAP_SHARED` mapping that outlives `'a`);
+    /// * within this process, the region must not be used through any other
+    ///   path while the returned [`Attached`] or its endpoints live (one
+    ///   attachment per mapping per process).
+    ///
+    /// The other process need not be trusted: whatever it writes, this
+    /// process sees errors, never undefined behaviour.
+    pub unsafe fn attach<'a>(
+        region: *mut u8,
+        len: usize,
+    ) -> Result<Attached<'a, T, N>, AttachError> {
+        Self::check_region(region, len)?;
+        // SAFETY: valid, aligned and large enough (checked and by contract);
+        // every field of the ring is an atomic or an `UnsafeCell` slot, so the
+        // peer may keep writing any bytes without invalidating the reference.
+        let ring: &'a Self = unsafe { &*region.cast::<Self>() };
+        let m = &ring.meta;
+        let check = |found: u32, expected: u32, err: fn(u32, u32) -> AttachError| {
+            if found == expected {
+                Ok(())
+            } else {
+                Err(err(found, expected))
+            }
+        };
+        check(
+            m.magic.load(Ordering::Acquire),
+            layout::MAGIC,
+            |found, expected| AttachError::BadMagic { found, expected },
+        )?;
+        check(
+            m.abi.load(Ordering::Relaxed),
+            layout::ABI_VERSION,
+            |found, expected| AttachError::AbiVersion { found, expected },
+        )?;
+        check(
+            m.capacity.load(Ordering::Relaxed),
+            N as u32,
+            |found, expected| AttachError::Capacity { found, expected },
+        )?;
+        check(
+            m.elem_size.load(Ordering::Relaxed),
+            size_of::<T>() as u32,
+            |found, expected| AttachError::ElementSize { found, expected },
+        )?;
+        check(
+            m.elem_align.load(Ordering::Relaxed),
+            align_of::<T>() as u32,
+            |found, expected| AttachError::ElementAlign { found, expected },
+        )?;
+        check(
+            m.slot_offset.load(Ordering::Relaxed),
+            Self::SLOT_OFFSET as u32,
+            |found, expected| AttachError::SlotOffset { found, expected },
+        )?;
+        Self::check_indices(
+            ring.head.0.load(Ordering::Acquire),
+            ring.tail.0.load(Ordering::Acquire),
+        )?;
+        Ok(Attached {
+            ring,
+            _not_sync: PhantomData,
+        })
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_layout_matches_documented_offsets() {
+        type R = SharedRing<u64, 8>;
+        assert_eq!(offset_of!(R, tail), layout::TAIL_OFFSET);
+        assert_eq!(offset_of!(R, head), layout::HEAD_OFFSET);
+        assert_eq!(offset_of!(R, consumer_wait), layout::CONSUMER_WAIT_OFFSET);
+        assert_eq!(offset_of!(R, producer_wait), layout::PRODUCER_WAIT_OFFSET);
+        assert_eq!(offset_of!(R, slots), layout::HEADER_SIZE);
+        assert_eq!(offset_of!(Meta, state), layout::STATE_OFFSET);
+        assert_eq!(
+            offset_of!(Meta, producer_gen),
+            layout::PRODUCER_GENERATION_OFFSET
+        );
+        assert_eq!(
+            offset_of!(Meta, consumer_gen),
+            layout::CONSUMER_GENERATION_OFFSET
+        );
+        assert_eq!(offset_of!(Meta, slot_offset), layout::SLOT_OFFSET_OFFSET);
+        assert_eq!(size_of::<R>(), layout::HEADER_SIZE + layout::LINE);
+        assert_eq!(size_of::<SharedRing<u64, 16>>(), layout::HEADER_SIZE + 128);
+    }
+}

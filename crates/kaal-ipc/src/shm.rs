@@ -1,0 +1,157 @@
+//! `memfd` shared memory for rings between Linux processes.
+//!
+//! ```no_run
+//! use kaal_ipc::{Futex, SharedRing, shm::SharedMemory};
+//!
+//! type Ring = SharedRing<u64, 4096>;
+//! let mut mem = SharedMemory::create(c"ring", Ring::REGION_SIZE)?;
+//! // Hand `mem.fd()` to the peer process (inherit it, or send it over a
+//! // Unix socket); the peer maps it with `SharedMemory::from_fd` and calls
+//! // `attach_ring`.
+//! let mut tx = mem.init_ring::<u64, 4096>()?.into_producer(Futex)?;
+//! tx.push(42).map_err(|e| e.into_inner()).ok();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use crate::error::AttachError;
+use crate::ring::{Attached, SharedRing};
+
+/// A `MAP_SHARED` mapping of a memory file descriptor (usually a `memfd`).
+#[derive(Debug)]
+pub struct SharedMemory {
+    fd: OwnedFd,
+    ptr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: the mapping is plain memory owned by this value; it is unmapped
+// only on drop. Access to its contents goes through rings, whose safety does
+// not depend on the thread.
+unsafe impl Send for SharedMemory {}
+
+impl SharedMemory {
+    /// Creates an anonymous memory file of `len` bytes (zero-filled) and maps
+    /// it. The descriptor is inherited by child processes (no close-on-exec),
+    /// so a spawned peer can map it with [`from_fd`](Self::from_fd).
+    pub fn create(name: &CStr, len: usize) -> io::Result<Self> {
+        // SAFETY: `name` is a valid C string; no flags that need arguments.
+        let raw = unsafe { libc::memfd_create(name.as_ptr(), 0) };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `memfd_create` returned a fresh descriptor we now own.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let size =
+            libc::off_t::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        // SAFETY: `fd` is a valid descriptor.
+        if unsafe { libc::ftruncate(fd.as_raw_fd(), size) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Self::map(fd, len)
+    }
+
+    /// Maps an existing memory file descriptor, whole.
+    ///
+    /// # Safety
+    ///
+    /// The file's memory must not be mapped elsewhere in this process while
+    /// rings in this mapping are in use (another process may map it). Two
+    /// mappings in one process would let two endpoints of the same role race
+    /// on the same slots.
+    pub unsafe fn from_fd(fd: OwnedFd) -> io::Result<Self> {
+        let mut st = core::mem::MaybeUninit::<libc::stat>::uninit();
+        // SAFETY: `fd` is valid and `st` is writable storage for a `stat`.
+        if unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fstat` succeeded and initialised `st`.
+        let size = unsafe { st.assume_init() }.st_size;
+        let len = usize::try_from(size).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
+        Self::map(fd, len)
+    }
+
+    fn map(fd: OwnedFd, len: usize) -> io::Result<Self> {
+        if len == 0 {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        }
+        // SAFETY: a fresh shared mapping of `len` bytes of a valid descriptor;
+        // the kernel chooses the address, so no existing memory is affected.
+        let ptr = unsafe {
+            libc::mmap(
+                core::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Self {
+            fd,
+            ptr: ptr.cast(),
+            len,
+        })
+    }
+
+    /// The file descriptor, to hand to a peer process.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// The length of the mapping in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the mapping is empty (never true for a mapping that exists).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The start of the mapping, for [`SharedRing::attach`] at an offset or
+    /// for other shared data.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr
+    }
+
+    /// Writes a fresh ring header at the start of the mapping and attaches to
+    /// it. Do this before the peer attaches.
+    pub fn init_ring<T, const N: usize>(&mut self) -> Result<Attached<'_, T, N>, AttachError>
+    where
+        T: zerocopy::FromBytes + zerocopy::IntoBytes + zerocopy::Immutable,
+    {
+        // SAFETY: the mapping is valid for `len` bytes while `self` lives,
+        // which the returned borrow enforces; `&mut self` makes this the only
+        // attachment through this mapping, and `from_fd`'s contract rules out
+        // other mappings in this process. The peer attaches only after this
+        // (documented), and is untrusted afterwards.
+        unsafe { SharedRing::init_in(self.ptr, self.len) }
+    }
+
+    /// Attaches to a ring that the peer initialised at the start of the
+    /// mapping, validating its header.
+    pub fn attach_ring<T, const N: usize>(&mut self) -> Result<Attached<'_, T, N>, AttachError>
+    where
+        T: zerocopy::FromBytes + zerocopy::IntoBytes + zerocopy::Immutable,
+    {
+        // SAFETY: as in `init_ring`.
+        unsafe { SharedRing::attach(self.ptr, self.len) }
+    }
+}
+
+impl Drop for SharedMemory {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`len` are exactly the mapping created in `map`; every
+        // borrow of it (attached rings) has ended, as they borrow `self`.
+        unsafe {
+            libc::munmap(self.ptr.cast(), self.len);
+        }
+    }
+}
