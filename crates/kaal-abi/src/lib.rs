@@ -41,6 +41,21 @@ pub const PRIORITY_MIN: u8 = 0;
 /// See [`PRIORITY_MIN`].
 pub const PRIORITY_MAX: u8 = 255;
 
+/// Where things are in a root task's address space. Other tasks choose their own layout.
+pub mod layout {
+    /// Lowest user virtual address the kernel maps (page 0 stays unmapped).
+    pub const USER_START: u64 = 0x1000;
+    /// One past the highest user virtual address (39-bit user address space).
+    pub const USER_END: u64 = 1 << 39;
+    /// Top of the root task's initial stack; the page below its bottom is left unmapped as
+    /// a guard.
+    pub const ROOT_STACK_TOP: u64 = 0x0000_0040_0000_0000;
+    /// Size of the root task's initial stack.
+    pub const ROOT_STACK_BYTES: u64 = 256 * 1024;
+    /// Where the component archive is mapped read-only in the root task.
+    pub const ARCHIVE_VADDR: u64 = 0x0000_0000_2000_0000;
+}
+
 macro_rules! numbered {
     (
         $(#[$meta:meta])*

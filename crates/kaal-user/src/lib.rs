@@ -1,1 +1,71 @@
-//! placeholder
+//! # kaal-user: the runtime for KaaL user tasks
+//!
+//! Entry point, stack (set up by the kernel), system-call wrappers, `print!`/`println!`
+//! to the kernel console, a panic handler that reports and exits, a small heap, and
+//! threads.
+//!
+//! A root task:
+//!
+//! ```ignore
+//! #![no_std]
+//! #![no_main]
+//! #![forbid(unsafe_code)]
+//! use kaal_user::{println, BootInfo};
+//!
+//! kaal_user::entry!(main);
+//!
+//! fn main(boot: &BootInfo<'_>) -> i32 {
+//!     println!("RAM: {} MiB", boot.system().ram_bytes >> 20);
+//!     0
+//! }
+//! ```
+//!
+//! Link with `-Tkaal-user.ld` (this crate's build script puts it on the linker's search
+//! path) for the `aarch64-unknown-none` target. `main`'s return value ends the main thread
+//! with that exit code; other threads go on.
+//!
+//! The system-call wrappers in [`sys`] compile on every target so that code using them can
+//! be type-checked and documented on a host; they only work on a KaaL system.
+#![no_std]
+
+extern crate alloc;
+
+pub mod sys;
+pub mod thread;
+
+mod console;
+#[cfg(target_os = "none")]
+mod runtime;
+
+pub use console::{_print, Console};
+pub use kaal_abi::{Error, ThreadStatus};
+pub use kaal_bootinfo::{self as bootinfo, BootInfo};
+
+/// Size of the heap every task gets (in its `.bss`).
+pub const HEAP_BYTES: usize = 256 * 1024;
+
+/// Declares the task's `main`: `fn(&BootInfo<'_>) -> i32`.
+#[macro_export]
+macro_rules! entry {
+    ($main:path) => {
+        #[unsafe(no_mangle)]
+        fn __kaal_user_main(boot: &$crate::BootInfo<'_>) -> i32 {
+            let main: fn(&$crate::BootInfo<'_>) -> i32 = $main;
+            main(boot)
+        }
+    };
+}
+
+/// Prints to the kernel console.
+#[macro_export]
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::_print(format_args!($($arg)*)) };
+}
+
+/// Prints a line to the kernel console. One line is written with one system call, so
+/// lines from different threads do not mix.
+#[macro_export]
+macro_rules! println {
+    () => { $crate::_print(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::_print(format_args!("{}\n", format_args!($($arg)*))) };
+}

@@ -1,0 +1,135 @@
+//! The boot stub: the first instructions QEMU runs.
+//!
+//! It runs at the image's physical address with the MMU off. It parks secondary CPUs,
+//! drops from EL2 to EL1 when started at EL2, turns on the MMU with an early map of the
+//! first 2 GiB of the physical address space (identity through TTBR0, high half through
+//! TTBR1, both one L1 table of 1 GiB blocks), sets up the boot stack, clears `.bss`, and
+//! jumps to [`crate::boot::kernel_start`] in the high half. The fine-grained kernel map
+//! with W^X replaces the early map in [`super::mmu`].
+
+use super::mmu::{EARLY_MAIR, EARLY_SCTLR, EARLY_TCR};
+
+/// Size of the kernel stack (one per CPU; exceptions from EL0 start at its top).
+pub const KERNEL_STACK_BYTES: usize = 64 * 1024;
+
+core::arch::global_asm!(
+    r#"
+.section .text.boot, "ax"
+.global _start
+_start:
+    mov     x19, x0                     // device tree pointer (0 for a bare-metal ELF boot)
+    mrs     x20, CurrentEL              // exception level we were started at
+    mrs     x1, mpidr_el1
+    and     x1, x1, #0xff
+    cbnz    x1, .Lpark                  // only CPU 0 boots
+    mrs     x1, CurrentEL
+    lsr     x1, x1, #2
+    cmp     x1, #2
+    b.ne    .Lat_el1
+
+    // ---- EL2: configure EL1 and drop to it ----
+    mov     x1, #(1 << 31)              // HCR_EL2.RW: EL1 is AArch64
+    msr     hcr_el2, x1
+    mrs     x1, cnthctl_el2
+    orr     x1, x1, #3                  // EL1PCTEN | EL1PCEN: EL1 owns the counters
+    msr     cnthctl_el2, x1
+    msr     cntvoff_el2, xzr
+    mov     x1, #0x33ff                 // CPTR_EL2: no FP/SIMD traps
+    msr     cptr_el2, x1
+    msr     hstr_el2, xzr
+    msr     vttbr_el2, xzr
+    mrs     x1, id_aa64pfr0_el1
+    ubfx    x1, x1, #24, #4             // GIC system register interface present?
+    cbz     x1, 1f
+    mrs     x1, icc_sre_el2
+    mov     x2, #0x9                    // SRE | Enable: EL1 may use ICC_* registers
+    orr     x1, x1, x2
+    msr     icc_sre_el2, x1
+    isb
+1:  ldr     x1, =0x30d00800             // SCTLR_EL1 RES1 bits, MMU off
+    msr     sctlr_el1, x1
+    mov     x1, #0x3c5                  // EL1h, DAIF masked
+    msr     spsr_el2, x1
+    adr     x1, .Lat_el1
+    msr     elr_el2, x1
+    eret
+
+.Lat_el1:
+    mov     x1, #(3 << 20)              // CPACR_EL1.FPEN: no FP/SIMD traps (for EL0)
+    msr     cpacr_el1, x1
+    isb
+
+    // ---- early page table: L1 blocks, shared by TTBR0 (identity) and TTBR1 (high half) ----
+    adrp    x1, __boot_l1_table
+    add     x1, x1, :lo12:__boot_l1_table
+    mov     x2, x1
+    add     x3, x1, #4096
+2:  stp     xzr, xzr, [x2], #16
+    cmp     x2, x3
+    b.lo    2b
+    ldr     x2, ={block_device}         // [0, 1 GiB): devices, Device-nGnRE, never executable
+    str     x2, [x1, #0]
+    ldr     x2, ={block_normal}         // [1 GiB, 2 GiB): RAM, Normal write-back
+    str     x2, [x1, #8]
+    ldr     x2, ={block_normal_2}       // [2 GiB, 3 GiB): RAM beyond the first GiB
+    str     x2, [x1, #16]
+
+    ldr     x2, ={mair}
+    msr     mair_el1, x2
+    ldr     x2, ={tcr}
+    mrs     x3, id_aa64mmfr0_el1
+    and     x3, x3, #0x7                // PARange -> TCR_EL1.IPS
+    cmp     x3, #5
+    mov     x4, #5
+    csel    x3, x3, x4, ls
+    bfi     x2, x3, #32, #3
+    msr     tcr_el1, x2
+    msr     ttbr0_el1, x1
+    msr     ttbr1_el1, x1
+    isb
+    tlbi    vmalle1
+    dsb     nsh
+    isb
+    ldr     x2, ={sctlr}
+    msr     sctlr_el1, x2
+    isb
+
+    // ---- now in virtual memory: stack, .bss, jump high ----
+    ldr     x1, =__boot_stack_top
+    mov     sp, x1
+    ldr     x1, =__bss_start
+    ldr     x2, =__bss_end
+3:  cmp     x1, x2
+    b.hs    4f
+    stp     xzr, xzr, [x1], #16
+    b       3b
+4:  mov     x0, x19
+    lsr     x1, x20, #2
+    ldr     x1, =kaal_kernel_start
+    br      x1
+
+.Lpark:
+    wfe
+    b       .Lpark
+.ltorg
+
+.section .bss.kaal_stack, "aw", @nobits
+.balign 16
+.global __boot_stack_top
+__boot_stack_bottom:
+    .space {stack_bytes}
+__boot_stack_top:
+
+.section .bss.boot, "aw", @nobits
+.balign 4096
+__boot_l1_table:
+    .space 4096
+"#,
+    block_device = const (1u64 << 54) | (1 << 53) | (1 << 10) | 0b01,
+    block_normal = const 0x4000_0000u64 | (1 << 10) | (0b11 << 8) | (1 << 2) | 0b01,
+    block_normal_2 = const 0x8000_0000u64 | (1 << 10) | (0b11 << 8) | (1 << 2) | 0b01,
+    mair = const EARLY_MAIR,
+    tcr = const EARLY_TCR,
+    sctlr = const EARLY_SCTLR,
+    stack_bytes = const KERNEL_STACK_BYTES,
+);

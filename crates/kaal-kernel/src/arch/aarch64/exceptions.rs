@@ -1,0 +1,321 @@
+//! The exception vector table and the paths into and out of the kernel.
+//!
+//! Entries from EL0 save the thread's registers into the [`UserContext`] that
+//! `TPIDR_EL1` points at, run the handler on the (per-CPU) kernel stack, and return to
+//! whichever thread `TPIDR_EL1` names afterwards: switching threads is changing one
+//! pointer. Exceptions taken at EL1 are kernel faults, except IRQs taken while idle.
+
+use super::context::UserContext;
+use super::esr::{ExceptionClass, fault_status};
+use crate::kernel::{self, UserEntry};
+
+core::arch::global_asm!(
+    r#"
+.section .text.kaal_vectors, "ax"
+.balign 2048
+.global kaal_vectors
+kaal_vectors:
+    // Current EL with SP_EL0: never used by KaaL.
+    .balign 128
+    mov x0, #0
+    b kaal_unexpected_entry
+    .balign 128
+    mov x0, #1
+    b kaal_unexpected_entry
+    .balign 128
+    mov x0, #2
+    b kaal_unexpected_entry
+    .balign 128
+    mov x0, #3
+    b kaal_unexpected_entry
+    // Current EL with SP_ELx: the kernel itself.
+    .balign 128
+    b kaal_kernel_sync_entry
+    .balign 128
+    b kaal_kernel_irq_entry
+    .balign 128
+    mov x0, #6
+    b kaal_unexpected_entry
+    .balign 128
+    mov x0, #7
+    b kaal_unexpected_entry
+    // Lower EL, AArch64: user threads.
+    .balign 128
+    b kaal_user_sync_entry
+    .balign 128
+    b kaal_user_irq_entry
+    .balign 128
+    mov x0, #10
+    b kaal_unexpected_entry
+    .balign 128
+    mov x0, #11
+    b kaal_unexpected_entry
+    // Lower EL, AArch32: never used by KaaL.
+    .balign 128
+    mov x0, #12
+    b kaal_unexpected_entry
+    .balign 128
+    mov x0, #13
+    b kaal_unexpected_entry
+    .balign 128
+    mov x0, #14
+    b kaal_unexpected_entry
+    .balign 128
+    mov x0, #15
+    b kaal_unexpected_entry
+
+.macro SAVE_USER
+    stp     x0, x1, [sp, #-16]!
+    mrs     x0, tpidr_el1
+    stp     x2, x3, [x0, #16]
+    stp     x4, x5, [x0, #32]
+    stp     x6, x7, [x0, #48]
+    stp     x8, x9, [x0, #64]
+    stp     x10, x11, [x0, #80]
+    stp     x12, x13, [x0, #96]
+    stp     x14, x15, [x0, #112]
+    stp     x16, x17, [x0, #128]
+    stp     x18, x19, [x0, #144]
+    stp     x20, x21, [x0, #160]
+    stp     x22, x23, [x0, #176]
+    stp     x24, x25, [x0, #192]
+    stp     x26, x27, [x0, #208]
+    stp     x28, x29, [x0, #224]
+    str     x30, [x0, #240]
+    ldp     x2, x3, [sp], #16
+    stp     x2, x3, [x0, #0]
+    mrs     x1, sp_el0
+    mrs     x2, elr_el1
+    mrs     x3, spsr_el1
+    str     x1, [x0, #248]
+    stp     x2, x3, [x0, #256]
+.endm
+
+kaal_user_sync_entry:
+    SAVE_USER
+    bl      kaal_user_sync
+    b       kaal_return_to_user
+
+kaal_user_irq_entry:
+    SAVE_USER
+    bl      kaal_user_irq
+    b       kaal_return_to_user
+
+.global kaal_enter_user
+kaal_enter_user:
+    ldr     x0, =__boot_stack_top
+    mov     sp, x0
+.global kaal_return_to_user
+kaal_return_to_user:
+    mrs     x0, tpidr_el1
+    ldr     x1, [x0, #248]
+    msr     sp_el0, x1
+    ldp     x2, x3, [x0, #256]
+    msr     elr_el1, x2
+    msr     spsr_el1, x3
+    ldp     x2, x3, [x0, #16]
+    ldp     x4, x5, [x0, #32]
+    ldp     x6, x7, [x0, #48]
+    ldp     x8, x9, [x0, #64]
+    ldp     x10, x11, [x0, #80]
+    ldp     x12, x13, [x0, #96]
+    ldp     x14, x15, [x0, #112]
+    ldp     x16, x17, [x0, #128]
+    ldp     x18, x19, [x0, #144]
+    ldp     x20, x21, [x0, #160]
+    ldp     x22, x23, [x0, #176]
+    ldp     x24, x25, [x0, #192]
+    ldp     x26, x27, [x0, #208]
+    ldp     x28, x29, [x0, #224]
+    ldr     x30, [x0, #240]
+    ldp     x0, x1, [x0, #0]
+    eret
+
+kaal_kernel_sync_entry:
+    sub     sp, sp, #(36 * 8)
+    stp     x0, x1, [sp, #0]
+    stp     x2, x3, [sp, #16]
+    stp     x4, x5, [sp, #32]
+    stp     x6, x7, [sp, #48]
+    stp     x8, x9, [sp, #64]
+    stp     x10, x11, [sp, #80]
+    stp     x12, x13, [sp, #96]
+    stp     x14, x15, [sp, #112]
+    stp     x16, x17, [sp, #128]
+    stp     x18, x19, [sp, #144]
+    stp     x20, x21, [sp, #160]
+    stp     x22, x23, [sp, #176]
+    stp     x24, x25, [sp, #192]
+    stp     x26, x27, [sp, #208]
+    stp     x28, x29, [sp, #224]
+    add     x1, sp, #(36 * 8)
+    stp     x30, x1, [sp, #240]
+    mrs     x1, elr_el1
+    mrs     x2, spsr_el1
+    stp     x1, x2, [sp, #256]
+    mrs     x1, esr_el1
+    mrs     x2, far_el1
+    stp     x1, x2, [sp, #272]
+    mov     x0, sp
+    bl      kaal_kernel_sync
+    b       .
+
+kaal_kernel_irq_entry:
+    sub     sp, sp, #(24 * 8)
+    stp     x0, x1, [sp, #0]
+    stp     x2, x3, [sp, #16]
+    stp     x4, x5, [sp, #32]
+    stp     x6, x7, [sp, #48]
+    stp     x8, x9, [sp, #64]
+    stp     x10, x11, [sp, #80]
+    stp     x12, x13, [sp, #96]
+    stp     x14, x15, [sp, #112]
+    stp     x16, x17, [sp, #128]
+    stp     x18, x29, [sp, #144]
+    mrs     x0, elr_el1
+    mrs     x1, spsr_el1
+    stp     x30, x0, [sp, #160]
+    str     x1, [sp, #176]
+    bl      kaal_kernel_irq
+    ldp     x30, x0, [sp, #160]
+    ldr     x1, [sp, #176]
+    msr     elr_el1, x0
+    msr     spsr_el1, x1
+    ldp     x0, x1, [sp, #0]
+    ldp     x2, x3, [sp, #16]
+    ldp     x4, x5, [sp, #32]
+    ldp     x6, x7, [sp, #48]
+    ldp     x8, x9, [sp, #64]
+    ldp     x10, x11, [sp, #80]
+    ldp     x12, x13, [sp, #96]
+    ldp     x14, x15, [sp, #112]
+    ldp     x16, x17, [sp, #128]
+    ldp     x18, x29, [sp, #144]
+    add     sp, sp, #(24 * 8)
+    eret
+
+kaal_unexpected_entry:
+    mrs     x1, esr_el1
+    mrs     x2, elr_el1
+    mrs     x3, far_el1
+    bl      kaal_unexpected
+    b       .
+"#
+);
+
+/// Registers saved when the kernel itself takes a synchronous exception.
+#[repr(C)]
+#[derive(Debug)]
+pub struct KernelFrame {
+    /// `x0..x30`.
+    pub x: [u64; 31],
+    /// The stack pointer at the time of the exception.
+    pub sp: u64,
+    /// `ELR_EL1`.
+    pub elr: u64,
+    /// `SPSR_EL1`.
+    pub spsr: u64,
+    /// `ESR_EL1`.
+    pub esr: u64,
+    /// `FAR_EL1`.
+    pub far: u64,
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn kaal_user_sync(_context: *mut UserContext) {
+    let esr = crate::arch::read_sysreg!("esr_el1");
+    let entry = match ExceptionClass::from_esr(esr) {
+        ExceptionClass::SupervisorCall => UserEntry::Syscall,
+        _ => UserEntry::Fault {
+            esr,
+            far: crate::arch::read_sysreg!("far_el1"),
+            pc: crate::arch::read_sysreg!("elr_el1"),
+        },
+    };
+    kernel::on_user_entry(entry);
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn kaal_user_irq(_context: *mut UserContext) {
+    kernel::on_user_entry(UserEntry::Interrupt);
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn kaal_kernel_irq() {
+    kernel::on_idle_interrupt();
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn kaal_kernel_sync(frame: &KernelFrame) -> ! {
+    let class = ExceptionClass::from_esr(frame.esr);
+    let (status, level) = if class.is_abort() { fault_status(frame.esr) } else { ("", None) };
+    crate::console::print_emergency(format_args!(
+        "\n[kaal] KERNEL FAULT: {} {status} (level {level:?}) at pc {:#x}, address {:#x}, ESR {:#x}, SPSR {:#x}, sp {:#x}\n",
+        class.name(), frame.elr, frame.far, frame.esr, frame.spsr, frame.sp,
+    ));
+    for row in 0..8 {
+        let r = row * 4;
+        let last = if r + 3 < 31 { frame.x[r + 3] } else { frame.sp };
+        crate::console::print_emergency(format_args!(
+            "[kaal]   x{r:<2} {:#018x}  x{:<2} {:#018x}  x{:<2} {:#018x}  {} {last:#018x}\n",
+            frame.x[r], r + 1, frame.x[r + 1], r + 2, frame.x[r + 2],
+            if r + 3 < 31 { "x" } else { "sp" },
+        ));
+    }
+    panic!("kernel fault: {}", class.name());
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn kaal_unexpected(vector: u64, esr: u64, elr: u64, far: u64) -> ! {
+    panic!("unexpected exception vector {vector}: ESR {esr:#x}, ELR {elr:#x}, FAR {far:#x}");
+}
+
+unsafe extern "C" {
+    static kaal_vectors: u8;
+    fn kaal_enter_user() -> !;
+}
+
+/// Installs the vector table.
+pub fn install_vectors() {
+    // SAFETY: `kaal_vectors` is the 2 KiB-aligned table above, mapped executable for the
+    // kernel's lifetime.
+    unsafe {
+        core::arch::asm!(
+            "msr vbar_el1, {}",
+            "isb",
+            in(reg) &raw const kaal_vectors,
+            options(nostack),
+        );
+    }
+}
+
+/// Makes `context` the one the next return to EL0 restores, and the one the next entry
+/// from EL0 saves into.
+///
+/// # Safety
+/// `context` must stay valid, and not be accessed through Rust references while the
+/// thread runs, until another context is installed.
+pub unsafe fn set_current_context(context: *mut UserContext) {
+    // SAFETY: TPIDR_EL1 is a kernel-private register; the caller keeps `context` valid.
+    unsafe { core::arch::asm!("msr tpidr_el1, {}", in(reg) context, options(nostack)) };
+}
+
+/// Leaves the boot path and runs the current user context. Resets the kernel stack.
+///
+/// # Safety
+/// A valid context must have been installed with [`set_current_context`], and nothing
+/// on the kernel stack may be needed again.
+pub unsafe fn enter_user() -> ! {
+    // SAFETY: the caller's contract.
+    unsafe { kaal_enter_user() }
+}
+
+/// Waits for an interrupt with interrupts enabled, then masks them again. Any interrupt
+/// is handled by the kernel IRQ vector before this returns.
+pub fn wait_with_interrupts_enabled() {
+    // SAFETY: unmasking IRQs here is what idle is for; the kernel IRQ path saves and
+    // restores every register the compiler may be using.
+    unsafe {
+        core::arch::asm!("msr daifclr, #2", "wfi", "msr daifset, #2", options(nostack));
+    }
+}

@@ -1,0 +1,417 @@
+//! AArch64 VMSAv8-64 translation tables: 4 KiB granule, 39-bit virtual addresses, three
+//! levels (L1, L2, L3). Pure logic over a [`TableMemory`], so it is tested on the host.
+
+use thiserror::Error;
+
+/// Size of a page and of a translation table.
+pub const PAGE_SIZE: u64 = 4096;
+/// Size of an L2 block.
+pub const BLOCK_2M: u64 = 2 * 1024 * 1024;
+/// Number of virtual-address bits translated (T0SZ = T1SZ = 64 - 39).
+pub const VA_BITS: u32 = 39;
+/// Entries in one table.
+pub const ENTRIES: usize = 512;
+
+const VALID: u64 = 1 << 0;
+const TABLE_OR_PAGE: u64 = 1 << 1;
+const ATTR_SHIFT: u64 = 2;
+const AP_EL0: u64 = 1 << 6;
+const AP_READ_ONLY: u64 = 1 << 7;
+const SH_INNER: u64 = 0b11 << 8;
+const AF: u64 = 1 << 10;
+const NOT_GLOBAL: u64 = 1 << 11;
+const PXN: u64 = 1 << 53;
+const UXN: u64 = 1 << 54;
+const ADDRESS_MASK: u64 = 0x0000_ffff_ffff_f000;
+
+/// `MAIR_EL1` index of Device-nGnRE memory.
+pub const MAIR_INDEX_DEVICE: u64 = 0;
+/// `MAIR_EL1` index of Normal write-back cacheable memory.
+pub const MAIR_INDEX_NORMAL: u64 = 1;
+/// `MAIR_EL1` index of Normal non-cacheable memory.
+pub const MAIR_INDEX_NORMAL_UNCACHED: u64 = 2;
+/// The `MAIR_EL1` value matching the indices above.
+pub const MAIR_VALUE: u64 = 0x04 | (0xff << 8) | (0x44 << 16);
+
+/// Memory type of a mapping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemoryKind {
+    /// Normal write-back cacheable memory (RAM).
+    Normal,
+    /// Normal non-cacheable memory.
+    NormalUncached,
+    /// Device-nGnRE memory (MMIO registers).
+    Device,
+}
+
+/// Permissions and attributes of one mapping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageAttrs {
+    /// Memory type.
+    pub kind: MemoryKind,
+    /// Writable.
+    pub write: bool,
+    /// Executable (by the privilege level that owns the mapping).
+    pub execute: bool,
+    /// Accessible from EL0; user mappings are also never executable at EL1 and ASID-tagged.
+    pub user: bool,
+}
+
+impl PageAttrs {
+    /// Kernel read-write data.
+    pub const KERNEL_DATA: Self =
+        Self { kind: MemoryKind::Normal, write: true, execute: false, user: false };
+    /// Kernel read-only data.
+    pub const KERNEL_RODATA: Self =
+        Self { kind: MemoryKind::Normal, write: false, execute: false, user: false };
+    /// Kernel code.
+    pub const KERNEL_TEXT: Self =
+        Self { kind: MemoryKind::Normal, write: false, execute: true, user: false };
+    /// Kernel device registers.
+    pub const KERNEL_DEVICE: Self =
+        Self { kind: MemoryKind::Device, write: true, execute: false, user: false };
+
+    /// User mapping with the given rights on normal memory.
+    pub const fn user(write: bool, execute: bool) -> Self {
+        Self { kind: MemoryKind::Normal, write, execute, user: true }
+    }
+
+    /// Encodes the attributes into the bits of a block or page descriptor.
+    pub fn descriptor_bits(self) -> Result<u64, MapError> {
+        if self.write && self.execute {
+            return Err(MapError::WriteAndExecute);
+        }
+        let attr_index = match self.kind {
+            MemoryKind::Normal => MAIR_INDEX_NORMAL,
+            MemoryKind::NormalUncached => MAIR_INDEX_NORMAL_UNCACHED,
+            MemoryKind::Device => MAIR_INDEX_DEVICE,
+        };
+        let mut bits = AF | SH_INNER | (attr_index << ATTR_SHIFT);
+        if !self.write {
+            bits |= AP_READ_ONLY;
+        }
+        if self.user {
+            bits |= AP_EL0 | NOT_GLOBAL | PXN;
+            if !self.execute {
+                bits |= UXN;
+            }
+        } else {
+            bits |= UXN;
+            if !self.execute {
+                bits |= PXN;
+            }
+        }
+        Ok(bits)
+    }
+
+    /// Decodes attributes from a block or page descriptor.
+    pub fn from_descriptor(descriptor: u64) -> Self {
+        let user = descriptor & AP_EL0 != 0;
+        let kind = match (descriptor >> ATTR_SHIFT) & 0b111 {
+            MAIR_INDEX_DEVICE => MemoryKind::Device,
+            MAIR_INDEX_NORMAL_UNCACHED => MemoryKind::NormalUncached,
+            _ => MemoryKind::Normal,
+        };
+        let execute =
+            if user { descriptor & UXN == 0 } else { descriptor & PXN == 0 };
+        Self { kind, write: descriptor & AP_READ_ONLY == 0, execute, user }
+    }
+}
+
+/// Why a mapping could not be made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+pub enum MapError {
+    /// W^X: a mapping may not be both writable and executable.
+    #[error("mapping would be writable and executable")]
+    WriteAndExecute,
+    /// The address is not aligned to the mapping size.
+    #[error("address {address:#x} is not aligned to {alignment:#x}")]
+    Misaligned {
+        /// The offending address.
+        address: u64,
+        /// The required alignment.
+        alignment: u64,
+    },
+    /// The virtual address is outside the 39-bit range of this table.
+    #[error("virtual address {0:#x} is outside the translated range")]
+    OutOfRange(u64),
+    /// Something is already mapped there.
+    #[error("virtual address {0:#x} is already mapped")]
+    AlreadyMapped(u64),
+    /// No memory for a translation table.
+    #[error("out of memory for translation tables")]
+    OutOfMemory,
+}
+
+/// Access to physical memory holding translation tables.
+pub trait TableMemory {
+    /// Allocates a zeroed 4 KiB frame for a table and returns its physical address.
+    fn allocate_table(&mut self) -> Option<u64>;
+    /// The table stored in the frame at `physical`.
+    fn table(&mut self, physical: u64) -> &mut [u64; ENTRIES];
+}
+
+/// A three-level translation table tree rooted at an L1 table.
+#[derive(Debug)]
+pub struct TranslationTable {
+    root: u64,
+}
+
+fn index(virtual_address: u64, level: u32) -> usize {
+    let shift = 39 - 9 * level;
+    ((virtual_address >> shift) & 0x1ff) as usize
+}
+
+impl TranslationTable {
+    /// Allocates an empty root table.
+    pub fn new(memory: &mut impl TableMemory) -> Result<Self, MapError> {
+        let root = memory.allocate_table().ok_or(MapError::OutOfMemory)?;
+        Ok(Self { root })
+    }
+
+    /// Physical address of the root table (for `TTBRn_EL1`).
+    pub fn root(&self) -> u64 {
+        self.root
+    }
+
+    fn check(virtual_address: u64, physical: u64, alignment: u64) -> Result<u64, MapError> {
+        // Addresses in either half: only the low VA_BITS bits index the tables.
+        let offset = virtual_address & ((1u64 << VA_BITS) - 1);
+        let high = virtual_address >> VA_BITS;
+        if high != 0 && high != (u64::MAX >> VA_BITS) {
+            return Err(MapError::OutOfRange(virtual_address));
+        }
+        for address in [virtual_address, physical] {
+            if address % alignment != 0 {
+                return Err(MapError::Misaligned { address, alignment });
+            }
+        }
+        Ok(offset)
+    }
+
+    /// Walks to the table at `level` (2 or 3) for `va`, creating tables on the way.
+    fn walk_create(
+        &self,
+        memory: &mut impl TableMemory,
+        va: u64,
+        level: u32,
+    ) -> Result<u64, MapError> {
+        let mut table = self.root;
+        for current in 1..level {
+            let slot = index(va, current);
+            let entry = memory.table(table)[slot];
+            table = if entry & VALID == 0 {
+                let next = memory.allocate_table().ok_or(MapError::OutOfMemory)?;
+                memory.table(table)[slot] = next | VALID | TABLE_OR_PAGE;
+                next
+            } else if entry & TABLE_OR_PAGE == 0 {
+                return Err(MapError::AlreadyMapped(va));
+            } else {
+                entry & ADDRESS_MASK
+            };
+        }
+        Ok(table)
+    }
+
+    /// Maps one 4 KiB page.
+    pub fn map_page(
+        &mut self,
+        memory: &mut impl TableMemory,
+        virtual_address: u64,
+        physical: u64,
+        attrs: PageAttrs,
+    ) -> Result<(), MapError> {
+        let bits = attrs.descriptor_bits()?;
+        let va = Self::check(virtual_address, physical, PAGE_SIZE)?;
+        let table = self.walk_create(memory, va, 3)?;
+        let slot = &mut memory.table(table)[index(va, 3)];
+        if *slot & VALID != 0 {
+            return Err(MapError::AlreadyMapped(virtual_address));
+        }
+        *slot = physical | bits | VALID | TABLE_OR_PAGE;
+        Ok(())
+    }
+
+    /// Maps one 2 MiB block.
+    pub fn map_block(
+        &mut self,
+        memory: &mut impl TableMemory,
+        virtual_address: u64,
+        physical: u64,
+        attrs: PageAttrs,
+    ) -> Result<(), MapError> {
+        let bits = attrs.descriptor_bits()?;
+        let va = Self::check(virtual_address, physical, BLOCK_2M)?;
+        let table = self.walk_create(memory, va, 2)?;
+        let slot = &mut memory.table(table)[index(va, 2)];
+        if *slot & VALID != 0 {
+            return Err(MapError::AlreadyMapped(virtual_address));
+        }
+        *slot = physical | bits | VALID;
+        Ok(())
+    }
+
+    /// Maps `[physical, physical + size)` at `virtual_address`, with 2 MiB blocks where
+    /// both addresses allow and 4 KiB pages elsewhere. Addresses must be page aligned.
+    pub fn map_range(
+        &mut self,
+        memory: &mut impl TableMemory,
+        virtual_address: u64,
+        physical: u64,
+        size_bytes: u64,
+        attrs: PageAttrs,
+    ) -> Result<(), MapError> {
+        let mut done = 0;
+        while done < size_bytes {
+            let (va, pa, left) = (virtual_address + done, physical + done, size_bytes - done);
+            if va % BLOCK_2M == 0 && pa % BLOCK_2M == 0 && left >= BLOCK_2M {
+                self.map_block(memory, va, pa, attrs)?;
+                done += BLOCK_2M;
+            } else {
+                self.map_page(memory, va, pa, attrs)?;
+                done += PAGE_SIZE;
+            }
+        }
+        Ok(())
+    }
+
+    /// Translates `virtual_address`: the physical address and the mapping's attributes.
+    pub fn translate(
+        &self,
+        memory: &mut impl TableMemory,
+        virtual_address: u64,
+    ) -> Option<(u64, PageAttrs)> {
+        let va = Self::check(virtual_address & !(PAGE_SIZE - 1), 0, PAGE_SIZE).ok()?;
+        let mut table = self.root;
+        for level in 1..=3 {
+            let entry = memory.table(table)[index(va, level)];
+            if entry & VALID == 0 {
+                return None;
+            }
+            let is_table = entry & TABLE_OR_PAGE != 0;
+            if level == 3 || !is_table {
+                if level == 1 && !is_table {
+                    // 1 GiB blocks are never created by this module.
+                    let offset = virtual_address & ((1 << 30) - 1);
+                    return Some(((entry & ADDRESS_MASK) + offset, PageAttrs::from_descriptor(entry)));
+                }
+                let size = if level == 3 { PAGE_SIZE } else { BLOCK_2M };
+                let base = entry & ADDRESS_MASK & !(size - 1);
+                return Some((base + (virtual_address & (size - 1)), PageAttrs::from_descriptor(entry)));
+            }
+            table = entry & ADDRESS_MASK;
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[derive(Default)]
+    struct FakeMemory {
+        tables: HashMap<u64, Box<[u64; ENTRIES]>>,
+        next: u64,
+        limit: usize,
+    }
+
+    impl TableMemory for FakeMemory {
+        fn allocate_table(&mut self) -> Option<u64> {
+            if self.limit != 0 && self.tables.len() >= self.limit {
+                return None;
+            }
+            self.next += PAGE_SIZE;
+            let pa = 0x1000_0000 + self.next;
+            self.tables.insert(pa, Box::new([0; ENTRIES]));
+            Some(pa)
+        }
+        fn table(&mut self, physical: u64) -> &mut [u64; ENTRIES] {
+            self.tables.get_mut(&physical).expect("table exists")
+        }
+    }
+
+    #[test]
+    fn maps_and_translates_pages_and_blocks() {
+        let mut memory = FakeMemory::default();
+        let mut table = TranslationTable::new(&mut memory).unwrap();
+        let rw = PageAttrs::user(true, false);
+        table.map_page(&mut memory, 0x40_0000, 0x4123_4000, rw).unwrap();
+        assert_eq!(table.translate(&mut memory, 0x40_0123), Some((0x4123_4123, rw)));
+        assert_eq!(table.translate(&mut memory, 0x40_1000), None);
+        table
+            .map_block(&mut memory, 0xffff_ff80_4000_0000, 0x4000_0000, PageAttrs::KERNEL_DATA)
+            .unwrap();
+        assert_eq!(
+            table.translate(&mut memory, 0xffff_ff80_4012_3456),
+            Some((0x4012_3456, PageAttrs::KERNEL_DATA))
+        );
+    }
+
+    #[test]
+    fn enforces_w_xor_x_alignment_range_and_overlap() {
+        let mut memory = FakeMemory::default();
+        let mut table = TranslationTable::new(&mut memory).unwrap();
+        assert_eq!(
+            table.map_page(&mut memory, 0x1000, 0x2000, PageAttrs::user(true, true)),
+            Err(MapError::WriteAndExecute)
+        );
+        assert_eq!(
+            table.map_page(&mut memory, 0x1001, 0x2000, PageAttrs::KERNEL_DATA),
+            Err(MapError::Misaligned { address: 0x1001, alignment: PAGE_SIZE })
+        );
+        assert_eq!(
+            table.map_page(&mut memory, 1 << 40, 0x2000, PageAttrs::KERNEL_DATA),
+            Err(MapError::OutOfRange(1 << 40))
+        );
+        table.map_page(&mut memory, 0x20_0000, 0x2000, PageAttrs::KERNEL_DATA).unwrap();
+        assert_eq!(
+            table.map_page(&mut memory, 0x20_0000, 0x3000, PageAttrs::KERNEL_DATA),
+            Err(MapError::AlreadyMapped(0x20_0000))
+        );
+        assert_eq!(
+            table.map_block(&mut memory, 0x20_0000, 0x4000_0000, PageAttrs::KERNEL_DATA),
+            Err(MapError::AlreadyMapped(0x20_0000))
+        );
+    }
+
+    #[test]
+    fn descriptor_bits_round_trip() {
+        for kind in [MemoryKind::Normal, MemoryKind::NormalUncached, MemoryKind::Device] {
+            for (write, execute) in [(false, false), (true, false), (false, true)] {
+                for user in [false, true] {
+                    let attrs = PageAttrs { kind, write, execute, user };
+                    let bits = attrs.descriptor_bits().unwrap();
+                    assert_eq!(PageAttrs::from_descriptor(bits), attrs);
+                    // User pages are never executable by the kernel.
+                    if user {
+                        assert_ne!(bits & PXN, 0);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn map_range_uses_blocks_where_aligned() {
+        let mut memory = FakeMemory::default();
+        let mut table = TranslationTable::new(&mut memory).unwrap();
+        table
+            .map_range(&mut memory, 0x1f_f000, 0x4_01ff_000, BLOCK_2M + 2 * PAGE_SIZE, PageAttrs::KERNEL_DATA)
+            .unwrap();
+        // root + L2 + two L3 tables (block covers the middle)
+        assert_eq!(memory.tables.len(), 4);
+        assert_eq!(table.translate(&mut memory, 0x20_0000).unwrap().0, 0x4_0200_000);
+    }
+
+    #[test]
+    fn running_out_of_table_memory_is_an_error() {
+        let mut memory = FakeMemory { limit: 1, ..Default::default() };
+        let mut table = TranslationTable::new(&mut memory).unwrap();
+        assert_eq!(
+            table.map_page(&mut memory, 0x1000, 0x2000, PageAttrs::KERNEL_DATA),
+            Err(MapError::OutOfMemory)
+        );
+    }
+}

@@ -1,0 +1,333 @@
+//! The boot path: from the boot stub to the root task running at EL0.
+
+use crate::arch::context::UserContext;
+use crate::arch::exceptions::{enter_user, install_vectors};
+use crate::arch::gic::{Gic, GicRegisters};
+use crate::arch::mmu::{KERNEL_BASE, install_kernel_table, phys_to_virt, virt_to_phys};
+use crate::arch::page_table::{PAGE_SIZE, PageAttrs, TranslationTable};
+use crate::arch::timer;
+use crate::frame_allocator::PhysRange;
+use crate::kernel::{AddressSpace, Kernel, Services};
+use crate::memory::{FRAMES, LinearTables, allocate_zeroed_frame, ram_bytes_mut};
+use crate::platform::{self, GicDescription, Platform};
+use crate::{Config, console, heap, kernel, kprintln, loader};
+use alloc::vec::Vec;
+use kaal_abi::layout;
+use kaal_bootinfo::archive::Archive;
+use kaal_bootinfo::{
+    ArchiveInfo, BOOT_INFO_MAX_BYTES, BOOT_INFO_VADDR, BootInfoInput, DeviceDesc, InitialCaps,
+    SystemFacts, UntypedRegion, write_boot_info,
+};
+
+/// Where QEMU puts the device tree for a bare-metal ELF boot: the start of RAM.
+const DEFAULT_DTB_PHYS: u64 = 0x4000_0000;
+/// ASID of the root task.
+const ROOT_ASID: u16 = 1;
+
+unsafe extern "C" {
+    static __kernel_phys_start: u8;
+    static __text_start: u8;
+    static __text_end: u8;
+    static __rodata_start: u8;
+    static __rodata_end: u8;
+    static __data_start: u8;
+    static __kernel_end: u8;
+}
+
+fn symbol(address: *const u8) -> u64 {
+    address as u64
+}
+
+unsafe extern "Rust" {
+    fn __kaal_kernel_config() -> &'static Config;
+}
+
+/// Called by the boot stub, in the high half with the early map, on the boot stack.
+#[unsafe(no_mangle)]
+extern "C" fn kaal_kernel_start(dtb_register: u64, boot_el: u64) -> ! {
+    install_vectors();
+    // SAFETY: `entry!` in the kernel binary defines this function.
+    let config = unsafe { __kaal_kernel_config() };
+    crate::set_semihosting(config.semihosting);
+    // SAFETY: the early map covers the first GiB of the physical address space as device
+    // memory, which holds the QEMU virt PL011 named by the configuration.
+    unsafe { console::init(phys_to_virt(config.early_uart_phys) as usize) };
+    kprintln!();
+    kprintln!("KaaL kernel {} (aarch64) starting", crate::VERSION);
+    if boot_el == 2 {
+        kprintln!("  entered at EL2, running at EL1");
+    } else {
+        kprintln!("  entered at EL{boot_el}");
+    }
+    boot(config, dtb_register)
+}
+
+fn find_device_tree(dtb_register: u64) -> Result<&'static [u8], &'static str> {
+    for candidate in [dtb_register, DEFAULT_DTB_PHYS] {
+        if candidate == 0 || candidate % 8 != 0 || candidate >= (3 << 30) {
+            continue;
+        }
+        let header_address = phys_to_virt(candidate) as *const [u8; 8];
+        // SAFETY: the early map covers [0, 3 GiB) of physical memory, so eight bytes at
+        // an aligned candidate below that are mapped and readable.
+        let header = unsafe { header_address.read() };
+        if let Some(size) = platform::blob_size(&header) {
+            if candidate + size as u64 > 3 << 30 {
+                return Err("device tree extends beyond the early map");
+            }
+            // SAFETY: the blob's own header says it is `size` bytes long; the range is
+            // inside the early map and the kernel reserves it before allocating frames.
+            return Ok(unsafe { core::slice::from_raw_parts(header_address.cast::<u8>(), size) });
+        }
+    }
+    Err("no device tree found in x0 or at the start of RAM")
+}
+
+fn boot(config: &'static Config, dtb_register: u64) -> ! {
+    let blob = find_device_tree(dtb_register).unwrap_or_else(|problem| panic!("{problem}"));
+    let tree = platform::parse_blob(blob).unwrap_or_else(|error| panic!("{error}"));
+    let platform = Platform::from_fdt(&tree).unwrap_or_else(|error| panic!("{error}"));
+    let dtb_phys = virt_to_phys(blob.as_ptr() as u64);
+    kprintln!("  device tree at {dtb_phys:#x} ({} bytes)", blob.len());
+    for region in platform.memory() {
+        kprintln!("  RAM {:#x}..{:#x} ({} MiB)", region.start, region.end, region.size() >> 20);
+    }
+    kprintln!("  {} CPU(s); bootargs \"{}\"", platform.cpu_count, platform.bootargs);
+
+    let image = PhysRange {
+        start: symbol(&raw const __kernel_phys_start),
+        end: virt_to_phys(symbol(&raw const __kernel_end)),
+    };
+    {
+        let mut frames = FRAMES.lock();
+        for region in platform.memory() {
+            frames.add(*region).unwrap_or_else(|error| panic!("{error}"));
+        }
+        frames.reserve(PhysRange::new(dtb_phys, blob.len() as u64)).expect("reserve device tree");
+        frames.reserve(image).expect("reserve kernel image");
+        kprintln!(
+            "  kernel image {:#x}..{:#x}; {} MiB free",
+            image.start,
+            image.end,
+            frames.free_bytes() >> 20
+        );
+    }
+    heap::init();
+
+    let kernel_table = build_kernel_map(&platform, image);
+    // SAFETY: the new map covers the kernel image (same virtual addresses), all RAM
+    // (which holds the boot stack and the device tree) and every device used below.
+    unsafe { install_kernel_table(kernel_table.root()) };
+    kprintln!("  MMU: kernel map installed (high half, W^X, devices nGnRE)");
+
+    let gic_registers = match platform.gic {
+        GicDescription::V2 { distributor, cpu_interface } => GicRegisters::V2 {
+            distributor: phys_to_virt(distributor.start) as usize,
+            cpu_interface: phys_to_virt(cpu_interface.start) as usize,
+        },
+        GicDescription::V3 { distributor, redistributor } => GicRegisters::V3 {
+            distributor: phys_to_virt(distributor.start) as usize,
+            redistributor: phys_to_virt(redistributor.start) as usize,
+        },
+    };
+    // SAFETY: the frames are mapped as device memory by the kernel map; on GICv3 the boot
+    // stub allowed EL1 to use the system-register interface.
+    let mut gic = unsafe { Gic::new(gic_registers) };
+    gic.enable(platform.virtual_timer_irq);
+    let frequency = timer::frequency_hz();
+    let tick_period = frequency / u64::from(config.tick_hz);
+    kprintln!(
+        "  GICv{}; timer IRQ {} at {} Hz, tick {} Hz; PSCI {:?}",
+        gic.version(),
+        platform.virtual_timer_irq,
+        frequency,
+        config.tick_hz,
+        platform.psci
+    );
+
+    let mut kernel = Kernel::new(Services {
+        gic,
+        timer_irq: platform.virtual_timer_irq,
+        tick_period,
+        psci: platform.psci,
+        semihosting: config.semihosting,
+    });
+    let (space, context) = load_root_task(config, &platform, &tree);
+    let space = kernel.add_space(space);
+    kernel
+        .spawn(config.root_task, space, context, config.root_priority)
+        .expect("first thread");
+    kernel::install(kernel);
+    timer::arm(tick_period);
+    kernel::schedule();
+    kprintln!("  starting root task at EL0");
+    // SAFETY: `schedule` installed the root thread's context; the boot stack's contents
+    // are not needed any more.
+    unsafe { enter_user() }
+}
+
+fn build_kernel_map(platform: &Platform<'_>, image: PhysRange) -> TranslationTable {
+    let memory = &mut LinearTables;
+    let mut table = TranslationTable::new(memory).expect("kernel root table");
+    let mut map = |start: u64, end: u64, attrs: PageAttrs| {
+        if start < end {
+            table
+                .map_range(memory, phys_to_virt(start), start, end - start, attrs)
+                .unwrap_or_else(|error| panic!("kernel map {start:#x}..{end:#x}: {error}"));
+        }
+    };
+    let text = (virt_to_phys(symbol(&raw const __text_start)), virt_to_phys(symbol(&raw const __text_end)));
+    let rodata = (virt_to_phys(symbol(&raw const __rodata_start)), virt_to_phys(symbol(&raw const __rodata_end)));
+    let data = virt_to_phys(symbol(&raw const __data_start));
+    for region in platform.memory() {
+        let (start, end) = (region.start, region.end);
+        if image.end <= start || image.start >= end {
+            map(start, end, PageAttrs::KERNEL_DATA);
+            continue;
+        }
+        map(start, image.start.max(start), PageAttrs::KERNEL_DATA);
+        // The boot stub's pages are plain data once the high half runs.
+        map(image.start, text.0, PageAttrs::KERNEL_DATA);
+        map(text.0, text.1, PageAttrs::KERNEL_TEXT);
+        map(rodata.0, rodata.1, PageAttrs::KERNEL_RODATA);
+        map(data, image.end, PageAttrs::KERNEL_DATA);
+        map(image.end, end, PageAttrs::KERNEL_DATA);
+    }
+    let mut devices = Vec::from([platform.uart]);
+    match platform.gic {
+        GicDescription::V2 { distributor, cpu_interface } => devices.extend([distributor, cpu_interface]),
+        GicDescription::V3 { distributor, redistributor } => devices.extend([distributor, redistributor]),
+    }
+    for device in devices {
+        let start = device.start & !(PAGE_SIZE - 1);
+        map(start, device.end.next_multiple_of(PAGE_SIZE), PageAttrs::KERNEL_DEVICE);
+    }
+    debug_assert!(KERNEL_BASE > layout::USER_END);
+    table
+}
+
+/// Copies `bytes` into fresh frames mapped at `vaddr` with `attrs` (zero-filling the
+/// mapping up to `size`), returning the physical address of the first frame.
+fn map_copy(table: &mut TranslationTable, vaddr: u64, size: u64, bytes: &[u8], attrs: PageAttrs) -> u64 {
+    let mut first = 0;
+    let mut page = 0;
+    while page < size {
+        let frame = allocate_zeroed_frame().unwrap_or_else(|error| panic!("loading root task: {error}"));
+        if page == 0 {
+            first = frame;
+        }
+        let from = (page as usize).min(bytes.len());
+        let to = ((page + PAGE_SIZE) as usize).min(bytes.len());
+        // SAFETY: the frame was just allocated for this page and nothing else uses it.
+        unsafe { ram_bytes_mut(frame, to - from).copy_from_slice(&bytes[from..to]) };
+        table
+            .map_page(&mut LinearTables, vaddr + page, frame, attrs)
+            .unwrap_or_else(|error| panic!("mapping root task page {:#x}: {error}", vaddr + page));
+        page += PAGE_SIZE;
+    }
+    first
+}
+
+fn load_root_task(config: &Config, platform: &Platform<'_>, tree: &fdt::Fdt<'_>) -> (AddressSpace, UserContext) {
+    let archive = Archive::parse(config.components)
+        .unwrap_or_else(|error| panic!("component archive: {error}"));
+    let elf = archive
+        .get(config.root_task)
+        .unwrap_or_else(|| panic!("component archive has no entry named \"{}\"", config.root_task));
+    let plan = loader::plan(elf, layout::USER_START, layout::USER_END)
+        .unwrap_or_else(|error| panic!("root task \"{}\": {error}", config.root_task));
+    let mut table = TranslationTable::new(&mut LinearTables).expect("root task table");
+
+    for segment in plan.segments() {
+        let (first_page, end_page) = segment.page_span();
+        let lead = (segment.vaddr - first_page) as usize;
+        let file = &elf[segment.file_offset as usize..(segment.file_offset + segment.file_size) as usize];
+        let mut bytes = alloc::vec![0u8; lead + file.len()];
+        bytes[lead..].copy_from_slice(file);
+        map_copy(&mut table, first_page, end_page - first_page, &bytes, PageAttrs::user(segment.write, segment.execute));
+    }
+    let stack_bottom = layout::ROOT_STACK_TOP - layout::ROOT_STACK_BYTES;
+    map_copy(&mut table, stack_bottom, layout::ROOT_STACK_BYTES, &[], PageAttrs::user(true, false));
+    let archive_size = (config.components.len() as u64).next_multiple_of(PAGE_SIZE);
+    map_copy(&mut table, layout::ARCHIVE_VADDR, archive_size, config.components, PageAttrs::user(false, false));
+    kprintln!(
+        "  root task \"{}\": entry {:#x}, {} segment(s), {} KiB stack, archive of {} component(s) at {:#x}",
+        config.root_task,
+        plan.entry,
+        plan.segments().len(),
+        layout::ROOT_STACK_BYTES / 1024,
+        archive.len(),
+        layout::ARCHIVE_VADDR
+    );
+
+    // Boot info: map its frames first (mapping may allocate tables), then describe the
+    // memory that is left, which is what user space receives.
+    let boot_info_frame = map_copy(&mut table, BOOT_INFO_VADDR, BOOT_INFO_MAX_BYTES as u64, &[], PageAttrs::user(false, false));
+    let boot_info_size = write_root_boot_info(config, platform, tree, &mut table);
+    FRAMES.lock().seal();
+    kprintln!(
+        "  boot info: {boot_info_size} bytes at {BOOT_INFO_VADDR:#x} (frame {boot_info_frame:#x})"
+    );
+    let context = UserContext::new(plan.entry, layout::ROOT_STACK_TOP, BOOT_INFO_VADDR, boot_info_size as u64);
+    (AddressSpace { table, asid: ROOT_ASID }, context)
+}
+
+fn write_root_boot_info(
+    config: &Config,
+    platform: &Platform<'_>,
+    tree: &fdt::Fdt<'_>,
+    table: &mut TranslationTable,
+) -> usize {
+    let untyped: Vec<UntypedRegion> = FRAMES
+        .lock()
+        .free_ranges()
+        .iter()
+        .map(|r| UntypedRegion { base: r.start, size_bytes: r.size(), is_device: false })
+        .collect();
+    let device_nodes: Vec<_> = platform::devices(tree).collect();
+    let irq_lists: Vec<Vec<u32>> =
+        device_nodes.iter().map(|d| platform::interrupt_ids(d.node).collect()).collect();
+    let devices: Vec<DeviceDesc<'_>> = device_nodes
+        .iter()
+        .zip(&irq_lists)
+        .map(|(d, irqs)| DeviceDesc {
+            base: d.region.start,
+            size_bytes: d.region.size(),
+            irqs,
+            compatible: d.compatible,
+        })
+        .collect();
+    let input = BootInfoInput {
+        system: SystemFacts {
+            ram_base: platform.memory()[0].start,
+            ram_bytes: platform.ram_bytes(),
+            cpu_count: platform.cpu_count,
+            timer_frequency_hz: timer::frequency_hz(),
+        },
+        kernel_version: crate::VERSION,
+        bootargs: platform.bootargs,
+        untyped: &untyped,
+        devices: &devices,
+        caps: InitialCaps::default(),
+        archive: ArchiveInfo {
+            phys_base: virt_to_phys(config.components.as_ptr() as u64),
+            size_bytes: config.components.len() as u64,
+            user_vaddr: layout::ARCHIVE_VADDR,
+        },
+    };
+    let mut buffer = alloc::vec![0u8; BOOT_INFO_MAX_BYTES];
+    let size = write_boot_info(&mut buffer, &input).unwrap_or_else(|error| panic!("boot info: {error}"));
+    let mut page = 0;
+    while page < size as u64 {
+        let (physical, _) = table
+            .translate(&mut LinearTables, BOOT_INFO_VADDR + page)
+            .expect("boot info page mapped above");
+        let end = (page + PAGE_SIZE).min(size as u64) as usize;
+        // SAFETY: the frame was allocated for the boot info above and is not yet visible
+        // to any running thread.
+        unsafe { ram_bytes_mut(physical, end - page as usize).copy_from_slice(&buffer[page as usize..end]) };
+        page += PAGE_SIZE;
+    }
+    kprintln!("  {} untyped region(s), {} device(s) described", untyped.len(), devices.len());
+    size
+}

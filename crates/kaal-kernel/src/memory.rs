@@ -1,0 +1,46 @@
+//! Physical memory as the running kernel sees it: the boot frame allocator behind a lock,
+//! and translation tables reached through the linear map.
+
+use crate::arch::mmu::phys_to_virt;
+use crate::arch::page_table::{ENTRIES, TableMemory};
+use crate::frame_allocator::{FrameAllocator, FrameError, FRAME_SIZE};
+use spin::Mutex;
+
+/// The boot frame allocator.
+pub static FRAMES: Mutex<FrameAllocator> = Mutex::new(FrameAllocator::new());
+
+/// Allocates a zeroed frame.
+pub fn allocate_zeroed_frame() -> Result<u64, FrameError> {
+    let frame = FRAMES.lock().allocate()?;
+    // SAFETY: the frame is RAM (from the device tree's memory regions, minus reserved
+    // ranges), mapped in the linear map, and just handed out, so nothing else uses it.
+    unsafe { core::ptr::write_bytes(phys_to_virt(frame) as *mut u8, 0, FRAME_SIZE as usize) };
+    Ok(frame)
+}
+
+/// Translation tables in RAM, reached through the linear map; new tables come from
+/// [`FRAMES`].
+pub struct LinearTables;
+
+impl TableMemory for LinearTables {
+    fn allocate_table(&mut self) -> Option<u64> {
+        allocate_zeroed_frame().ok()
+    }
+
+    fn table(&mut self, physical: u64) -> &mut [u64; ENTRIES] {
+        // SAFETY: `physical` is a table frame this kernel allocated (the TranslationTable
+        // only follows addresses it stored); it is in the linear map, 4 KiB aligned, and
+        // only accessed by the kernel with interrupts masked on one CPU.
+        unsafe { &mut *(phys_to_virt(physical) as *mut [u64; ENTRIES]) }
+    }
+}
+
+/// A view of RAM at a physical address as bytes, through the linear map.
+///
+/// # Safety
+/// `[physical, physical + length)` must be RAM that nothing else accesses for the
+/// lifetime of the returned slice.
+pub unsafe fn ram_bytes_mut<'a>(physical: u64, length: usize) -> &'a mut [u8] {
+    // SAFETY: forwarded from the caller; the linear map covers all RAM.
+    unsafe { core::slice::from_raw_parts_mut(phys_to_virt(physical) as *mut u8, length) }
+}

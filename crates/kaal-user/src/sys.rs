@@ -1,0 +1,142 @@
+//! System-call wrappers. See `kaal-abi` for the numbers and the register convention.
+
+use kaal_abi::{Error, Syscall, ThreadStatus};
+
+/// Identifier of a thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ThreadId(pub u64);
+
+/// What became of a thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ThreadState {
+    /// Not ended.
+    Alive,
+    /// Called `thread_exit` with this code.
+    Exited(u64),
+    /// Stopped by the kernel after a fault.
+    Faulted,
+}
+
+#[cfg(target_os = "none")]
+#[inline(always)]
+fn raw(call: Syscall, args: [u64; 4]) -> (u64, u64, u64) {
+    let (status, value, extra): (u64, u64, u64);
+    // SAFETY: `svc #0` enters the KaaL kernel, which validates every argument (pointers
+    // included) and changes only x0..x2; no call here lets the kernel write our memory.
+    unsafe {
+        core::arch::asm!(
+            "svc #0",
+            inlateout("x0") args[0] => status,
+            inlateout("x1") args[1] => value,
+            inlateout("x2") args[2] => extra,
+            in("x3") args[3],
+            in("x8") call as u64,
+            options(nostack),
+        );
+    }
+    (status, value, extra)
+}
+
+#[cfg(not(target_os = "none"))]
+fn raw(_call: Syscall, _args: [u64; 4]) -> (u64, u64, u64) {
+    // Not on KaaL: every call fails honestly.
+    (Error::NotSupported as u64, 0, 0)
+}
+
+fn call(call: Syscall, args: [u64; 4]) -> Result<(u64, u64), Error> {
+    match raw(call, args) {
+        (0, value, extra) => Ok((value, extra)),
+        (code, _, _) => Err(Error::from_code(code).unwrap_or(Error::InvalidArgument)),
+    }
+}
+
+/// Issues system call `number` with raw arguments, returning the raw `(x0, x1, x2)`.
+/// For tests of the kernel's argument checking; normal code uses the typed wrappers.
+pub fn raw_syscall(number: u64, args: [u64; 4]) -> (u64, u64, u64) {
+    #[cfg(target_os = "none")]
+    {
+        let (status, value, extra): (u64, u64, u64);
+        // SAFETY: as in `raw`: the kernel validates everything and writes only x0..x2.
+        unsafe {
+            core::arch::asm!(
+                "svc #0",
+                inlateout("x0") args[0] => status,
+                inlateout("x1") args[1] => value,
+                inlateout("x2") args[2] => extra,
+                in("x3") args[3],
+                in("x8") number,
+                options(nostack),
+            );
+        }
+        (status, value, extra)
+    }
+    #[cfg(not(target_os = "none"))]
+    {
+        let _ = (number, args);
+        (Error::NotSupported as u64, 0, 0)
+    }
+}
+
+/// Writes bytes to the kernel console; returns how many were written.
+pub fn console_write(bytes: &[u8]) -> Result<usize, Error> {
+    let mut written = 0;
+    for chunk in bytes.chunks(kaal_abi::CONSOLE_WRITE_MAX_BYTES) {
+        let (count, _) = call(Syscall::ConsoleWrite, [chunk.as_ptr() as u64, chunk.len() as u64, 0, 0])?;
+        written += count as usize;
+    }
+    Ok(written)
+}
+
+/// Gives the rest of this time slice to other threads of the same priority.
+pub fn yield_now() {
+    // Yield cannot fail.
+    let _ = call(Syscall::Yield, [0; 4]);
+}
+
+/// Ends the calling thread with `code`.
+pub fn thread_exit(code: u64) -> ! {
+    let _ = call(Syscall::ThreadExit, [code, 0, 0, 0]);
+    unreachable!("thread_exit returned")
+}
+
+/// Starts a thread in this address space at `entry` with `x0 = arg` and `sp = stack_top`.
+///
+/// # Safety
+/// The memory below `stack_top` must belong to the new thread alone for as long as it
+/// runs, and `entry` must be a function that never returns and expects `arg`.
+pub unsafe fn thread_create(
+    entry: extern "C" fn(usize) -> !,
+    stack_top: usize,
+    arg: usize,
+    priority: u8,
+) -> Result<ThreadId, Error> {
+    let args = [entry as usize as u64, stack_top as u64, arg as u64, u64::from(priority)];
+    call(Syscall::ThreadCreate, args).map(|(id, _)| ThreadId(id))
+}
+
+/// What became of thread `id`.
+pub fn thread_status(id: ThreadId) -> Result<ThreadState, Error> {
+    let (status, code) = call(Syscall::ThreadStatus, [id.0, 0, 0, 0])?;
+    Ok(match ThreadStatus::from_raw(status) {
+        Some(ThreadStatus::Alive) => ThreadState::Alive,
+        Some(ThreadStatus::Exited) => ThreadState::Exited(code),
+        Some(ThreadStatus::Faulted) => ThreadState::Faulted,
+        None => return Err(Error::InvalidArgument),
+    })
+}
+
+/// The calling thread's id.
+pub fn thread_id() -> ThreadId {
+    ThreadId(call(Syscall::ThreadId, [0; 4]).map(|(id, _)| id).unwrap_or(u64::MAX))
+}
+
+/// Switches the machine off (PSCI). Returns the error if the kernel could not.
+pub fn power_off() -> Error {
+    call(Syscall::PowerOff, [0; 4]).err().unwrap_or(Error::NotSupported)
+}
+
+/// Ends the emulator with `code` (semihosting; for tests). Returns the error if the
+/// kernel was not configured for it.
+pub fn debug_exit(code: u32) -> Error {
+    call(Syscall::DebugExit, [u64::from(code), 0, 0, 0]).err().unwrap_or(Error::NotSupported)
+}
