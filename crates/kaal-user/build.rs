@@ -3,7 +3,8 @@ use std::{env, fs, path::PathBuf};
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    fs::write(out.join("kaal-user.ld"), include_bytes!("kaal-user.ld")).expect("write linker script");
+    fs::write(out.join("kaal-user.ld"), include_bytes!("kaal-user.ld"))
+        .expect("write linker script");
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rerun-if-changed=kaal-user.ld");
 }

@@ -1,1 +1,742 @@
-fn main() {}
+//! Head-to-head benchmark of kaal-ipc against other SPSC queues.
+//!
+//! Run with `cargo bench -p kaal-ipc --features std`. Each case runs
+//! `KAAL_BENCH_RUNS` times (default 5) with the producer pinned to CPU 0 and
+//! the consumer to CPU 1; the median, minimum and maximum are printed, with
+//! the median as a ratio to rtrb's (for throughput, higher is better; for
+//! round trips, lower is better).
+
+use std::hint::black_box;
+use std::sync::mpsc::{TryRecvError, sync_channel};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use kaal_ipc::{Channel, Futex, SharedRing};
+
+const CAP: usize = 1024;
+const BATCH: usize = 256;
+
+fn pin(cpu: usize) {
+    // SAFETY: `set` is a plain bit set on the stack, passed with its size.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// Runs `a` pinned to CPU 0 and `b` pinned to CPU 1, timing from a common
+/// start until both finish.
+fn pair(a: impl FnOnce() + Send, b: impl FnOnce() + Send) -> Duration {
+    let barrier = Barrier::new(3);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            pin(0);
+            barrier.wait();
+            a();
+        });
+        s.spawn(|| {
+            pin(1);
+            barrier.wait();
+            b();
+        });
+        barrier.wait();
+        let start = Instant::now();
+        // Scope end joins both threads.
+        start
+    })
+    .elapsed()
+}
+
+fn expect_sum(sum: u64, n: u64) {
+    assert_eq!(sum, n * (n - 1) / 2, "consumer saw wrong items");
+}
+
+// ---------------------------------------------------------------- single item
+
+fn single_kaal(n: u64) -> Duration {
+    let mut ring = Box::new(SharedRing::<u64, CAP>::new());
+    let (mut p, mut c) = ring.split();
+    pair(
+        move || {
+            for i in 0..n {
+                let mut v = i;
+                while let Err(e) = p.try_push(v) {
+                    v = e.into_inner();
+                    std::hint::spin_loop();
+                }
+            }
+        },
+        move || {
+            let mut sum = 0u64;
+            let mut got = 0;
+            while got < n {
+                if let Ok(v) = c.try_pop() {
+                    sum += v;
+                    got += 1;
+                } else {
+                    std::hint::spin_loop();
+                }
+            }
+            expect_sum(sum, n);
+        },
+    )
+}
+
+fn single_rtrb(n: u64) -> Duration {
+    let (mut p, mut c) = rtrb::RingBuffer::<u64>::new(CAP);
+    pair(
+        move || {
+            for i in 0..n {
+                while p.push(i).is_err() {
+                    std::hint::spin_loop();
+                }
+            }
+        },
+        move || {
+            let mut sum = 0u64;
+            let mut got = 0;
+            while got < n {
+                if let Ok(v) = c.pop() {
+                    sum += v;
+                    got += 1;
+                } else {
+                    std::hint::spin_loop();
+                }
+            }
+            expect_sum(sum, n);
+        },
+    )
+}
+
+fn single_ringbuf(n: u64) -> Duration {
+    use ringbuf::traits::{Consumer, Producer, Split};
+    let (mut p, mut c) = ringbuf::HeapRb::<u64>::new(CAP).split();
+    pair(
+        move || {
+            for i in 0..n {
+                while p.try_push(i).is_err() {
+                    std::hint::spin_loop();
+                }
+            }
+        },
+        move || {
+            let mut sum = 0u64;
+            let mut got = 0;
+            while got < n {
+                if let Some(v) = c.try_pop() {
+                    sum += v;
+                    got += 1;
+                } else {
+                    std::hint::spin_loop();
+                }
+            }
+            expect_sum(sum, n);
+        },
+    )
+}
+
+fn single_crossbeam(n: u64) -> Duration {
+    let q = Arc::new(crossbeam_queue::ArrayQueue::<u64>::new(CAP));
+    let q2 = q.clone();
+    pair(
+        move || {
+            for i in 0..n {
+                while q.push(i).is_err() {
+                    std::hint::spin_loop();
+                }
+            }
+        },
+        move || {
+            let mut sum = 0u64;
+            let mut got = 0;
+            while got < n {
+                if let Some(v) = q2.pop() {
+                    sum += v;
+                    got += 1;
+                } else {
+                    std::hint::spin_loop();
+                }
+            }
+            expect_sum(sum, n);
+        },
+    )
+}
+
+fn single_heapless(n: u64) -> Duration {
+    let mut q = Box::new(heapless::spsc::Queue::<u64, CAP>::new());
+    let (mut p, mut c) = q.split();
+    pair(
+        move || {
+            for i in 0..n {
+                while p.enqueue(i).is_err() {
+                    std::hint::spin_loop();
+                }
+            }
+        },
+        move || {
+            let mut sum = 0u64;
+            let mut got = 0;
+            while got < n {
+                if let Some(v) = c.dequeue() {
+                    sum += v;
+                    got += 1;
+                } else {
+                    std::hint::spin_loop();
+                }
+            }
+            expect_sum(sum, n);
+        },
+    )
+}
+
+fn single_std(n: u64) -> Duration {
+    let (tx, rx) = sync_channel::<u64>(CAP);
+    pair(
+        move || {
+            for i in 0..n {
+                while tx.try_send(i).is_err() {
+                    std::hint::spin_loop();
+                }
+            }
+        },
+        move || {
+            let mut sum = 0u64;
+            let mut got = 0;
+            while got < n {
+                match rx.try_recv() {
+                    Ok(v) => {
+                        sum += v;
+                        got += 1;
+                    }
+                    Err(TryRecvError::Empty) => std::hint::spin_loop(),
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            expect_sum(sum, n);
+        },
+    )
+}
+
+// ---------------------------------------------------------------- batches
+
+fn fill(buf: &mut [u64; BATCH], next: &mut u64, n: u64) -> usize {
+    let k = ((n - *next) as usize).min(BATCH);
+    for (j, slot) in buf[..k].iter_mut().enumerate() {
+        *slot = *next + j as u64;
+    }
+    k
+}
+
+fn batch_kaal(n: u64) -> Duration {
+    let mut ring = Box::new(SharedRing::<u64, CAP>::new());
+    let (mut p, mut c) = ring.split();
+    pair(
+        move || {
+            let mut buf = [0u64; BATCH];
+            let mut next = 0;
+            while next < n {
+                let k = fill(&mut buf, &mut next, n);
+                let mut off = 0;
+                while off < k {
+                    let w = p.push_slice(&buf[off..k]).unwrap();
+                    if w == 0 {
+                        std::hint::spin_loop();
+                    }
+                    off += w;
+                }
+                next += k as u64;
+            }
+        },
+        move || {
+            let mut sum = 0u64;
+            let mut got = 0u64;
+            while got < n {
+                let chunk = c.read_chunk(BATCH).unwrap();
+                if chunk.is_empty() {
+                    std::hint::spin_loop();
+                    continue;
+                }
+                let (a, b) = chunk.as_slices();
+                sum += a.iter().sum::<u64>() + b.iter().sum::<u64>();
+                got += chunk.len() as u64;
+                chunk.release_all();
+            }
+            expect_sum(sum, n);
+        },
+    )
+}
+
+fn batch_rtrb(n: u64) -> Duration {
+    let (mut p, mut c) = rtrb::RingBuffer::<u64>::new(CAP);
+    pair(
+        move || {
+            let mut buf = [0u64; BATCH];
+            let mut next = 0;
+            while next < n {
+                let k = fill(&mut buf, &mut next, n);
+                let mut off = 0;
+                while off < k {
+                    let w = p.slots().min(k - off);
+                    if w == 0 {
+                        std::hint::spin_loop();
+                        continue;
+                    }
+                    let chunk = p.write_chunk_uninit(w).unwrap();
+                    off += chunk.fill_from_iter(buf[off..k].iter().copied());
+                }
+                next += k as u64;
+            }
+        },
+        move || {
+            let mut sum = 0u64;
+            let mut got = 0u64;
+            while got < n {
+                let k = c.slots().min(BATCH);
+                if k == 0 {
+                    std::hint::spin_loop();
+                    continue;
+                }
+                let chunk = c.read_chunk(k).unwrap();
+                let (a, b) = chunk.as_slices();
+                sum += a.iter().sum::<u64>() + b.iter().sum::<u64>();
+                got += k as u64;
+                chunk.commit_all();
+            }
+            expect_sum(sum, n);
+        },
+    )
+}
+
+fn batch_ringbuf(n: u64) -> Duration {
+    use ringbuf::traits::{Consumer, Producer, Split};
+    let (mut p, mut c) = ringbuf::HeapRb::<u64>::new(CAP).split();
+    pair(
+        move || {
+            let mut buf = [0u64; BATCH];
+            let mut next = 0;
+            while next < n {
+                let k = fill(&mut buf, &mut next, n);
+                let mut off = 0;
+                while off < k {
+                    let w = p.push_slice(&buf[off..k]);
+                    if w == 0 {
+                        std::hint::spin_loop();
+                    }
+                    off += w;
+                }
+                next += k as u64;
+            }
+        },
+        move || {
+            let mut sum = 0u64;
+            let mut got = 0u64;
+            let mut out = [0u64; BATCH];
+            while got < n {
+                let k = c.pop_slice(&mut out);
+                if k == 0 {
+                    std::hint::spin_loop();
+                    continue;
+                }
+                sum += out[..k].iter().sum::<u64>();
+                got += k as u64;
+            }
+            expect_sum(sum, n);
+        },
+    )
+}
+
+// ---------------------------------------------------------------- ping-pong
+
+fn pingpong_kaal(rounds: u64) -> Duration {
+    let mut ab = Box::new(SharedRing::<u64, CAP>::new());
+    let mut ba = Box::new(SharedRing::<u64, CAP>::new());
+    let (mut p1, mut c1) = ab.split();
+    let (mut p2, mut c2) = ba.split();
+    pair(
+        move || {
+            for i in 0..rounds {
+                p1.try_push(i).unwrap();
+                loop {
+                    if let Ok(v) = c2.try_pop() {
+                        assert_eq!(v, i);
+                        break;
+                    }
+                    std::hint::spin_loop();
+                }
+            }
+        },
+        move || {
+            for _ in 0..rounds {
+                let v = loop {
+                    if let Ok(v) = c1.try_pop() {
+                        break v;
+                    }
+                    std::hint::spin_loop();
+                };
+                p2.try_push(v).unwrap();
+            }
+        },
+    )
+}
+
+fn pingpong_rtrb(rounds: u64) -> Duration {
+    let (mut p1, mut c1) = rtrb::RingBuffer::<u64>::new(CAP);
+    let (mut p2, mut c2) = rtrb::RingBuffer::<u64>::new(CAP);
+    pair(
+        move || {
+            for i in 0..rounds {
+                p1.push(i).unwrap();
+                loop {
+                    if let Ok(v) = c2.pop() {
+                        assert_eq!(v, i);
+                        break;
+                    }
+                    std::hint::spin_loop();
+                }
+            }
+        },
+        move || {
+            for _ in 0..rounds {
+                let v = loop {
+                    if let Ok(v) = c1.pop() {
+                        break v;
+                    }
+                    std::hint::spin_loop();
+                };
+                p2.push(v).unwrap();
+            }
+        },
+    )
+}
+
+fn pingpong_ringbuf(rounds: u64) -> Duration {
+    use ringbuf::traits::{Consumer, Producer, Split};
+    let (mut p1, mut c1) = ringbuf::HeapRb::<u64>::new(CAP).split();
+    let (mut p2, mut c2) = ringbuf::HeapRb::<u64>::new(CAP).split();
+    pair(
+        move || {
+            for i in 0..rounds {
+                p1.try_push(i).unwrap();
+                loop {
+                    if let Some(v) = c2.try_pop() {
+                        assert_eq!(v, i);
+                        break;
+                    }
+                    std::hint::spin_loop();
+                }
+            }
+        },
+        move || {
+            for _ in 0..rounds {
+                let v = loop {
+                    if let Some(v) = c1.try_pop() {
+                        break v;
+                    }
+                    std::hint::spin_loop();
+                };
+                p2.try_push(v).unwrap();
+            }
+        },
+    )
+}
+
+fn pingpong_crossbeam(rounds: u64) -> Duration {
+    let ab = Arc::new(crossbeam_queue::ArrayQueue::<u64>::new(CAP));
+    let ba = Arc::new(crossbeam_queue::ArrayQueue::<u64>::new(CAP));
+    let (ab2, ba2) = (ab.clone(), ba.clone());
+    pair(
+        move || {
+            for i in 0..rounds {
+                ab.push(i).unwrap();
+                loop {
+                    if let Some(v) = ba.pop() {
+                        assert_eq!(v, i);
+                        break;
+                    }
+                    std::hint::spin_loop();
+                }
+            }
+        },
+        move || {
+            for _ in 0..rounds {
+                let v = loop {
+                    if let Some(v) = ab2.pop() {
+                        break v;
+                    }
+                    std::hint::spin_loop();
+                };
+                ba2.push(v).unwrap();
+            }
+        },
+    )
+}
+
+fn pingpong_heapless(rounds: u64) -> Duration {
+    let mut ab = Box::new(heapless::spsc::Queue::<u64, CAP>::new());
+    let mut ba = Box::new(heapless::spsc::Queue::<u64, CAP>::new());
+    let (mut p1, mut c1) = ab.split();
+    let (mut p2, mut c2) = ba.split();
+    pair(
+        move || {
+            for i in 0..rounds {
+                p1.enqueue(i).unwrap();
+                loop {
+                    if let Some(v) = c2.dequeue() {
+                        assert_eq!(v, i);
+                        break;
+                    }
+                    std::hint::spin_loop();
+                }
+            }
+        },
+        move || {
+            for _ in 0..rounds {
+                let v = loop {
+                    if let Some(v) = c1.dequeue() {
+                        break v;
+                    }
+                    std::hint::spin_loop();
+                };
+                p2.enqueue(v).unwrap();
+            }
+        },
+    )
+}
+
+fn pingpong_std(rounds: u64) -> Duration {
+    let (tx1, rx1) = sync_channel::<u64>(CAP);
+    let (tx2, rx2) = sync_channel::<u64>(CAP);
+    pair(
+        move || {
+            for i in 0..rounds {
+                tx1.try_send(i).unwrap();
+                loop {
+                    if let Ok(v) = rx2.try_recv() {
+                        assert_eq!(v, i);
+                        break;
+                    }
+                    std::hint::spin_loop();
+                }
+            }
+        },
+        move || {
+            for _ in 0..rounds {
+                let v = loop {
+                    if let Ok(v) = rx1.try_recv() {
+                        break v;
+                    }
+                    std::hint::spin_loop();
+                };
+                tx2.try_send(v).unwrap();
+            }
+        },
+    )
+}
+
+// ---------------------------------------------------------------- blocking
+
+fn blocking_kaal(rounds: u64, spin: u32) -> Duration {
+    let (mut tx1, mut rx1) = Channel::<u64, CAP, Futex>::pair();
+    let (mut tx2, mut rx2) = Channel::<u64, CAP, Futex>::pair();
+    for s in [
+        &mut *tx1 as &mut dyn SetSpin,
+        &mut *rx1,
+        &mut *tx2,
+        &mut *rx2,
+    ] {
+        s.set(spin);
+    }
+    pair(
+        move || {
+            for i in 0..rounds {
+                tx1.send(i).unwrap();
+                assert_eq!(rx2.recv().unwrap(), i);
+            }
+        },
+        move || {
+            for _ in 0..rounds {
+                let v = rx1.recv().unwrap();
+                tx2.send(v).unwrap();
+            }
+        },
+    )
+}
+
+trait SetSpin {
+    fn set(&mut self, spin: u32);
+}
+impl<R: kaal_ipc::RingHandle<u64, CAP>> SetSpin for kaal_ipc::Producer<u64, CAP, R, Futex> {
+    fn set(&mut self, spin: u32) {
+        self.set_spin_limit(spin);
+    }
+}
+impl<R: kaal_ipc::RingHandle<u64, CAP>> SetSpin for kaal_ipc::Consumer<u64, CAP, R, Futex> {
+    fn set(&mut self, spin: u32) {
+        self.set_spin_limit(spin);
+    }
+}
+
+fn blocking_std(rounds: u64) -> Duration {
+    let (tx1, rx1) = sync_channel::<u64>(1);
+    let (tx2, rx2) = sync_channel::<u64>(1);
+    pair(
+        move || {
+            for i in 0..rounds {
+                tx1.send(i).unwrap();
+                assert_eq!(rx2.recv().unwrap(), i);
+            }
+        },
+        move || {
+            for _ in 0..rounds {
+                let v = rx1.recv().unwrap();
+                tx2.send(v).unwrap();
+            }
+        },
+    )
+}
+
+// ---------------------------------------------------------------- driver
+
+struct Stats {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+/// Runs `f` `runs` times and returns per-unit figures computed by `per`.
+fn measure(runs: usize, mut f: impl FnMut() -> Duration, per: impl Fn(Duration) -> f64) -> Stats {
+    black_box(f()); // warm-up
+    let mut v: Vec<f64> = (0..runs).map(|_| per(f())).collect();
+    v.sort_by(f64::total_cmp);
+    Stats {
+        median: v[v.len() / 2],
+        min: v[0],
+        max: v[v.len() - 1],
+    }
+}
+
+fn report(title: &str, unit: &str, higher_is_better: bool, rows: Vec<(&str, Stats)>) {
+    println!("\n## {title} ({unit}, median [min..max])");
+    let base = rows
+        .iter()
+        .find(|(n, _)| *n == "rtrb")
+        .map(|(_, s)| s.median);
+    for (name, s) in &rows {
+        let ratio = base.map_or(String::from("-"), |b| {
+            if higher_is_better {
+                format!("{:.2}x", s.median / b)
+            } else {
+                format!("{:.2}x", s.median / b)
+            }
+        });
+        println!(
+            "{name:<28} {:>10.2} [{:>8.2} .. {:>8.2}]   vs rtrb: {ratio}",
+            s.median, s.min, s.max
+        );
+    }
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let runs: usize = std::env::var("KAAL_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!("# kaal-ipc comparison: {runs} runs per case, {cpus} CPUs, capacity {CAP}, u64 items");
+
+    let n: u64 = 4_000_000;
+    let mops = move |d: Duration| n as f64 / d.as_secs_f64() / 1e6;
+    report(
+        "single-item throughput",
+        "M items/s",
+        true,
+        vec![
+            ("kaal-ipc", measure(runs, || single_kaal(n), mops)),
+            ("rtrb", measure(runs, || single_rtrb(n), mops)),
+            ("ringbuf", measure(runs, || single_ringbuf(n), mops)),
+            (
+                "crossbeam ArrayQueue",
+                measure(runs, || single_crossbeam(n), mops),
+            ),
+            ("heapless spsc", measure(runs, || single_heapless(n), mops)),
+            (
+                "std sync_channel",
+                measure(
+                    runs,
+                    || single_std(n / 4),
+                    move |d| (n / 4) as f64 / d.as_secs_f64() / 1e6,
+                ),
+            ),
+        ],
+    );
+
+    let nb: u64 = 16_000_000;
+    let bops = move |d: Duration| nb as f64 / d.as_secs_f64() / 1e6;
+    report(
+        "256-item batch throughput",
+        "M items/s",
+        true,
+        vec![
+            (
+                "kaal-ipc (push_slice/read_chunk)",
+                measure(runs, || batch_kaal(nb), bops),
+            ),
+            ("rtrb", measure(runs, || batch_rtrb(nb), bops)),
+            (
+                "ringbuf (push_slice/pop_slice)",
+                measure(runs, || batch_ringbuf(nb), bops),
+            ),
+        ],
+    );
+
+    let rounds: u64 = 200_000;
+    let ns = move |d: Duration| d.as_nanos() as f64 / rounds as f64;
+    report(
+        "ping-pong round trip (spinning)",
+        "ns",
+        false,
+        vec![
+            ("kaal-ipc", measure(runs, || pingpong_kaal(rounds), ns)),
+            ("rtrb", measure(runs, || pingpong_rtrb(rounds), ns)),
+            ("ringbuf", measure(runs, || pingpong_ringbuf(rounds), ns)),
+            (
+                "crossbeam ArrayQueue",
+                measure(runs, || pingpong_crossbeam(rounds), ns),
+            ),
+            (
+                "heapless spsc",
+                measure(runs, || pingpong_heapless(rounds), ns),
+            ),
+            (
+                "std sync_channel",
+                measure(runs, || pingpong_std(rounds), ns),
+            ),
+        ],
+    );
+
+    let br: u64 = 5_000;
+    let us = move |d: Duration| d.as_secs_f64() * 1e6 / br as f64;
+    report(
+        "blocking round trip",
+        "us",
+        false,
+        vec![
+            (
+                "kaal-ipc futex, no spinning",
+                measure(runs, || blocking_kaal(br, 0), us),
+            ),
+            (
+                "kaal-ipc futex, default spin",
+                measure(runs, || blocking_kaal(br, kaal_ipc::DEFAULT_SPIN_LIMIT), us),
+            ),
+            (
+                "std sync_channel(1)",
+                measure(runs, || blocking_std(br), us),
+            ),
+        ],
+    );
+}

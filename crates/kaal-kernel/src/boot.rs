@@ -25,7 +25,7 @@ const DEFAULT_DTB_PHYS: u64 = 0x4000_0000;
 const ROOT_ASID: u16 = 1;
 
 unsafe extern "C" {
-    static __kernel_phys_start: u8;
+    static __kernel_start: u8;
     static __text_start: u8;
     static __text_end: u8;
     static __rodata_start: u8;
@@ -90,20 +90,33 @@ fn boot(config: &'static Config, dtb_register: u64) -> ! {
     let dtb_phys = virt_to_phys(blob.as_ptr() as u64);
     kprintln!("  device tree at {dtb_phys:#x} ({} bytes)", blob.len());
     for region in platform.memory() {
-        kprintln!("  RAM {:#x}..{:#x} ({} MiB)", region.start, region.end, region.size() >> 20);
+        kprintln!(
+            "  RAM {:#x}..{:#x} ({} MiB)",
+            region.start,
+            region.end,
+            region.size() >> 20
+        );
     }
-    kprintln!("  {} CPU(s); bootargs \"{}\"", platform.cpu_count, platform.bootargs);
+    kprintln!(
+        "  {} CPU(s); bootargs \"{}\"",
+        platform.cpu_count,
+        platform.bootargs
+    );
 
     let image = PhysRange {
-        start: symbol(&raw const __kernel_phys_start),
+        start: virt_to_phys(symbol(&raw const __kernel_start)),
         end: virt_to_phys(symbol(&raw const __kernel_end)),
     };
     {
         let mut frames = FRAMES.lock();
         for region in platform.memory() {
-            frames.add(*region).unwrap_or_else(|error| panic!("{error}"));
+            frames
+                .add(*region)
+                .unwrap_or_else(|error| panic!("{error}"));
         }
-        frames.reserve(PhysRange::new(dtb_phys, blob.len() as u64)).expect("reserve device tree");
+        frames
+            .reserve(PhysRange::new(dtb_phys, blob.len() as u64))
+            .expect("reserve device tree");
         frames.reserve(image).expect("reserve kernel image");
         kprintln!(
             "  kernel image {:#x}..{:#x}; {} MiB free",
@@ -121,11 +134,17 @@ fn boot(config: &'static Config, dtb_register: u64) -> ! {
     kprintln!("  MMU: kernel map installed (high half, W^X, devices nGnRE)");
 
     let gic_registers = match platform.gic {
-        GicDescription::V2 { distributor, cpu_interface } => GicRegisters::V2 {
+        GicDescription::V2 {
+            distributor,
+            cpu_interface,
+        } => GicRegisters::V2 {
             distributor: phys_to_virt(distributor.start) as usize,
             cpu_interface: phys_to_virt(cpu_interface.start) as usize,
         },
-        GicDescription::V3 { distributor, redistributor } => GicRegisters::V3 {
+        GicDescription::V3 {
+            distributor,
+            redistributor,
+        } => GicRegisters::V3 {
             distributor: phys_to_virt(distributor.start) as usize,
             redistributor: phys_to_virt(redistributor.start) as usize,
         },
@@ -135,6 +154,7 @@ fn boot(config: &'static Config, dtb_register: u64) -> ! {
     let mut gic = unsafe { Gic::new(gic_registers) };
     gic.enable(platform.virtual_timer_irq);
     let frequency = timer::frequency_hz();
+    timer::allow_user_counter_access();
     let tick_period = frequency / u64::from(config.tick_hz);
     kprintln!(
         "  GICv{}; timer IRQ {} at {} Hz, tick {} Hz; PSCI {:?}",
@@ -176,8 +196,14 @@ fn build_kernel_map(platform: &Platform<'_>, image: PhysRange) -> TranslationTab
                 .unwrap_or_else(|error| panic!("kernel map {start:#x}..{end:#x}: {error}"));
         }
     };
-    let text = (virt_to_phys(symbol(&raw const __text_start)), virt_to_phys(symbol(&raw const __text_end)));
-    let rodata = (virt_to_phys(symbol(&raw const __rodata_start)), virt_to_phys(symbol(&raw const __rodata_end)));
+    let text = (
+        virt_to_phys(symbol(&raw const __text_start)),
+        virt_to_phys(symbol(&raw const __text_end)),
+    );
+    let rodata = (
+        virt_to_phys(symbol(&raw const __rodata_start)),
+        virt_to_phys(symbol(&raw const __rodata_end)),
+    );
     let data = virt_to_phys(symbol(&raw const __data_start));
     for region in platform.memory() {
         let (start, end) = (region.start, region.end);
@@ -195,12 +221,22 @@ fn build_kernel_map(platform: &Platform<'_>, image: PhysRange) -> TranslationTab
     }
     let mut devices = Vec::from([platform.uart]);
     match platform.gic {
-        GicDescription::V2 { distributor, cpu_interface } => devices.extend([distributor, cpu_interface]),
-        GicDescription::V3 { distributor, redistributor } => devices.extend([distributor, redistributor]),
+        GicDescription::V2 {
+            distributor,
+            cpu_interface,
+        } => devices.extend([distributor, cpu_interface]),
+        GicDescription::V3 {
+            distributor,
+            redistributor,
+        } => devices.extend([distributor, redistributor]),
     }
     for device in devices {
         let start = device.start & !(PAGE_SIZE - 1);
-        map(start, device.end.next_multiple_of(PAGE_SIZE), PageAttrs::KERNEL_DEVICE);
+        map(
+            start,
+            device.end.next_multiple_of(PAGE_SIZE),
+            PageAttrs::KERNEL_DEVICE,
+        );
     }
     debug_assert!(KERNEL_BASE > layout::USER_END);
     table
@@ -208,11 +244,18 @@ fn build_kernel_map(platform: &Platform<'_>, image: PhysRange) -> TranslationTab
 
 /// Copies `bytes` into fresh frames mapped at `vaddr` with `attrs` (zero-filling the
 /// mapping up to `size`), returning the physical address of the first frame.
-fn map_copy(table: &mut TranslationTable, vaddr: u64, size: u64, bytes: &[u8], attrs: PageAttrs) -> u64 {
+fn map_copy(
+    table: &mut TranslationTable,
+    vaddr: u64,
+    size: u64,
+    bytes: &[u8],
+    attrs: PageAttrs,
+) -> u64 {
     let mut first = 0;
     let mut page = 0;
     while page < size {
-        let frame = allocate_zeroed_frame().unwrap_or_else(|error| panic!("loading root task: {error}"));
+        let frame =
+            allocate_zeroed_frame().unwrap_or_else(|error| panic!("loading root task: {error}"));
         if page == 0 {
             first = frame;
         }
@@ -228,12 +271,19 @@ fn map_copy(table: &mut TranslationTable, vaddr: u64, size: u64, bytes: &[u8], a
     first
 }
 
-fn load_root_task(config: &Config, platform: &Platform<'_>, tree: &fdt::Fdt<'_>) -> (AddressSpace, UserContext) {
+fn load_root_task(
+    config: &Config,
+    platform: &Platform<'_>,
+    tree: &fdt::Fdt<'_>,
+) -> (AddressSpace, UserContext) {
     let archive = Archive::parse(config.components)
         .unwrap_or_else(|error| panic!("component archive: {error}"));
-    let elf = archive
-        .get(config.root_task)
-        .unwrap_or_else(|| panic!("component archive has no entry named \"{}\"", config.root_task));
+    let elf = archive.get(config.root_task).unwrap_or_else(|| {
+        panic!(
+            "component archive has no entry named \"{}\"",
+            config.root_task
+        )
+    });
     let plan = loader::plan(elf, layout::USER_START, layout::USER_END)
         .unwrap_or_else(|error| panic!("root task \"{}\": {error}", config.root_task));
     let mut table = TranslationTable::new(&mut LinearTables).expect("root task table");
@@ -241,15 +291,34 @@ fn load_root_task(config: &Config, platform: &Platform<'_>, tree: &fdt::Fdt<'_>)
     for segment in plan.segments() {
         let (first_page, end_page) = segment.page_span();
         let lead = (segment.vaddr - first_page) as usize;
-        let file = &elf[segment.file_offset as usize..(segment.file_offset + segment.file_size) as usize];
+        let file =
+            &elf[segment.file_offset as usize..(segment.file_offset + segment.file_size) as usize];
         let mut bytes = alloc::vec![0u8; lead + file.len()];
         bytes[lead..].copy_from_slice(file);
-        map_copy(&mut table, first_page, end_page - first_page, &bytes, PageAttrs::user(segment.write, segment.execute));
+        map_copy(
+            &mut table,
+            first_page,
+            end_page - first_page,
+            &bytes,
+            PageAttrs::user(segment.write, segment.execute),
+        );
     }
     let stack_bottom = layout::ROOT_STACK_TOP - layout::ROOT_STACK_BYTES;
-    map_copy(&mut table, stack_bottom, layout::ROOT_STACK_BYTES, &[], PageAttrs::user(true, false));
+    map_copy(
+        &mut table,
+        stack_bottom,
+        layout::ROOT_STACK_BYTES,
+        &[],
+        PageAttrs::user(true, false),
+    );
     let archive_size = (config.components.len() as u64).next_multiple_of(PAGE_SIZE);
-    map_copy(&mut table, layout::ARCHIVE_VADDR, archive_size, config.components, PageAttrs::user(false, false));
+    map_copy(
+        &mut table,
+        layout::ARCHIVE_VADDR,
+        archive_size,
+        config.components,
+        PageAttrs::user(false, false),
+    );
     kprintln!(
         "  root task \"{}\": entry {:#x}, {} segment(s), {} KiB stack, archive of {} component(s) at {:#x}",
         config.root_task,
@@ -262,14 +331,31 @@ fn load_root_task(config: &Config, platform: &Platform<'_>, tree: &fdt::Fdt<'_>)
 
     // Boot info: map its frames first (mapping may allocate tables), then describe the
     // memory that is left, which is what user space receives.
-    let boot_info_frame = map_copy(&mut table, BOOT_INFO_VADDR, BOOT_INFO_MAX_BYTES as u64, &[], PageAttrs::user(false, false));
+    let boot_info_frame = map_copy(
+        &mut table,
+        BOOT_INFO_VADDR,
+        BOOT_INFO_MAX_BYTES as u64,
+        &[],
+        PageAttrs::user(false, false),
+    );
     let boot_info_size = write_root_boot_info(config, platform, tree, &mut table);
     FRAMES.lock().seal();
     kprintln!(
         "  boot info: {boot_info_size} bytes at {BOOT_INFO_VADDR:#x} (frame {boot_info_frame:#x})"
     );
-    let context = UserContext::new(plan.entry, layout::ROOT_STACK_TOP, BOOT_INFO_VADDR, boot_info_size as u64);
-    (AddressSpace { table, asid: ROOT_ASID }, context)
+    let context = UserContext::new(
+        plan.entry,
+        layout::ROOT_STACK_TOP,
+        BOOT_INFO_VADDR,
+        boot_info_size as u64,
+    );
+    (
+        AddressSpace {
+            table,
+            asid: ROOT_ASID,
+        },
+        context,
+    )
 }
 
 fn write_root_boot_info(
@@ -282,11 +368,17 @@ fn write_root_boot_info(
         .lock()
         .free_ranges()
         .iter()
-        .map(|r| UntypedRegion { base: r.start, size_bytes: r.size(), is_device: false })
+        .map(|r| UntypedRegion {
+            base: r.start,
+            size_bytes: r.size(),
+            is_device: false,
+        })
         .collect();
     let device_nodes: Vec<_> = platform::devices(tree).collect();
-    let irq_lists: Vec<Vec<u32>> =
-        device_nodes.iter().map(|d| platform::interrupt_ids(d.node).collect()).collect();
+    let irq_lists: Vec<Vec<u32>> = device_nodes
+        .iter()
+        .map(|d| platform::interrupt_ids(d.node).collect())
+        .collect();
     let devices: Vec<DeviceDesc<'_>> = device_nodes
         .iter()
         .zip(&irq_lists)
@@ -316,7 +408,8 @@ fn write_root_boot_info(
         },
     };
     let mut buffer = alloc::vec![0u8; BOOT_INFO_MAX_BYTES];
-    let size = write_boot_info(&mut buffer, &input).unwrap_or_else(|error| panic!("boot info: {error}"));
+    let size =
+        write_boot_info(&mut buffer, &input).unwrap_or_else(|error| panic!("boot info: {error}"));
     let mut page = 0;
     while page < size as u64 {
         let (physical, _) = table
@@ -325,9 +418,16 @@ fn write_root_boot_info(
         let end = (page + PAGE_SIZE).min(size as u64) as usize;
         // SAFETY: the frame was allocated for the boot info above and is not yet visible
         // to any running thread.
-        unsafe { ram_bytes_mut(physical, end - page as usize).copy_from_slice(&buffer[page as usize..end]) };
+        unsafe {
+            ram_bytes_mut(physical, end - page as usize)
+                .copy_from_slice(&buffer[page as usize..end])
+        };
         page += PAGE_SIZE;
     }
-    kprintln!("  {} untyped region(s), {} device(s) described", untyped.len(), devices.len());
+    kprintln!(
+        "  {} untyped region(s), {} device(s) described",
+        untyped.len(),
+        devices.len()
+    );
     size
 }

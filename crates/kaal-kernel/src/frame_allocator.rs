@@ -25,7 +25,10 @@ pub struct PhysRange {
 impl PhysRange {
     /// The range `[start, start + size)`, saturating at the top of the address space.
     pub const fn new(start: u64, size: u64) -> Self {
-        Self { start, end: start.saturating_add(size) }
+        Self {
+            start,
+            end: start.saturating_add(size),
+        }
     }
 
     /// Size in bytes.
@@ -65,7 +68,11 @@ impl Default for FrameAllocator {
 impl FrameAllocator {
     /// An allocator with no memory.
     pub const fn new() -> Self {
-        Self { ranges: [PhysRange { start: 0, end: 0 }; MAX_RANGES], count: 0, sealed: false }
+        Self {
+            ranges: [PhysRange { start: 0, end: 0 }; MAX_RANGES],
+            count: 0,
+            sealed: false,
+        }
     }
 
     /// Adds free memory; the range is shrunk inwards to whole frames.
@@ -96,8 +103,14 @@ impl FrameAllocator {
                 index += 1;
                 continue;
             }
-            let before = PhysRange { start: range.start, end: cut_start.max(range.start) };
-            let after = PhysRange { start: cut_end.min(range.end), end: range.end };
+            let before = PhysRange {
+                start: range.start,
+                end: cut_start.max(range.start),
+            };
+            let after = PhysRange {
+                start: cut_end.min(range.end),
+                end: range.end,
+            };
             self.ranges.copy_within(index + 1..self.count, index);
             self.count -= 1;
             for piece in [before, after] {
@@ -115,7 +128,9 @@ impl FrameAllocator {
         if self.sealed {
             return Err(FrameError::Sealed);
         }
-        let range = self.ranges[..self.count].first_mut().ok_or(FrameError::OutOfMemory)?;
+        let range = self.ranges[..self.count]
+            .first_mut()
+            .ok_or(FrameError::OutOfMemory)?;
         let frame = range.start;
         range.start += FRAME_SIZE;
         if range.start == range.end {
@@ -148,14 +163,27 @@ mod tests {
     #[test]
     fn reserves_holes_and_allocates_lowest_first() {
         let mut frames = FrameAllocator::new();
-        frames.add(PhysRange::new(0x4000_0000, 0x1000_0000)).unwrap();
+        frames
+            .add(PhysRange::new(0x4000_0000, 0x1000_0000))
+            .unwrap();
         frames.reserve(PhysRange::new(0x4000_0000, 0x1800)).unwrap(); // DTB, rounded out
-        frames.reserve(PhysRange { start: 0x4008_0000, end: 0x4020_0000 }).unwrap();
+        frames
+            .reserve(PhysRange {
+                start: 0x4008_0000,
+                end: 0x4020_0000,
+            })
+            .unwrap();
         assert_eq!(
             frames.free_ranges(),
             &[
-                PhysRange { start: 0x4000_2000, end: 0x4008_0000 },
-                PhysRange { start: 0x4020_0000, end: 0x5000_0000 },
+                PhysRange {
+                    start: 0x4000_2000,
+                    end: 0x4008_0000
+                },
+                PhysRange {
+                    start: 0x4020_0000,
+                    end: 0x5000_0000
+                },
             ]
         );
         assert_eq!(frames.allocate(), Ok(0x4000_2000));
@@ -178,9 +206,25 @@ mod tests {
     #[test]
     fn unaligned_ranges_shrink_inwards_and_tiny_ones_vanish() {
         let mut frames = FrameAllocator::new();
-        frames.add(PhysRange { start: 0x1001, end: 0x3fff }).unwrap();
-        frames.add(PhysRange { start: 0x9000, end: 0x9fff }).unwrap();
-        assert_eq!(frames.free_ranges(), &[PhysRange { start: 0x2000, end: 0x3000 }]);
+        frames
+            .add(PhysRange {
+                start: 0x1001,
+                end: 0x3fff,
+            })
+            .unwrap();
+        frames
+            .add(PhysRange {
+                start: 0x9000,
+                end: 0x9fff,
+            })
+            .unwrap();
+        assert_eq!(
+            frames.free_ranges(),
+            &[PhysRange {
+                start: 0x2000,
+                end: 0x3000
+            }]
+        );
     }
 
     #[test]
@@ -189,6 +233,9 @@ mod tests {
         for i in 0..MAX_RANGES as u64 {
             frames.add(PhysRange::new(i * 0x10000, 0x1000)).unwrap();
         }
-        assert_eq!(frames.add(PhysRange::new(0x100_0000, 0x1000)), Err(FrameError::TooManyRanges));
+        assert_eq!(
+            frames.add(PhysRange::new(0x100_0000, 0x1000)),
+            Err(FrameError::TooManyRanges)
+        );
     }
 }

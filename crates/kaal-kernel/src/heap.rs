@@ -19,5 +19,9 @@ static ALLOCATOR: LockedHeap = LockedHeap::empty();
 pub fn init() {
     // SAFETY: called once on the boot path before any allocation; HEAP_MEMORY is used by
     // nothing else, so the allocator owns it exclusively from here on.
-    unsafe { ALLOCATOR.lock().init((&raw mut HEAP_MEMORY).cast::<u8>(), HEAP_BYTES) };
+    unsafe {
+        ALLOCATOR
+            .lock()
+            .init((&raw mut HEAP_MEMORY).cast::<u8>(), HEAP_BYTES)
+    };
 }

@@ -11,10 +11,10 @@ use crate::arch::gic::{Gic, SPURIOUS_START};
 use crate::arch::mmu::{install_user_table, phys_to_virt};
 use crate::arch::page_table::{PAGE_SIZE, TranslationTable};
 use crate::arch::{psci, semihosting, timer};
+use crate::kprintln;
 use crate::memory::LinearTables;
 use crate::platform::PsciConduit;
 use crate::scheduler::{RunQueues, ThreadId};
-use crate::kprintln;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use kaal_abi::{CONSOLE_WRITE_MAX_BYTES, Error, Syscall, ThreadStatus};
@@ -154,7 +154,9 @@ impl Kernel {
     }
 
     fn current_thread(&mut self) -> &mut Thread {
-        let id = self.current.expect("a user entry always has a current thread");
+        let id = self
+            .current
+            .expect("a user entry always has a current thread");
         &mut self.threads[id]
     }
 
@@ -162,7 +164,10 @@ impl Kernel {
         match entry {
             UserEntry::Syscall => {
                 let context = &self.current_thread().context;
-                let (number, args) = (context.x[8], [context.x[0], context.x[1], context.x[2], context.x[3]]);
+                let (number, args) = (
+                    context.x[8],
+                    [context.x[0], context.x[1], context.x[2], context.x[3]],
+                );
                 let result = self.syscall(number, args);
                 // A thread that ended does not get a result.
                 if self.current_thread().state == ThreadState::Running {
@@ -196,7 +201,10 @@ impl Kernel {
             }
             Syscall::ThreadCreate => self.thread_create(args),
             Syscall::ThreadStatus => {
-                let thread = self.threads.get(args[0] as usize).ok_or(Error::NoSuchThread)?;
+                let thread = self
+                    .threads
+                    .get(args[0] as usize)
+                    .ok_or(Error::NoSuchThread)?;
                 Ok(match thread.state {
                     ThreadState::Ready | ThreadState::Running => (ThreadStatus::Alive as u64, 0),
                     ThreadState::Exited(code) => (ThreadStatus::Exited as u64, code),
@@ -206,7 +214,10 @@ impl Kernel {
             Syscall::ThreadId => Ok((self.current.unwrap_or(0) as u64, 0)),
             Syscall::PowerOff => {
                 let conduit = self.services.psci.ok_or(Error::NotSupported)?;
-                kprintln!("[kaal] power off requested by thread {}", self.current.unwrap_or(0));
+                kprintln!(
+                    "[kaal] power off requested by thread {}",
+                    self.current.unwrap_or(0)
+                );
                 psci::system_off(conduit);
                 Err(Error::NotSupported)
             }
@@ -238,7 +249,9 @@ impl Kernel {
         let mut at = pointer;
         while at < end {
             let chunk = (PAGE_SIZE - at % PAGE_SIZE).min(end - at);
-            let physical = self.user_translate(at, false, false).ok_or(Error::BadAddress)?;
+            let physical = self
+                .user_translate(at, false, false)
+                .ok_or(Error::BadAddress)?;
             let offset = (at - pointer) as usize;
             // SAFETY: `physical..physical+chunk` lies in one user page that is mapped for
             // the caller, so it is RAM in the linear map; the caller is not running.
@@ -258,11 +271,18 @@ impl Kernel {
         if priority > caller_priority || stack_top % 16 != 0 {
             return Err(Error::InvalidArgument);
         }
-        self.user_translate(entry, false, true).ok_or(Error::BadAddress)?;
-        self.user_translate(stack_top.wrapping_sub(16), true, false).ok_or(Error::BadAddress)?;
+        self.user_translate(entry, false, true)
+            .ok_or(Error::BadAddress)?;
+        self.user_translate(stack_top.wrapping_sub(16), true, false)
+            .ok_or(Error::BadAddress)?;
         let space = self.current_thread().space;
         let name = self.current_thread().name;
-        let id = self.spawn(name, space, UserContext::new(entry, stack_top, arg, 0), priority)?;
+        let id = self.spawn(
+            name,
+            space,
+            UserContext::new(entry, stack_top, arg, 0),
+            priority,
+        )?;
         if priority > caller_priority {
             self.reschedule = true;
         }
@@ -278,7 +298,11 @@ impl Kernel {
         if class.is_abort() {
             let (status, level) = esr::fault_status(esr);
             let access = if class == ExceptionClass::DataAbortLower {
-                if esr::is_write(esr) { " on write" } else { " on read" }
+                if esr::is_write(esr) {
+                    " on write"
+                } else {
+                    " on read"
+                }
             } else {
                 " on instruction fetch"
             };
@@ -340,8 +364,10 @@ impl Kernel {
         if let Some(current) = self.current {
             let thread = &self.threads[current];
             if thread.state == ThreadState::Running {
-                let higher_ready =
-                    self.run_queues.highest_priority().is_some_and(|p| p > thread.priority);
+                let higher_ready = self
+                    .run_queues
+                    .highest_priority()
+                    .is_some_and(|p| p > thread.priority);
                 if self.reschedule {
                     self.run_queues.push_back(current, thread.priority);
                 } else if higher_ready {
@@ -402,7 +428,10 @@ pub fn install(kernel: Kernel) {
 
 /// Runs `f` on the kernel state.
 pub fn with_kernel<R>(f: impl FnOnce(&mut Kernel) -> R) -> R {
-    f(KERNEL.lock().as_mut().expect("kernel state installed at boot"))
+    f(KERNEL
+        .lock()
+        .as_mut()
+        .expect("kernel state installed at boot"))
 }
 
 /// Handles an entry from user space and chooses the thread to return to. Returns when

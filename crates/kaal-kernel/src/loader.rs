@@ -38,7 +38,10 @@ pub struct Segment {
 impl Segment {
     /// First page and one past the last page this segment touches.
     pub fn page_span(&self) -> (u64, u64) {
-        (self.vaddr & !(PAGE - 1), (self.vaddr + self.mem_size).next_multiple_of(PAGE))
+        (
+            self.vaddr & !(PAGE - 1),
+            (self.vaddr + self.mem_size).next_multiple_of(PAGE),
+        )
     }
 }
 
@@ -123,8 +126,15 @@ pub fn plan(image: &[u8], user_start: u64, user_end: u64) -> Result<LoadPlan, El
         return Err(ElfError::NotExecutable(header.e_type));
     }
     let table = file.segments().ok_or(ElfError::NoSegments)?;
-    let mut plan = LoadPlan { entry: header.e_entry, segments: [Segment::default(); MAX_SEGMENTS], count: 0 };
-    for header in table.iter().filter(|p| p.p_type == PT_LOAD && p.p_memsz > 0) {
+    let mut plan = LoadPlan {
+        entry: header.e_entry,
+        segments: [Segment::default(); MAX_SEGMENTS],
+        count: 0,
+    };
+    for header in table
+        .iter()
+        .filter(|p| p.p_type == PT_LOAD && p.p_memsz > 0)
+    {
         let segment = Segment {
             vaddr: header.p_vaddr,
             mem_size: header.p_memsz,
@@ -138,7 +148,10 @@ pub fn plan(image: &[u8], user_start: u64, user_end: u64) -> Result<LoadPlan, El
         }
         let end = segment.vaddr.checked_add(segment.mem_size);
         if segment.vaddr < user_start || end.is_none_or(|end| end > user_end) {
-            return Err(ElfError::OutsideUserSpace { vaddr: segment.vaddr, size: segment.mem_size });
+            return Err(ElfError::OutsideUserSpace {
+                vaddr: segment.vaddr,
+                size: segment.mem_size,
+            });
         }
         if segment.file_size > segment.mem_size {
             return Err(ElfError::FileLargerThanMemory(segment.vaddr));
@@ -157,14 +170,21 @@ pub fn plan(image: &[u8], user_start: u64, user_end: u64) -> Result<LoadPlan, El
         }) {
             return Err(ElfError::Overlap(other.vaddr.max(start)));
         }
-        *plan.segments.get_mut(plan.count).ok_or(ElfError::TooManySegments)? = segment;
+        *plan
+            .segments
+            .get_mut(plan.count)
+            .ok_or(ElfError::TooManySegments)? = segment;
         plan.count += 1;
     }
     if plan.count == 0 {
         return Err(ElfError::NoSegments);
     }
     let entry = plan.entry;
-    if !plan.segments().iter().any(|s| s.execute && entry >= s.vaddr && entry < s.vaddr + s.mem_size) {
+    if !plan
+        .segments()
+        .iter()
+        .any(|s| s.execute && entry >= s.vaddr && entry < s.vaddr + s.mem_size)
+    {
         return Err(ElfError::BadEntry(entry));
     }
     Ok(plan)
@@ -176,7 +196,12 @@ mod tests {
 
     /// Builds a minimal little-endian ELF64 executable with the given program headers
     /// `(flags, vaddr, offset, filesz, memsz)`.
-    fn image(machine: u16, kind: u16, entry: u64, segments: &[(u32, u64, u64, u64, u64)]) -> Vec<u8> {
+    fn image(
+        machine: u16,
+        kind: u16,
+        entry: u64,
+        segments: &[(u32, u64, u64, u64, u64)],
+    ) -> Vec<u8> {
         let mut out = vec![0u8; 64];
         out[..4].copy_from_slice(b"\x7fELF");
         out[4] = 2; // 64-bit
@@ -212,7 +237,15 @@ mod tests {
 
     #[test]
     fn accepts_a_well_formed_executable() {
-        let bytes = image(EM_AARCH64, ET_EXEC, 0x40_0010, &[(RX, 0x40_0000, 0x1000, 0x100, 0x100), (RW, 0x40_1000, 0x2000, 0x10, 0x5000)]);
+        let bytes = image(
+            EM_AARCH64,
+            ET_EXEC,
+            0x40_0010,
+            &[
+                (RX, 0x40_0000, 0x1000, 0x100, 0x100),
+                (RW, 0x40_1000, 0x2000, 0x10, 0x5000),
+            ],
+        );
         let plan = plan(&bytes, LIMIT.0, LIMIT.1).unwrap();
         assert_eq!(plan.entry, 0x40_0010);
         assert_eq!(plan.segments().len(), 2);
@@ -224,24 +257,107 @@ mod tests {
     fn names_each_problem() {
         let ok = [(RX, 0x40_0000, 0x1000, 0x100, 0x100)];
         let check = |bytes: Vec<u8>| plan(&bytes, LIMIT.0, LIMIT.1).unwrap_err();
-        assert_eq!(check(image(62, ET_EXEC, 0x40_0000, &ok)), ElfError::WrongMachine(62));
-        assert_eq!(check(image(EM_AARCH64, 3, 0x40_0000, &ok)), ElfError::NotExecutable(3));
-        assert_eq!(check(image(EM_AARCH64, ET_EXEC, 0x40_0000, &[])), ElfError::NoSegments);
-        assert_eq!(check(image(EM_AARCH64, ET_EXEC, 0x40_0000, &[(7, 0x40_0000, 0x1000, 0x10, 0x10)])), ElfError::WriteAndExecute(0x40_0000));
-        assert_eq!(check(image(EM_AARCH64, ET_EXEC, 0, &[(RX, 0, 0x1000, 0x10, 0x10)])), ElfError::OutsideUserSpace { vaddr: 0, size: 0x10 });
-        assert_eq!(check(image(EM_AARCH64, ET_EXEC, 0x40_0000, &[(RX, u64::MAX - 8, 0x1000, 0x10, 0x10)])), ElfError::OutsideUserSpace { vaddr: u64::MAX - 8, size: 0x10 });
-        assert_eq!(check(image(EM_AARCH64, ET_EXEC, 0x40_0000, &[(RX, 0x40_0000, 0x2f00, 0x1000, 0x1000)])), ElfError::FileRangeOutOfBounds { offset: 0x2f00, size: 0x1000 });
-        assert_eq!(check(image(EM_AARCH64, ET_EXEC, 0x40_0000, &[(RX, 0x40_0000, 0x1000, 0x20, 0x10)])), ElfError::FileLargerThanMemory(0x40_0000));
-        assert_eq!(check(image(EM_AARCH64, ET_EXEC, 0x40_0000, &[(RX, 0x40_0000, 0x1000, 0x10, 0x10), (RW, 0x40_0800, 0x1000, 0x10, 0x10)])), ElfError::Overlap(0x40_0000));
-        assert_eq!(check(image(EM_AARCH64, ET_EXEC, 0x50_0000, &ok)), ElfError::BadEntry(0x50_0000));
-        assert_eq!(plan(b"\x7fELF garbage", LIMIT.0, LIMIT.1).unwrap_err(), ElfError::Malformed);
-        assert_eq!(plan(&[], LIMIT.0, LIMIT.1).unwrap_err(), ElfError::Malformed);
+        assert_eq!(
+            check(image(62, ET_EXEC, 0x40_0000, &ok)),
+            ElfError::WrongMachine(62)
+        );
+        assert_eq!(
+            check(image(EM_AARCH64, 3, 0x40_0000, &ok)),
+            ElfError::NotExecutable(3)
+        );
+        assert_eq!(
+            check(image(EM_AARCH64, ET_EXEC, 0x40_0000, &[])),
+            ElfError::NoSegments
+        );
+        assert_eq!(
+            check(image(
+                EM_AARCH64,
+                ET_EXEC,
+                0x40_0000,
+                &[(7, 0x40_0000, 0x1000, 0x10, 0x10)]
+            )),
+            ElfError::WriteAndExecute(0x40_0000)
+        );
+        assert_eq!(
+            check(image(
+                EM_AARCH64,
+                ET_EXEC,
+                0,
+                &[(RX, 0, 0x1000, 0x10, 0x10)]
+            )),
+            ElfError::OutsideUserSpace {
+                vaddr: 0,
+                size: 0x10
+            }
+        );
+        assert_eq!(
+            check(image(
+                EM_AARCH64,
+                ET_EXEC,
+                0x40_0000,
+                &[(RX, u64::MAX - 8, 0x1000, 0x10, 0x10)]
+            )),
+            ElfError::OutsideUserSpace {
+                vaddr: u64::MAX - 8,
+                size: 0x10
+            }
+        );
+        assert_eq!(
+            check(image(
+                EM_AARCH64,
+                ET_EXEC,
+                0x40_0000,
+                &[(RX, 0x40_0000, 0x2f00, 0x1000, 0x1000)]
+            )),
+            ElfError::FileRangeOutOfBounds {
+                offset: 0x2f00,
+                size: 0x1000
+            }
+        );
+        assert_eq!(
+            check(image(
+                EM_AARCH64,
+                ET_EXEC,
+                0x40_0000,
+                &[(RX, 0x40_0000, 0x1000, 0x20, 0x10)]
+            )),
+            ElfError::FileLargerThanMemory(0x40_0000)
+        );
+        assert_eq!(
+            check(image(
+                EM_AARCH64,
+                ET_EXEC,
+                0x40_0000,
+                &[
+                    (RX, 0x40_0000, 0x1000, 0x10, 0x10),
+                    (RW, 0x40_0800, 0x1000, 0x10, 0x10)
+                ]
+            )),
+            ElfError::Overlap(0x40_0000)
+        );
+        assert_eq!(
+            check(image(EM_AARCH64, ET_EXEC, 0x50_0000, &ok)),
+            ElfError::BadEntry(0x50_0000)
+        );
+        assert_eq!(
+            plan(b"\x7fELF garbage", LIMIT.0, LIMIT.1).unwrap_err(),
+            ElfError::Malformed
+        );
+        assert_eq!(
+            plan(&[], LIMIT.0, LIMIT.1).unwrap_err(),
+            ElfError::Malformed
+        );
     }
 
     #[test]
     fn random_bytes_never_panic() {
         let mut seed = 0x1234_5678_9abc_def0u64;
-        let base = image(EM_AARCH64, ET_EXEC, 0x40_0010, &[(RX, 0x40_0000, 0x1000, 0x100, 0x100)]);
+        let base = image(
+            EM_AARCH64,
+            ET_EXEC,
+            0x40_0010,
+            &[(RX, 0x40_0000, 0x1000, 0x100, 0x100)],
+        );
         for _ in 0..2000 {
             let mut bytes = base.clone();
             for _ in 0..8 {

@@ -3,7 +3,7 @@
 
 use crate::arch::mmu::phys_to_virt;
 use crate::arch::page_table::{ENTRIES, TableMemory};
-use crate::frame_allocator::{FrameAllocator, FrameError, FRAME_SIZE};
+use crate::frame_allocator::{FRAME_SIZE, FrameAllocator, FrameError};
 use spin::Mutex;
 
 /// The boot frame allocator.

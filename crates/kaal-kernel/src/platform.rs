@@ -89,12 +89,18 @@ pub struct Platform<'a> {
 
 fn first_reg(node: FdtNode<'_, '_>) -> Option<PhysRange> {
     let region = node.reg()?.next()?;
-    Some(PhysRange::new(region.starting_address as u64, region.size.unwrap_or(0) as u64))
+    Some(PhysRange::new(
+        region.starting_address as u64,
+        region.size.unwrap_or(0) as u64,
+    ))
 }
 
 fn nth_reg(node: FdtNode<'_, '_>, n: usize) -> Option<PhysRange> {
     let region = node.reg()?.nth(n)?;
-    Some(PhysRange::new(region.starting_address as u64, region.size.unwrap_or(0) as u64))
+    Some(PhysRange::new(
+        region.starting_address as u64,
+        region.size.unwrap_or(0) as u64,
+    ))
 }
 
 /// Decodes a GIC `interrupts` property (three cells per interrupt) into interrupt ids.
@@ -140,7 +146,9 @@ impl<'a> Platform<'a> {
                 if size == 0 {
                     continue;
                 }
-                *memory.get_mut(memory_count).ok_or(PlatformError::TooManyMemoryRegions)? =
+                *memory
+                    .get_mut(memory_count)
+                    .ok_or(PlatformError::TooManyMemoryRegions)? =
                     PhysRange::new(region.starting_address as u64, size);
                 memory_count += 1;
             }
@@ -152,7 +160,10 @@ impl<'a> Platform<'a> {
         let uart = tree
             .chosen()
             .stdout()
-            .filter(|n| n.compatible().is_some_and(|c| c.all().any(|s| s == "arm,pl011")))
+            .filter(|n| {
+                n.compatible()
+                    .is_some_and(|c| c.all().any(|s| s == "arm,pl011"))
+            })
             .or_else(|| tree.find_compatible(&["arm,pl011"]))
             .and_then(first_reg)
             .ok_or(PlatformError::NoConsole)?;
@@ -191,7 +202,16 @@ impl<'a> Platform<'a> {
 
         let cpu_count = tree.cpus().count().max(1) as u32;
         let bootargs = tree.chosen().bootargs().unwrap_or("");
-        Ok(Self { memory, memory_count, uart, gic, virtual_timer_irq, psci, cpu_count, bootargs })
+        Ok(Self {
+            memory,
+            memory_count,
+            uart,
+            gic,
+            virtual_timer_irq,
+            psci,
+            cpu_count,
+            bootargs,
+        })
     }
 
     /// RAM regions.
@@ -227,7 +247,11 @@ pub fn devices<'a>(tree: &'a Fdt<'a>) -> impl Iterator<Item = DeviceNode<'a>> + 
         let raw = raw.strip_suffix(&[0]).unwrap_or(raw);
         let compatible = core::str::from_utf8(raw).ok()?;
         let region = first_reg(node).filter(|r| r.size() > 0)?;
-        Some(DeviceNode { region, compatible, node })
+        Some(DeviceNode {
+            region,
+            compatible,
+            node,
+        })
     })
 }
 
@@ -267,23 +291,39 @@ mod tests {
                 if distributor.start == 0x0800_0000 && redistributor.start == 0x080a_0000
         ));
         let list: Vec<_> = devices(&tree).collect();
-        let uart = list.iter().find(|d| d.compatible.contains("arm,pl011")).unwrap();
+        let uart = list
+            .iter()
+            .find(|d| d.compatible.contains("arm,pl011"))
+            .unwrap();
         assert_eq!(uart.region.start, 0x0900_0000);
         assert_eq!(interrupt_ids(uart.node).collect::<Vec<_>>(), vec![33]);
-        let rtc = list.iter().find(|d| d.compatible.contains("arm,pl031")).unwrap();
+        let rtc = list
+            .iter()
+            .find(|d| d.compatible.contains("arm,pl031"))
+            .unwrap();
         assert_eq!(interrupt_ids(rtc.node).collect::<Vec<_>>(), vec![34]);
-        assert!(list.iter().filter(|d| d.compatible == "virtio,mmio").count() >= 8);
+        assert!(
+            list.iter()
+                .filter(|d| d.compatible == "virtio,mmio")
+                .count()
+                >= 8
+        );
     }
 
     #[test]
     fn rejects_malformed_trees_with_a_named_error() {
         assert_eq!(
             parse_blob(&GICV3[..100]).err(),
-            Some(PlatformError::InvalidBlob("blob shorter than its header's total size"))
+            Some(PlatformError::InvalidBlob(
+                "blob shorter than its header's total size"
+            ))
         );
         let mut bad = GICV3.to_vec();
         bad[0] = 0;
-        assert_eq!(parse_blob(&bad).err(), Some(PlatformError::InvalidBlob("bad magic")));
+        assert_eq!(
+            parse_blob(&bad).err(),
+            Some(PlatformError::InvalidBlob("bad magic"))
+        );
         assert_eq!(blob_size(bad[..8].try_into().unwrap()), None);
         assert_eq!(blob_size(GICV3[..8].try_into().unwrap()), Some(GICV3.len()));
         // A tree without memory, console or GIC is refused with the missing piece named.

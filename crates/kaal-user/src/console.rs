@@ -20,7 +20,10 @@ impl Default for Console {
 impl Console {
     /// An empty buffer.
     pub const fn new() -> Self {
-        Self { buffer: [0; LINE_BYTES], length: 0 }
+        Self {
+            buffer: [0; LINE_BYTES],
+            length: 0,
+        }
     }
 
     /// Writes out what is buffered.

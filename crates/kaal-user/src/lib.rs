@@ -32,6 +32,7 @@ extern crate alloc;
 
 pub mod sys;
 pub mod thread;
+pub mod time;
 
 mod console;
 #[cfg(target_os = "none")]

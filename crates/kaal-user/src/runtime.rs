@@ -1,6 +1,6 @@
 //! Process start, heap and panic handling.
 
-use crate::{sys, BootInfo, HEAP_BYTES};
+use crate::{BootInfo, HEAP_BYTES, sys};
 use core::fmt::Write;
 use linked_list_allocator::LockedHeap;
 
@@ -31,7 +31,11 @@ unsafe extern "Rust" {
 #[unsafe(no_mangle)]
 extern "C" fn kaal_user_start(boot_info: usize, boot_info_bytes: usize) -> ! {
     // SAFETY: runs once, first thing, before any allocation; nothing else uses HEAP_MEMORY.
-    unsafe { ALLOCATOR.lock().init((&raw mut HEAP_MEMORY).cast::<u8>(), HEAP_BYTES) };
+    unsafe {
+        ALLOCATOR
+            .lock()
+            .init((&raw mut HEAP_MEMORY).cast::<u8>(), HEAP_BYTES)
+    };
     // SAFETY: the kernel maps `boot_info_bytes` bytes of boot info read-only at
     // `boot_info` for the task's lifetime and never changes them.
     let bytes = unsafe { core::slice::from_raw_parts(boot_info as *const u8, boot_info_bytes) };
@@ -50,7 +54,11 @@ extern "C" fn kaal_user_start(boot_info: usize, boot_info_bytes: usize) -> ! {
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     let mut console = crate::Console::new();
-    let _ = writeln!(console, "[runtime] thread {} panicked: {info}", sys::thread_id().0);
+    let _ = writeln!(
+        console,
+        "[runtime] thread {} panicked: {info}",
+        sys::thread_id().0
+    );
     console.flush();
     // Under test, a panic ends the run with a failure; elsewhere only this thread ends.
     let _ = sys::debug_exit(101);

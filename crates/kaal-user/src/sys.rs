@@ -81,7 +81,10 @@ pub fn raw_syscall(number: u64, args: [u64; 4]) -> (u64, u64, u64) {
 pub fn console_write(bytes: &[u8]) -> Result<usize, Error> {
     let mut written = 0;
     for chunk in bytes.chunks(kaal_abi::CONSOLE_WRITE_MAX_BYTES) {
-        let (count, _) = call(Syscall::ConsoleWrite, [chunk.as_ptr() as u64, chunk.len() as u64, 0, 0])?;
+        let (count, _) = call(
+            Syscall::ConsoleWrite,
+            [chunk.as_ptr() as u64, chunk.len() as u64, 0, 0],
+        )?;
         written += count as usize;
     }
     Ok(written)
@@ -110,7 +113,12 @@ pub unsafe fn thread_create(
     arg: usize,
     priority: u8,
 ) -> Result<ThreadId, Error> {
-    let args = [entry as usize as u64, stack_top as u64, arg as u64, u64::from(priority)];
+    let args = [
+        entry as usize as u64,
+        stack_top as u64,
+        arg as u64,
+        u64::from(priority),
+    ];
     call(Syscall::ThreadCreate, args).map(|(id, _)| ThreadId(id))
 }
 
@@ -127,16 +135,24 @@ pub fn thread_status(id: ThreadId) -> Result<ThreadState, Error> {
 
 /// The calling thread's id.
 pub fn thread_id() -> ThreadId {
-    ThreadId(call(Syscall::ThreadId, [0; 4]).map(|(id, _)| id).unwrap_or(u64::MAX))
+    ThreadId(
+        call(Syscall::ThreadId, [0; 4])
+            .map(|(id, _)| id)
+            .unwrap_or(u64::MAX),
+    )
 }
 
 /// Switches the machine off (PSCI). Returns the error if the kernel could not.
 pub fn power_off() -> Error {
-    call(Syscall::PowerOff, [0; 4]).err().unwrap_or(Error::NotSupported)
+    call(Syscall::PowerOff, [0; 4])
+        .err()
+        .unwrap_or(Error::NotSupported)
 }
 
 /// Ends the emulator with `code` (semihosting; for tests). Returns the error if the
 /// kernel was not configured for it.
 pub fn debug_exit(code: u32) -> Error {
-    call(Syscall::DebugExit, [u64::from(code), 0, 0, 0]).err().unwrap_or(Error::NotSupported)
+    call(Syscall::DebugExit, [u64::from(code), 0, 0, 0])
+        .err()
+        .unwrap_or(Error::NotSupported)
 }

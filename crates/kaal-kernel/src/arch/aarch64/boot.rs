@@ -105,8 +105,8 @@ _start:
     b       3b
 4:  mov     x0, x19
     lsr     x1, x20, #2
-    ldr     x1, =kaal_kernel_start
-    br      x1
+    ldr     x2, =kaal_kernel_start
+    br      x2
 
 .Lpark:
     wfe

@@ -42,7 +42,12 @@ pub const PSTATE_EL0: u64 = 0;
 impl UserContext {
     /// A fresh context that enters EL0 at `pc` with stack `sp` and `x0 = arg0`, `x1 = arg1`.
     pub fn new(pc: u64, sp: u64, arg0: u64, arg1: u64) -> Self {
-        let mut context = Self { pc, sp, pstate: PSTATE_EL0, ..Self::default() };
+        let mut context = Self {
+            pc,
+            sp,
+            pstate: PSTATE_EL0,
+            ..Self::default()
+        };
         context.x[0] = arg0;
         context.x[1] = arg1;
         context

@@ -123,15 +123,30 @@ mod tests {
     fn decodes_classes_and_fault_status() {
         // A translation fault at level 2 on a read from EL0.
         let esr = (0x24 << 26) | (1 << 25) | 0b00_0110;
-        assert_eq!(ExceptionClass::from_esr(esr), ExceptionClass::DataAbortLower);
+        assert_eq!(
+            ExceptionClass::from_esr(esr),
+            ExceptionClass::DataAbortLower
+        );
         assert!(ExceptionClass::from_esr(esr).is_abort());
         assert_eq!(fault_status(esr), ("translation fault", Some(2)));
         assert!(!is_write(esr));
         assert!(is_write(esr | (1 << 6)));
         assert_eq!(fault_status(0b00_1111), ("permission fault", Some(3)));
-        assert_eq!(ExceptionClass::from_esr(0x15 << 26), ExceptionClass::SupervisorCall);
-        assert_eq!(ExceptionClass::from_esr(0), ExceptionClass::UndefinedInstruction);
-        assert_eq!(ExceptionClass::from_esr(0x3f << 26), ExceptionClass::Other(0x3f));
-        assert_eq!(ExceptionClass::from_esr(0x3f << 26).name(), "unrecognised exception");
+        assert_eq!(
+            ExceptionClass::from_esr(0x15 << 26),
+            ExceptionClass::SupervisorCall
+        );
+        assert_eq!(
+            ExceptionClass::from_esr(0),
+            ExceptionClass::UndefinedInstruction
+        );
+        assert_eq!(
+            ExceptionClass::from_esr(0x3f << 26),
+            ExceptionClass::Other(0x3f)
+        );
+        assert_eq!(
+            ExceptionClass::from_esr(0x3f << 26).name(),
+            "unrecognised exception"
+        );
     }
 }

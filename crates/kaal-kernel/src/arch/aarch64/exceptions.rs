@@ -248,17 +248,30 @@ extern "C" fn kaal_kernel_irq() {
 #[unsafe(no_mangle)]
 extern "C" fn kaal_kernel_sync(frame: &KernelFrame) -> ! {
     let class = ExceptionClass::from_esr(frame.esr);
-    let (status, level) = if class.is_abort() { fault_status(frame.esr) } else { ("", None) };
+    let (status, level) = if class.is_abort() {
+        fault_status(frame.esr)
+    } else {
+        ("", None)
+    };
     crate::console::print_emergency(format_args!(
         "\n[kaal] KERNEL FAULT: {} {status} (level {level:?}) at pc {:#x}, address {:#x}, ESR {:#x}, SPSR {:#x}, sp {:#x}\n",
-        class.name(), frame.elr, frame.far, frame.esr, frame.spsr, frame.sp,
+        class.name(),
+        frame.elr,
+        frame.far,
+        frame.esr,
+        frame.spsr,
+        frame.sp,
     ));
     for row in 0..8 {
         let r = row * 4;
         let last = if r + 3 < 31 { frame.x[r + 3] } else { frame.sp };
         crate::console::print_emergency(format_args!(
             "[kaal]   x{r:<2} {:#018x}  x{:<2} {:#018x}  x{:<2} {:#018x}  {} {last:#018x}\n",
-            frame.x[r], r + 1, frame.x[r + 1], r + 2, frame.x[r + 2],
+            frame.x[r],
+            r + 1,
+            frame.x[r + 1],
+            r + 2,
+            frame.x[r + 2],
             if r + 3 < 31 { "x" } else { "sp" },
         ));
     }
@@ -316,6 +329,11 @@ pub fn wait_with_interrupts_enabled() {
     // SAFETY: unmasking IRQs here is what idle is for; the kernel IRQ path saves and
     // restores every register the compiler may be using.
     unsafe {
-        core::arch::asm!("msr daifclr, #2", "wfi", "msr daifset, #2", options(nostack));
+        core::arch::asm!(
+            "msr daifclr, #2",
+            "wfi",
+            "msr daifset, #2",
+            options(nostack)
+        );
     }
 }

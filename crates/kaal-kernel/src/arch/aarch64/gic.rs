@@ -71,13 +71,19 @@ impl Gic {
     /// used by nothing else. For GICv3, EL1 must be allowed to use the `ICC_*` registers.
     pub unsafe fn new(registers: GicRegisters) -> Self {
         match registers {
-            GicRegisters::V2 { distributor, cpu_interface } => {
+            GicRegisters::V2 {
+                distributor,
+                cpu_interface,
+            } => {
                 write(distributor + GICD_CTLR, 0);
                 write(distributor + GICD_CTLR, 1);
                 write(cpu_interface + GICC_PMR, 0xff);
                 write(cpu_interface + GICC_CTLR, 1);
             }
-            GicRegisters::V3 { distributor, redistributor } => {
+            GicRegisters::V3 {
+                distributor,
+                redistributor,
+            } => {
                 // ARE, then enable group 0 and group 1 (single security state).
                 write(distributor + GICD_CTLR, 1 << 4);
                 write(distributor + GICD_CTLR, (1 << 4) | (1 << 1) | 1);
@@ -122,18 +128,30 @@ impl Gic {
         let (word, bit) = ((id / 32) as usize * 4, 1u32 << (id % 32));
         match self.registers {
             GicRegisters::V2 { distributor, .. } => {
-                write_byte(distributor + GICD_IPRIORITYR + id as usize, DEFAULT_PRIORITY);
+                write_byte(
+                    distributor + GICD_IPRIORITYR + id as usize,
+                    DEFAULT_PRIORITY,
+                );
                 if id >= 32 {
                     write_byte(distributor + GICD_ITARGETSR + id as usize, 1);
                 }
                 write(distributor + GICD_ISENABLER + word, bit);
             }
-            GicRegisters::V3 { distributor, redistributor } => {
+            GicRegisters::V3 {
+                distributor,
+                redistributor,
+            } => {
                 if id < 32 {
-                    write_byte(redistributor + GICR_IPRIORITYR + id as usize, DEFAULT_PRIORITY);
+                    write_byte(
+                        redistributor + GICR_IPRIORITYR + id as usize,
+                        DEFAULT_PRIORITY,
+                    );
                     write(redistributor + GICR_ISENABLER0, bit);
                 } else {
-                    write_byte(distributor + GICD_IPRIORITYR + id as usize, DEFAULT_PRIORITY);
+                    write_byte(
+                        distributor + GICD_IPRIORITYR + id as usize,
+                        DEFAULT_PRIORITY,
+                    );
                     let group = distributor + GICD_IGROUPR + word;
                     write(group, read(group) | bit);
                     write(distributor + GICD_ISENABLER + word, bit);
@@ -147,7 +165,10 @@ impl Gic {
         let (word, bit) = ((id / 32) as usize * 4, 1u32 << (id % 32));
         match self.registers {
             GicRegisters::V2 { distributor, .. } => write(distributor + GICD_ICENABLER + word, bit),
-            GicRegisters::V3 { distributor, redistributor } => {
+            GicRegisters::V3 {
+                distributor,
+                redistributor,
+            } => {
                 if id < 32 {
                     write(redistributor + GICR_ICENABLER0, bit);
                 } else {

@@ -91,6 +91,12 @@ pub unsafe fn install_user_table(root: u64, asid: u16) {
 pub fn flush_tlb() {
     // SAFETY: TLB invalidation only drops cached translations; it cannot break memory safety.
     unsafe {
-        asm!("dsb ishst", "tlbi vmalle1", "dsb nsh", "isb", options(nostack));
+        asm!(
+            "dsb ishst",
+            "tlbi vmalle1",
+            "dsb nsh",
+            "isb",
+            options(nostack)
+        );
     }
 }

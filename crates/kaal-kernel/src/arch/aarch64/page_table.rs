@@ -59,21 +59,42 @@ pub struct PageAttrs {
 
 impl PageAttrs {
     /// Kernel read-write data.
-    pub const KERNEL_DATA: Self =
-        Self { kind: MemoryKind::Normal, write: true, execute: false, user: false };
+    pub const KERNEL_DATA: Self = Self {
+        kind: MemoryKind::Normal,
+        write: true,
+        execute: false,
+        user: false,
+    };
     /// Kernel read-only data.
-    pub const KERNEL_RODATA: Self =
-        Self { kind: MemoryKind::Normal, write: false, execute: false, user: false };
+    pub const KERNEL_RODATA: Self = Self {
+        kind: MemoryKind::Normal,
+        write: false,
+        execute: false,
+        user: false,
+    };
     /// Kernel code.
-    pub const KERNEL_TEXT: Self =
-        Self { kind: MemoryKind::Normal, write: false, execute: true, user: false };
+    pub const KERNEL_TEXT: Self = Self {
+        kind: MemoryKind::Normal,
+        write: false,
+        execute: true,
+        user: false,
+    };
     /// Kernel device registers.
-    pub const KERNEL_DEVICE: Self =
-        Self { kind: MemoryKind::Device, write: true, execute: false, user: false };
+    pub const KERNEL_DEVICE: Self = Self {
+        kind: MemoryKind::Device,
+        write: true,
+        execute: false,
+        user: false,
+    };
 
     /// User mapping with the given rights on normal memory.
     pub const fn user(write: bool, execute: bool) -> Self {
-        Self { kind: MemoryKind::Normal, write, execute, user: true }
+        Self {
+            kind: MemoryKind::Normal,
+            write,
+            execute,
+            user: true,
+        }
     }
 
     /// Encodes the attributes into the bits of a block or page descriptor.
@@ -112,9 +133,17 @@ impl PageAttrs {
             MAIR_INDEX_NORMAL_UNCACHED => MemoryKind::NormalUncached,
             _ => MemoryKind::Normal,
         };
-        let execute =
-            if user { descriptor & UXN == 0 } else { descriptor & PXN == 0 };
-        Self { kind, write: descriptor & AP_READ_ONLY == 0, execute, user }
+        let execute = if user {
+            descriptor & UXN == 0
+        } else {
+            descriptor & PXN == 0
+        };
+        Self {
+            kind,
+            write: descriptor & AP_READ_ONLY == 0,
+            execute,
+            user,
+        }
     }
 }
 
@@ -293,11 +322,17 @@ impl TranslationTable {
                 if level == 1 && !is_table {
                     // 1 GiB blocks are never created by this module.
                     let offset = virtual_address & ((1 << 30) - 1);
-                    return Some(((entry & ADDRESS_MASK) + offset, PageAttrs::from_descriptor(entry)));
+                    return Some((
+                        (entry & ADDRESS_MASK) + offset,
+                        PageAttrs::from_descriptor(entry),
+                    ));
                 }
                 let size = if level == 3 { PAGE_SIZE } else { BLOCK_2M };
                 let base = entry & ADDRESS_MASK & !(size - 1);
-                return Some((base + (virtual_address & (size - 1)), PageAttrs::from_descriptor(entry)));
+                return Some((
+                    base + (virtual_address & (size - 1)),
+                    PageAttrs::from_descriptor(entry),
+                ));
             }
             table = entry & ADDRESS_MASK;
         }
@@ -337,11 +372,21 @@ mod tests {
         let mut memory = FakeMemory::default();
         let mut table = TranslationTable::new(&mut memory).unwrap();
         let rw = PageAttrs::user(true, false);
-        table.map_page(&mut memory, 0x40_0000, 0x4123_4000, rw).unwrap();
-        assert_eq!(table.translate(&mut memory, 0x40_0123), Some((0x4123_4123, rw)));
+        table
+            .map_page(&mut memory, 0x40_0000, 0x4123_4000, rw)
+            .unwrap();
+        assert_eq!(
+            table.translate(&mut memory, 0x40_0123),
+            Some((0x4123_4123, rw))
+        );
         assert_eq!(table.translate(&mut memory, 0x40_1000), None);
         table
-            .map_block(&mut memory, 0xffff_ff80_4000_0000, 0x4000_0000, PageAttrs::KERNEL_DATA)
+            .map_block(
+                &mut memory,
+                0xffff_ff80_4000_0000,
+                0x4000_0000,
+                PageAttrs::KERNEL_DATA,
+            )
             .unwrap();
         assert_eq!(
             table.translate(&mut memory, 0xffff_ff80_4012_3456),
@@ -359,13 +404,18 @@ mod tests {
         );
         assert_eq!(
             table.map_page(&mut memory, 0x1001, 0x2000, PageAttrs::KERNEL_DATA),
-            Err(MapError::Misaligned { address: 0x1001, alignment: PAGE_SIZE })
+            Err(MapError::Misaligned {
+                address: 0x1001,
+                alignment: PAGE_SIZE
+            })
         );
         assert_eq!(
             table.map_page(&mut memory, 1 << 40, 0x2000, PageAttrs::KERNEL_DATA),
             Err(MapError::OutOfRange(1 << 40))
         );
-        table.map_page(&mut memory, 0x20_0000, 0x2000, PageAttrs::KERNEL_DATA).unwrap();
+        table
+            .map_page(&mut memory, 0x20_0000, 0x2000, PageAttrs::KERNEL_DATA)
+            .unwrap();
         assert_eq!(
             table.map_page(&mut memory, 0x20_0000, 0x3000, PageAttrs::KERNEL_DATA),
             Err(MapError::AlreadyMapped(0x20_0000))
@@ -378,10 +428,19 @@ mod tests {
 
     #[test]
     fn descriptor_bits_round_trip() {
-        for kind in [MemoryKind::Normal, MemoryKind::NormalUncached, MemoryKind::Device] {
+        for kind in [
+            MemoryKind::Normal,
+            MemoryKind::NormalUncached,
+            MemoryKind::Device,
+        ] {
             for (write, execute) in [(false, false), (true, false), (false, true)] {
                 for user in [false, true] {
-                    let attrs = PageAttrs { kind, write, execute, user };
+                    let attrs = PageAttrs {
+                        kind,
+                        write,
+                        execute,
+                        user,
+                    };
                     let bits = attrs.descriptor_bits().unwrap();
                     assert_eq!(PageAttrs::from_descriptor(bits), attrs);
                     // User pages are never executable by the kernel.
@@ -398,16 +457,28 @@ mod tests {
         let mut memory = FakeMemory::default();
         let mut table = TranslationTable::new(&mut memory).unwrap();
         table
-            .map_range(&mut memory, 0x1f_f000, 0x4_01ff_000, BLOCK_2M + 2 * PAGE_SIZE, PageAttrs::KERNEL_DATA)
+            .map_range(
+                &mut memory,
+                0x1f_f000,
+                0x4_01ff_000,
+                BLOCK_2M + 2 * PAGE_SIZE,
+                PageAttrs::KERNEL_DATA,
+            )
             .unwrap();
         // root + L2 + two L3 tables (block covers the middle)
         assert_eq!(memory.tables.len(), 4);
-        assert_eq!(table.translate(&mut memory, 0x20_0000).unwrap().0, 0x4_0200_000);
+        assert_eq!(
+            table.translate(&mut memory, 0x20_0000).unwrap().0,
+            0x4_0200_000
+        );
     }
 
     #[test]
     fn running_out_of_table_memory_is_an_error() {
-        let mut memory = FakeMemory { limit: 1, ..Default::default() };
+        let mut memory = FakeMemory {
+            limit: 1,
+            ..Default::default()
+        };
         let mut table = TranslationTable::new(&mut memory).unwrap();
         assert_eq!(
             table.map_page(&mut memory, 0x1000, 0x2000, PageAttrs::KERNEL_DATA),

@@ -10,8 +10,12 @@ pub fn system_off(conduit: PsciConduit) {
     // memory of ours. SMCCC lets the call clobber x0..x3.
     unsafe {
         match conduit {
-            PsciConduit::Hvc => core::arch::asm!("hvc #0", inout("x0") SYSTEM_OFF => _, out("x1") _, out("x2") _, out("x3") _, options(nostack)),
-            PsciConduit::Smc => core::arch::asm!("smc #0", inout("x0") SYSTEM_OFF => _, out("x1") _, out("x2") _, out("x3") _, options(nostack)),
+            PsciConduit::Hvc => {
+                core::arch::asm!("hvc #0", inout("x0") SYSTEM_OFF => _, out("x1") _, out("x2") _, out("x3") _, options(nostack))
+            }
+            PsciConduit::Smc => {
+                core::arch::asm!("smc #0", inout("x0") SYSTEM_OFF => _, out("x1") _, out("x2") _, out("x3") _, options(nostack))
+            }
         }
     }
 }

@@ -32,3 +32,10 @@ pub fn arm(ticks: u64) {
         );
     }
 }
+
+/// Lets EL0 read the virtual counter (`CNTVCT_EL0`) and its frequency, as Linux does, so
+/// user space can measure time without a system call.
+pub fn allow_user_counter_access() {
+    // SAFETY: CNTKCTL_EL1.EL0VCTEN only grants EL0 read access to the virtual counter.
+    unsafe { asm!("msr cntkctl_el1, {}", "isb", in(reg) 1u64 << 1, options(nomem, nostack)) };
+}

@@ -1,0 +1,303 @@
+//! Rings in a byte region, with a simulated peer that writes garbage into the
+//! header: every bad value must produce an error, never a panic or a wild
+//! access.
+
+use std::alloc::{Layout, alloc_zeroed, dealloc};
+
+use kaal_ipc::{
+    AttachError, CorruptIndices, PeerState, PopError, PushError, RecvError, RingError, SendError,
+    SharedRing, Spin, layout,
+};
+use proptest::prelude::*;
+
+const N: usize = 8;
+type Ring = SharedRing<u64, N>;
+
+/// A zeroed, suitably aligned heap region standing in for shared memory.
+struct Region {
+    ptr: *mut u8,
+    layout: Layout,
+}
+
+impl Region {
+    fn new(len: usize) -> Self {
+        let layout = Layout::from_size_align(len, 4096).unwrap();
+        // SAFETY: non-zero size.
+        let ptr = unsafe { alloc_zeroed(layout) };
+        assert!(!ptr.is_null());
+        Self { ptr, layout }
+    }
+
+    /// What a peer process would do: write a header word with a plain
+    /// atomic store.
+    fn poke(&self, offset: usize, value: u32) {
+        // SAFETY: in bounds, 4-byte aligned, and every header word is an
+        // `AtomicU32` in the ring.
+        unsafe {
+            (*self.ptr.add(offset).cast::<std::sync::atomic::AtomicU32>())
+                .store(value, std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    fn peek(&self, offset: usize) -> u32 {
+        // SAFETY: as in `poke`.
+        unsafe {
+            (*self.ptr.add(offset).cast::<std::sync::atomic::AtomicU32>())
+                .load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout.
+        unsafe { dealloc(self.ptr, self.layout) }
+    }
+}
+
+fn region() -> Region {
+    Region::new(Ring::REGION_SIZE)
+}
+
+#[test]
+fn attach_validates_every_header_field() {
+    let r = region();
+    // SAFETY: `r` is valid for the ring's size and outlives every use below;
+    // each attachment is dropped before the next.
+    unsafe {
+        assert!(matches!(
+            Ring::attach(r.ptr, r.layout.size()),
+            Err(AttachError::BadMagic {
+                found: 0,
+                expected: layout::MAGIC
+            })
+        ));
+        Ring::init_in(r.ptr, r.layout.size()).unwrap();
+        Ring::attach(r.ptr, r.layout.size()).unwrap();
+
+        assert_eq!(
+            Ring::attach(r.ptr, 100).unwrap_err(),
+            AttachError::TooSmall {
+                len: 100,
+                required: Ring::REGION_SIZE
+            }
+        );
+        let unaligned = r.ptr.add(8);
+        assert!(matches!(
+            Ring::attach(unaligned, r.layout.size() - 8),
+            Err(AttachError::Misaligned { align: 128, .. })
+        ));
+        // Another element type or capacity over the same bytes.
+        assert_eq!(
+            SharedRing::<u64, 16>::attach(r.ptr, r.layout.size()).unwrap_err(),
+            AttachError::Capacity {
+                found: 8,
+                expected: 16
+            }
+        );
+        assert_eq!(
+            SharedRing::<u32, 8>::attach(r.ptr, r.layout.size()).unwrap_err(),
+            AttachError::ElementSize {
+                found: 8,
+                expected: 4
+            }
+        );
+        assert_eq!(
+            SharedRing::<[u32; 2], 8>::attach(r.ptr, r.layout.size()).unwrap_err(),
+            AttachError::ElementAlign {
+                found: 8,
+                expected: 4
+            }
+        );
+
+        r.poke(layout::ABI_OFFSET, 99);
+        assert_eq!(
+            Ring::attach(r.ptr, r.layout.size()).unwrap_err(),
+            AttachError::AbiVersion {
+                found: 99,
+                expected: layout::ABI_VERSION
+            }
+        );
+        r.poke(layout::ABI_OFFSET, layout::ABI_VERSION);
+        r.poke(layout::SLOT_OFFSET_OFFSET, 64);
+        assert_eq!(
+            Ring::attach(r.ptr, r.layout.size()).unwrap_err(),
+            AttachError::SlotOffset {
+                found: 64,
+                expected: layout::HEADER_SIZE as u32
+            }
+        );
+        r.poke(layout::SLOT_OFFSET_OFFSET, layout::HEADER_SIZE as u32);
+        r.poke(layout::TAIL_OFFSET, 100);
+        assert_eq!(
+            Ring::attach(r.ptr, r.layout.size()).unwrap_err(),
+            AttachError::Corrupt(CorruptIndices {
+                head: 0,
+                tail: 100,
+                capacity: 8
+            })
+        );
+        r.poke(layout::TAIL_OFFSET, 0);
+        Ring::attach(r.ptr, r.layout.size()).unwrap();
+    }
+}
+
+#[test]
+fn consumer_rejects_garbage_tail() {
+    let r = region();
+    // SAFETY: `r` outlives the attachment; nothing else uses it in-process.
+    let ring = unsafe { Ring::init_in(r.ptr, r.layout.size()) }.unwrap();
+    let mut rx = ring.into_consumer(Spin).unwrap();
+
+    // The "producer" claims 9 items in an 8-slot ring.
+    r.poke(layout::TAIL_OFFSET, 9);
+    let corrupt = CorruptIndices {
+        head: 0,
+        tail: 9,
+        capacity: 8,
+    };
+    assert_eq!(rx.try_pop(), Err(PopError::Corrupt(corrupt)));
+    assert_eq!(rx.peek_copy(), Err(PopError::Corrupt(corrupt)));
+    assert_eq!(rx.pop_slice(&mut [0; 4]), Err(RingError::Corrupt(corrupt)));
+    assert_eq!(rx.read_chunk(4).unwrap_err(), RingError::Corrupt(corrupt));
+    assert_eq!(rx.pop(), Err(RecvError::Corrupt(corrupt)));
+    assert_eq!(rx.len(), N); // clamped snapshot
+
+    // Tail moved behind head.
+    r.poke(layout::TAIL_OFFSET, u32::MAX);
+    assert!(matches!(rx.try_pop(), Err(PopError::Corrupt(_))));
+
+    // A plausible tail is accepted again: items are whatever bytes the peer
+    // left (zero here), which are valid `u64`s.
+    r.poke(layout::TAIL_OFFSET, 3);
+    assert_eq!(rx.try_pop(), Ok(0));
+    assert_eq!(r.peek(layout::HEAD_OFFSET), 1);
+}
+
+#[test]
+fn producer_rejects_garbage_head() {
+    let r = region();
+    // SAFETY: `r` outlives the attachment; nothing else uses it in-process.
+    let ring = unsafe { Ring::init_in(r.ptr, r.layout.size()) }.unwrap();
+    let mut tx = ring.into_producer(Spin).unwrap();
+    for i in 0..N as u64 {
+        tx.try_push(i).unwrap();
+    }
+    // Full: the producer reloads head, which the "consumer" made absurd.
+    r.poke(layout::HEAD_OFFSET, 1000);
+    let corrupt = CorruptIndices {
+        head: 1000,
+        tail: 8,
+        capacity: 8,
+    };
+    assert_eq!(tx.try_push(9), Err(PushError::Corrupt(9, corrupt)));
+    assert_eq!(tx.push(9), Err(SendError::Corrupt(9, corrupt)));
+    assert_eq!(tx.push_slice(&[1, 2]), Err(RingError::Corrupt(corrupt)));
+    assert_eq!(tx.write_chunk(2).unwrap_err(), RingError::Corrupt(corrupt));
+    // A hostile consumer cannot make the producer overwrite unread slots by
+    // moving head backwards either: the producer keeps its own tail.
+    r.poke(layout::HEAD_OFFSET, 0);
+    r.poke(layout::TAIL_OFFSET, 0);
+    assert_eq!(tx.try_push(9), Err(PushError::Full(9)));
+    assert_eq!(r.peek(layout::TAIL_OFFSET), 0);
+    r.poke(layout::HEAD_OFFSET, 2);
+    assert_eq!(tx.try_push(9), Ok(()));
+    assert_eq!(r.peek(layout::TAIL_OFFSET), 9);
+}
+
+#[test]
+fn indices_wrap_around_u32() {
+    let r = region();
+    // SAFETY: `r` outlives the attachment; nothing else uses it in-process.
+    unsafe { Ring::init_in(r.ptr, r.layout.size()) }.unwrap();
+    let start = u32::MAX - 20;
+    r.poke(layout::HEAD_OFFSET, start);
+    r.poke(layout::TAIL_OFFSET, start);
+    // SAFETY: as above.
+    let ring = unsafe { Ring::attach(r.ptr, r.layout.size()) }.unwrap();
+    let (mut tx, mut rx) = ring.split(Spin).unwrap();
+    let mut out = [0u64; 5];
+    for i in 0..40u64 {
+        assert_eq!(tx.push_slice(&[i, i + 1, i + 2, i + 3, i + 4]), Ok(5));
+        assert_eq!(tx.try_push(i + 5), Ok(()));
+        assert_eq!(rx.len(), 6);
+        assert_eq!(rx.pop_slice(&mut out), Ok(5));
+        assert_eq!(out, [i, i + 1, i + 2, i + 3, i + 4]);
+        assert_eq!(rx.try_pop(), Ok(i + 5));
+    }
+    assert!(r.peek(layout::TAIL_OFFSET) < 1000, "the indices wrapped");
+}
+
+#[test]
+fn restarted_peer_is_detected_by_generation() {
+    let r = region();
+    // SAFETY: `r` outlives every attachment; the roles are held one at a time
+    // in this process, like two processes taking turns.
+    let ring = unsafe { Ring::init_in(r.ptr, r.layout.size()) }.unwrap();
+    let mut rx = ring.into_consumer(Spin).unwrap();
+    assert_eq!(rx.peer_state(), PeerState::NeverAttached);
+    {
+        // SAFETY: as above.
+        let ring = unsafe { Ring::attach(r.ptr, r.layout.size()) }.unwrap();
+        let mut tx = ring.into_producer(Spin).unwrap();
+        tx.try_push(1).unwrap();
+        assert_eq!(rx.peer_state(), PeerState::Connected);
+        assert_eq!(tx.peer_state(), PeerState::Connected);
+    } // producer "crashes" (here: closes)
+    assert_eq!(rx.peer_state(), PeerState::Closed);
+    assert_eq!(rx.try_pop(), Ok(1));
+    assert_eq!(rx.try_pop(), Err(PopError::Closed));
+    // SAFETY: as above.
+    let ring = unsafe { Ring::attach(r.ptr, r.layout.size()) }.unwrap();
+    let mut tx = ring.into_producer(Spin).unwrap();
+    assert_eq!(
+        rx.peer_state(),
+        PeerState::Restarted {
+            seen: 1,
+            current: 2
+        }
+    );
+    rx.acknowledge_peer();
+    assert_eq!(rx.peer_state(), PeerState::Connected);
+    tx.try_push(2).unwrap();
+    assert_eq!(rx.try_pop(), Ok(2));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// A peer that scribbles arbitrary values over the whole header between
+    /// operations: every operation returns a value or an error.
+    #[test]
+    fn random_header_scribbles_never_panic(
+        writes in prop::collection::vec((0usize..(layout::HEADER_SIZE / 4), any::<u32>()), 1..40),
+        ops in prop::collection::vec(0u8..6, 1..40),
+    ) {
+        let r = region();
+        // SAFETY: `r` outlives the attachment; nothing else uses it in-process.
+        let ring = unsafe { Ring::init_in(r.ptr, r.layout.size()) }.unwrap();
+        let (mut tx, mut rx) = ring.split(Spin).unwrap();
+        for (i, op) in ops.iter().enumerate() {
+            if let Some(&(word, value)) = writes.get(i) {
+                r.poke(word * 4, value);
+            }
+            let mut buf = [0u64; 4];
+            match op {
+                0 => { let _ = tx.try_push(i as u64); }
+                1 => { let _ = rx.try_pop(); }
+                2 => { let _ = tx.push_slice(&[1, 2, 3]); }
+                3 => { let _ = rx.pop_slice(&mut buf); }
+                4 => {
+                    if let Ok(mut c) = tx.write_chunk(3) { let _ = c.push(7); c.commit(); }
+                }
+                _ => {
+                    if let Ok(c) = rx.read_chunk(3) {
+                        let _ = c.copy_to_slice(&mut buf);
+                        c.release_all();
+                    }
+                }
+            }
+            prop_assert!(tx.len() <= N && rx.len() <= N);
+        }
+    }
+}

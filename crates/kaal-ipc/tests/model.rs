@@ -1,0 +1,162 @@
+//! Property tests: random operation sequences against a `VecDeque` model.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use kaal_ipc::{PopError, PushError, SharedRing};
+use proptest::prelude::*;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Push(u32),
+    Pop,
+    PeekCopy,
+    Peek,
+    PushSlice(Vec<u32>),
+    PopSlice(usize),
+    WriteChunk {
+        max: usize,
+        write: usize,
+        commit: bool,
+    },
+    ReadChunk {
+        max: usize,
+        release: usize,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => any::<u32>().prop_map(Op::Push),
+        4 => Just(Op::Pop),
+        1 => Just(Op::PeekCopy),
+        1 => Just(Op::Peek),
+        2 => prop::collection::vec(any::<u32>(), 0..12).prop_map(Op::PushSlice),
+        2 => (0usize..12).prop_map(Op::PopSlice),
+        2 => (0usize..12, 0usize..12, any::<bool>())
+            .prop_map(|(max, write, commit)| Op::WriteChunk { max, write, commit }),
+        2 => (0usize..12, 0usize..12).prop_map(|(max, release)| Op::ReadChunk { max, release }),
+    ]
+}
+
+const N: usize = 8;
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn matches_vecdeque(ops in prop::collection::vec(op(), 1..200)) {
+        let mut ring = SharedRing::<u32, N>::new();
+        let (mut tx, mut rx) = ring.split();
+        let mut model = VecDeque::new();
+        let mut next = 0u32;
+        for op in ops {
+            match op {
+                Op::Push(v) => {
+                    let r = tx.try_push(v);
+                    if model.len() < N {
+                        prop_assert_eq!(r, Ok(()));
+                        model.push_back(v);
+                    } else {
+                        prop_assert_eq!(r, Err(PushError::Full(v)));
+                    }
+                }
+                Op::Pop => match model.pop_front() {
+                    Some(v) => prop_assert_eq!(rx.try_pop(), Ok(v)),
+                    None => prop_assert_eq!(rx.try_pop(), Err(PopError::Empty)),
+                },
+                Op::PeekCopy => match model.front() {
+                    Some(&v) => prop_assert_eq!(rx.peek_copy(), Ok(v)),
+                    None => prop_assert_eq!(rx.peek_copy(), Err(PopError::Empty)),
+                },
+                Op::Peek => match model.front() {
+                    Some(v) => prop_assert_eq!(rx.peek(), Ok(v)),
+                    None => prop_assert_eq!(rx.peek(), Err(PopError::Empty)),
+                },
+                Op::PushSlice(items) => {
+                    let n = tx.push_slice(&items).unwrap();
+                    prop_assert_eq!(n, items.len().min(N - model.len()));
+                    model.extend(&items[..n]);
+                }
+                Op::PopSlice(k) => {
+                    let mut out = vec![0; k];
+                    let n = rx.pop_slice(&mut out).unwrap();
+                    prop_assert_eq!(n, k.min(model.len()));
+                    let expected: Vec<u32> = model.drain(..n).collect();
+                    prop_assert_eq!(&out[..n], &expected[..]);
+                }
+                Op::WriteChunk { max, write, commit } => {
+                    let mut chunk = tx.write_chunk(max).unwrap();
+                    prop_assert_eq!(chunk.len(), max.min(N - model.len()));
+                    let mut written = Vec::new();
+                    for _ in 0..write {
+                        match chunk.push(next) {
+                            Ok(()) => written.push(next),
+                            Err(v) => prop_assert_eq!(v, next),
+                        }
+                        next = next.wrapping_add(1);
+                    }
+                    prop_assert_eq!(chunk.written(), written.len());
+                    if commit {
+                        chunk.commit();
+                        model.extend(written);
+                    }
+                }
+                Op::ReadChunk { max, release } => {
+                    let chunk = rx.read_chunk(max).unwrap();
+                    prop_assert_eq!(chunk.len(), max.min(model.len()));
+                    let seen: Vec<u32> = chunk.iter().copied().collect();
+                    let (a, b) = chunk.as_slices();
+                    prop_assert_eq!([a, b].concat(), seen.clone());
+                    for (i, v) in seen.iter().enumerate() {
+                        prop_assert_eq!(chunk.get(i), Some(*v));
+                    }
+                    let expected: Vec<u32> = model.iter().take(seen.len()).copied().collect();
+                    prop_assert_eq!(&seen, &expected);
+                    let n = release.min(chunk.len());
+                    chunk.release(release);
+                    model.drain(..n);
+                }
+            }
+            prop_assert_eq!(tx.len(), model.len());
+            prop_assert_eq!(rx.len(), model.len());
+            prop_assert_eq!(rx.is_empty(), model.is_empty());
+            prop_assert_eq!(tx.is_full(), model.len() == N);
+        }
+    }
+
+    #[test]
+    fn drops_every_item_exactly_once(pushes in 0usize..40, pops in 0usize..40, chunk in 0usize..10) {
+        static LIVE: AtomicUsize = AtomicUsize::new(0);
+        struct Tracked;
+        impl Tracked {
+            fn new() -> Self {
+                LIVE.fetch_add(1, Ordering::SeqCst);
+                Tracked
+            }
+        }
+        impl Drop for Tracked {
+            fn drop(&mut self) {
+                LIVE.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        LIVE.store(0, Ordering::SeqCst);
+        {
+            let mut ring = SharedRing::<Tracked, 16>::new();
+            let (mut tx, mut rx) = ring.split();
+            for _ in 0..pushes {
+                let _ = tx.try_push(Tracked::new());
+            }
+            for _ in 0..pops {
+                let _ = rx.try_pop();
+            }
+            let mut w = tx.write_chunk(chunk).unwrap();
+            while w.push(Tracked::new()).is_ok() {}
+            drop(w); // uncommitted items are dropped
+            rx.read_chunk(chunk).unwrap().release(chunk / 2);
+            prop_assert!(LIVE.load(Ordering::SeqCst) <= 16);
+            drop((tx, rx));
+        } // the ring drops what is left
+        prop_assert_eq!(LIVE.load(Ordering::SeqCst), 0);
+    }
+}

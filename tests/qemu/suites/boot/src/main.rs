@@ -1,0 +1,123 @@
+//! Boot info as the root task sees it, checked against what QEMU was given.
+#![no_std]
+#![no_main]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+use kaal_abi::layout;
+use kaal_test_harness::{Suite, bootarg, check};
+use kaal_user::{BootInfo, bootinfo, println};
+
+kaal_user::entry!(main);
+
+fn main(boot: &BootInfo<'_>) -> i32 {
+    let mut suite = Suite::new("boot");
+    let system = boot.system();
+    println!(
+        "RAM: {} MiB, {} CPU(s), kernel {}",
+        system.ram_bytes >> 20,
+        system.cpu_count,
+        boot.kernel_version()
+    );
+
+    suite.run("boot_info_version", || {
+        check!(
+            boot.version() == (bootinfo::VERSION_MAJOR, bootinfo::VERSION_MINOR),
+            "version {:?}",
+            boot.version()
+        );
+        check!(!boot.kernel_version().is_empty(), "empty kernel version");
+        Ok(())
+    });
+    suite.run("ram_size_matches_qemu", || {
+        let expected = bootarg(boot.bootargs(), "kaal.test.ram_mib").ok_or_else(|| {
+            alloc::format!("no kaal.test.ram_mib in bootargs \"{}\"", boot.bootargs())
+        })?;
+        let expected: u64 = expected
+            .parse()
+            .map_err(|_| alloc::format!("bad ram_mib {expected}"))?;
+        check!(
+            system.ram_bytes == expected << 20,
+            "boot info says {} bytes, QEMU has {} MiB",
+            system.ram_bytes,
+            expected
+        );
+        check!(
+            system.ram_base == 0x4000_0000,
+            "RAM base {:#x}",
+            system.ram_base
+        );
+        Ok(())
+    });
+    suite.run("untyped_regions_lie_in_ram", || {
+        check!(boot.untyped_count() > 0, "no untyped memory");
+        let (start, end) = (system.ram_base, system.ram_base + system.ram_bytes);
+        let mut total = 0;
+        for region in boot.untyped() {
+            check!(!region.is_device, "RAM region marked as device");
+            check!(
+                region.base >= start && region.base + region.size_bytes <= end,
+                "region {:#x}+{:#x} outside RAM",
+                region.base,
+                region.size_bytes
+            );
+            check!(
+                region.base % 4096 == 0 && region.size_bytes % 4096 == 0,
+                "unaligned region {:#x}",
+                region.base
+            );
+            total += region.size_bytes;
+        }
+        // The kernel image, its tables and the root task take a few MiB at most.
+        check!(
+            total > system.ram_bytes - (16 << 20),
+            "only {} of {} bytes untyped",
+            total,
+            system.ram_bytes
+        );
+        Ok(())
+    });
+    suite.run("devices_from_the_device_tree", || {
+        let uart = boot
+            .find_device("arm,pl011")
+            .ok_or("no PL011 in the device list")?;
+        check!(uart.base == 0x0900_0000, "PL011 at {:#x}", uart.base);
+        check!(
+            uart.irqs().collect::<alloc::vec::Vec<_>>() == [33],
+            "PL011 irqs {:?}",
+            uart.irqs().collect::<alloc::vec::Vec<_>>()
+        );
+        let rtc = boot
+            .find_device("arm,pl031")
+            .ok_or("no PL031 in the device list")?;
+        check!(rtc.base == 0x0901_0000, "PL031 at {:#x}", rtc.base);
+        check!(
+            boot.devices()
+                .filter(|d| d.is_compatible("virtio,mmio"))
+                .count()
+                >= 8,
+            "fewer than 8 virtio-mmio slots"
+        );
+        Ok(())
+    });
+    suite.run("component_archive_is_mapped", || {
+        let archive = boot.archive();
+        check!(
+            archive.user_vaddr == layout::ARCHIVE_VADDR,
+            "archive at {:#x}",
+            archive.user_vaddr
+        );
+        check!(archive.size_bytes > 0, "empty archive");
+        Ok(())
+    });
+    suite.run("timer_frequency_is_known", || {
+        check!(
+            system.timer_frequency_hz >= 1_000_000,
+            "timer at {} Hz",
+            system.timer_frequency_hz
+        );
+        Ok(())
+    });
+    suite.finish()
+}

@@ -1,0 +1,165 @@
+//! Threads: timer preemption, exit codes, yield, priorities and FP state across switches.
+#![no_std]
+#![no_main]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+use alloc::vec::Vec;
+use core::hint::black_box;
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use kaal_abi::Error;
+use kaal_test_harness::{Suite, check};
+use kaal_user::sys::{self, ThreadId, ThreadState};
+use kaal_user::{BootInfo, println, thread, time};
+
+kaal_user::entry!(main);
+
+const PRIORITY: u8 = 128;
+const STEPS: usize = 12;
+static LOG: [AtomicU8; 2 * STEPS] = [const { AtomicU8::new(0) }; 2 * STEPS];
+static LOG_LENGTH: AtomicUsize = AtomicUsize::new(0);
+
+/// Busy thread: never yields; logs each step and prints a line per step.
+fn busy(tag: usize) -> u64 {
+    for step in 0..STEPS {
+        time::spin_for_micros(3_000);
+        let at = LOG_LENGTH.fetch_add(1, Ordering::SeqCst);
+        LOG[at].store(tag as u8, Ordering::SeqCst);
+        println!("[thread {}] step {step}", if tag == 1 { 'A' } else { 'B' });
+    }
+    0
+}
+
+fn fp_work(seed: usize) -> u64 {
+    let mut accumulator = seed as f64;
+    for i in 0..200_000 {
+        accumulator = black_box(accumulator * 1.000_000_1 + (i % 7) as f64 * 0.5);
+    }
+    accumulator.to_bits()
+}
+
+static FLAG: AtomicBool = AtomicBool::new(false);
+
+fn main(_boot: &BootInfo<'_>) -> i32 {
+    let mut suite = Suite::new("threads");
+
+    suite.run("timer_preempts_busy_threads", || {
+        let a = thread::spawn(busy, 1, PRIORITY).map_err(|e| alloc::format!("spawn A: {e}"))?;
+        let b = thread::spawn(busy, 2, PRIORITY).map_err(|e| alloc::format!("spawn B: {e}"))?;
+        check!(
+            a.join() == ThreadState::Exited(0),
+            "A ended as {:?}",
+            a.state()
+        );
+        check!(
+            b.join() == ThreadState::Exited(0),
+            "B ended as {:?}",
+            b.state()
+        );
+        let log: Vec<u8> = LOG.iter().map(|e| e.load(Ordering::SeqCst)).collect();
+        let switches = log.windows(2).filter(|w| w[0] != w[1]).count();
+        println!("[threads] step order {log:?}: {switches} switches");
+        // Without preemption one thread would finish before the other starts (1 switch).
+        check!(switches >= 3, "threads did not interleave: {log:?}");
+        Ok(())
+    });
+
+    suite.run("exit_code_is_reported", || {
+        let worker =
+            thread::spawn(|n| n as u64 * 2, 21, PRIORITY).map_err(|e| alloc::format!("{e}"))?;
+        check!(
+            worker.join() == ThreadState::Exited(42),
+            "got {:?}",
+            worker.state()
+        );
+        Ok(())
+    });
+
+    suite.run("yield_runs_equal_priority_threads", || {
+        FLAG.store(false, Ordering::SeqCst);
+        thread::spawn(
+            |_| {
+                FLAG.store(true, Ordering::SeqCst);
+                0
+            },
+            0,
+            PRIORITY,
+        )
+        .map_err(|e| alloc::format!("{e}"))?;
+        // A thread spawned at our priority runs only when we yield (or the tick expires).
+        let mut yields = 0;
+        while !FLAG.load(Ordering::SeqCst) && yields < 1000 {
+            sys::yield_now();
+            yields += 1;
+        }
+        check!(
+            FLAG.load(Ordering::SeqCst),
+            "flag never set after {yields} yields"
+        );
+        check!(yields <= 3, "needed {yields} yields");
+        Ok(())
+    });
+
+    suite.run("lower_priority_thread_runs_only_when_we_wait", || {
+        FLAG.store(false, Ordering::SeqCst);
+        let low = thread::spawn(
+            |_| {
+                FLAG.store(true, Ordering::SeqCst);
+                0
+            },
+            0,
+            PRIORITY - 1,
+        )
+        .map_err(|e| alloc::format!("{e}"))?;
+        sys::yield_now();
+        time::spin_for_micros(30_000); // three ticks: a lower priority must not run
+        check!(
+            !FLAG.load(Ordering::SeqCst),
+            "lower-priority thread ran while we were runnable"
+        );
+        check!(
+            low.state() == ThreadState::Alive,
+            "low thread state {:?}",
+            low.state()
+        );
+        // It never will while we stay runnable: leave it parked.
+        Ok(())
+    });
+
+    suite.run("priority_above_caller_is_refused", || {
+        let result = thread::spawn(|_| 0, 0, PRIORITY + 1);
+        check!(
+            result.err() == Some(Error::InvalidArgument),
+            "got {:?}",
+            result
+        );
+        Ok(())
+    });
+
+    suite.run("status_of_unknown_thread_is_an_error", || {
+        let result = sys::thread_status(ThreadId(u64::MAX));
+        check!(result == Err(Error::NoSuchThread), "got {:?}", result);
+        Ok(())
+    });
+
+    suite.run("fp_registers_survive_preemption", || {
+        let expected: Vec<u64> = (1..=3).map(fp_work).collect();
+        let workers: Vec<_> = (1..=3)
+            .map(|seed| thread::spawn(fp_work, seed, PRIORITY))
+            .collect::<Result<_, _>>()
+            .map_err(|e| alloc::format!("{e}"))?;
+        for (worker, expected) in workers.iter().zip(&expected) {
+            let state = worker.join();
+            check!(
+                state == ThreadState::Exited(*expected),
+                "FP result {:?}, expected {:#x}",
+                state,
+                expected
+            );
+        }
+        Ok(())
+    });
+
+    suite.finish()
+}
