@@ -56,7 +56,7 @@ impl Drop for Region {
 }
 
 fn region() -> Region {
-    Region::new(Ring::REGION_SIZE)
+    Region::new(Ring::REGION_SIZE + 4096)
 }
 
 #[test]
