@@ -23,6 +23,7 @@ use kaal_bootinfo::{
 const DEFAULT_DTB_PHYS: u64 = 0x4000_0000;
 /// ASID of the root task.
 const ROOT_ASID: u16 = 1;
+const _: () = assert!(KERNEL_BASE > layout::USER_END);
 
 unsafe extern "C" {
     static __kernel_start: u8;
@@ -238,7 +239,6 @@ fn build_kernel_map(platform: &Platform<'_>, image: PhysRange) -> TranslationTab
             PageAttrs::KERNEL_DEVICE,
         );
     }
-    debug_assert!(KERNEL_BASE > layout::USER_END);
     table
 }
 

@@ -75,6 +75,8 @@ pub struct Services {
 
 /// The kernel's state.
 pub struct Kernel {
+    // Boxed so each thread's context keeps its address (TPIDR_EL1 points at it).
+    #[allow(clippy::vec_box)]
     threads: Vec<Box<Thread>>,
     run_queues: RunQueues<MAX_THREADS>,
     current: Option<ThreadId>,

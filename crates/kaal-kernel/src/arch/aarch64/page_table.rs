@@ -460,7 +460,7 @@ mod tests {
             .map_range(
                 &mut memory,
                 0x1f_f000,
-                0x4_01ff_000,
+                0x401f_f000,
                 BLOCK_2M + 2 * PAGE_SIZE,
                 PageAttrs::KERNEL_DATA,
             )
@@ -469,7 +469,7 @@ mod tests {
         assert_eq!(memory.tables.len(), 4);
         assert_eq!(
             table.translate(&mut memory, 0x20_0000).unwrap().0,
-            0x4_0200_000
+            0x4020_0000
         );
     }
 
