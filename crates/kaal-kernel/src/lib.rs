@@ -35,6 +35,7 @@
 extern crate alloc;
 
 pub mod arch;
+pub mod capability;
 pub mod frame_allocator;
 pub mod loader;
 pub mod platform;

@@ -1,0 +1,1 @@
+//! Capabilities: typed, rights-bearing references to kernel objects (work in progress).
