@@ -617,19 +617,14 @@ fn measure(runs: usize, mut f: impl FnMut() -> Duration, per: impl Fn(Duration) 
 }
 
 fn report(title: &str, unit: &str, higher_is_better: bool, rows: Vec<(&str, Stats)>) {
-    println!("\n## {title} ({unit}, median [min..max])");
+    let better = if higher_is_better { "higher" } else { "lower" };
+    println!("\n## {title} ({unit}, median [min..max]; {better} is better)");
     let base = rows
         .iter()
         .find(|(n, _)| *n == "rtrb")
         .map(|(_, s)| s.median);
     for (name, s) in &rows {
-        let ratio = base.map_or(String::from("-"), |b| {
-            if higher_is_better {
-                format!("{:.2}x", s.median / b)
-            } else {
-                format!("{:.2}x", s.median / b)
-            }
-        });
+        let ratio = base.map_or(String::from("-"), |b| format!("{:.2}x", s.median / b));
         println!(
             "{name:<28} {:>10.2} [{:>8.2} .. {:>8.2}]   vs rtrb: {ratio}",
             s.median, s.min, s.max

@@ -31,7 +31,13 @@ struct LoomNotify(Arc<(Mutex<()>, Condvar)>);
 impl Notify for LoomNotify {
     const NEEDS_WAKE: bool = true;
 
-    fn wait(&self, word: &AtomicU32, expected: u32, _timeout: Option<core::time::Duration>, _shared: bool) {
+    fn wait(
+        &self,
+        word: &AtomicU32,
+        expected: u32,
+        _timeout: Option<core::time::Duration>,
+        _shared: bool,
+    ) {
         let guard = self.0.0.lock().unwrap();
         if word.load(loom::sync::atomic::Ordering::SeqCst) == expected {
             drop(self.0.1.wait(guard).unwrap());
