@@ -1,7 +1,7 @@
 //! Two processes sharing a memfd: the parent sends, a forked child receives
 //! and verifies order and count. (The 10-million-message version is the
 //! `memfd_processes` example.)
-#![cfg(all(feature = "std", target_os = "linux"))]
+#![cfg(all(feature = "std", target_os = "linux", not(loom)))]
 
 use std::time::Duration;
 

@@ -1,6 +1,7 @@
 //! Rings in a byte region, with a simulated peer that writes garbage into the
 //! header: every bad value must produce an error, never a panic or a wild
 //! access.
+#![cfg(not(loom))]
 
 use std::alloc::{Layout, alloc_zeroed, dealloc};
 

@@ -1,4 +1,5 @@
 //! Property tests: random operation sequences against a `VecDeque` model.
+#![cfg(not(loom))]
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};

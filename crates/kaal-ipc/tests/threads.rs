@@ -1,5 +1,5 @@
 //! Two threads in one process: ordering, blocking, timeouts, closing.
-#![cfg(feature = "std")]
+#![cfg(all(feature = "std", not(loom)))]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
