@@ -47,7 +47,10 @@ fn main(boot: &BootInfo<'_>) -> i32 {
         );
     }
     println!("{{project-name}} is ready.");
-    kaal_user::sys::power_off()
+    // Only returns if the machine could not be switched off.
+    let error = kaal_user::sys::power_off();
+    println!("power off failed: {error:?}");
+    1
 }
 
 /// A byte count printed with the largest binary unit that divides it: `4 KiB`, `128 MiB`.
