@@ -108,6 +108,27 @@ numbered! {
         DebugExit = 7,
         /// `thread_id()`: returns the caller's thread id in `x1`.
         ThreadId = 8,
+        /// `cap_copy(source, destination, rights)`: copies a capability between slots of
+        /// the caller's CSpace, keeping only `rights` (bits from [`rights`]).
+        CapCopy = 9,
+        /// `cap_mint(source, destination, rights, badge)`: as copy, and sets the badge of
+        /// an unbadged endpoint or notification capability.
+        CapMint = 10,
+        /// `cap_move(source, destination)`: moves a capability to an empty slot.
+        CapMove = 11,
+        /// `cap_delete(slot)`: empties a slot; the object dies with its last capability.
+        CapDelete = 12,
+        /// `cap_revoke(slot)`: deletes every capability derived from the one in `slot`.
+        /// Revoking an untyped capability reclaims everything retyped from it.
+        CapRevoke = 13,
+        /// `cap_identify(slot)`: returns the [`ObjectType`] in `x1` and the rights bits in
+        /// `x2`.
+        CapIdentify = 14,
+        /// `untyped_retype(untyped, type, size_bits, destination, count)`: creates `count`
+        /// objects of `type` from untyped memory, their capabilities in `count`
+        /// consecutive empty slots from `destination`. `size_bits` is used by untyped
+        /// (the new region's size) and CNode (the number of slots, as a power of two).
+        UntypedRetype = 15,
     }
     from_number
 }
@@ -134,8 +155,74 @@ numbered! {
         /// No thread has the given id.
         #[error("no such thread")]
         NoSuchThread = 6,
+        /// The slot is outside the caller's CSpace or holds no capability.
+        #[error("invalid capability slot")]
+        InvalidCapability = 7,
+        /// The capability names an object of another type.
+        #[error("wrong object type")]
+        WrongObjectType = 8,
+        /// The capability lacks a right the operation needs.
+        #[error("missing capability right")]
+        MissingRights = 9,
+        /// The destination slot already holds a capability.
+        #[error("destination slot occupied")]
+        SlotOccupied = 10,
+        /// The untyped memory has too little space left.
+        #[error("not enough untyped memory")]
+        NotEnoughMemory = 11,
+        /// A size or address is not suitably aligned.
+        #[error("misaligned address or size")]
+        Alignment = 12,
+        /// The operation is not valid for this capability (e.g. badging a badged one,
+        /// retyping device memory into a TCB).
+        #[error("operation not valid for this capability")]
+        IllegalOperation = 13,
+        /// A non-blocking operation would have had to wait.
+        #[error("operation would block")]
+        WouldBlock = 14,
     }
     from_code
+}
+
+numbered! {
+    /// Kernel object types, for `untyped_retype` and `cap_identify`.
+    pub enum ObjectType {
+        /// Untyped memory: the source of every other object.
+        Untyped = 1,
+        /// A thread control block.
+        Tcb = 2,
+        /// A synchronous IPC endpoint.
+        Endpoint = 3,
+        /// A notification word for asynchronous signals.
+        Notification = 4,
+        /// A node of capability slots.
+        CNode = 5,
+        /// A 4 KiB frame of memory.
+        Frame4K = 6,
+        /// A 2 MiB frame of memory.
+        Frame2M = 7,
+        /// A translation table (4 KiB).
+        PageTable = 8,
+        /// The root of an address space (an L1 table with an ASID).
+        AddressSpace = 9,
+        /// The right to create IRQ handler capabilities.
+        IrqControl = 10,
+        /// The right to handle one interrupt line.
+        IrqHandler = 11,
+    }
+    from_raw
+}
+
+/// Capability rights, as bits. Minting and copying can only remove rights.
+pub mod rights {
+    /// Read: receive on endpoints, wait on notifications, map frames readable.
+    pub const READ: u64 = 1 << 0;
+    /// Write: send on endpoints, signal notifications, map frames writable.
+    pub const WRITE: u64 = 1 << 1;
+    /// Grant: send capabilities through an endpoint.
+    pub const GRANT: u64 = 1 << 2;
+    /// All rights.
+    pub const ALL: u64 = READ | WRITE | GRANT;
 }
 
 numbered! {

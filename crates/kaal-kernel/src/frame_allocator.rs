@@ -140,6 +140,46 @@ impl FrameAllocator {
         Ok(frame)
     }
 
+    /// Allocates `size` bytes (a multiple of [`FRAME_SIZE`]) of physically contiguous
+    /// memory aligned to `align` (a power of two, at least [`FRAME_SIZE`]). The memory
+    /// is not zeroed.
+    pub fn allocate_contiguous(&mut self, size: u64, align: u64) -> Result<u64, FrameError> {
+        if self.sealed {
+            return Err(FrameError::Sealed);
+        }
+        for index in 0..self.count {
+            let range = self.ranges[index];
+            let Some(start) = range.start.checked_next_multiple_of(align) else {
+                continue;
+            };
+            let Some(end) = start.checked_add(size) else {
+                continue;
+            };
+            if end > range.end {
+                continue;
+            }
+            let (before, after) = (
+                PhysRange {
+                    start: range.start,
+                    end: start,
+                },
+                PhysRange {
+                    start: end,
+                    end: range.end,
+                },
+            );
+            self.ranges.copy_within(index + 1..self.count, index);
+            self.count -= 1;
+            for piece in [before, after] {
+                if piece.start < piece.end {
+                    self.add(piece)?;
+                }
+            }
+            return Ok(start);
+        }
+        Err(FrameError::OutOfMemory)
+    }
+
     /// The free ranges, lowest first.
     pub fn free_ranges(&self) -> &[PhysRange] {
         &self.ranges[..self.count]
@@ -189,6 +229,31 @@ mod tests {
         assert_eq!(frames.allocate(), Ok(0x4000_2000));
         assert_eq!(frames.allocate(), Ok(0x4000_3000));
         assert_eq!(frames.free_bytes(), 0x7_c000 + 0xfe0_0000);
+    }
+
+    #[test]
+    fn contiguous_allocations_are_aligned_and_split_ranges() {
+        let mut frames = FrameAllocator::new();
+        frames.add(PhysRange::new(0x1000, 0x10_0000)).unwrap();
+        assert_eq!(frames.allocate_contiguous(0x4000, 0x1_0000), Ok(0x1_0000));
+        assert_eq!(
+            frames.free_ranges(),
+            &[
+                PhysRange {
+                    start: 0x1000,
+                    end: 0x1_0000
+                },
+                PhysRange {
+                    start: 0x1_4000,
+                    end: 0x10_1000
+                }
+            ]
+        );
+        assert_eq!(
+            frames.allocate_contiguous(0x20_0000, 0x1000),
+            Err(FrameError::OutOfMemory)
+        );
+        assert_eq!(frames.allocate(), Ok(0x1000));
     }
 
     #[test]
