@@ -223,6 +223,14 @@ impl Kernel {
                 psci::system_off(conduit);
                 Err(Error::NotSupported)
             }
+            // Object-model calls: implemented as the capability layer lands.
+            Syscall::CapCopy
+            | Syscall::CapMint
+            | Syscall::CapMove
+            | Syscall::CapDelete
+            | Syscall::CapRevoke
+            | Syscall::CapIdentify
+            | Syscall::UntypedRetype => Err(Error::NotSupported),
             Syscall::DebugExit => {
                 if !self.services.semihosting {
                     return Err(Error::NotSupported);
