@@ -25,27 +25,28 @@ fn pin(cpu: usize) {
     }
 }
 
-/// Runs `a` pinned to CPU 0 and `b` pinned to CPU 1, timing from a common
-/// start until both finish.
+/// Runs `a` pinned to CPU 0 and `b` pinned to CPU 1 from a common start and
+/// returns the longer of the two. Each thread reads the clock on its own
+/// pinned CPU (the VM's TSC is not reliably synchronised across vCPUs).
 fn pair(a: impl FnOnce() + Send, b: impl FnOnce() + Send) -> Duration {
-    let barrier = Barrier::new(3);
+    let barrier = Barrier::new(2);
     std::thread::scope(|s| {
-        s.spawn(|| {
+        let ta = s.spawn(|| {
             pin(0);
             barrier.wait();
+            let start = Instant::now();
             a();
+            start.elapsed()
         });
-        s.spawn(|| {
+        let tb = s.spawn(|| {
             pin(1);
             barrier.wait();
+            let start = Instant::now();
             b();
+            start.elapsed()
         });
-        barrier.wait();
-        let start = Instant::now();
-        // Scope end joins both threads.
-        start
+        ta.join().unwrap().max(tb.join().unwrap())
     })
-    .elapsed()
 }
 
 fn expect_sum(sum: u64, n: u64) {
@@ -604,29 +605,51 @@ struct Stats {
     max: f64,
 }
 
-/// Runs `f` `runs` times and returns per-unit figures computed by `per`.
-fn measure(runs: usize, mut f: impl FnMut() -> Duration, per: impl Fn(Duration) -> f64) -> Stats {
-    black_box(f()); // warm-up
-    let mut v: Vec<f64> = (0..runs).map(|_| per(f())).collect();
-    v.sort_by(f64::total_cmp);
-    Stats {
-        median: v[v.len() / 2],
-        min: v[0],
-        max: v[v.len() - 1],
+type Case<'a> = (&'a str, Box<dyn FnMut() -> Duration + 'a>);
+
+/// Runs every case once to warm up, then `runs` rounds in which each case
+/// runs once, interleaved, so drifting load on the shared machine affects
+/// all cases alike. `per` converts a run's duration into the reported unit.
+fn measure(
+    runs: usize,
+    mut cases: Vec<Case<'_>>,
+    per: impl Fn(Duration) -> f64,
+) -> Vec<(String, Stats)> {
+    for (_, f) in cases.iter_mut() {
+        black_box(f());
     }
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
+    for _ in 0..runs {
+        for (i, (_, f)) in cases.iter_mut().enumerate() {
+            samples[i].push(per(f()));
+        }
+    }
+    cases
+        .iter()
+        .zip(samples)
+        .map(|((name, _), mut v)| {
+            v.sort_by(f64::total_cmp);
+            let stats = Stats {
+                median: v[v.len() / 2],
+                min: v[0],
+                max: v[v.len() - 1],
+            };
+            (name.to_string(), stats)
+        })
+        .collect()
 }
 
-fn report(title: &str, unit: &str, higher_is_better: bool, rows: Vec<(&str, Stats)>) {
+fn report(title: &str, unit: &str, higher_is_better: bool, rows: Vec<(String, Stats)>) {
     let better = if higher_is_better { "higher" } else { "lower" };
     println!("\n## {title} ({unit}, median [min..max]; {better} is better)");
     let base = rows
         .iter()
-        .find(|(n, _)| *n == "rtrb")
+        .find(|(n, _)| n == "rtrb")
         .map(|(_, s)| s.median);
     for (name, s) in &rows {
         let ratio = base.map_or(String::from("-"), |b| format!("{:.2}x", s.median / b));
         println!(
-            "{name:<28} {:>10.2} [{:>8.2} .. {:>8.2}]   vs rtrb: {ratio}",
+            "{name:<34} {:>10.2} [{:>9.2} .. {:>9.2}]   vs rtrb: {ratio}",
             s.median, s.min, s.max
         );
     }
@@ -643,95 +666,74 @@ fn main() {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("# kaal-ipc comparison: {runs} runs per case, {cpus} CPUs, capacity {CAP}, u64 items");
 
+    // std's channel is far slower; it moves a quarter of the items and its
+    // rate is scaled accordingly.
     let n: u64 = 4_000_000;
-    let mops = move |d: Duration| n as f64 / d.as_secs_f64() / 1e6;
-    report(
-        "single-item throughput",
-        "M items/s",
-        true,
+    let rows = measure(
+        runs,
         vec![
-            ("kaal-ipc", measure(runs, || single_kaal(n), mops)),
-            ("rtrb", measure(runs, || single_rtrb(n), mops)),
-            ("ringbuf", measure(runs, || single_ringbuf(n), mops)),
-            (
-                "crossbeam ArrayQueue",
-                measure(runs, || single_crossbeam(n), mops),
-            ),
-            ("heapless spsc", measure(runs, || single_heapless(n), mops)),
-            (
-                "std sync_channel",
-                measure(
-                    runs,
-                    || single_std(n / 4),
-                    move |d| (n / 4) as f64 / d.as_secs_f64() / 1e6,
-                ),
-            ),
+            ("kaal-ipc", Box::new(|| single_kaal(n))),
+            ("rtrb", Box::new(|| single_rtrb(n))),
+            ("ringbuf", Box::new(|| single_ringbuf(n))),
+            ("crossbeam ArrayQueue", Box::new(|| single_crossbeam(n))),
+            ("heapless spsc", Box::new(|| single_heapless(n))),
+            ("std sync_channel", Box::new(|| single_std(n / 4) * 4)),
         ],
+        |d| n as f64 / d.as_secs_f64() / 1e6,
     );
+    report("single-item throughput", "M items/s", true, rows);
 
     let nb: u64 = 16_000_000;
-    let bops = move |d: Duration| nb as f64 / d.as_secs_f64() / 1e6;
-    report(
-        "256-item batch throughput",
-        "M items/s",
-        true,
+    let rows = measure(
+        runs,
         vec![
             (
                 "kaal-ipc (push_slice/read_chunk)",
-                measure(runs, || batch_kaal(nb), bops),
+                Box::new(|| batch_kaal(nb)),
             ),
-            ("rtrb", measure(runs, || batch_rtrb(nb), bops)),
+            ("rtrb", Box::new(|| batch_rtrb(nb))),
             (
                 "ringbuf (push_slice/pop_slice)",
-                measure(runs, || batch_ringbuf(nb), bops),
+                Box::new(|| batch_ringbuf(nb)),
             ),
         ],
+        |d| nb as f64 / d.as_secs_f64() / 1e6,
     );
+    report("256-item batch throughput", "M items/s", true, rows);
 
     let rounds: u64 = 200_000;
-    let ns = move |d: Duration| d.as_nanos() as f64 / rounds as f64;
-    report(
-        "ping-pong round trip (spinning)",
-        "ns",
-        false,
+    let rows = measure(
+        runs,
         vec![
-            ("kaal-ipc", measure(runs, || pingpong_kaal(rounds), ns)),
-            ("rtrb", measure(runs, || pingpong_rtrb(rounds), ns)),
-            ("ringbuf", measure(runs, || pingpong_ringbuf(rounds), ns)),
+            ("kaal-ipc", Box::new(|| pingpong_kaal(rounds))),
+            ("rtrb", Box::new(|| pingpong_rtrb(rounds))),
+            ("ringbuf", Box::new(|| pingpong_ringbuf(rounds))),
             (
                 "crossbeam ArrayQueue",
-                measure(runs, || pingpong_crossbeam(rounds), ns),
+                Box::new(|| pingpong_crossbeam(rounds)),
             ),
-            (
-                "heapless spsc",
-                measure(runs, || pingpong_heapless(rounds), ns),
-            ),
-            (
-                "std sync_channel",
-                measure(runs, || pingpong_std(rounds), ns),
-            ),
+            ("heapless spsc", Box::new(|| pingpong_heapless(rounds))),
+            ("std sync_channel", Box::new(|| pingpong_std(rounds))),
         ],
+        |d| d.as_nanos() as f64 / rounds as f64,
     );
+    report("ping-pong round trip (spinning)", "ns", false, rows);
 
     let br: u64 = 5_000;
-    let us = move |d: Duration| d.as_secs_f64() * 1e6 / br as f64;
-    report(
-        "blocking round trip",
-        "us",
-        false,
+    let rows = measure(
+        runs,
         vec![
             (
                 "kaal-ipc futex, no spinning",
-                measure(runs, || blocking_kaal(br, 0), us),
+                Box::new(|| blocking_kaal(br, 0)),
             ),
             (
                 "kaal-ipc futex, default spin",
-                measure(runs, || blocking_kaal(br, kaal_ipc::DEFAULT_SPIN_LIMIT), us),
+                Box::new(|| blocking_kaal(br, kaal_ipc::DEFAULT_SPIN_LIMIT)),
             ),
-            (
-                "std sync_channel(1)",
-                measure(runs, || blocking_std(br), us),
-            ),
+            ("std sync_channel(1)", Box::new(|| blocking_std(br))),
         ],
+        |d| d.as_secs_f64() * 1e6 / br as f64,
     );
+    report("blocking round trip", "us", false, rows);
 }
