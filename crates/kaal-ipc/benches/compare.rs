@@ -663,77 +663,88 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
+    // KAAL_BENCH_ONLY=single,batch,pingpong,blocking selects sections.
+    let only = std::env::var("KAAL_BENCH_ONLY").unwrap_or_default();
+    let want = |section: &str| only.is_empty() || only.split(',').any(|s| s == section);
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("# kaal-ipc comparison: {runs} runs per case, {cpus} CPUs, capacity {CAP}, u64 items");
 
     // std's channel is far slower; it moves a quarter of the items and its
     // rate is scaled accordingly.
-    let n: u64 = 4_000_000;
-    let rows = measure(
-        runs,
-        vec![
-            ("kaal-ipc", Box::new(|| single_kaal(n))),
-            ("rtrb", Box::new(|| single_rtrb(n))),
-            ("ringbuf", Box::new(|| single_ringbuf(n))),
-            ("crossbeam ArrayQueue", Box::new(|| single_crossbeam(n))),
-            ("heapless spsc", Box::new(|| single_heapless(n))),
-            ("std sync_channel", Box::new(|| single_std(n / 4) * 4)),
-        ],
-        |d| n as f64 / d.as_secs_f64() / 1e6,
-    );
-    report("single-item throughput", "M items/s", true, rows);
+    if want("single") {
+        let n: u64 = 4_000_000;
+        let rows = measure(
+            runs,
+            vec![
+                ("kaal-ipc", Box::new(|| single_kaal(n))),
+                ("rtrb", Box::new(|| single_rtrb(n))),
+                ("ringbuf", Box::new(|| single_ringbuf(n))),
+                ("crossbeam ArrayQueue", Box::new(|| single_crossbeam(n))),
+                ("heapless spsc", Box::new(|| single_heapless(n))),
+                ("std sync_channel", Box::new(|| single_std(n / 4) * 4)),
+            ],
+            |d| n as f64 / d.as_secs_f64() / 1e6,
+        );
+        report("single-item throughput", "M items/s", true, rows);
+    }
 
-    let nb: u64 = 16_000_000;
-    let rows = measure(
-        runs,
-        vec![
-            (
-                "kaal-ipc (push_slice/read_chunk)",
-                Box::new(|| batch_kaal(nb)),
-            ),
-            ("rtrb", Box::new(|| batch_rtrb(nb))),
-            (
-                "ringbuf (push_slice/pop_slice)",
-                Box::new(|| batch_ringbuf(nb)),
-            ),
-        ],
-        |d| nb as f64 / d.as_secs_f64() / 1e6,
-    );
-    report("256-item batch throughput", "M items/s", true, rows);
+    if want("batch") {
+        let nb: u64 = 16_000_000;
+        let rows = measure(
+            runs,
+            vec![
+                (
+                    "kaal-ipc (push_slice/read_chunk)",
+                    Box::new(|| batch_kaal(nb)),
+                ),
+                ("rtrb", Box::new(|| batch_rtrb(nb))),
+                (
+                    "ringbuf (push_slice/pop_slice)",
+                    Box::new(|| batch_ringbuf(nb)),
+                ),
+            ],
+            |d| nb as f64 / d.as_secs_f64() / 1e6,
+        );
+        report("256-item batch throughput", "M items/s", true, rows);
+    }
 
-    let rounds: u64 = 200_000;
-    let rows = measure(
-        runs,
-        vec![
-            ("kaal-ipc", Box::new(|| pingpong_kaal(rounds))),
-            ("rtrb", Box::new(|| pingpong_rtrb(rounds))),
-            ("ringbuf", Box::new(|| pingpong_ringbuf(rounds))),
-            (
-                "crossbeam ArrayQueue",
-                Box::new(|| pingpong_crossbeam(rounds)),
-            ),
-            ("heapless spsc", Box::new(|| pingpong_heapless(rounds))),
-            ("std sync_channel", Box::new(|| pingpong_std(rounds))),
-        ],
-        |d| d.as_nanos() as f64 / rounds as f64,
-    );
-    report("ping-pong round trip (spinning)", "ns", false, rows);
+    if want("pingpong") {
+        let rounds: u64 = 200_000;
+        let rows = measure(
+            runs,
+            vec![
+                ("kaal-ipc", Box::new(|| pingpong_kaal(rounds))),
+                ("rtrb", Box::new(|| pingpong_rtrb(rounds))),
+                ("ringbuf", Box::new(|| pingpong_ringbuf(rounds))),
+                (
+                    "crossbeam ArrayQueue",
+                    Box::new(|| pingpong_crossbeam(rounds)),
+                ),
+                ("heapless spsc", Box::new(|| pingpong_heapless(rounds))),
+                ("std sync_channel", Box::new(|| pingpong_std(rounds))),
+            ],
+            |d| d.as_nanos() as f64 / rounds as f64,
+        );
+        report("ping-pong round trip (spinning)", "ns", false, rows);
+    }
 
-    let br: u64 = 5_000;
-    let rows = measure(
-        runs,
-        vec![
-            (
-                "kaal-ipc futex, no spinning",
-                Box::new(|| blocking_kaal(br, 0)),
-            ),
-            (
-                "kaal-ipc futex, default spin",
-                Box::new(|| blocking_kaal(br, kaal_ipc::DEFAULT_SPIN_LIMIT)),
-            ),
-            ("std sync_channel(1)", Box::new(|| blocking_std(br))),
-        ],
-        |d| d.as_secs_f64() * 1e6 / br as f64,
-    );
-    report("blocking round trip", "us", false, rows);
+    if want("blocking") {
+        let br: u64 = 5_000;
+        let rows = measure(
+            runs,
+            vec![
+                (
+                    "kaal-ipc futex, no spinning",
+                    Box::new(|| blocking_kaal(br, 0)),
+                ),
+                (
+                    "kaal-ipc futex, default spin",
+                    Box::new(|| blocking_kaal(br, kaal_ipc::DEFAULT_SPIN_LIMIT)),
+                ),
+                ("std sync_channel(1)", Box::new(|| blocking_std(br))),
+            ],
+            |d| d.as_secs_f64() * 1e6 / br as f64,
+        );
+        report("blocking round trip", "us", false, rows);
+    }
 }
