@@ -1,0 +1,271 @@
+//! Kernel object types, their sizes, and the capability value itself.
+
+use super::{CapError, Rights, untyped};
+
+/// The type of a kernel object.
+///
+/// The numbers are part of the system-call ABI (the type argument of retype):
+/// append only, never renumber. In memory the enum is 32 bits wide so that a
+/// [`Capability`] is 32 bytes and a CNode slot 128 bytes; the ABI always passes the
+/// number through [`ObjectType::from_raw`] and [`ObjectType::raw`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u32)]
+pub enum ObjectType {
+    /// No object: the type of [`Capability::NULL`]. Never retyped to.
+    Null = 0,
+    /// Untyped memory: a naturally sized region that can be retyped into objects.
+    Untyped = 1,
+    /// Thread control block.
+    Tcb = 2,
+    /// Synchronous IPC endpoint.
+    Endpoint = 3,
+    /// Asynchronous notification word.
+    Notification = 4,
+    /// A table of capability slots.
+    CNode = 5,
+    /// A 4 KiB page of memory.
+    Frame4K = 6,
+    /// A 2 MiB block of memory.
+    Frame2M = 7,
+    /// A translation table below the top level.
+    PageTable = 8,
+    /// A top-level translation table: a user address space.
+    AddressSpace = 9,
+    /// The authority to create IRQ handler capabilities (one per system).
+    IrqControl = 10,
+    /// The authority to acknowledge one interrupt line.
+    IrqHandler = 11,
+    /// A reply object for call/reply IPC.
+    Reply = 12,
+}
+
+/// Log2 of a CNode slot's size in bytes (128-byte slots: one [`Capability`] and four
+/// derivation-tree links).
+pub const SLOT_SIZE_BITS: u8 = 7;
+/// Smallest untyped object that retype creates, as log2 bytes.
+pub const UNTYPED_MIN_BITS: u8 = 12;
+/// Largest untyped object, as log2 bytes.
+pub const UNTYPED_MAX_BITS: u8 = 47;
+/// Largest CNode radix (log2 of the slot count).
+pub const CNODE_MAX_RADIX: u8 = 12;
+
+impl ObjectType {
+    /// Every type, in ABI order.
+    pub const ALL: [Self; 13] = [
+        Self::Null,
+        Self::Untyped,
+        Self::Tcb,
+        Self::Endpoint,
+        Self::Notification,
+        Self::CNode,
+        Self::Frame4K,
+        Self::Frame2M,
+        Self::PageTable,
+        Self::AddressSpace,
+        Self::IrqControl,
+        Self::IrqHandler,
+        Self::Reply,
+    ];
+
+    /// The type with ABI number `raw`, if there is one.
+    pub const fn from_raw(raw: u64) -> Option<Self> {
+        if raw < Self::ALL.len() as u64 {
+            Some(Self::ALL[raw as usize])
+        } else {
+            None
+        }
+    }
+
+    /// The ABI number.
+    pub const fn raw(self) -> u64 {
+        self as u64
+    }
+
+    /// Whether capabilities to this type may be copied or minted.
+    ///
+    /// Untyped and IRQ control capabilities may not: they are the only ones that parent
+    /// capabilities to *other* objects (see [`ObjectType::issues_children`]), and an
+    /// untyped capability carries its allocation watermark, which a copy would
+    /// duplicate. Move them instead; split untyped memory by retyping it into smaller
+    /// untyped objects.
+    pub const fn is_derivable(self) -> bool {
+        !matches!(self, Self::Null | Self::Untyped | Self::IrqControl)
+    }
+
+    /// Whether a capability of this type can be the parent of capabilities to other
+    /// objects (retype children of an untyped, IRQ handlers issued by IRQ control).
+    pub const fn issues_children(self) -> bool {
+        matches!(self, Self::Untyped | Self::IrqControl)
+    }
+
+    /// Whether badges mean something for this type (endpoints and notifications).
+    pub const fn is_badgeable(self) -> bool {
+        matches!(self, Self::Endpoint | Self::Notification)
+    }
+
+    /// Whether this is a frame type (the only types device untyped memory retypes to,
+    /// besides smaller device untyped).
+    pub const fn is_frame(self) -> bool {
+        matches!(self, Self::Frame4K | Self::Frame2M)
+    }
+}
+
+/// Log2 of the size in bytes of an object of type `ty`, given the caller's size
+/// argument (the size for untyped, the radix for a CNode, ignored otherwise).
+///
+/// Fails with [`CapError::InvalidSize`] for an untyped size outside
+/// [`UNTYPED_MIN_BITS`]`..=`[`UNTYPED_MAX_BITS`] or a radix outside
+/// `1..=`[`CNODE_MAX_RADIX`], and with [`CapError::InvalidOperation`] for types that
+/// are not made from memory (null, IRQ control, IRQ handler).
+pub const fn size_bits(ty: ObjectType, user_size_bits: u8) -> Result<u8, CapError> {
+    match ty {
+        ObjectType::Untyped => {
+            if user_size_bits >= UNTYPED_MIN_BITS && user_size_bits <= UNTYPED_MAX_BITS {
+                Ok(user_size_bits)
+            } else {
+                Err(CapError::InvalidSize)
+            }
+        }
+        ObjectType::CNode => {
+            if user_size_bits >= 1 && user_size_bits <= CNODE_MAX_RADIX {
+                Ok(SLOT_SIZE_BITS + user_size_bits)
+            } else {
+                Err(CapError::InvalidSize)
+            }
+        }
+        ObjectType::Tcb => Ok(10),
+        ObjectType::Endpoint | ObjectType::Notification | ObjectType::Reply => Ok(5),
+        ObjectType::Frame4K | ObjectType::PageTable | ObjectType::AddressSpace => Ok(12),
+        ObjectType::Frame2M => Ok(21),
+        ObjectType::Null | ObjectType::IrqControl | ObjectType::IrqHandler => {
+            Err(CapError::InvalidOperation)
+        }
+    }
+}
+
+/// A capability: a typed, rights-bearing reference to one kernel object.
+///
+/// Stored by value in CNode slots; 32 bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Capability {
+    /// What the object is; [`ObjectType::Null`] for an empty slot.
+    pub object_type: ObjectType,
+    /// Which object: its physical address; the IRQ number for an IRQ handler; 0 for
+    /// IRQ control.
+    pub object: u64,
+    /// What the holder may do with the object.
+    pub rights: Rights,
+    /// The badge delivered with messages sent through this capability; 0 for none.
+    pub badge: u64,
+    /// Type-specific data: for untyped, the size, device flag and watermark (see
+    /// [`UntypedState`](super::UntypedState)); for a CNode, its radix; for a frame, the
+    /// user address it is mapped at, or 0.
+    pub extra: u64,
+}
+
+impl Capability {
+    /// The capability in an empty slot.
+    pub const NULL: Self = Self {
+        object_type: ObjectType::Null,
+        object: 0,
+        rights: Rights::NONE,
+        badge: 0,
+        extra: 0,
+    };
+
+    /// A capability to `object` of type `object_type`, unbadged, with `extra` 0.
+    pub const fn new(object_type: ObjectType, object: u64, rights: Rights) -> Self {
+        Self {
+            object_type,
+            object,
+            rights,
+            badge: 0,
+            extra: 0,
+        }
+    }
+
+    /// The same capability with `extra` set.
+    #[must_use]
+    pub const fn with_extra(self, extra: u64) -> Self {
+        Self { extra, ..self }
+    }
+
+    /// Whether this is the null capability (an empty slot).
+    pub const fn is_null(&self) -> bool {
+        matches!(self.object_type, ObjectType::Null)
+    }
+
+    /// Whether both capabilities refer to the same object: same type and object, and
+    /// for untyped also the same size (an untyped child can start at its parent's
+    /// base). Null refers to nothing, so it is never the same object as anything.
+    pub fn same_object(&self, other: &Self) -> bool {
+        !self.is_null()
+            && self.object_type == other.object_type
+            && self.object == other.object
+            && (self.object_type != ObjectType::Untyped
+                || untyped::extra_size_bits(self.extra) == untyped::extra_size_bits(other.extra))
+    }
+}
+
+impl Default for Capability {
+    fn default() -> Self {
+        Self::NULL
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_numbers_round_trip_and_are_stable() {
+        for (i, ty) in ObjectType::ALL.iter().enumerate() {
+            assert_eq!(ty.raw(), i as u64);
+            assert_eq!(ObjectType::from_raw(i as u64), Some(*ty));
+        }
+        assert_eq!(ObjectType::Untyped.raw(), 1);
+        assert_eq!(ObjectType::Reply.raw(), 12);
+        assert_eq!(ObjectType::from_raw(13), None);
+        assert_eq!(ObjectType::from_raw(u64::MAX), None);
+        assert_eq!(core::mem::size_of::<Capability>(), 32);
+    }
+
+    #[test]
+    fn object_sizes() {
+        use ObjectType::*;
+        assert_eq!(size_bits(Tcb, 0), Ok(10));
+        assert_eq!(size_bits(Endpoint, 40), Ok(5));
+        assert_eq!(size_bits(Notification, 0), Ok(5));
+        assert_eq!(size_bits(Reply, 0), Ok(5));
+        assert_eq!(size_bits(Frame4K, 0), Ok(12));
+        assert_eq!(size_bits(Frame2M, 0), Ok(21));
+        assert_eq!(size_bits(PageTable, 0), Ok(12));
+        assert_eq!(size_bits(AddressSpace, 0), Ok(12));
+        assert_eq!(size_bits(CNode, 1), Ok(SLOT_SIZE_BITS + 1));
+        assert_eq!(size_bits(CNode, 12), Ok(SLOT_SIZE_BITS + 12));
+        assert_eq!(size_bits(CNode, 0), Err(CapError::InvalidSize));
+        assert_eq!(size_bits(CNode, 13), Err(CapError::InvalidSize));
+        assert_eq!(size_bits(Untyped, 12), Ok(12));
+        assert_eq!(size_bits(Untyped, 47), Ok(47));
+        assert_eq!(size_bits(Untyped, 11), Err(CapError::InvalidSize));
+        assert_eq!(size_bits(Untyped, 48), Err(CapError::InvalidSize));
+        for ty in [Null, IrqControl, IrqHandler] {
+            assert_eq!(size_bits(ty, 12), Err(CapError::InvalidOperation));
+        }
+    }
+
+    #[test]
+    fn same_object() {
+        let ep = Capability::new(ObjectType::Endpoint, 0x1000, Rights::ALL);
+        let mut badged = ep;
+        badged.badge = 5;
+        badged.rights = Rights::READ;
+        assert!(ep.same_object(&badged));
+        assert!(!ep.same_object(&Capability::new(ObjectType::Notification, 0x1000, Rights::ALL)));
+        assert!(!Capability::NULL.same_object(&Capability::NULL));
+        let big = Capability::new(ObjectType::Untyped, 0x10_0000, Rights::ALL).with_extra(20);
+        let small = Capability::new(ObjectType::Untyped, 0x10_0000, Rights::ALL).with_extra(12);
+        assert!(!big.same_object(&small));
+        assert!(big.same_object(&big.with_extra(20 | 0x1000 << 8)));
+    }
+}
