@@ -5,7 +5,7 @@ use core::time::Duration;
 
 use crate::error::{CorruptIndices, PopError, PushError, RecvError, RingError, SendError};
 use crate::notify::{Notify, Spin};
-use crate::ring::{CONSUMER_CLOSED, PRODUCER_CLOSED, RingHandle, SharedRing};
+use crate::ring::{CONSUMER_CLOSED, PRODUCER_CLOSED, RingHandle, SharedRing, Token};
 use crate::sync::{AtomicU32, Ordering, fence};
 
 /// Spins before sleeping, when the notifier sleeps ([`Notify::NEEDS_WAKE`]).
@@ -184,7 +184,7 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Producer<T, N, R, W> {
     const CAP: u32 = SharedRing::<T, N>::CAP;
 
     pub(crate) fn attach(ring: R, notify: W) -> Result<Self, CorruptIndices> {
-        let r = ring.ring();
+        let r = ring.ring(Token::new());
         let tail = r.tail.0.load(Ordering::Acquire);
         let head = r.head.0.load(Ordering::Acquire);
         SharedRing::<T, N>::check_indices(head, tail)?;
@@ -214,7 +214,7 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Producer<T, N, R, W> {
 
     #[inline(always)]
     fn r(&self) -> &SharedRing<T, N> {
-        self.ring.ring()
+        self.ring.ring(Token::new())
     }
 
     /// Reloads the consumer's index, validating it.
@@ -246,7 +246,7 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Producer<T, N, R, W> {
     #[inline(always)]
     fn publish(&mut self, tail: u32) {
         self.tail = tail;
-        let r = self.ring.ring();
+        let r = self.ring.ring(Token::new());
         r.tail.0.store(tail, Ordering::Release);
         wake_peer(&self.notify, &r.consumer_wait.0, R::PROCESS_SHARED);
     }
@@ -305,7 +305,7 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Producer<T, N, R, W> {
             let Some(left) = deadline.remaining() else {
                 return Err(SendError::Timeout(value));
             };
-            let r = self.ring.ring();
+            let r = self.ring.ring(Token::new());
             let tail = self.tail;
             park(
                 &self.notify,
@@ -425,7 +425,7 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Producer<T, N, R, W> {
     /// The consumer's state, detecting a restarted consumer by its
     /// generation.
     pub fn peer_state(&mut self) -> PeerState {
-        let r = self.ring.ring();
+        let r = self.ring.ring(Token::new());
         let current = r.consumer_gen().load(Ordering::Acquire);
         let closed = r.state().load(Ordering::Acquire) & CONSUMER_CLOSED != 0;
         peer_state(&mut self.peer_gen, current, closed)
@@ -445,7 +445,7 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Producer<T, N, R, W> {
 
 impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Drop for Producer<T, N, R, W> {
     fn drop(&mut self) {
-        let r = self.ring.ring();
+        let r = self.ring.ring(Token::new());
         r.state().fetch_or(PRODUCER_CLOSED, Ordering::AcqRel);
         wake_peer(&self.notify, &r.consumer_wait.0, R::PROCESS_SHARED);
     }
@@ -516,7 +516,7 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Consumer<T, N, R, W> {
     const CAP: u32 = SharedRing::<T, N>::CAP;
 
     pub(crate) fn attach(ring: R, notify: W) -> Result<Self, CorruptIndices> {
-        let r = ring.ring();
+        let r = ring.ring(Token::new());
         let tail = r.tail.0.load(Ordering::Acquire);
         let head = r.head.0.load(Ordering::Acquire);
         SharedRing::<T, N>::check_indices(head, tail)?;
@@ -546,7 +546,7 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Consumer<T, N, R, W> {
 
     #[inline(always)]
     fn r(&self) -> &SharedRing<T, N> {
-        self.ring.ring()
+        self.ring.ring(Token::new())
     }
 
     /// Reloads the producer's index, validating it.
@@ -596,7 +596,7 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Consumer<T, N, R, W> {
     #[inline(always)]
     fn release_to(&mut self, head: u32) {
         self.head = head;
-        let r = self.ring.ring();
+        let r = self.ring.ring(Token::new());
         r.head.0.store(head, Ordering::Release);
         wake_peer(&self.notify, &r.producer_wait.0, R::PROCESS_SHARED);
     }
@@ -644,7 +644,7 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Consumer<T, N, R, W> {
                 continue;
             }
             let left = deadline.remaining().ok_or(RecvError::Timeout)?;
-            let r = self.ring.ring();
+            let r = self.ring.ring(Token::new());
             let head = self.head;
             park(
                 &self.notify,
@@ -757,7 +757,7 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Consumer<T, N, R, W> {
     /// The producer's state, detecting a restarted producer by its
     /// generation.
     pub fn peer_state(&mut self) -> PeerState {
-        let r = self.ring.ring();
+        let r = self.ring.ring(Token::new());
         let current = r.producer_gen().load(Ordering::Acquire);
         let closed = r.state().load(Ordering::Acquire) & PRODUCER_CLOSED != 0;
         peer_state(&mut self.peer_gen, current, closed)
@@ -780,6 +780,13 @@ impl<T, const N: usize, R: crate::TrustedHandle<T, N>, W: Notify> Consumer<T, N,
     /// A reference to the next item without removing it. Only for in-process
     /// rings, whose producer cannot write the slot while it is borrowed; use
     /// [`peek_copy`](Self::peek_copy) on attached rings.
+    ///
+    /// ```compile_fail
+    /// // Not available when the peer is another process.
+    /// fn f(rx: &mut kaal_ipc::Consumer<u64, 8, kaal_ipc::Attached<'_, u64, 8>>) {
+    ///     let _ = rx.peek();
+    /// }
+    /// ```
     pub fn peek(&mut self) -> Result<&T, PopError> {
         self.available(1)?;
         // SAFETY: slot `head` holds a published, initialised item that only
@@ -793,7 +800,7 @@ impl<T, const N: usize, R: crate::TrustedHandle<T, N>, W: Notify> Consumer<T, N,
 
 impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Drop for Consumer<T, N, R, W> {
     fn drop(&mut self) {
-        let r = self.ring.ring();
+        let r = self.ring.ring(Token::new());
         r.state().fetch_or(CONSUMER_CLOSED, Ordering::AcqRel);
         wake_peer(&self.notify, &r.producer_wait.0, R::PROCESS_SHARED);
     }

@@ -374,7 +374,21 @@ pub type Endpoints<T, const N: usize, R, W = crate::Spin> =
 
 mod sealed {
     pub trait Sealed {}
+
+    /// Unnameable outside the crate, so [`RingHandle::ring`](super::RingHandle)
+    /// cannot be called from outside: a shared-memory ring must never be
+    /// reachable as a plain `&SharedRing` (whose endpoints are trusted).
+    #[derive(Clone, Copy)]
+    pub struct Token(());
+
+    impl Token {
+        pub(crate) const fn new() -> Self {
+            Self(())
+        }
+    }
 }
+
+pub(crate) use sealed::Token;
 
 /// How an endpoint reaches its ring: `&SharedRing`, `Arc<SharedRing>` or an
 /// [`Attached`] shared-memory region. Sealed.
@@ -385,7 +399,7 @@ pub trait RingHandle<T, const N: usize>: sealed::Sealed {
     /// slots the peer could write are unavailable.
     const PROCESS_SHARED: bool;
     #[doc(hidden)]
-    fn ring(&self) -> &SharedRing<T, N>;
+    fn ring(&self, token: sealed::Token) -> &SharedRing<T, N>;
 }
 
 /// A [`RingHandle`] whose peer is in this process and is this crate's own
@@ -396,7 +410,7 @@ impl<T, const N: usize> sealed::Sealed for &SharedRing<T, N> {}
 impl<T, const N: usize> RingHandle<T, N> for &SharedRing<T, N> {
     const PROCESS_SHARED: bool = false;
     #[inline(always)]
-    fn ring(&self) -> &SharedRing<T, N> {
+    fn ring(&self, _: sealed::Token) -> &SharedRing<T, N> {
         self
     }
 }
@@ -408,7 +422,7 @@ impl<T, const N: usize> sealed::Sealed for alloc::sync::Arc<SharedRing<T, N>> {}
 impl<T, const N: usize> RingHandle<T, N> for alloc::sync::Arc<SharedRing<T, N>> {
     const PROCESS_SHARED: bool = false;
     #[inline(always)]
-    fn ring(&self) -> &SharedRing<T, N> {
+    fn ring(&self, _: sealed::Token) -> &SharedRing<T, N> {
         self
     }
 }
@@ -432,7 +446,7 @@ impl<T, const N: usize> sealed::Sealed for Attached<'_, T, N> {}
 impl<T, const N: usize> RingHandle<T, N> for Attached<'_, T, N> {
     const PROCESS_SHARED: bool = true;
     #[inline(always)]
-    fn ring(&self) -> &SharedRing<T, N> {
+    fn ring(&self, _: sealed::Token) -> &SharedRing<T, N> {
         self.ring
     }
 }
@@ -512,8 +526,9 @@ where
     ///
     /// # Safety
     ///
-    /// * `region` must be valid for reads and writes of `len` bytes for `'a`
-    ///   (for example a `MAP_SHARED` mapping that outlives `'a`);
+    /// * `region` must be valid for reads and writes of `len` initialised
+    ///   bytes (any values) for `'a` (for example a `MAP_SHARED` mapping that
+    ///   outlives `'a`);
     /// * no other process may access the region until this call returns
     ///   (initialise before sharing the region);
     /// * within this process, the region must not be used through any other
@@ -553,8 +568,9 @@ where
     ///
     /// # Safety
     ///
-    /// * `region` must be valid for reads and writes of `len` bytes for `'a`
-    ///   (for example a `MAP_SHARED` mapping that outlives `'a`);
+    /// * `region` must be valid for reads and writes of `len` initialised
+    ///   bytes (any values) for `'a` (for example a `MAP_SHARED` mapping that
+    ///   outlives `'a`);
     /// * within this process, the region must not be used through any other
     ///   path while the returned [`Attached`] or its endpoints live (one
     ///   attachment per mapping per process).
