@@ -641,16 +641,30 @@ fn measure(
 
 fn report(title: &str, unit: &str, higher_is_better: bool, rows: Vec<(String, Stats)>) {
     let better = if higher_is_better { "higher" } else { "lower" };
-    println!("\n## {title} ({unit}, median [min..max]; {better} is better)");
+    println!("\n## {title} ({unit}; {better} is better)");
+    println!(
+        "{:<34} {:>10} {:>10} {:>10}   {:>12} {:>10}",
+        "", "median", "best", "worst", "median/rtrb", "best/rtrb"
+    );
+    // Best is the maximum for throughput and the minimum for latency.
+    let best = |s: &Stats| if higher_is_better { s.max } else { s.min };
+    let worst = |s: &Stats| if higher_is_better { s.min } else { s.max };
     let base = rows
         .iter()
         .find(|(n, _)| n == "rtrb")
-        .map(|(_, s)| s.median);
+        .map(|(_, s)| (s.median, best(s)));
     for (name, s) in &rows {
-        let ratio = base.map_or(String::from("-"), |b| format!("{:.2}x", s.median / b));
+        let (rm, rb) = base.map_or((String::from("-"), String::from("-")), |(m, b)| {
+            (
+                format!("{:.2}x", s.median / m),
+                format!("{:.2}x", best(s) / b),
+            )
+        });
         println!(
-            "{name:<34} {:>10.2} [{:>9.2} .. {:>9.2}]   vs rtrb: {ratio}",
-            s.median, s.min, s.max
+            "{name:<34} {:>10.2} {:>10.2} {:>10.2}   {rm:>12} {rb:>10}",
+            s.median,
+            best(s),
+            worst(s)
         );
     }
 }
