@@ -1,6 +1,6 @@
 //! Slots, the slot store, and the operations that add capabilities to the tree.
 
-use super::{CapError, Capability, Rights, UntypedState};
+use super::{CapError, Capability, ObjectType, Rights, UntypedState};
 
 /// Names one capability slot: a CNode and an index into it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -127,8 +127,9 @@ impl<'a, S: SlotStore + ?Sized> CSpace<'a, S> {
     ///
     /// Errors: [`CapError::InvalidSlot`], [`CapError::EmptySlot`] (parent),
     /// [`CapError::SlotOccupied`] (destination), and [`CapError::InvalidOperation`]
-    /// if `cap` is null, refers to the parent's object, or the parent's type does not
-    /// issue children ([`ObjectType::issues_children`](super::ObjectType::issues_children)).
+    /// unless the parent is an untyped and `cap` a memory object
+    /// ([`ObjectType::is_memory`]), or the parent is IRQ control and `cap` an IRQ handler;
+    /// also if `cap` refers to the parent's own object.
     pub fn insert_child(
         &mut self,
         parent: SlotRef,
@@ -137,7 +138,12 @@ impl<'a, S: SlotStore + ?Sized> CSpace<'a, S> {
     ) -> Result<(), CapError> {
         let p = self.occupied(parent)?.cap;
         self.vacant(to)?;
-        if cap.is_null() || !p.object_type.issues_children() || p.same_object(&cap) {
+        let pairs = match p.object_type {
+            ObjectType::Untyped => cap.object_type.is_memory(),
+            ObjectType::IrqControl => cap.object_type == ObjectType::IrqHandler,
+            _ => false,
+        };
+        if !pairs || p.same_object(&cap) {
             return Err(CapError::InvalidOperation);
         }
         self.node_mut(to).cap = cap;
@@ -297,4 +303,3 @@ impl<'a, S: SlotStore + ?Sized> CSpace<'a, S> {
         last
     }
 }
-

@@ -98,6 +98,12 @@ impl ObjectType {
         matches!(self, Self::Untyped | Self::IrqControl)
     }
 
+    /// Whether objects of this type are made from memory by retype (all but null, IRQ
+    /// control and IRQ handlers).
+    pub const fn is_memory(self) -> bool {
+        !matches!(self, Self::Null | Self::IrqControl | Self::IrqHandler)
+    }
+
     /// Whether badges mean something for this type (endpoints and notifications).
     pub const fn is_badgeable(self) -> bool {
         matches!(self, Self::Endpoint | Self::Notification)
@@ -261,7 +267,11 @@ mod tests {
         badged.badge = 5;
         badged.rights = Rights::READ;
         assert!(ep.same_object(&badged));
-        assert!(!ep.same_object(&Capability::new(ObjectType::Notification, 0x1000, Rights::ALL)));
+        assert!(!ep.same_object(&Capability::new(
+            ObjectType::Notification,
+            0x1000,
+            Rights::ALL
+        )));
         assert!(!Capability::NULL.same_object(&Capability::NULL));
         let big = Capability::new(ObjectType::Untyped, 0x10_0000, Rights::ALL).with_extra(20);
         let small = Capability::new(ObjectType::Untyped, 0x10_0000, Rights::ALL).with_extra(12);

@@ -1,8 +1,6 @@
 //! Retype: turning untyped memory into objects.
 
-use super::{
-    CSpace, CapError, Capability, ObjectType, Rights, SlotRef, SlotStore, UntypedState,
-};
+use super::{CSpace, CapError, Capability, ObjectType, Rights, SlotRef, SlotStore, UntypedState};
 
 impl<S: SlotStore + ?Sized> CSpace<'_, S> {
     /// Carves `count` objects of type `ty` from the untyped capability at `untyped`
@@ -32,7 +30,10 @@ impl<S: SlotStore + ?Sized> CSpace<'_, S> {
     ) -> Result<u64, CapError> {
         let slot = *self.occupied(untyped)?;
         let mut state = UntypedState::from_cap(&slot.cap)?;
-        let end = first.index.checked_add(count).ok_or(CapError::InvalidSlot)?;
+        let end = first
+            .index
+            .checked_add(count)
+            .ok_or(CapError::InvalidSlot)?;
         for index in first.index..end {
             self.vacant(SlotRef::new(first.cnode, index))?;
         }

@@ -69,7 +69,10 @@ pub fn descendants(store: &TestStore, at: SlotRef) -> HashSet<SlotRef> {
 /// Panics unless every structural invariant of the derivation tree holds.
 pub fn check_invariants(store: &TestStore) {
     let get = |r: SlotRef| -> &Slot {
-        let slot = store.slots.get(&r).unwrap_or_else(|| panic!("link to missing {r:?}"));
+        let slot = store
+            .slots
+            .get(&r)
+            .unwrap_or_else(|| panic!("link to missing {r:?}"));
         assert!(!slot.cap.is_null(), "link to empty {r:?}");
         slot
     };
@@ -83,7 +86,11 @@ pub fn check_invariants(store: &TestStore) {
             assert_ne!(p, at);
             let parent = get(p);
             if slot.prev_sibling.is_none() {
-                assert_eq!(parent.first_child, Some(at), "{at:?} heads a list its parent lost");
+                assert_eq!(
+                    parent.first_child,
+                    Some(at),
+                    "{at:?} heads a list its parent lost"
+                );
             }
             // Below a derivable capability there are only copies; below untyped and
             // IRQ control, only other objects.
@@ -93,7 +100,10 @@ pub fn check_invariants(store: &TestStore) {
                 "{at:?} under {p:?}"
             );
             if parent.cap.same_object(&slot.cap) {
-                assert!(parent.cap.rights.contains(slot.cap.rights), "rights grew at {at:?}");
+                assert!(
+                    parent.cap.rights.contains(slot.cap.rights),
+                    "rights grew at {at:?}"
+                );
                 if parent.cap.badge != 0 {
                     assert_eq!(parent.cap.badge, slot.cap.badge, "badge changed at {at:?}");
                 }
@@ -103,12 +113,20 @@ pub fn check_invariants(store: &TestStore) {
         }
         if let Some(prev) = slot.prev_sibling {
             let prev_slot = get(prev);
-            assert_eq!(prev_slot.next_sibling, Some(at), "asymmetric siblings at {at:?}");
+            assert_eq!(
+                prev_slot.next_sibling,
+                Some(at),
+                "asymmetric siblings at {at:?}"
+            );
             assert_eq!(prev_slot.parent, slot.parent, "sibling {prev:?} of {at:?}");
         }
         if let Some(next) = slot.next_sibling {
             let next_slot = get(next);
-            assert_eq!(next_slot.prev_sibling, Some(at), "asymmetric siblings at {at:?}");
+            assert_eq!(
+                next_slot.prev_sibling,
+                Some(at),
+                "asymmetric siblings at {at:?}"
+            );
             assert_eq!(next_slot.parent, slot.parent, "sibling {next:?} of {at:?}");
         }
         if let Some(c) = slot.first_child {
@@ -126,27 +144,46 @@ pub fn check_invariants(store: &TestStore) {
         stack.extend(slot.first_child);
         stack.extend(slot.next_sibling);
     }
-    assert_eq!(seen.len(), store.occupied().count(), "unreachable capabilities");
+    assert_eq!(
+        seen.len(),
+        store.occupied().count(),
+        "unreachable capabilities"
+    );
     // The capabilities to one object: the topmost ones form one run of siblings.
     let mut tops: HashMap<(ObjectType, u64, u64), Vec<SlotRef>> = HashMap::new();
     for (&at, slot) in store.occupied() {
-        let top = slot.parent.is_none_or(|p| !get(p).cap.same_object(&slot.cap));
+        let top = slot
+            .parent
+            .is_none_or(|p| !get(p).cap.same_object(&slot.cap));
         if top {
             let size = object_range(&slot.cap).map_or(0, |r| r.1);
-            tops.entry((slot.cap.object_type, slot.cap.object, size)).or_default().push(at);
+            tops.entry((slot.cap.object_type, slot.cap.object, size))
+                .or_default()
+                .push(at);
         }
     }
     for (key, members) in tops {
         let start = members
             .iter()
             .copied()
-            .find(|&m| get(m).prev_sibling.is_none_or(|p| !get(p).cap.same_object(&get(m).cap)))
+            .find(|&m| {
+                get(m)
+                    .prev_sibling
+                    .is_none_or(|p| !get(p).cap.same_object(&get(m).cap))
+            })
             .unwrap_or_else(|| panic!("no start of run for {key:?}"));
         let (mut run, mut at) = (1, start);
-        while let Some(next) = get(at).next_sibling.filter(|&n| get(n).cap.same_object(&get(at).cap)) {
+        while let Some(next) = get(at)
+            .next_sibling
+            .filter(|&n| get(n).cap.same_object(&get(at).cap))
+        {
             run += 1;
             at = next;
         }
-        assert_eq!(run, members.len(), "capabilities to {key:?} are not one run");
+        assert_eq!(
+            run,
+            members.len(),
+            "capabilities to {key:?} are not one run"
+        );
     }
 }

@@ -12,7 +12,9 @@ fn ep(addr: u64) -> Capability {
 fn with_untyped(slots: u32) -> TestStore {
     let mut store = TestStore::new(1, slots);
     let u = UntypedState::new(0x4000_0000, 20, false).unwrap();
-    CSpace::new(&mut store).insert_root(s(0), u.capability()).unwrap();
+    CSpace::new(&mut store)
+        .insert_root(s(0), u.capability())
+        .unwrap();
     store
 }
 
@@ -45,8 +47,12 @@ fn lookup_and_insert_root() {
     assert_eq!(cs.lookup(s(1)), Ok(ep(0x1000)));
     assert_eq!(cs.has_children(s(1)), Ok(false));
     assert_eq!(cs.has_children(s(0)), Err(CapError::EmptySlot));
-    fails_unchanged(&mut store, CapError::SlotOccupied, |cs| cs.insert_root(s(1), ep(0x2000)));
-    fails_unchanged(&mut store, CapError::InvalidSlot, |cs| cs.insert_root(s(4), ep(0x2000)));
+    fails_unchanged(&mut store, CapError::SlotOccupied, |cs| {
+        cs.insert_root(s(1), ep(0x2000))
+    });
+    fails_unchanged(&mut store, CapError::InvalidSlot, |cs| {
+        cs.insert_root(s(4), ep(0x2000))
+    });
     fails_unchanged(&mut store, CapError::InvalidOperation, |cs| {
         cs.insert_root(s(2), Capability::NULL)
     });
@@ -73,18 +79,31 @@ fn copy_and_mint() {
     fails_unchanged(&mut store, CapError::AlreadyBadged, |cs| {
         cs.derive(s(2), s(4), Rights::ALL, Some(7))
     });
-    fails_unchanged(&mut store, CapError::SlotOccupied, |cs| cs.derive(s(0), s(2), Rights::ALL, None));
-    fails_unchanged(&mut store, CapError::EmptySlot, |cs| cs.derive(s(7), s(4), Rights::ALL, None));
-    fails_unchanged(&mut store, CapError::InvalidSlot, |cs| cs.derive(s(0), s(8), Rights::ALL, None));
-    fails_unchanged(&mut store, CapError::InvalidSlot, |cs| cs.derive(s(9), s(4), Rights::ALL, None));
+    fails_unchanged(&mut store, CapError::SlotOccupied, |cs| {
+        cs.derive(s(0), s(2), Rights::ALL, None)
+    });
+    fails_unchanged(&mut store, CapError::EmptySlot, |cs| {
+        cs.derive(s(7), s(4), Rights::ALL, None)
+    });
+    fails_unchanged(&mut store, CapError::InvalidSlot, |cs| {
+        cs.derive(s(0), s(8), Rights::ALL, None)
+    });
+    fails_unchanged(&mut store, CapError::InvalidSlot, |cs| {
+        cs.derive(s(9), s(4), Rights::ALL, None)
+    });
 }
 
 #[test]
 fn derive_rules_per_type() {
     let mut store = with_untyped(8);
     let mut cs = CSpace::new(&mut store);
-    cs.insert_root(s(1), Capability::new(ObjectType::IrqControl, 0, Rights::ALL)).unwrap();
-    let frame = Capability::new(ObjectType::Frame4K, 0x9000_0000, Rights::ALL).with_extra(0x40_0000);
+    cs.insert_root(
+        s(1),
+        Capability::new(ObjectType::IrqControl, 0, Rights::ALL),
+    )
+    .unwrap();
+    let frame =
+        Capability::new(ObjectType::Frame4K, 0x9000_0000, Rights::ALL).with_extra(0x40_0000);
     cs.insert_root(s(2), frame).unwrap();
     // A frame copy is unmapped; frames take no badge.
     assert_eq!(cs.derive(s(2), s(3), Rights::READ, None).unwrap().extra, 0);
@@ -95,8 +114,15 @@ fn derive_rules_per_type() {
     }
     // Minting with badge 0 on an unbadged notification leaves it unbadged.
     let mut cs = CSpace::new(&mut store);
-    cs.insert_root(s(6), Capability::new(ObjectType::Notification, 0x2000, Rights::ALL)).unwrap();
-    assert_eq!(cs.derive(s(6), s(7), Rights::ALL, Some(0)).unwrap().badge, 0);
+    cs.insert_root(
+        s(6),
+        Capability::new(ObjectType::Notification, 0x2000, Rights::ALL),
+    )
+    .unwrap();
+    assert_eq!(
+        cs.derive(s(6), s(7), Rights::ALL, Some(0)).unwrap().badge,
+        0
+    );
     check_invariants(&store);
 }
 
@@ -104,8 +130,17 @@ fn derive_rules_per_type() {
 fn insert_child_rules() {
     let mut store = with_untyped(8);
     let mut cs = CSpace::new(&mut store);
-    cs.insert_root(s(1), Capability::new(ObjectType::IrqControl, 0, Rights::ALL)).unwrap();
-    cs.insert_child(s(1), s(2), Capability::new(ObjectType::IrqHandler, 33, Rights::ALL)).unwrap();
+    cs.insert_root(
+        s(1),
+        Capability::new(ObjectType::IrqControl, 0, Rights::ALL),
+    )
+    .unwrap();
+    cs.insert_child(
+        s(1),
+        s(2),
+        Capability::new(ObjectType::IrqHandler, 33, Rights::ALL),
+    )
+    .unwrap();
     cs.insert_child(s(0), s(3), ep(0x4000_0000)).unwrap();
     fails_unchanged(&mut store, CapError::InvalidOperation, |cs| {
         cs.insert_child(s(3), s(4), ep(0x5000_0000))
@@ -117,8 +152,12 @@ fn insert_child_rules() {
     fails_unchanged(&mut store, CapError::InvalidOperation, |cs| {
         cs.insert_child(s(0), s(4), Capability::NULL)
     });
-    fails_unchanged(&mut store, CapError::SlotOccupied, |cs| cs.insert_child(s(0), s(2), ep(1)));
-    fails_unchanged(&mut store, CapError::EmptySlot, |cs| cs.insert_child(s(5), s(4), ep(1)));
+    fails_unchanged(&mut store, CapError::SlotOccupied, |cs| {
+        cs.insert_child(s(0), s(2), ep(1))
+    });
+    fails_unchanged(&mut store, CapError::EmptySlot, |cs| {
+        cs.insert_child(s(5), s(4), ep(1))
+    });
     check_invariants(&store);
 }
 
@@ -144,10 +183,18 @@ fn move_keeps_the_tree() {
     cs.move_cap(s(0), s(7)).unwrap();
     assert_eq!(cs.store().slots[&s(1)].parent, Some(s(7)));
     check_invariants(&store);
-    fails_unchanged(&mut store, CapError::SlotOccupied, |cs| cs.move_cap(s(7), s(7)));
-    fails_unchanged(&mut store, CapError::SlotOccupied, |cs| cs.move_cap(s(7), s(1)));
-    fails_unchanged(&mut store, CapError::EmptySlot, |cs| cs.move_cap(s(0), s(2)));
-    fails_unchanged(&mut store, CapError::InvalidSlot, |cs| cs.move_cap(s(7), s(9)));
+    fails_unchanged(&mut store, CapError::SlotOccupied, |cs| {
+        cs.move_cap(s(7), s(7))
+    });
+    fails_unchanged(&mut store, CapError::SlotOccupied, |cs| {
+        cs.move_cap(s(7), s(1))
+    });
+    fails_unchanged(&mut store, CapError::EmptySlot, |cs| {
+        cs.move_cap(s(0), s(2))
+    });
+    fails_unchanged(&mut store, CapError::InvalidSlot, |cs| {
+        cs.move_cap(s(7), s(9))
+    });
 }
 
 #[test]
@@ -161,10 +208,21 @@ fn delete_reparents_children_in_place() {
     cs.derive(s(2), s(4), Rights::ALL, None).unwrap();
     cs.derive(s(2), s(5), Rights::ALL, None).unwrap();
     let out = cs.delete(s(2)).unwrap();
-    assert_eq!(out, DeleteOutcome { cap: ep(0x1000), last_reference: false });
-    let order: Vec<_> = core::iter::successors(Some(s(3)), |&at| cs.store().slots[&at].next_sibling).collect();
+    assert_eq!(
+        out,
+        DeleteOutcome {
+            cap: ep(0x1000),
+            last_reference: false
+        }
+    );
+    let order: Vec<_> =
+        core::iter::successors(Some(s(3)), |&at| cs.store().slots[&at].next_sibling).collect();
     assert_eq!(order, [s(3), s(5), s(4), s(1)]);
-    assert!(order.iter().all(|&at| cs.store().slots[&at].parent == Some(s(0))));
+    assert!(
+        order
+            .iter()
+            .all(|&at| cs.store().slots[&at].parent == Some(s(0)))
+    );
     check_invariants(&store);
     fails_unchanged(&mut store, CapError::EmptySlot, |cs| cs.delete(s(2)));
     fails_unchanged(&mut store, CapError::InvalidSlot, |cs| cs.delete(s(8)));
@@ -177,7 +235,8 @@ fn last_reference_after_deleting_the_original() {
     let mut store = with_untyped(16);
     let mut cs = CSpace::new(&mut store);
     let ep_addr = cs.retype(s(0), ObjectType::Endpoint, 0, s(1), 1).unwrap();
-    cs.retype(s(0), ObjectType::Notification, 0, s(2), 1).unwrap();
+    cs.retype(s(0), ObjectType::Notification, 0, s(2), 1)
+        .unwrap();
     cs.derive(s(1), s(3), Rights::ALL, Some(1)).unwrap();
     cs.derive(s(1), s(4), Rights::ALL, Some(2)).unwrap();
     cs.derive(s(4), s(5), Rights::READ, None).unwrap();
@@ -219,15 +278,28 @@ fn revoke_deletes_each_descendant_once() {
     assert_eq!(count, expected.len());
     assert_eq!(seen.len(), expected.len());
     // One destruction per object: 3 endpoints, 2 untyped, 1 frame.
-    let last: Vec<_> = seen.iter().filter(|o| o.last_reference).map(|o| o.cap).collect();
+    let last: Vec<_> = seen
+        .iter()
+        .filter(|o| o.last_reference)
+        .map(|o| o.cap)
+        .collect();
     assert_eq!(last.len(), 6);
     assert!(!cs.has_children(s(0)).unwrap());
-    assert!(expected.iter().all(|&at| cs.lookup(at) == Err(CapError::EmptySlot)));
+    assert!(
+        expected
+            .iter()
+            .all(|&at| cs.lookup(at) == Err(CapError::EmptySlot))
+    );
     check_invariants(cs.store());
     // Nothing is alive, so retype starts again from the base.
-    assert_eq!(cs.retype(s(0), ObjectType::Frame4K, 0, s(1), 1), Ok(0x4000_0000));
+    assert_eq!(
+        cs.retype(s(0), ObjectType::Frame4K, 0, s(1), 1),
+        Ok(0x4000_0000)
+    );
     assert_eq!(cs.revoke(s(1), |_| panic!("no descendants")), Ok(0));
-    fails_unchanged(&mut store, CapError::EmptySlot, |cs| cs.revoke(s(2), |_| {}));
+    fails_unchanged(&mut store, CapError::EmptySlot, |cs| {
+        cs.revoke(s(2), |_| {})
+    });
 }
 
 #[test]
@@ -252,40 +324,79 @@ fn revoke_some_makes_bounded_progress() {
 fn retype_places_objects_and_records_the_watermark() {
     let mut store = with_untyped(16);
     let mut cs = CSpace::new(&mut store);
-    assert_eq!(cs.retype(s(0), ObjectType::Endpoint, 0, s(1), 2), Ok(0x4000_0000));
+    assert_eq!(
+        cs.retype(s(0), ObjectType::Endpoint, 0, s(1), 2),
+        Ok(0x4000_0000)
+    );
     assert_eq!(cs.lookup(s(2)).unwrap().object, 0x4000_0020);
-    assert_eq!(cs.retype(s(0), ObjectType::Tcb, 0, s(3), 1), Ok(0x4000_0400));
-    assert_eq!(cs.retype(s(0), ObjectType::CNode, 4, s(4), 1), Ok(0x4000_0800));
+    assert_eq!(
+        cs.retype(s(0), ObjectType::Tcb, 0, s(3), 1),
+        Ok(0x4000_0400)
+    );
+    assert_eq!(
+        cs.retype(s(0), ObjectType::CNode, 4, s(4), 1),
+        Ok(0x4000_0800)
+    );
     assert_eq!(cs.lookup(s(4)).unwrap().extra, 4);
     assert_eq!(cs.untyped_state(s(0)).unwrap().watermark, 0x1000);
     let child = cs.retype(s(0), ObjectType::Untyped, 16, s(5), 1).unwrap();
     assert_eq!(child, 0x4001_0000);
     let state = cs.untyped_state(s(5)).unwrap();
-    assert_eq!((state.base, state.size_bits, state.watermark), (child, 16, 0));
-    assert_eq!(cs.untyped_state(s(1)).unwrap_err(), CapError::WrongType {
-        expected: ObjectType::Untyped,
-        found: ObjectType::Endpoint
-    });
+    assert_eq!(
+        (state.base, state.size_bits, state.watermark),
+        (child, 16, 0)
+    );
+    assert_eq!(
+        cs.untyped_state(s(1)).unwrap_err(),
+        CapError::WrongType {
+            expected: ObjectType::Untyped,
+            found: ObjectType::Endpoint
+        }
+    );
     check_invariants(&store);
 
     use CapError::*;
-    let too_big = NotEnoughMemory { requested: 1 << 20, available: 0x8_0000 };
+    let too_big = NotEnoughMemory {
+        requested: 1 << 20,
+        available: 0x8_0000,
+    };
     let cases: [(ObjectType, u8, SlotRef, u32, CapError); 8] = [
         (ObjectType::Endpoint, 0, s(5), 1, SlotOccupied),
         (ObjectType::Endpoint, 0, s(14), 3, InvalidSlot),
-        (ObjectType::Endpoint, 0, SlotRef::new(0, u32::MAX), 2, InvalidSlot),
+        (
+            ObjectType::Endpoint,
+            0,
+            SlotRef::new(0, u32::MAX),
+            2,
+            InvalidSlot,
+        ),
         (ObjectType::Endpoint, 0, s(6), 0, InvalidOperation),
         (ObjectType::IrqHandler, 0, s(6), 1, InvalidOperation),
         (ObjectType::CNode, 13, s(6), 1, InvalidSize),
         (ObjectType::Untyped, 19, s(6), 2, too_big),
-        (ObjectType::Frame2M, 0, s(6), 1, NotEnoughMemory { requested: 1 << 21, available: 0 }),
+        (
+            ObjectType::Frame2M,
+            0,
+            s(6),
+            1,
+            NotEnoughMemory {
+                requested: 1 << 21,
+                available: 0,
+            },
+        ),
     ];
     for (ty, bits, first, count, err) in cases {
-        fails_unchanged(&mut store, err, |cs| cs.retype(s(0), ty, bits, first, count));
+        fails_unchanged(&mut store, err, |cs| {
+            cs.retype(s(0), ty, bits, first, count)
+        });
     }
-    fails_unchanged(&mut store, EmptySlot, |cs| cs.retype(s(9), ObjectType::Tcb, 0, s(6), 1));
+    fails_unchanged(&mut store, EmptySlot, |cs| {
+        cs.retype(s(9), ObjectType::Tcb, 0, s(6), 1)
+    });
     // An untyped child as large as its parent would be the same object.
-    fails_unchanged(&mut store, InvalidOperation, |cs| cs.retype(s(5), ObjectType::Untyped, 16, s(6), 1));
+    fails_unchanged(&mut store, InvalidOperation, |cs| {
+        cs.retype(s(5), ObjectType::Untyped, 16, s(6), 1)
+    });
 }
 
 #[test]
@@ -319,7 +430,9 @@ fn deep_trees_need_no_recursion() {
     cs.move_cap(s(N / 3), s(N)).unwrap();
     check_invariants(cs.store());
     let mut last = 0;
-    let count = cs.revoke(s(1), |o| last += usize::from(o.last_reference)).unwrap();
+    let count = cs
+        .revoke(s(1), |o| last += usize::from(o.last_reference))
+        .unwrap();
     assert_eq!((count, last), (N as usize - 3, 0));
     assert!(!cs.delete(s(0)).unwrap().last_reference);
     assert!(cs.delete(s(1)).unwrap().last_reference);

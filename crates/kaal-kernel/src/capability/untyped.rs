@@ -171,8 +171,16 @@ mod tests {
     fn new_validates_size() {
         assert_eq!(UntypedState::new(0, 11, false), Err(CapError::InvalidSize));
         assert_eq!(UntypedState::new(0, 48, false), Err(CapError::InvalidSize));
-        assert_eq!(UntypedState::new(u64::MAX - 0xfff, 12, false), Err(CapError::InvalidSize));
-        assert_eq!(UntypedState::new(u64::MAX - 0xfff - 0x1000 + 1, 12, false).unwrap().size(), 4096);
+        assert_eq!(
+            UntypedState::new(u64::MAX - 0xfff, 12, false),
+            Err(CapError::InvalidSize)
+        );
+        assert_eq!(
+            UntypedState::new(u64::MAX - 0xfff - 0x1000 + 1, 12, false)
+                .unwrap()
+                .size(),
+            4096
+        );
     }
 
     #[test]
@@ -195,7 +203,10 @@ mod tests {
         assert_eq!(u.allocate(13, 1), Ok(0x4000_2000));
         assert_eq!(
             u.allocate(12, 1),
-            Err(CapError::NotEnoughMemory { requested: 0x1000, available: 0x800 })
+            Err(CapError::NotEnoughMemory {
+                requested: 0x1000,
+                available: 0x800
+            })
         );
     }
 
@@ -206,17 +217,26 @@ mod tests {
         let before = u;
         assert_eq!(
             u.allocate(12, 2),
-            Err(CapError::NotEnoughMemory { requested: 0x2000, available: 0x1000 })
+            Err(CapError::NotEnoughMemory {
+                requested: 0x2000,
+                available: 0x1000
+            })
         );
         assert_eq!(u, before);
         assert_eq!(
             u.allocate(13, 1),
-            Err(CapError::NotEnoughMemory { requested: 0x2000, available: 0 })
+            Err(CapError::NotEnoughMemory {
+                requested: 0x2000,
+                available: 0
+            })
         );
         assert_eq!(u, before);
         assert_eq!(u.allocate(12, 1), Ok(0x8000_1000));
         assert_eq!(u.available(), 0);
-        assert!(matches!(u.allocate(5, 1), Err(CapError::NotEnoughMemory { .. })));
+        assert!(matches!(
+            u.allocate(5, 1),
+            Err(CapError::NotEnoughMemory { .. })
+        ));
         u.reset();
         assert_eq!(u.allocate(13, 1), Ok(0x8000_0000));
     }
@@ -227,7 +247,10 @@ mod tests {
         let before = u;
         assert_eq!(
             u.allocate(5, u64::MAX),
-            Err(CapError::NotEnoughMemory { requested: u64::MAX, available: 0x1000 })
+            Err(CapError::NotEnoughMemory {
+                requested: u64::MAX,
+                available: 0x1000
+            })
         );
         assert!(u.allocate(40, 1 << 30).is_err());
         assert_eq!(u.allocate(64, 1), Err(CapError::InvalidSize));
@@ -236,22 +259,45 @@ mod tests {
         assert_eq!(u, before);
         // Aligning the watermark up past the top of the address space.
         let mut top = UntypedState::new(u64::MAX - (1 << 12) + 1 - (1 << 12), 12, false).unwrap();
-        assert!(matches!(top.allocate(63, 1), Err(CapError::NotEnoughMemory { .. })));
+        assert!(matches!(
+            top.allocate(63, 1),
+            Err(CapError::NotEnoughMemory { .. })
+        ));
     }
 
     #[test]
     fn device_memory_only_becomes_frames() {
         let mut d = UntypedState::new(0x0900_0000, 22, true).unwrap();
         let before = d;
-        for ty in [ObjectType::Tcb, ObjectType::Endpoint, ObjectType::CNode, ObjectType::PageTable] {
-            assert_eq!(d.allocate_objects(ty, 4, 1), Err(CapError::DeviceMemoryType));
+        for ty in [
+            ObjectType::Tcb,
+            ObjectType::Endpoint,
+            ObjectType::CNode,
+            ObjectType::PageTable,
+        ] {
+            assert_eq!(
+                d.allocate_objects(ty, 4, 1),
+                Err(CapError::DeviceMemoryType)
+            );
         }
         assert_eq!(d, before);
-        assert_eq!(d.allocate_objects(ObjectType::Frame4K, 0, 2), Ok((0x0900_0000, 12)));
-        assert_eq!(d.allocate_objects(ObjectType::Frame2M, 0, 1), Ok((0x0920_0000, 21)));
+        assert_eq!(
+            d.allocate_objects(ObjectType::Frame4K, 0, 2),
+            Ok((0x0900_0000, 12))
+        );
+        assert_eq!(
+            d.allocate_objects(ObjectType::Frame2M, 0, 1),
+            Ok((0x0920_0000, 21))
+        );
         let mut d = UntypedState::new(0x0900_0000, 22, true).unwrap();
-        assert_eq!(d.allocate_objects(ObjectType::Untyped, 12, 1), Ok((0x0900_0000, 12)));
-        assert_eq!(d.allocate_objects(ObjectType::IrqHandler, 0, 1), Err(CapError::InvalidOperation));
+        assert_eq!(
+            d.allocate_objects(ObjectType::Untyped, 12, 1),
+            Ok((0x0900_0000, 12))
+        );
+        assert_eq!(
+            d.allocate_objects(ObjectType::IrqHandler, 0, 1),
+            Err(CapError::InvalidOperation)
+        );
     }
 
     #[test]
@@ -265,7 +311,10 @@ mod tests {
         let ep = Capability::new(ObjectType::Endpoint, 0, Rights::ALL);
         assert_eq!(
             UntypedState::from_cap(&ep),
-            Err(CapError::WrongType { expected: ObjectType::Untyped, found: ObjectType::Endpoint })
+            Err(CapError::WrongType {
+                expected: ObjectType::Untyped,
+                found: ObjectType::Endpoint
+            })
         );
     }
 }
