@@ -139,6 +139,11 @@ fn wake_slow<W: Notify>(notify: &W, word: &AtomicU32, w: u32, shared: bool) {
 /// the blocking calls. The producer keeps its own index privately and a cached
 /// copy of the consumer's, which it reloads (and validates) only when the
 /// cache says the ring is full.
+///
+/// The endpoint is aligned to 128 bytes: it writes its own index on every
+/// operation, and must not share a cache line with the other endpoint
+/// wherever the two are stored.
+#[repr(align(128))]
 pub struct Producer<T, const N: usize, R: RingHandle<T, N>, W: Notify = Spin> {
     ring: R,
     tail: u32,
@@ -150,6 +155,7 @@ pub struct Producer<T, const N: usize, R: RingHandle<T, N>, W: Notify = Spin> {
 }
 
 /// The reading end of a [`SharedRing`]; see [`Producer`].
+#[repr(align(128))]
 pub struct Consumer<T, const N: usize, R: RingHandle<T, N>, W: Notify = Spin> {
     ring: R,
     head: u32,
