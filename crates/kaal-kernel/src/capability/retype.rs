@@ -65,3 +65,103 @@ impl<S: SlotStore + ?Sized> CSpace<'_, S> {
         Ok(base)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{TestStore, check_invariants, fails_unchanged, s, with_untyped};
+    use super::super::*;
+
+    #[test]
+    fn retype_places_objects_and_records_the_watermark() {
+        let mut store = with_untyped(16);
+        let mut cs = CSpace::new(&mut store);
+        assert_eq!(
+            cs.retype(s(0), ObjectType::Endpoint, 0, s(1), 2),
+            Ok(0x4000_0000)
+        );
+        assert_eq!(cs.lookup(s(2)).unwrap().object, 0x4000_0020);
+        assert_eq!(
+            cs.retype(s(0), ObjectType::Tcb, 0, s(3), 1),
+            Ok(0x4000_0400)
+        );
+        assert_eq!(
+            cs.retype(s(0), ObjectType::CNode, 4, s(4), 1),
+            Ok(0x4000_0800)
+        );
+        assert_eq!(cs.lookup(s(4)).unwrap().extra, 4);
+        assert_eq!(cs.untyped_state(s(0)).unwrap().watermark, 0x1000);
+        let child = cs.retype(s(0), ObjectType::Untyped, 16, s(5), 1).unwrap();
+        assert_eq!(child, 0x4001_0000);
+        let state = cs.untyped_state(s(5)).unwrap();
+        assert_eq!(
+            (state.base, state.size_bits, state.watermark),
+            (child, 16, 0)
+        );
+        assert_eq!(
+            cs.untyped_state(s(1)).unwrap_err(),
+            CapError::WrongType {
+                expected: ObjectType::Untyped,
+                found: ObjectType::Endpoint
+            }
+        );
+        check_invariants(&store);
+
+        use CapError::*;
+        let too_big = NotEnoughMemory {
+            requested: 1 << 20,
+            available: 0x8_0000,
+        };
+        let cases: [(ObjectType, u8, SlotRef, u32, CapError); 8] = [
+            (ObjectType::Endpoint, 0, s(5), 1, SlotOccupied),
+            (ObjectType::Endpoint, 0, s(14), 3, InvalidSlot),
+            (
+                ObjectType::Endpoint,
+                0,
+                SlotRef::new(0, u32::MAX),
+                2,
+                InvalidSlot,
+            ),
+            (ObjectType::Endpoint, 0, s(6), 0, InvalidOperation),
+            (ObjectType::IrqHandler, 0, s(6), 1, InvalidOperation),
+            (ObjectType::CNode, 13, s(6), 1, InvalidSize),
+            (ObjectType::Untyped, 19, s(6), 2, too_big),
+            (
+                ObjectType::Frame2M,
+                0,
+                s(6),
+                1,
+                NotEnoughMemory {
+                    requested: 1 << 21,
+                    available: 0,
+                },
+            ),
+        ];
+        for (ty, bits, first, count, err) in cases {
+            fails_unchanged(&mut store, err, |cs| {
+                cs.retype(s(0), ty, bits, first, count)
+            });
+        }
+        fails_unchanged(&mut store, EmptySlot, |cs| {
+            cs.retype(s(9), ObjectType::Tcb, 0, s(6), 1)
+        });
+        // An untyped child as large as its parent would be the same object.
+        fails_unchanged(&mut store, InvalidOperation, |cs| {
+            cs.retype(s(5), ObjectType::Untyped, 16, s(6), 1)
+        });
+    }
+
+    #[test]
+    fn device_untyped_retypes_only_to_frames() {
+        let mut store = TestStore::new(1, 4);
+        let mut cs = CSpace::new(&mut store);
+        let dev = UntypedState::new(0x0900_0000, 21, true).unwrap();
+        cs.insert_root(s(0), dev.capability()).unwrap();
+        fails_unchanged(&mut store, CapError::DeviceMemoryType, |cs| {
+            cs.retype(s(0), ObjectType::Endpoint, 0, s(1), 1)
+        });
+        let mut cs = CSpace::new(&mut store);
+        cs.retype(s(0), ObjectType::Untyped, 12, s(1), 1).unwrap();
+        assert!(cs.untyped_state(s(1)).unwrap().is_device);
+        cs.retype(s(1), ObjectType::Frame4K, 0, s(2), 1).unwrap();
+    }
+}

@@ -1,6 +1,9 @@
 //! Test support: a hash-map slot store and a full check of the tree invariants.
 
-use super::{Capability, ObjectType, Slot, SlotRef, SlotStore, size_bits, untyped};
+use super::{
+    CSpace, CapError, Capability, ObjectType, Slot, SlotRef, SlotStore, UntypedState, size_bits,
+    untyped,
+};
 use std::collections::{HashMap, HashSet};
 use std::vec::Vec;
 
@@ -40,6 +43,29 @@ impl SlotStore for TestStore {
 /// Shorthand for slot `i` of CNode 0.
 pub fn s(i: u32) -> SlotRef {
     SlotRef::new(0, i)
+}
+
+/// A store with an untyped of 1 MiB at 1 GiB in slot 0 of a CNode with `slots` slots.
+pub fn with_untyped(slots: u32) -> TestStore {
+    let mut store = TestStore::new(1, slots);
+    let u = UntypedState::new(0x4000_0000, 20, false).unwrap();
+    CSpace::new(&mut store)
+        .insert_root(s(0), u.capability())
+        .unwrap();
+    store
+}
+
+/// Runs `op` and checks that it failed with `err` and changed nothing.
+#[track_caller]
+pub fn fails_unchanged<T: core::fmt::Debug>(
+    store: &mut TestStore,
+    err: CapError,
+    op: impl FnOnce(&mut CSpace<'_, TestStore>) -> Result<T, CapError>,
+) {
+    let before = store.clone();
+    let result = op(&mut CSpace::new(store));
+    assert_eq!(result.unwrap_err(), err);
+    assert_eq!(*store, before);
 }
 
 /// The memory an object occupies, `[start, end)`, or `None` for IRQ objects.

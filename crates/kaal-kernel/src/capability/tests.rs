@@ -1,34 +1,11 @@
 //! Tests of the capability operations on hand-built trees.
 
-use super::testing::{TestStore, check_invariants, descendants, s};
+use super::testing::{TestStore, check_invariants, descendants, fails_unchanged, s, with_untyped};
 use super::*;
 use std::vec::Vec;
 
 fn ep(addr: u64) -> Capability {
     Capability::new(ObjectType::Endpoint, addr, Rights::ALL)
-}
-
-/// An untyped of 1 MiB at 1 GiB in slot 0 of a CNode with `slots` slots.
-fn with_untyped(slots: u32) -> TestStore {
-    let mut store = TestStore::new(1, slots);
-    let u = UntypedState::new(0x4000_0000, 20, false).unwrap();
-    CSpace::new(&mut store)
-        .insert_root(s(0), u.capability())
-        .unwrap();
-    store
-}
-
-/// Runs `op` and checks that it failed with `err` and changed nothing.
-#[track_caller]
-fn fails_unchanged<T: core::fmt::Debug>(
-    store: &mut TestStore,
-    err: CapError,
-    op: impl FnOnce(&mut CSpace<'_, TestStore>) -> Result<T, CapError>,
-) {
-    let before = store.clone();
-    let result = op(&mut CSpace::new(store));
-    assert_eq!(result.unwrap_err(), err);
-    assert_eq!(*store, before);
 }
 
 #[test]
@@ -266,10 +243,8 @@ fn revoke_deletes_each_descendant_once() {
     cs.retype(s(0), ObjectType::Endpoint, 0, s(1), 3).unwrap();
     cs.retype(s(0), ObjectType::Untyped, 12, s(4), 2).unwrap();
     cs.retype(s(4), ObjectType::Frame4K, 0, s(6), 1).unwrap();
-    let mut next = 10;
-    for from in [1, 2, 10, 11, 3, 1] {
-        cs.derive(s(from), s(next), Rights::ALL, None).unwrap();
-        next += 1;
+    for (to, from) in (10..).zip([1, 2, 10, 11, 3, 1]) {
+        cs.derive(s(from), s(to), Rights::ALL, None).unwrap();
     }
     let expected = descendants(cs.store(), s(0));
     assert_eq!(expected.len(), 6 + 6);
@@ -318,100 +293,6 @@ fn revoke_some_makes_bounded_progress() {
     }
     assert_eq!((total, calls), (99, 99 / 7));
     assert_eq!(cs.revoke_some(s(0), 0, |_| {}), Ok(true));
-}
-
-#[test]
-fn retype_places_objects_and_records_the_watermark() {
-    let mut store = with_untyped(16);
-    let mut cs = CSpace::new(&mut store);
-    assert_eq!(
-        cs.retype(s(0), ObjectType::Endpoint, 0, s(1), 2),
-        Ok(0x4000_0000)
-    );
-    assert_eq!(cs.lookup(s(2)).unwrap().object, 0x4000_0020);
-    assert_eq!(
-        cs.retype(s(0), ObjectType::Tcb, 0, s(3), 1),
-        Ok(0x4000_0400)
-    );
-    assert_eq!(
-        cs.retype(s(0), ObjectType::CNode, 4, s(4), 1),
-        Ok(0x4000_0800)
-    );
-    assert_eq!(cs.lookup(s(4)).unwrap().extra, 4);
-    assert_eq!(cs.untyped_state(s(0)).unwrap().watermark, 0x1000);
-    let child = cs.retype(s(0), ObjectType::Untyped, 16, s(5), 1).unwrap();
-    assert_eq!(child, 0x4001_0000);
-    let state = cs.untyped_state(s(5)).unwrap();
-    assert_eq!(
-        (state.base, state.size_bits, state.watermark),
-        (child, 16, 0)
-    );
-    assert_eq!(
-        cs.untyped_state(s(1)).unwrap_err(),
-        CapError::WrongType {
-            expected: ObjectType::Untyped,
-            found: ObjectType::Endpoint
-        }
-    );
-    check_invariants(&store);
-
-    use CapError::*;
-    let too_big = NotEnoughMemory {
-        requested: 1 << 20,
-        available: 0x8_0000,
-    };
-    let cases: [(ObjectType, u8, SlotRef, u32, CapError); 8] = [
-        (ObjectType::Endpoint, 0, s(5), 1, SlotOccupied),
-        (ObjectType::Endpoint, 0, s(14), 3, InvalidSlot),
-        (
-            ObjectType::Endpoint,
-            0,
-            SlotRef::new(0, u32::MAX),
-            2,
-            InvalidSlot,
-        ),
-        (ObjectType::Endpoint, 0, s(6), 0, InvalidOperation),
-        (ObjectType::IrqHandler, 0, s(6), 1, InvalidOperation),
-        (ObjectType::CNode, 13, s(6), 1, InvalidSize),
-        (ObjectType::Untyped, 19, s(6), 2, too_big),
-        (
-            ObjectType::Frame2M,
-            0,
-            s(6),
-            1,
-            NotEnoughMemory {
-                requested: 1 << 21,
-                available: 0,
-            },
-        ),
-    ];
-    for (ty, bits, first, count, err) in cases {
-        fails_unchanged(&mut store, err, |cs| {
-            cs.retype(s(0), ty, bits, first, count)
-        });
-    }
-    fails_unchanged(&mut store, EmptySlot, |cs| {
-        cs.retype(s(9), ObjectType::Tcb, 0, s(6), 1)
-    });
-    // An untyped child as large as its parent would be the same object.
-    fails_unchanged(&mut store, InvalidOperation, |cs| {
-        cs.retype(s(5), ObjectType::Untyped, 16, s(6), 1)
-    });
-}
-
-#[test]
-fn device_untyped_retypes_only_to_frames() {
-    let mut store = TestStore::new(1, 4);
-    let mut cs = CSpace::new(&mut store);
-    let dev = UntypedState::new(0x0900_0000, 21, true).unwrap();
-    cs.insert_root(s(0), dev.capability()).unwrap();
-    fails_unchanged(&mut store, CapError::DeviceMemoryType, |cs| {
-        cs.retype(s(0), ObjectType::Endpoint, 0, s(1), 1)
-    });
-    let mut cs = CSpace::new(&mut store);
-    cs.retype(s(0), ObjectType::Untyped, 12, s(1), 1).unwrap();
-    assert!(cs.untyped_state(s(1)).unwrap().is_device);
-    cs.retype(s(1), ObjectType::Frame4K, 0, s(2), 1).unwrap();
 }
 
 #[test]
