@@ -213,6 +213,20 @@ numbered! {
     from_raw
 }
 
+/// Fixed slots of the root task's CSpace (a single CNode; a capability pointer is a slot
+/// index). The boot info's initial-capability ranges say where the untyped capabilities
+/// and the first free slot are.
+pub mod slots {
+    /// Slot 0 is never used, so that 0 is never a valid capability.
+    pub const NULL: u64 = 0;
+    /// The root task's own CNode (its CSpace).
+    pub const ROOT_CNODE: u64 = 1;
+    /// The IRQ-control capability.
+    pub const IRQ_CONTROL: u64 = 2;
+    /// Number of slots in the root CNode, as a power of two.
+    pub const ROOT_CNODE_RADIX: u8 = 12;
+}
+
 /// Capability rights, as bits. Minting and copying can only remove rights.
 pub mod rights {
     /// Read: receive on endpoints, wait on notifications, map frames readable.

@@ -6,17 +6,21 @@ use crate::arch::gic::{Gic, GicRegisters};
 use crate::arch::mmu::{KERNEL_BASE, install_kernel_table, phys_to_virt, virt_to_phys};
 use crate::arch::page_table::{PAGE_SIZE, PageAttrs, TranslationTable};
 use crate::arch::timer;
+use crate::capability::{
+    CSpace, Capability, ObjectType, Rights, SLOT_SIZE_BITS, SlotRef, split_into_untyped,
+};
 use crate::frame_allocator::PhysRange;
 use crate::kernel::{AddressSpace, Kernel, Services};
 use crate::memory::{FRAMES, LinearTables, allocate_zeroed_frame, ram_bytes_mut};
+use crate::objects::{self, KernelSlots};
 use crate::platform::{self, GicDescription, Platform};
 use crate::{Config, console, heap, kernel, kprintln, loader};
 use alloc::vec::Vec;
-use kaal_abi::layout;
+use kaal_abi::{layout, slots};
 use kaal_bootinfo::archive::Archive;
 use kaal_bootinfo::{
     ArchiveInfo, BOOT_INFO_MAX_BYTES, BOOT_INFO_VADDR, BootInfoInput, DeviceDesc, InitialCaps,
-    SystemFacts, UntypedRegion, write_boot_info,
+    SlotRange, SystemFacts, UntypedRegion, write_boot_info,
 };
 
 /// Where QEMU puts the device tree for a bare-metal ELF boot: the start of RAM.
@@ -173,10 +177,16 @@ fn boot(config: &'static Config, dtb_register: u64) -> ! {
         psci: platform.psci,
         semihosting: config.semihosting,
     });
-    let (space, context) = load_root_task(config, &platform, &tree);
+    let (space, context, cspace) = load_root_task(config, &platform, &tree);
     let space = kernel.add_space(space);
     kernel
-        .spawn(config.root_task, space, context, config.root_priority)
+        .spawn(
+            config.root_task,
+            cspace,
+            space,
+            context,
+            config.root_priority,
+        )
         .expect("first thread");
     kernel::install(kernel);
     timer::arm(tick_period);
@@ -275,7 +285,7 @@ fn load_root_task(
     config: &Config,
     platform: &Platform<'_>,
     tree: &fdt::Fdt<'_>,
-) -> (AddressSpace, UserContext) {
+) -> (AddressSpace, UserContext, Capability) {
     let archive = Archive::parse(config.components)
         .unwrap_or_else(|error| panic!("component archive: {error}"));
     let elf = archive.get(config.root_task).unwrap_or_else(|| {
@@ -338,7 +348,8 @@ fn load_root_task(
         &[],
         PageAttrs::user(false, false),
     );
-    let boot_info_size = write_root_boot_info(config, platform, tree, &mut table);
+    let (cspace, caps, untyped) = build_root_cspace(platform, tree);
+    let boot_info_size = write_root_boot_info(config, platform, tree, &mut table, caps, &untyped);
     FRAMES.lock().seal();
     kprintln!(
         "  boot info: {boot_info_size} bytes at {BOOT_INFO_VADDR:#x} (frame {boot_info_frame:#x})"
@@ -355,7 +366,112 @@ fn load_root_task(
             asid: ROOT_ASID,
         },
         context,
+        cspace,
     )
+}
+
+/// Creates the root CNode and fills it: the CNode itself, IRQ control, then untyped
+/// capabilities to all free RAM and to device memory the kernel does not use itself.
+/// Returns the CSpace root, the slot ranges and the untyped regions in slot order.
+fn build_root_cspace(
+    platform: &Platform<'_>,
+    tree: &fdt::Fdt<'_>,
+) -> (Capability, InitialCaps, Vec<UntypedRegion>) {
+    let radix = slots::ROOT_CNODE_RADIX;
+    let bytes = 1u64 << (SLOT_SIZE_BITS + radix);
+    let cnode = FRAMES
+        .lock()
+        .allocate_contiguous(bytes, bytes)
+        .unwrap_or_else(|error| panic!("root CNode: {error}"));
+    // SAFETY: the frames were just allocated for the root CNode alone.
+    unsafe { objects::initialise_cnode(cnode, radix) };
+    let root = objects::cnode_capability(cnode, radix);
+
+    let mut regions = Vec::new();
+    for range in FRAMES.lock().free_ranges() {
+        split_into_untyped(range.start, range.end, |base, bits| {
+            regions.push(UntypedRegion {
+                base,
+                size_bytes: 1 << bits,
+                is_device: false,
+            });
+        });
+    }
+    let ram_count = regions.len();
+    // Device memory: every device's pages, merged, minus what the kernel drives itself.
+    let mut kernel_devices = Vec::from([platform.uart]);
+    match platform.gic {
+        GicDescription::V2 {
+            distributor,
+            cpu_interface,
+        } => kernel_devices.extend([distributor, cpu_interface]),
+        GicDescription::V3 {
+            distributor,
+            redistributor,
+        } => kernel_devices.extend([distributor, redistributor]),
+    }
+    let mut pages: Vec<PhysRange> = platform::devices(tree)
+        .map(|d| PhysRange {
+            start: d.region.start & !(PAGE_SIZE - 1),
+            end: d.region.end.next_multiple_of(PAGE_SIZE),
+        })
+        .filter(|r| {
+            !kernel_devices
+                .iter()
+                .any(|k| k.start < r.end && r.start < k.end)
+        })
+        .collect();
+    pages.sort_by_key(|r| r.start);
+    let mut merged: Vec<PhysRange> = Vec::new();
+    for range in pages {
+        match merged.last_mut() {
+            Some(last) if range.start <= last.end => last.end = last.end.max(range.end),
+            _ => merged.push(range),
+        }
+    }
+    for range in &merged {
+        split_into_untyped(range.start, range.end, |base, bits| {
+            regions.push(UntypedRegion {
+                base,
+                size_bytes: 1 << bits,
+                is_device: true,
+            });
+        });
+    }
+
+    let mut store = KernelSlots;
+    let mut cspace = CSpace::new(&mut store);
+    let mut next = slots::ROOT_CNODE as u32;
+    let mut insert = |cap: Capability, next: &mut u32| {
+        cspace
+            .insert_root(SlotRef::new(cnode, *next), cap)
+            .unwrap_or_else(|error| panic!("root CSpace slot {next}: {error}"));
+        *next += 1;
+    };
+    insert(root, &mut next);
+    insert(
+        Capability::new(ObjectType::IrqControl, 0, Rights::ALL),
+        &mut next,
+    );
+    let untyped_start = next;
+    for region in &regions {
+        let bits = region.size_bytes.trailing_zeros() as u8;
+        let cap = objects::untyped_capability(region.base, bits, region.is_device)
+            .unwrap_or_else(|error| panic!("untyped {:#x}: {error}", region.base));
+        insert(cap, &mut next);
+    }
+    let caps = InitialCaps {
+        untyped: SlotRange {
+            start: untyped_start,
+            count: ram_count as u32,
+        },
+        device_untyped: SlotRange {
+            start: untyped_start + ram_count as u32,
+            count: (regions.len() - ram_count) as u32,
+        },
+        first_free: next,
+    };
+    (root, caps, regions)
 }
 
 fn write_root_boot_info(
@@ -363,17 +479,9 @@ fn write_root_boot_info(
     platform: &Platform<'_>,
     tree: &fdt::Fdt<'_>,
     table: &mut TranslationTable,
+    caps: InitialCaps,
+    untyped: &[UntypedRegion],
 ) -> usize {
-    let untyped: Vec<UntypedRegion> = FRAMES
-        .lock()
-        .free_ranges()
-        .iter()
-        .map(|r| UntypedRegion {
-            base: r.start,
-            size_bytes: r.size(),
-            is_device: false,
-        })
-        .collect();
     let device_nodes: Vec<_> = platform::devices(tree).collect();
     let irq_lists: Vec<Vec<u32>> = device_nodes
         .iter()
@@ -398,9 +506,9 @@ fn write_root_boot_info(
         },
         kernel_version: crate::VERSION,
         bootargs: platform.bootargs,
-        untyped: &untyped,
+        untyped,
         devices: &devices,
-        caps: InitialCaps::default(),
+        caps,
         archive: ArchiveInfo {
             phys_base: virt_to_phys(config.components.as_ptr() as u64),
             size_bytes: config.components.len() as u64,
@@ -425,8 +533,10 @@ fn write_root_boot_info(
         page += PAGE_SIZE;
     }
     kprintln!(
-        "  {} untyped region(s), {} device(s) described",
-        untyped.len(),
+        "  root CSpace: {} RAM and {} device untyped capabilities, first free slot {}; {} device(s) described",
+        caps.untyped.count,
+        caps.device_untyped.count,
+        caps.first_free,
         devices.len()
     );
     size

@@ -11,8 +11,10 @@ use crate::arch::gic::{Gic, SPURIOUS_START};
 use crate::arch::mmu::{install_user_table, phys_to_virt};
 use crate::arch::page_table::{PAGE_SIZE, TranslationTable};
 use crate::arch::{psci, semihosting, timer};
+use crate::capability::Capability;
 use crate::kprintln;
 use crate::memory::LinearTables;
+use crate::objects::CapabilityCalls;
 use crate::platform::PsciConduit;
 use crate::scheduler::{RunQueues, ThreadId};
 use alloc::boxed::Box;
@@ -45,6 +47,7 @@ impl ThreadState {
 /// A user thread.
 pub struct Thread {
     context: UserContext,
+    cspace: Capability,
     priority: u8,
     state: ThreadState,
     space: usize,
@@ -136,6 +139,7 @@ impl Kernel {
     pub fn spawn(
         &mut self,
         name: &'static str,
+        cspace: Capability,
         space: usize,
         context: UserContext,
         priority: u8,
@@ -146,6 +150,7 @@ impl Kernel {
         let id = self.threads.len();
         self.threads.push(Box::new(Thread {
             context,
+            cspace,
             priority,
             state: ThreadState::Ready,
             space,
@@ -166,10 +171,8 @@ impl Kernel {
         match entry {
             UserEntry::Syscall => {
                 let context = &self.current_thread().context;
-                let (number, args) = (
-                    context.x[8],
-                    [context.x[0], context.x[1], context.x[2], context.x[3]],
-                );
+                let number = context.x[8];
+                let args: [u64; 6] = core::array::from_fn(|i| context.x[i]);
                 let result = self.syscall(number, args);
                 // A thread that ended does not get a result.
                 if self.current_thread().state == ThreadState::Running {
@@ -189,8 +192,10 @@ impl Kernel {
         }
     }
 
-    fn syscall(&mut self, number: u64, args: [u64; 4]) -> SyscallResult {
+    fn syscall(&mut self, number: u64, args: [u64; 6]) -> SyscallResult {
         let call = Syscall::from_number(number).ok_or(Error::UnknownSyscall)?;
+        let cspace = self.current_thread().cspace;
+        let caps = CapabilityCalls { cspace: &cspace };
         match call {
             Syscall::ConsoleWrite => self.console_write(args[0], args[1]),
             Syscall::Yield => {
@@ -201,7 +206,7 @@ impl Kernel {
                 self.current_thread().state = ThreadState::Exited(args[0]);
                 Ok((0, 0))
             }
-            Syscall::ThreadCreate => self.thread_create(args),
+            Syscall::ThreadCreate => self.thread_create([args[0], args[1], args[2], args[3]]),
             Syscall::ThreadStatus => {
                 let thread = self
                     .threads
@@ -223,14 +228,13 @@ impl Kernel {
                 psci::system_off(conduit);
                 Err(Error::NotSupported)
             }
-            // Object-model calls: implemented as the capability layer lands.
-            Syscall::CapCopy
-            | Syscall::CapMint
-            | Syscall::CapMove
-            | Syscall::CapDelete
-            | Syscall::CapRevoke
-            | Syscall::CapIdentify
-            | Syscall::UntypedRetype => Err(Error::NotSupported),
+            Syscall::CapCopy => caps.derive(args[0], args[1], args[2], None),
+            Syscall::CapMint => caps.derive(args[0], args[1], args[2], Some(args[3])),
+            Syscall::CapMove => caps.move_cap(args[0], args[1]),
+            Syscall::CapDelete => caps.delete(args[0], |cap| self.destroy(cap)),
+            Syscall::CapRevoke => caps.revoke(args[0], |cap| self.destroy(cap)),
+            Syscall::CapIdentify => caps.identify(args[0]),
+            Syscall::UntypedRetype => caps.retype(args[0], args[1], args[2], args[3], args[4]),
             Syscall::DebugExit => {
                 if !self.services.semihosting {
                     return Err(Error::NotSupported);
@@ -285,10 +289,13 @@ impl Kernel {
             .ok_or(Error::BadAddress)?;
         self.user_translate(stack_top.wrapping_sub(16), true, false)
             .ok_or(Error::BadAddress)?;
-        let space = self.current_thread().space;
-        let name = self.current_thread().name;
+        let (space, name, cspace) = {
+            let me = self.current_thread();
+            (me.space, me.name, me.cspace)
+        };
         let id = self.spawn(
             name,
+            cspace,
             space,
             UserContext::new(entry, stack_top, arg, 0),
             priority,
@@ -297,6 +304,18 @@ impl Kernel {
             self.reschedule = true;
         }
         Ok((id as u64, 0))
+    }
+
+    /// Detaches kernel state from an object whose last capability was deleted. Its memory
+    /// returns to its untyped parent when that is revoked or reset.
+    fn destroy(&mut self, cap: &Capability) {
+        use crate::capability::ObjectType as T;
+        match cap.object_type {
+            // No kernel state refers to these objects beyond their capabilities.
+            T::Untyped | T::CNode | T::Frame4K | T::Frame2M | T::PageTable => {}
+            T::Endpoint | T::Notification | T::Tcb | T::AddressSpace | T::Reply => {}
+            T::IrqControl | T::IrqHandler | T::Null => {}
+        }
     }
 
     fn user_fault(&mut self, esr: u64, far: u64, pc: u64) {

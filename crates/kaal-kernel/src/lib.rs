@@ -51,6 +51,8 @@ mod heap;
 pub mod kernel;
 #[cfg(target_os = "none")]
 mod memory;
+#[cfg(target_os = "none")]
+mod objects;
 
 use core::sync::atomic::{AtomicBool, Ordering};
 

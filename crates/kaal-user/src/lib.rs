@@ -30,6 +30,7 @@
 
 extern crate alloc;
 
+pub mod cap;
 pub mod sys;
 pub mod thread;
 pub mod time;

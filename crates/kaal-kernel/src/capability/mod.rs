@@ -76,7 +76,7 @@ pub use object::{
     size_bits,
 };
 pub use rights::Rights;
-pub use untyped::UntypedState;
+pub use untyped::{UntypedState, split_into_untyped};
 
 use thiserror::Error;
 

@@ -318,3 +318,44 @@ mod tests {
         );
     }
 }
+
+/// Splits `[start, end)` into the largest naturally aligned power-of-two blocks of at
+/// least 4 KiB, calling `each(base, size_bits)`.
+pub fn split_into_untyped(start: u64, end: u64, mut each: impl FnMut(u64, u8)) {
+    let mut base = start;
+    while base < end {
+        let alignment_bits = base.trailing_zeros().min(63) as u8;
+        let fit_bits = (63 - (end - base).leading_zeros()) as u8;
+        let bits = alignment_bits.min(fit_bits).min(super::UNTYPED_MAX_BITS);
+        if bits < super::UNTYPED_MIN_BITS {
+            return;
+        }
+        each(base, bits);
+        base += 1 << bits;
+    }
+}
+
+#[cfg(test)]
+mod split_tests {
+    use super::split_into_untyped;
+
+    #[test]
+    fn splits_into_aligned_power_of_two_blocks() {
+        let mut blocks = Vec::new();
+        split_into_untyped(0x4010_3000, 0x5000_0000, |base, bits| {
+            blocks.push((base, bits))
+        });
+        let mut at = 0x4010_3000;
+        for &(base, bits) in &blocks {
+            assert_eq!(base, at);
+            assert_eq!(base % (1 << bits), 0);
+            at += 1 << bits;
+        }
+        assert_eq!(at, 0x5000_0000);
+        assert_eq!(blocks[0], (0x4010_3000, 12));
+        assert!(blocks.iter().any(|&(_, bits)| bits == 27));
+        let mut none = Vec::new();
+        split_into_untyped(0x1000, 0x1800, |base, bits| none.push((base, bits)));
+        assert!(none.is_empty());
+    }
+}

@@ -1,0 +1,214 @@
+//! Kernel objects in memory retyped from untyped RAM, and the capability system calls.
+//!
+//! Capability slots live in CNode objects, reached through the linear map; the
+//! derivation-tree logic is the host-tested [`crate::capability`] core, over
+//! [`KernelSlots`].
+
+use crate::arch::mmu::phys_to_virt;
+use crate::capability::{
+    CSpace, CapError, Capability, DeleteOutcome, ObjectType, Rights, SLOT_SIZE_BITS, Slot, SlotRef,
+    SlotStore, UntypedState, size_bits,
+};
+use kaal_abi::Error;
+
+/// The CNode slots in RAM, through the linear map.
+///
+/// Every `SlotRef` that reaches this store is either checked against a CNode
+/// capability's radix by [`resolve`], or a link the capability core stored, which it only
+/// takes from checked references.
+pub struct KernelSlots;
+
+fn slot_address(at: SlotRef) -> *mut Slot {
+    phys_to_virt(at.cnode + (u64::from(at.index) << SLOT_SIZE_BITS)) as *mut Slot
+}
+
+impl SlotStore for KernelSlots {
+    fn slot(&self, at: SlotRef) -> Option<&Slot> {
+        // SAFETY: `at` names a slot inside a live CNode (see the type's documentation);
+        // CNodes are RAM in the linear map, aligned to their size, and only touched by
+        // the kernel under its lock.
+        Some(unsafe { &*slot_address(at) })
+    }
+
+    fn slot_mut(&mut self, at: SlotRef) -> Option<&mut Slot> {
+        // SAFETY: as in `slot`; `&mut self` keeps this the only reference handed out.
+        Some(unsafe { &mut *slot_address(at) })
+    }
+}
+
+/// Maps a capability-core error to the ABI's error code.
+pub fn abi_error(error: CapError) -> Error {
+    match error {
+        CapError::InvalidSlot | CapError::EmptySlot => Error::InvalidCapability,
+        CapError::SlotOccupied => Error::SlotOccupied,
+        CapError::WrongType { .. } => Error::WrongObjectType,
+        CapError::MissingRights => Error::MissingRights,
+        CapError::AlreadyBadged | CapError::InvalidOperation | CapError::DeviceMemoryType => {
+            Error::IllegalOperation
+        }
+        CapError::NotEnoughMemory { .. } => Error::NotEnoughMemory,
+        CapError::InvalidSize => Error::InvalidArgument,
+    }
+}
+
+/// Turns a capability pointer into a slot of the CSpace whose root CNode capability is
+/// `cspace`: a pointer is a slot index, checked against the CNode's size.
+pub fn resolve(cspace: &Capability, pointer: u64) -> Result<SlotRef, Error> {
+    let radix = cspace.extra;
+    if cspace.object_type != ObjectType::CNode || pointer >= 1 << radix {
+        return Err(Error::InvalidCapability);
+    }
+    Ok(SlotRef::new(cspace.object, pointer as u32))
+}
+
+/// Fills a CNode's memory with empty slots.
+///
+/// # Safety
+/// `[address, address + (1 << (SLOT_SIZE_BITS + radix)))` must be RAM owned by this
+/// CNode and used by nothing else.
+pub unsafe fn initialise_cnode(address: u64, radix: u8) {
+    for index in 0..1u32 << radix {
+        // SAFETY: inside the CNode's memory, per the caller.
+        unsafe { slot_address(SlotRef::new(address, index)).write(Slot::EMPTY) };
+    }
+}
+
+/// The capability for a CNode of `radix` at `address`.
+pub fn cnode_capability(address: u64, radix: u8) -> Capability {
+    Capability::new(ObjectType::CNode, address, Rights::ALL).with_extra(u64::from(radix))
+}
+
+/// Prepares freshly retyped objects for use.
+fn initialise(
+    ty: ObjectType,
+    first: u64,
+    object_bits: u8,
+    count: u32,
+    user_size_bits: u8,
+    device: bool,
+) {
+    for index in 0..u64::from(count) {
+        let address = first + (index << object_bits);
+        match ty {
+            ObjectType::Untyped => {}
+            ObjectType::CNode => {
+                // SAFETY: retype just carved this CNode from untyped RAM for it alone.
+                unsafe { initialise_cnode(address, user_size_bits) }
+            }
+            _ if device => {}
+            _ => {
+                // SAFETY: retype just carved this object from untyped RAM (not device
+                // memory) for it alone; RAM is in the linear map.
+                unsafe {
+                    core::ptr::write_bytes(phys_to_virt(address) as *mut u8, 0, 1 << object_bits)
+                }
+            }
+        }
+    }
+}
+
+/// What a thread may ask of its CSpace.
+pub struct CapabilityCalls<'a> {
+    /// The caller's CSpace root.
+    pub cspace: &'a Capability,
+}
+
+type CallResult = Result<(u64, u64), Error>;
+
+impl CapabilityCalls<'_> {
+    fn slot(&self, pointer: u64) -> Result<SlotRef, Error> {
+        resolve(self.cspace, pointer)
+    }
+
+    /// `cap_copy` and `cap_mint`.
+    pub fn derive(
+        &self,
+        source: u64,
+        destination: u64,
+        rights: u64,
+        badge: Option<u64>,
+    ) -> CallResult {
+        let rights = Rights::from_bits(rights).ok_or(Error::InvalidArgument)?;
+        let (from, to) = (self.slot(source)?, self.slot(destination)?);
+        CSpace::new(&mut KernelSlots)
+            .derive(from, to, rights, badge)
+            .map_err(abi_error)?;
+        Ok((0, 0))
+    }
+
+    /// `cap_move`.
+    pub fn move_cap(&self, source: u64, destination: u64) -> CallResult {
+        let (from, to) = (self.slot(source)?, self.slot(destination)?);
+        CSpace::new(&mut KernelSlots)
+            .move_cap(from, to)
+            .map_err(abi_error)?;
+        Ok((0, 0))
+    }
+
+    /// `cap_delete`; `destroy` is called if that was the last capability to its object.
+    pub fn delete(&self, slot: u64, destroy: impl FnOnce(&Capability)) -> CallResult {
+        let at = self.slot(slot)?;
+        let outcome = CSpace::new(&mut KernelSlots)
+            .delete(at)
+            .map_err(abi_error)?;
+        if outcome.last_reference {
+            destroy(&outcome.cap);
+        }
+        Ok((0, 0))
+    }
+
+    /// `cap_revoke`; `destroy` is called for every object whose last capability went.
+    pub fn revoke(&self, slot: u64, mut destroy: impl FnMut(&Capability)) -> CallResult {
+        let at = self.slot(slot)?;
+        let removed = CSpace::new(&mut KernelSlots)
+            .revoke(at, |outcome: &DeleteOutcome| {
+                if outcome.last_reference {
+                    destroy(&outcome.cap)
+                }
+            })
+            .map_err(abi_error)?;
+        Ok((removed as u64, 0))
+    }
+
+    /// `cap_identify`: the object type and rights.
+    pub fn identify(&self, slot: u64) -> CallResult {
+        let cap = CSpace::new(&mut KernelSlots)
+            .lookup(self.slot(slot)?)
+            .map_err(abi_error)?;
+        Ok((cap.object_type.raw(), cap.rights.bits()))
+    }
+
+    /// `untyped_retype`.
+    pub fn retype(
+        &self,
+        untyped: u64,
+        ty: u64,
+        user_size_bits: u64,
+        destination: u64,
+        count: u64,
+    ) -> CallResult {
+        let ty = ObjectType::from_raw(ty).ok_or(Error::InvalidArgument)?;
+        let user_size_bits = u8::try_from(user_size_bits).map_err(|_| Error::InvalidArgument)?;
+        let count = u32::try_from(count).map_err(|_| Error::InvalidArgument)?;
+        let (source, first) = (self.slot(untyped)?, self.slot(destination)?);
+        let mut slots = KernelSlots;
+        let mut cspace = CSpace::new(&mut slots);
+        let device = cspace.untyped_state(source).map_err(abi_error)?.is_device;
+        // The whole destination range must lie inside this CNode.
+        let last = destination
+            .checked_add(u64::from(count).saturating_sub(1))
+            .ok_or(Error::InvalidCapability)?;
+        self.slot(last)?;
+        let address = cspace
+            .retype(source, ty, user_size_bits, first, count)
+            .map_err(abi_error)?;
+        let object_bits = size_bits(ty, user_size_bits).map_err(abi_error)?;
+        initialise(ty, address, object_bits, count, user_size_bits, device);
+        Ok((address, 0))
+    }
+}
+
+/// The capability to untyped memory `[base, base + 2^bits)`.
+pub fn untyped_capability(base: u64, bits: u8, device: bool) -> Result<Capability, CapError> {
+    Ok(UntypedState::new(base, bits, device)?.capability())
+}

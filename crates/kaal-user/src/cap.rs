@@ -1,0 +1,243 @@
+//! Typed capabilities and the calls on them.
+//!
+//! A capability is named by its slot in the task's CSpace; [`Cap<T>`] adds the object
+//! type, so an endpoint capability cannot be passed where an untyped one is expected.
+//!
+//! ```ignore
+//! let mut slots = SlotAllocator::from_boot_info(boot);
+//! let untyped = Cap::<Untyped>::from_slot(boot.caps().untyped.start.into());
+//! let endpoint: Cap<Endpoint> = untyped.retype_one(&mut slots)?;
+//! let badged = endpoint.mint(slots.allocate()?, rights::ALL, 42)?;
+//! ```
+
+use core::marker::PhantomData;
+use kaal_abi::{Error, ObjectType, Syscall};
+
+/// A kind of kernel object.
+pub trait ObjectKind {
+    /// Its ABI type.
+    const TYPE: ObjectType;
+}
+
+macro_rules! kinds {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+        $(
+            $(#[$doc])*
+            #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+            pub enum $name {}
+            impl ObjectKind for $name {
+                const TYPE: ObjectType = ObjectType::$name;
+            }
+        )*
+    };
+}
+
+kinds! {
+    /// Untyped memory.
+    Untyped,
+    /// A thread control block.
+    Tcb,
+    /// A synchronous endpoint.
+    Endpoint,
+    /// A notification.
+    Notification,
+    /// A CNode.
+    CNode,
+    /// A 4 KiB frame.
+    Frame4K,
+    /// A 2 MiB frame.
+    Frame2M,
+    /// A translation table.
+    PageTable,
+    /// An address-space root.
+    AddressSpace,
+    /// IRQ control.
+    IrqControl,
+    /// An IRQ handler.
+    IrqHandler,
+}
+
+/// A capability to an object of kind `T`, held in slot `slot` of the caller's CSpace.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Cap<T: ObjectKind> {
+    slot: u64,
+    kind: PhantomData<T>,
+}
+
+impl<T: ObjectKind> Clone for Cap<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T: ObjectKind> Copy for Cap<T> {}
+
+pub(crate) fn call(number: Syscall, args: [u64; 6]) -> Result<(u64, u64), Error> {
+    match raw_syscall6(number as u64, args) {
+        (0, value, extra) => Ok((value, extra)),
+        (code, _, _) => Err(Error::from_code(code).unwrap_or(Error::InvalidArgument)),
+    }
+}
+
+/// Issues a system call with six arguments, returning raw `(x0, x1, x2)`.
+pub fn raw_syscall6(number: u64, args: [u64; 6]) -> (u64, u64, u64) {
+    #[cfg(target_os = "none")]
+    {
+        let (status, value, extra): (u64, u64, u64);
+        // SAFETY: the kernel validates every argument and writes only x0..x2.
+        unsafe {
+            core::arch::asm!(
+                "svc #0",
+                inlateout("x0") args[0] => status,
+                inlateout("x1") args[1] => value,
+                inlateout("x2") args[2] => extra,
+                in("x3") args[3],
+                in("x4") args[4],
+                in("x5") args[5],
+                in("x8") number,
+                options(nostack),
+            );
+        }
+        (status, value, extra)
+    }
+    #[cfg(not(target_os = "none"))]
+    {
+        let _ = (number, args);
+        (Error::NotSupported as u64, 0, 0)
+    }
+}
+
+impl<T: ObjectKind> Cap<T> {
+    /// The capability in `slot`, taken to be of kind `T` (the kernel checks the type on
+    /// every use).
+    pub const fn from_slot(slot: u64) -> Self {
+        Self {
+            slot,
+            kind: PhantomData,
+        }
+    }
+
+    /// The slot holding this capability.
+    pub const fn slot(&self) -> u64 {
+        self.slot
+    }
+
+    /// Copies the capability into empty slot `destination`, keeping only `rights`.
+    pub fn copy(&self, destination: u64, rights: u64) -> Result<Cap<T>, Error> {
+        call(Syscall::CapCopy, [self.slot, destination, rights, 0, 0, 0])?;
+        Ok(Cap::from_slot(destination))
+    }
+
+    /// Copies the capability with a badge (endpoints and notifications).
+    pub fn mint(&self, destination: u64, rights: u64, badge: u64) -> Result<Cap<T>, Error> {
+        call(
+            Syscall::CapMint,
+            [self.slot, destination, rights, badge, 0, 0],
+        )?;
+        Ok(Cap::from_slot(destination))
+    }
+
+    /// Moves the capability to empty slot `destination`.
+    pub fn move_to(self, destination: u64) -> Result<Cap<T>, Error> {
+        call(Syscall::CapMove, [self.slot, destination, 0, 0, 0, 0])?;
+        Ok(Cap::from_slot(destination))
+    }
+
+    /// Deletes the capability; the object is destroyed with its last capability.
+    pub fn delete(self) -> Result<(), Error> {
+        call(Syscall::CapDelete, [self.slot, 0, 0, 0, 0, 0]).map(|_| ())
+    }
+
+    /// Deletes every capability derived from this one; returns how many went.
+    pub fn revoke(&self) -> Result<u64, Error> {
+        call(Syscall::CapRevoke, [self.slot, 0, 0, 0, 0, 0]).map(|(count, _)| count)
+    }
+
+    /// The object type and rights bits of the capability in the slot.
+    pub fn identify(&self) -> Result<(ObjectType, u64), Error> {
+        identify(self.slot)
+    }
+}
+
+/// The object type and rights of whatever capability is in `slot`.
+pub fn identify(slot: u64) -> Result<(ObjectType, u64), Error> {
+    let (ty, rights) = call(Syscall::CapIdentify, [slot, 0, 0, 0, 0, 0])?;
+    Ok((
+        ObjectType::from_raw(ty).ok_or(Error::InvalidArgument)?,
+        rights,
+    ))
+}
+
+impl Cap<Untyped> {
+    /// Retypes `count` objects of kind `K` into the empty slots from `destination` on.
+    /// `size_bits` is the size of an untyped object or the radix of a CNode (ignored
+    /// otherwise). Returns the physical address of the first object.
+    pub fn retype<K: ObjectKind>(
+        &self,
+        size_bits: u8,
+        destination: u64,
+        count: u32,
+    ) -> Result<u64, Error> {
+        let args = [
+            self.slot,
+            K::TYPE as u64,
+            u64::from(size_bits),
+            destination,
+            u64::from(count),
+            0,
+        ];
+        call(Syscall::UntypedRetype, args).map(|(address, _)| address)
+    }
+
+    /// Retypes one object of kind `K` into a slot from `slots`.
+    pub fn retype_one<K: ObjectKind>(
+        &self,
+        slots: &mut SlotAllocator,
+        size_bits: u8,
+    ) -> Result<Cap<K>, Error> {
+        let slot = slots.allocate()?;
+        self.retype::<K>(size_bits, slot, 1)?;
+        Ok(Cap::from_slot(slot))
+    }
+}
+
+/// Hands out empty slots of the root CNode, from the boot info's first free slot up.
+#[derive(Debug)]
+pub struct SlotAllocator {
+    next: u64,
+    end: u64,
+}
+
+impl SlotAllocator {
+    /// Free slots `[first, end)`.
+    pub const fn new(first: u64, end: u64) -> Self {
+        Self { next: first, end }
+    }
+
+    /// The root task's free slots, as the boot info describes them.
+    pub fn from_boot_info(boot: &crate::BootInfo<'_>) -> Self {
+        Self::new(
+            u64::from(boot.caps().first_free),
+            1 << kaal_abi::slots::ROOT_CNODE_RADIX,
+        )
+    }
+
+    /// The next free slot.
+    pub fn allocate(&mut self) -> Result<u64, Error> {
+        if self.next >= self.end {
+            return Err(Error::OutOfResources);
+        }
+        self.next += 1;
+        Ok(self.next - 1)
+    }
+
+    /// `count` consecutive free slots; returns the first.
+    pub fn allocate_range(&mut self, count: u64) -> Result<u64, Error> {
+        let first = self.next;
+        let end = first
+            .checked_add(count)
+            .filter(|&end| end <= self.end)
+            .ok_or(Error::OutOfResources)?;
+        self.next = end;
+        Ok(first)
+    }
+}

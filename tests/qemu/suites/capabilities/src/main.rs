@@ -1,0 +1,373 @@
+//! Capabilities and untyped memory: every call's success and error paths, derivation and
+//! revocation, and exhausting untyped memory without harming the kernel.
+#![no_std]
+#![no_main]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+use alloc::format;
+use alloc::string::String;
+use kaal_abi::{Error, ObjectType, Syscall, rights, slots};
+use kaal_test_harness::{Suite, check};
+use kaal_user::cap::{
+    self, CNode, Cap, Endpoint, Frame2M, Frame4K, Notification, SlotAllocator, Tcb, Untyped,
+    raw_syscall6,
+};
+use kaal_user::{BootInfo, println, thread};
+
+kaal_user::entry!(main);
+
+fn err(error: Error) -> String {
+    format!("{error:?}")
+}
+
+fn expect(
+    result: Result<impl core::fmt::Debug, Error>,
+    error: Error,
+    what: &str,
+) -> Result<(), String> {
+    match result {
+        Err(got) if got == error => Ok(()),
+        other => Err(format!("{what}: expected {error:?}, got {other:?}")),
+    }
+}
+
+fn main(boot: &BootInfo<'_>) -> i32 {
+    let mut suite = Suite::new("capabilities");
+    let mut slots = SlotAllocator::from_boot_info(boot);
+    let caps = boot.caps();
+    // The largest RAM untyped is where objects come from.
+    let (untyped, _) = boot
+        .untyped()
+        .enumerate()
+        .take(caps.untyped.count as usize)
+        .map(|(i, r)| {
+            (
+                Cap::<Untyped>::from_slot(u64::from(caps.untyped.start) + i as u64),
+                r.size_bytes,
+            )
+        })
+        .max_by_key(|&(_, size)| size)
+        .expect("RAM untyped");
+
+    suite.run("initial_capabilities", || {
+        check!(
+            cap::identify(slots::ROOT_CNODE) == Ok((ObjectType::CNode, rights::ALL)),
+            "root CNode {:?}",
+            cap::identify(slots::ROOT_CNODE)
+        );
+        check!(
+            cap::identify(slots::IRQ_CONTROL).map(|c| c.0) == Ok(ObjectType::IrqControl),
+            "IRQ control"
+        );
+        check!(
+            caps.untyped.count > 0 && caps.device_untyped.count > 0,
+            "untyped ranges {:?}",
+            caps
+        );
+        for (i, region) in boot.untyped().enumerate() {
+            let slot = u64::from(caps.untyped.start) + i as u64;
+            check!(
+                cap::identify(slot).map(|c| c.0) == Ok(ObjectType::Untyped),
+                "slot {slot} is not untyped"
+            );
+            let device = i as u32 >= caps.untyped.count;
+            check!(region.is_device == device, "region {i} device flag");
+        }
+        expect(
+            cap::identify(u64::from(caps.first_free)),
+            Error::InvalidCapability,
+            "first free slot",
+        )?;
+        expect(
+            cap::identify(1 << slots::ROOT_CNODE_RADIX),
+            Error::InvalidCapability,
+            "slot past the CNode",
+        )?;
+        expect(
+            cap::identify(u64::MAX),
+            Error::InvalidCapability,
+            "huge slot",
+        )?;
+        Ok(())
+    });
+
+    suite.run("retype_every_object_type", || {
+        let endpoint = untyped.retype_one::<Endpoint>(&mut slots, 0).map_err(err)?;
+        check!(
+            endpoint.identify() == Ok((ObjectType::Endpoint, rights::ALL)),
+            "endpoint {:?}",
+            endpoint.identify()
+        );
+        let notification = untyped
+            .retype_one::<Notification>(&mut slots, 0)
+            .map_err(err)?;
+        check!(
+            notification.identify().map(|c| c.0) == Ok(ObjectType::Notification),
+            "notification"
+        );
+        let cnode = untyped.retype_one::<CNode>(&mut slots, 4).map_err(err)?;
+        check!(
+            cnode.identify().map(|c| c.0) == Ok(ObjectType::CNode),
+            "cnode"
+        );
+        let tcb = untyped.retype_one::<Tcb>(&mut slots, 0).map_err(err)?;
+        check!(tcb.identify().map(|c| c.0) == Ok(ObjectType::Tcb), "tcb");
+        let frame = untyped.retype_one::<Frame4K>(&mut slots, 0).map_err(err)?;
+        check!(
+            frame.identify().map(|c| c.0) == Ok(ObjectType::Frame4K),
+            "frame"
+        );
+        let first = slots.allocate_range(3).map_err(err)?;
+        untyped.retype::<Frame4K>(0, first, 3).map_err(err)?;
+        for slot in first..first + 3 {
+            check!(
+                cap::identify(slot).map(|c| c.0) == Ok(ObjectType::Frame4K),
+                "frame {slot}"
+            );
+        }
+        Ok(())
+    });
+
+    suite.run("retype_errors", || {
+        let free = slots.allocate().map_err(err)?;
+        let endpoint = untyped.retype_one::<Endpoint>(&mut slots, 0).map_err(err)?;
+        let not_untyped = Cap::<Untyped>::from_slot(endpoint.slot());
+        expect(
+            not_untyped.retype::<Frame4K>(0, free, 1),
+            Error::WrongObjectType,
+            "retype from an endpoint",
+        )?;
+        expect(
+            untyped.retype::<Frame4K>(0, endpoint.slot(), 1),
+            Error::SlotOccupied,
+            "occupied destination",
+        )?;
+        expect(
+            untyped.retype::<Frame4K>(0, free, 0),
+            Error::IllegalOperation,
+            "count 0",
+        )?;
+        expect(
+            untyped.retype::<CNode>(0, free, 1),
+            Error::InvalidArgument,
+            "CNode radix 0",
+        )?;
+        expect(
+            untyped.retype::<CNode>(13, free, 1),
+            Error::InvalidArgument,
+            "CNode radix 13",
+        )?;
+        expect(
+            untyped.retype::<Untyped>(11, free, 1),
+            Error::InvalidArgument,
+            "untyped smaller than a page",
+        )?;
+        expect(
+            untyped.retype::<Frame4K>(0, (1 << slots::ROOT_CNODE_RADIX) - 1, 2),
+            Error::InvalidCapability,
+            "range past the CNode",
+        )?;
+        let (status, _, _) = raw_syscall6(
+            Syscall::UntypedRetype as u64,
+            [untyped.slot(), 999, 0, free, 1, 0],
+        );
+        check!(
+            status == Error::InvalidArgument as u64,
+            "unknown type gave {status}"
+        );
+        let (status, _, _) = raw_syscall6(
+            Syscall::UntypedRetype as u64,
+            [untyped.slot(), ObjectType::IrqHandler as u64, 0, free, 1, 0],
+        );
+        check!(
+            status == Error::IllegalOperation as u64,
+            "IRQ handler from untyped gave {status}"
+        );
+        let device = Cap::<Untyped>::from_slot(u64::from(caps.device_untyped.start));
+        expect(
+            device.retype::<Tcb>(0, free, 1),
+            Error::IllegalOperation,
+            "TCB from device memory",
+        )?;
+        device
+            .retype::<Frame4K>(0, free, 1)
+            .map_err(|e| format!("device frame: {e:?}"))?;
+        Ok(())
+    });
+
+    suite.run("copy_mint_move_delete", || {
+        let endpoint = untyped.retype_one::<Endpoint>(&mut slots, 0).map_err(err)?;
+        let reduced = endpoint
+            .copy(slots.allocate().map_err(err)?, rights::READ)
+            .map_err(err)?;
+        check!(
+            reduced.identify() == Ok((ObjectType::Endpoint, rights::READ)),
+            "copy rights {:?}",
+            reduced.identify()
+        );
+        // Copying cannot add rights back.
+        let again = reduced
+            .copy(slots.allocate().map_err(err)?, rights::ALL)
+            .map_err(err)?;
+        check!(
+            again.identify() == Ok((ObjectType::Endpoint, rights::READ)),
+            "rights grew: {:?}",
+            again.identify()
+        );
+        let badged = endpoint
+            .mint(slots.allocate().map_err(err)?, rights::WRITE, 0x42)
+            .map_err(err)?;
+        check!(
+            badged.identify() == Ok((ObjectType::Endpoint, rights::WRITE)),
+            "mint {:?}",
+            badged.identify()
+        );
+        expect(
+            badged.mint(slots.allocate().map_err(err)?, rights::WRITE, 7),
+            Error::IllegalOperation,
+            "re-badging",
+        )?;
+        expect(
+            untyped.mint(slots.allocate().map_err(err)?, rights::ALL, 1),
+            Error::IllegalOperation,
+            "minting untyped",
+        )?;
+        expect(
+            untyped.copy(slots.allocate().map_err(err)?, rights::ALL),
+            Error::IllegalOperation,
+            "copying untyped",
+        )?;
+        expect(
+            endpoint.copy(badged.slot(), rights::ALL),
+            Error::SlotOccupied,
+            "copy onto occupied",
+        )?;
+        expect(
+            endpoint.copy(slots.allocate().map_err(err)?, 1 << 9),
+            Error::InvalidArgument,
+            "unknown rights bit",
+        )?;
+        let target = slots.allocate().map_err(err)?;
+        let moved = again.move_to(target).map_err(err)?;
+        expect(
+            cap::identify(again.slot()),
+            Error::InvalidCapability,
+            "moved-from slot",
+        )?;
+        check!(
+            moved.identify() == Ok((ObjectType::Endpoint, rights::READ)),
+            "moved cap"
+        );
+        moved.delete().map_err(err)?;
+        expect(moved.identify(), Error::InvalidCapability, "deleted slot")?;
+        expect(
+            moved.delete(),
+            Error::InvalidCapability,
+            "delete an empty slot",
+        )?;
+        expect(
+            Cap::<Endpoint>::from_slot(0).delete(),
+            Error::InvalidCapability,
+            "delete slot 0",
+        )?;
+        Ok(())
+    });
+
+    suite.run("revoke_removes_all_derived_capabilities", || {
+        let endpoint = untyped.retype_one::<Endpoint>(&mut slots, 0).map_err(err)?;
+        let a = endpoint
+            .copy(slots.allocate().map_err(err)?, rights::ALL)
+            .map_err(err)?;
+        let b = a
+            .copy(slots.allocate().map_err(err)?, rights::READ)
+            .map_err(err)?;
+        let c = endpoint
+            .mint(slots.allocate().map_err(err)?, rights::ALL, 9)
+            .map_err(err)?;
+        let removed = endpoint.revoke().map_err(err)?;
+        check!(removed == 3, "revoke removed {removed}");
+        for derived in [a, b, c] {
+            expect(
+                derived.identify(),
+                Error::InvalidCapability,
+                "derived after revoke",
+            )?;
+        }
+        check!(
+            endpoint.identify().is_ok(),
+            "the revoked capability itself survives"
+        );
+        expect(
+            Cap::<Endpoint>::from_slot(u64::from(caps.first_free) + 4000).revoke(),
+            Error::InvalidCapability,
+            "revoke empty",
+        )?;
+        Ok(())
+    });
+
+    suite.run("untyped_runs_out_and_revoke_reclaims", || {
+        // A 64 KiB untyped holds exactly sixteen 4 KiB frames.
+        let small = untyped.retype_one::<Untyped>(&mut slots, 16).map_err(err)?;
+        let first = slots.allocate_range(17).map_err(err)?;
+        let base = small.retype::<Frame4K>(0, first, 16).map_err(err)?;
+        expect(
+            small.retype::<Frame4K>(0, first + 16, 1),
+            Error::NotEnoughMemory,
+            "17th frame",
+        )?;
+        check!(small.revoke().map_err(err)? == 16, "revoke count");
+        // All of it is back, at the same addresses.
+        let again = small.retype::<Frame4K>(0, first, 16).map_err(err)?;
+        check!(
+            again == base,
+            "reclaimed memory starts at {again:#x}, not {base:#x}"
+        );
+        Ok(())
+    });
+
+    suite.run("exhausting_all_ram_leaves_the_kernel_working", || {
+        // Retype every RAM untyped into frames until each refuses.
+        let mut frames = 0u64;
+        let mut refused = 0;
+        for i in 0..caps.untyped.count {
+            let source = Cap::<Untyped>::from_slot(u64::from(caps.untyped.start + i));
+            loop {
+                let slot = slots.allocate().map_err(err)?;
+                let result = source
+                    .retype::<Frame2M>(0, slot, 1)
+                    .or_else(|_| source.retype::<Frame4K>(0, slot, 1));
+                match result {
+                    Ok(_) => frames += 1,
+                    Err(Error::NotEnoughMemory) => {
+                        refused += 1;
+                        break;
+                    }
+                    Err(other) => return Err(format!("untyped {i}: {other:?}")),
+                }
+            }
+        }
+        check!(refused == caps.untyped.count, "every untyped refused");
+        println!("[capabilities] retyped {frames} frames before running out");
+        // The kernel still creates threads (its own memory is separate) and prints.
+        let worker =
+            thread::spawn(|n| n as u64 * 3, 5, 128).map_err(|e| format!("spawn: {e:?}"))?;
+        check!(
+            worker.join() == kaal_user::sys::ThreadState::Exited(15),
+            "thread after exhaustion"
+        );
+        // And everything comes back.
+        for i in 0..caps.untyped.count {
+            Cap::<Untyped>::from_slot(u64::from(caps.untyped.start + i))
+                .revoke()
+                .map_err(err)?;
+        }
+        untyped
+            .retype_one::<Endpoint>(&mut slots, 0)
+            .map_err(|e| format!("after reclaim: {e:?}"))?;
+        Ok(())
+    });
+
+    suite.finish()
+}
