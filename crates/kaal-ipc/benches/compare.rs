@@ -1,7 +1,7 @@
 //! Head-to-head benchmark of kaal-ipc against other SPSC queues.
 //!
 //! Run with `cargo bench -p kaal-ipc --features std`. Each case runs
-//! `KAAL_BENCH_RUNS` times (default 5) with the producer pinned to CPU 0 and
+//! `KAAL_BENCH_RUNS` times (default 7) with the producer pinned to CPU 0 and
 //! the consumer to CPU 1; the median, minimum and maximum are printed, with
 //! the median as a ratio to rtrb's (for throughput, higher is better; for
 //! round trips, lower is better).
@@ -676,7 +676,7 @@ fn main() {
     let runs: usize = std::env::var("KAAL_BENCH_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
+        .unwrap_or(7);
     // KAAL_BENCH_ONLY=single,batch,pingpong,blocking selects sections.
     let only = std::env::var("KAAL_BENCH_ONLY").unwrap_or_default();
     let want = |section: &str| only.is_empty() || only.split(',').any(|s| s == section);
