@@ -224,8 +224,7 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Producer<T, N, R, W> {
     }
 
     /// Reloads the consumer's index, validating it.
-    #[cold]
-    #[inline(never)]
+    #[inline]
     fn refresh_head(&mut self) -> Result<(), CorruptIndices> {
         let head = self.r().head.0.load(Ordering::Acquire);
         SharedRing::<T, N>::check_indices(head, self.tail)?;
@@ -556,8 +555,7 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Consumer<T, N, R, W> {
     }
 
     /// Reloads the producer's index, validating it.
-    #[cold]
-    #[inline(never)]
+    #[inline]
     fn refresh_tail(&mut self) -> Result<(), CorruptIndices> {
         let tail = self.r().tail.0.load(Ordering::Acquire);
         SharedRing::<T, N>::check_indices(self.head, tail)?;
