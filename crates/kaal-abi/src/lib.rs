@@ -93,14 +93,8 @@ numbered! {
         Yield = 2,
         /// `thread_exit(code)`: ends the calling thread. Does not return.
         ThreadExit = 3,
-        /// `thread_create(entry, stack_top, arg, priority)`: starts a thread in the
-        /// caller's address space at `entry` with `x0 = arg` and `sp = stack_top`.
-        /// Returns the new thread's id in `x1`. Boot-phase call: superseded by TCB objects
-        /// retyped from untyped memory once the object model lands.
-        ThreadCreate = 4,
-        /// `thread_status(id)`: returns a [`ThreadStatus`] in `x1` and, for an exited
-        /// thread, its exit code in `x2`.
-        ThreadStatus = 5,
+        // 4 and 5 were the boot-phase `thread_create` and `thread_status`, replaced by
+        // TCB objects; they are never reused.
         /// `power_off()`: switches the machine off through PSCI. Does not return on success.
         PowerOff = 6,
         /// `debug_exit(code)`: ends the emulator with `code` through semihosting. For tests;
@@ -129,6 +123,57 @@ numbered! {
         /// consecutive empty slots from `destination`. `size_bits` is used by untyped
         /// (the new region's size) and CNode (the number of slots, as a power of two).
         UntypedRetype = 15,
+        /// `tcb_configure(tcb, cspace, address_space, ipc_buffer_frame, ipc_buffer_vaddr,
+        /// fault_endpoint)`: gives a thread its CSpace root (a CNode capability), its
+        /// address space, optionally an IPC buffer (frame capability slot, 0 for none, and
+        /// where it is mapped) and the capability pointer of its fault endpoint in its own
+        /// CSpace (0 for none).
+        TcbConfigure = 16,
+        /// `tcb_set_priority(tcb, priority)`: at most the caller's own priority.
+        TcbSetPriority = 17,
+        /// `tcb_read_registers(tcb, buffer)`: writes the thread's [`UserRegisters`] to
+        /// `buffer` in the caller's memory.
+        TcbReadRegisters = 18,
+        /// `tcb_write_registers(tcb, buffer)`: sets the thread's registers from a
+        /// [`UserRegisters`] at `buffer`. Not allowed on the calling thread.
+        TcbWriteRegisters = 19,
+        /// `tcb_resume(tcb)`: makes an inactive (new or suspended) thread runnable.
+        TcbResume = 20,
+        /// `tcb_suspend(tcb)`: stops a thread until resumed; ends any IPC it waits in.
+        TcbSuspend = 21,
+        /// `tcb_status(tcb)`: a [`ThreadStatus`] in `x1` and, for an exited thread, its
+        /// exit code in `x2`.
+        TcbStatus = 22,
+        /// `send(endpoint, info, mr0..mr3)`: sends a message, waiting for a receiver.
+        /// Needs the write right. See "IPC registers" below.
+        Send = 23,
+        /// `nb_send(endpoint, info, mr0..mr3)`: sends only if a receiver is waiting,
+        /// else fails with [`Error::WouldBlock`].
+        NbSend = 24,
+        /// `call(endpoint, info, mr0..mr3)`: sends and waits for the reply; the receiver
+        /// gets a one-shot right to reply to the caller.
+        Call = 25,
+        /// `recv(endpoint)`: waits for a message. Needs the read right.
+        Recv = 26,
+        /// `nb_recv(endpoint)`: receives only if a sender is waiting, else fails with
+        /// [`Error::WouldBlock`].
+        NbRecv = 27,
+        /// `reply(info, mr0..mr3)`: answers the last call received (once).
+        Reply = 28,
+        /// `reply_recv(endpoint, info, mr0..mr3)`: replies (if there is a caller) and
+        /// waits for the next message, in one system call.
+        ReplyRecv = 29,
+        /// `signal(notification)`: ORs the capability's badge (1 for an unbadged
+        /// capability) into the notification word, waking a waiter. Needs the write right.
+        Signal = 30,
+        /// `wait(notification)`: waits until the word is non-zero, returns it in `x1`
+        /// and clears it. Needs the read right.
+        Wait = 31,
+        /// `poll(notification)`: returns the word in `x1` (possibly 0) and clears it.
+        Poll = 32,
+        /// `tcb_bind_notification(tcb, notification)`: signals to the notification wake
+        /// the thread while it waits in `recv` on any endpoint.
+        TcbBindNotification = 33,
     }
     from_number
 }
@@ -213,10 +258,112 @@ numbered! {
     from_raw
 }
 
+/// The register file as `tcb_read_registers` and `tcb_write_registers` exchange it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct UserRegisters {
+    /// `x0` to `x30`.
+    pub x: [u64; 31],
+    /// Stack pointer.
+    pub sp: u64,
+    /// Program counter.
+    pub pc: u64,
+}
+
+/// Size of [`UserRegisters`] in bytes.
+pub const USER_REGISTERS_BYTES: usize = 33 * 8;
+const _: () = assert!(core::mem::size_of::<UserRegisters>() == USER_REGISTERS_BYTES);
+
+/// Number of message registers: 4 travel in registers, the rest in the IPC buffer.
+pub const MESSAGE_REGISTERS: usize = 64;
+/// Message registers passed in `x2..x5`.
+pub const REGISTER_MESSAGE_REGISTERS: usize = 4;
+
+/// The first words of a thread's IPC buffer page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct IpcBuffer {
+    /// Message registers; `mr[0..4]` are ignored (they travel in registers).
+    pub mr: [u64; MESSAGE_REGISTERS],
+    /// Capability pointer of the capability to send with the next message that carries
+    /// one (`MessageInfo::caps == 1`, on an endpoint capability with the grant right).
+    pub send_cap: u64,
+    /// Empty slot (in the receiver's CSpace) for a capability that arrives with a message;
+    /// 0 to accept none.
+    pub receive_slot: u64,
+}
+
+/// Describes a message: label, length in message registers and capabilities carried.
+///
+/// IPC registers: on `send`, `nb_send`, `call`, `reply` and `reply_recv` the thread
+/// passes the endpoint in `x0` (ignored by `reply`), the [`MessageInfo`] in `x1` and the
+/// first four message registers in `x2..x5`; the rest come from its IPC buffer. A thread
+/// returning from `recv`, `nb_recv`, `call` or `reply_recv` finds `x0` = 0 (or an error
+/// code), the received [`MessageInfo`] in `x1`, message registers in `x2..x5` (and its IPC
+/// buffer) and the sender's badge in `x6`. A notification delivered to a bound thread in
+/// `recv` arrives with [`MessageInfo::NOTIFICATION`] set and the notification word in `x6`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MessageInfo {
+    /// Free for the protocol's use (48 bits).
+    pub label: u64,
+    /// Number of message registers (at most [`MESSAGE_REGISTERS`]).
+    pub length: u8,
+    /// Number of capabilities carried (0 or 1).
+    pub caps: u8,
+    /// Set on a notification delivered through `recv` to a bound thread.
+    pub notification: bool,
+}
+
+impl MessageInfo {
+    /// Flag bit of [`MessageInfo::notification`] in the raw form.
+    pub const NOTIFICATION: u64 = 1 << 9;
+
+    /// A message with `label` and `length` message registers.
+    pub const fn new(label: u64, length: u8) -> Self {
+        Self {
+            label,
+            length,
+            caps: 0,
+            notification: false,
+        }
+    }
+
+    /// The raw register value.
+    pub const fn to_raw(self) -> u64 {
+        (self.length as u64 & 0x7f)
+            | ((self.caps as u64 & 0x3) << 7)
+            | if self.notification {
+                Self::NOTIFICATION
+            } else {
+                0
+            }
+            | (self.label << 16)
+    }
+
+    /// Decodes a raw value; lengths above [`MESSAGE_REGISTERS`] are clamped.
+    pub const fn from_raw(raw: u64) -> Self {
+        let length = (raw & 0x7f) as u8;
+        Self {
+            label: raw >> 16,
+            length: if length as usize > MESSAGE_REGISTERS {
+                MESSAGE_REGISTERS as u8
+            } else {
+                length
+            },
+            caps: ((raw >> 7) & 0x3) as u8,
+            notification: raw & Self::NOTIFICATION != 0,
+        }
+    }
+}
+
 /// Fixed slots of the root task's CSpace (a single CNode; a capability pointer is a slot
 /// index). The boot info's initial-capability ranges say where the untyped capabilities
 /// and the first free slot are.
 pub mod slots {
+    /// The root task's first thread.
+    pub const ROOT_TCB: u64 = 3;
+    /// The root task's address space.
+    pub const ROOT_ADDRESS_SPACE: u64 = 4;
     /// Slot 0 is never used, so that 0 is never a valid capability.
     pub const NULL: u64 = 0;
     /// The root task's own CNode (its CSpace).
@@ -248,6 +395,8 @@ numbered! {
         Exited = 1,
         /// The thread was stopped by the kernel after a fault it could not handle.
         Faulted = 2,
+        /// The thread has not been resumed, or was suspended.
+        Inactive = 3,
     }
     from_raw
 }
@@ -264,7 +413,22 @@ mod tests {
         // Frozen: these numbers are ABI.
         assert_eq!(Syscall::ConsoleWrite as u64, 1);
         assert_eq!(Syscall::ThreadId as u64, 8);
+        assert_eq!(Syscall::from_number(4), None);
+        assert_eq!(Syscall::TcbStatus as u64, 22);
         assert_eq!(Syscall::from_number(0), None);
+    }
+
+    #[test]
+    fn message_info_round_trips_and_clamps() {
+        let info = MessageInfo {
+            label: 0xbeef,
+            length: 7,
+            caps: 1,
+            notification: false,
+        };
+        assert_eq!(MessageInfo::from_raw(info.to_raw()), info);
+        assert_eq!(MessageInfo::from_raw(127).length, MESSAGE_REGISTERS as u8);
+        assert!(MessageInfo::from_raw(MessageInfo::NOTIFICATION).notification);
     }
 
     #[test]

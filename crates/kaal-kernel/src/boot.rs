@@ -10,10 +10,11 @@ use crate::capability::{
     CSpace, Capability, ObjectType, Rights, SLOT_SIZE_BITS, SlotRef, split_into_untyped,
 };
 use crate::frame_allocator::PhysRange;
-use crate::kernel::{AddressSpace, Kernel, Services};
+use crate::kernel::{Kernel, Services};
 use crate::memory::{FRAMES, LinearTables, allocate_zeroed_frame, ram_bytes_mut};
 use crate::objects::{self, KernelSlots};
 use crate::platform::{self, GicDescription, Platform};
+use crate::thread::{CSPACE_SLOT, Tcb, VSPACE_SLOT};
 use crate::{Config, console, heap, kernel, kprintln, loader};
 use alloc::vec::Vec;
 use kaal_abi::{layout, slots};
@@ -170,24 +171,16 @@ fn boot(config: &'static Config, dtb_register: u64) -> ! {
         platform.psci
     );
 
+    let empty_user_table = allocate_zeroed_frame().expect("empty user table");
     let mut kernel = Kernel::new(Services {
         gic,
         timer_irq: platform.virtual_timer_irq,
         tick_period,
         psci: platform.psci,
         semihosting: config.semihosting,
+        empty_user_table,
     });
-    let (space, context, cspace) = load_root_task(config, &platform, &tree);
-    let space = kernel.add_space(space);
-    kernel
-        .spawn(
-            config.root_task,
-            cspace,
-            space,
-            context,
-            config.root_priority,
-        )
-        .expect("first thread");
+    load_root_task(config, &platform, &tree, &mut kernel);
     kernel::install(kernel);
     timer::arm(tick_period);
     kernel::schedule();
@@ -285,7 +278,8 @@ fn load_root_task(
     config: &Config,
     platform: &Platform<'_>,
     tree: &fdt::Fdt<'_>,
-) -> (AddressSpace, UserContext, Capability) {
+    kernel: &mut Kernel,
+) {
     let archive = Archive::parse(config.components)
         .unwrap_or_else(|error| panic!("component archive: {error}"));
     let elf = archive.get(config.root_task).unwrap_or_else(|| {
@@ -348,26 +342,27 @@ fn load_root_task(
         &[],
         PageAttrs::user(false, false),
     );
-    let (cspace, caps, untyped) = build_root_cspace(platform, tree);
+    // The root thread's TCB comes from boot memory, like the root CNode.
+    let thread = allocate_zeroed_frame().unwrap_or_else(|error| panic!("root TCB: {error}"));
+    // SAFETY: the frame was just allocated for this TCB alone.
+    unsafe { kernel.initialise_tcb(thread) };
+    kernel.claim_asid(ROOT_ASID, table.root());
+    let (caps, untyped) = build_root_cspace(platform, tree, thread, table.root());
     let boot_info_size = write_root_boot_info(config, platform, tree, &mut table, caps, &untyped);
     FRAMES.lock().seal();
     kprintln!(
         "  boot info: {boot_info_size} bytes at {BOOT_INFO_VADDR:#x} (frame {boot_info_frame:#x})"
     );
-    let context = UserContext::new(
+    // SAFETY: the root TCB was initialised above and nothing else refers to it yet.
+    let root = unsafe { crate::kernel::tcb(thread) };
+    root.context = UserContext::new(
         plan.entry,
         layout::ROOT_STACK_TOP,
         BOOT_INFO_VADDR,
         boot_info_size as u64,
     );
-    (
-        AddressSpace {
-            table,
-            asid: ROOT_ASID,
-        },
-        context,
-        cspace,
-    )
+    root.priority = config.root_priority;
+    kernel.make_ready(thread);
 }
 
 /// Creates the root CNode and fills it: the CNode itself, IRQ control, then untyped
@@ -376,7 +371,9 @@ fn load_root_task(
 fn build_root_cspace(
     platform: &Platform<'_>,
     tree: &fdt::Fdt<'_>,
-) -> (Capability, InitialCaps, Vec<UntypedRegion>) {
+    thread: u64,
+    table_root: u64,
+) -> (InitialCaps, Vec<UntypedRegion>) {
     let radix = slots::ROOT_CNODE_RADIX;
     let bytes = 1u64 << (SLOT_SIZE_BITS + radix);
     let cnode = FRAMES
@@ -453,6 +450,15 @@ fn build_root_cspace(
         Capability::new(ObjectType::IrqControl, 0, Rights::ALL),
         &mut next,
     );
+    insert(
+        Capability::new(ObjectType::Tcb, thread, Rights::ALL),
+        &mut next,
+    );
+    insert(
+        Capability::new(ObjectType::AddressSpace, table_root, Rights::ALL)
+            .with_extra(u64::from(ROOT_ASID)),
+        &mut next,
+    );
     let untyped_start = next;
     for region in &regions {
         let bits = region.size_bytes.trailing_zeros() as u8;
@@ -471,7 +477,22 @@ fn build_root_cspace(
         },
         first_free: next,
     };
-    (root, caps, regions)
+    // The root thread's own CSpace and address-space slots.
+    let slot = |index: u64| SlotRef::new(cnode, index as u32);
+    for (source, index) in [
+        (slots::ROOT_CNODE, CSPACE_SLOT),
+        (slots::ROOT_ADDRESS_SPACE, VSPACE_SLOT),
+    ] {
+        cspace
+            .derive(
+                slot(source),
+                SlotRef::new(Tcb::slots_key(thread), index),
+                Rights::ALL,
+                None,
+            )
+            .unwrap_or_else(|error| panic!("root thread slot {index}: {error}"));
+    }
+    (caps, regions)
 }
 
 fn write_root_boot_info(

@@ -1,66 +1,31 @@
-//! The running kernel: threads, the scheduler, system calls and user faults.
+//! The running kernel: scheduling, system calls, thread objects and user faults.
 //!
 //! All state lives in one [`Kernel`] behind a lock that every entry from user space takes.
 //! The kernel is not preemptible: interrupts are masked while it runs, except in the idle
-//! loop, which holds no lock while it waits.
+//! loop, which holds no lock while it waits. Threads are TCB objects in memory retyped
+//! from untyped RAM (or, for the root task's first thread, boot memory), named by their
+//! physical address.
 
-use crate::arch::context::{UserContext, restore_fp, save_fp};
+use crate::arch::context::{PSTATE_EL0, restore_fp, save_fp};
 use crate::arch::esr::{self, ExceptionClass};
 use crate::arch::exceptions::{set_current_context, wait_with_interrupts_enabled};
 use crate::arch::gic::{Gic, SPURIOUS_START};
 use crate::arch::mmu::{install_user_table, phys_to_virt};
 use crate::arch::page_table::{PAGE_SIZE, TranslationTable};
 use crate::arch::{psci, semihosting, timer};
-use crate::capability::Capability;
+use crate::capability::{CSpace, Capability, DeleteOutcome, ObjectType, Rights, SlotRef};
 use crate::kprintln;
 use crate::memory::LinearTables;
-use crate::objects::CapabilityCalls;
+use crate::objects::{CapabilityCalls, KernelSlots, abi_error};
 use crate::platform::PsciConduit;
-use crate::scheduler::{RunQueues, ThreadId};
-use alloc::boxed::Box;
+use crate::scheduler::{QueueLinks, RunQueues, ThreadRef};
+use crate::thread::{CSPACE_SLOT, IPC_BUFFER_SLOT, Tcb, ThreadState, VSPACE_SLOT};
 use alloc::vec::Vec;
-use kaal_abi::{CONSOLE_WRITE_MAX_BYTES, Error, Syscall, ThreadStatus};
+use kaal_abi::{CONSOLE_WRITE_MAX_BYTES, Error, Syscall, ThreadStatus, USER_REGISTERS_BYTES};
 use spin::Mutex;
 
-/// Most threads one boot can create.
-pub const MAX_THREADS: usize = 128;
-
-/// Life cycle of a thread.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ThreadState {
-    /// In a run queue.
-    Ready,
-    /// On the CPU.
-    Running,
-    /// Called `thread_exit` with this code.
-    Exited(u64),
-    /// Stopped after a fault.
-    Faulted,
-}
-
-impl ThreadState {
-    fn is_alive(self) -> bool {
-        matches!(self, Self::Ready | Self::Running)
-    }
-}
-
-/// A user thread.
-pub struct Thread {
-    context: UserContext,
-    cspace: Capability,
-    priority: u8,
-    state: ThreadState,
-    space: usize,
-    name: &'static str,
-}
-
-/// A user address space.
-pub struct AddressSpace {
-    /// Its translation table.
-    pub table: TranslationTable,
-    /// Its address-space identifier.
-    pub asid: u16,
-}
+/// Number of ASIDs (8-bit ASIDs; 0 is kept for "no address space").
+pub const ASIDS: usize = 256;
 
 /// Platform services the kernel needs while running.
 pub struct Services {
@@ -74,21 +39,24 @@ pub struct Services {
     pub psci: Option<PsciConduit>,
     /// Whether semihosting (test exit) is available.
     pub semihosting: bool,
+    /// An all-invalid user translation table, for when no address space is active.
+    pub empty_user_table: u64,
 }
 
 /// The kernel's state.
 pub struct Kernel {
-    // Boxed so each thread's context keeps its address (TPIDR_EL1 points at it).
-    #[allow(clippy::vec_box)]
-    threads: Vec<Box<Thread>>,
-    run_queues: RunQueues<MAX_THREADS>,
-    current: Option<ThreadId>,
-    fp_owner: Option<ThreadId>,
-    active_space: Option<usize>,
-    reschedule: bool,
-    spaces: Vec<AddressSpace>,
-    services: Services,
+    pub(crate) run_queues: RunQueues,
+    pub(crate) current: Option<ThreadRef>,
+    fp_owner: Option<ThreadRef>,
+    active_space: Option<u64>,
+    pub(crate) reschedule: bool,
+    pub(crate) result_written: bool,
+    pub(crate) services: Services,
     ticks: u64,
+    next_thread_number: u64,
+    live_threads: u64,
+    /// Address-space root of each ASID (0 = free).
+    asids: [u64; ASIDS],
 }
 
 static KERNEL: Mutex<Option<Kernel>> = Mutex::new(None);
@@ -111,60 +79,150 @@ pub enum UserEntry {
     Interrupt,
 }
 
-type SyscallResult = Result<(u64, u64), Error>;
+pub(crate) type SyscallResult = Result<(u64, u64), Error>;
+
+/// Access to a TCB by its physical address.
+///
+/// # Safety
+/// `thread` must be the address of a live TCB (created by retype or at boot, not yet
+/// destroyed), and the caller must not hold another reference to the same TCB.
+pub(crate) unsafe fn tcb<'a>(thread: ThreadRef) -> &'a mut Tcb {
+    // SAFETY: per the caller; TCBs are RAM in the linear map, suitably aligned.
+    unsafe { &mut *(phys_to_virt(thread) as *mut Tcb) }
+}
+
+/// Queue links inside TCBs.
+pub(crate) struct TcbLinks;
+
+impl QueueLinks for TcbLinks {
+    fn next(&self, thread: ThreadRef) -> ThreadRef {
+        // SAFETY: queues only hold live TCBs (destroying a TCB unlinks it first).
+        unsafe { tcb(thread) }.next
+    }
+    fn previous(&self, thread: ThreadRef) -> ThreadRef {
+        // SAFETY: as in `next`.
+        unsafe { tcb(thread) }.previous
+    }
+    fn set_links(&mut self, thread: ThreadRef, previous: ThreadRef, next: ThreadRef) {
+        // SAFETY: as in `next`.
+        let t = unsafe { tcb(thread) };
+        t.previous = previous;
+        t.next = next;
+    }
+    fn set_next(&mut self, thread: ThreadRef, next: ThreadRef) {
+        // SAFETY: as in `next`.
+        unsafe { tcb(thread) }.next = next;
+    }
+    fn set_previous(&mut self, thread: ThreadRef, previous: ThreadRef) {
+        // SAFETY: as in `next`.
+        unsafe { tcb(thread) }.previous = previous;
+    }
+}
+
+fn tcb_slot(thread: ThreadRef, index: u32) -> SlotRef {
+    SlotRef::new(Tcb::slots_key(thread), index)
+}
 
 impl Kernel {
     /// A kernel with no threads yet.
     pub fn new(services: Services) -> Self {
         Self {
-            threads: Vec::with_capacity(MAX_THREADS),
             run_queues: RunQueues::new(),
             current: None,
             fp_owner: None,
             active_space: None,
             reschedule: false,
-            spaces: Vec::new(),
+            result_written: false,
             services,
             ticks: 0,
+            next_thread_number: 1,
+            live_threads: 0,
+            asids: [0; ASIDS],
         }
     }
 
-    /// Adds an address space and returns its index.
-    pub fn add_space(&mut self, space: AddressSpace) -> usize {
-        self.spaces.push(space);
-        self.spaces.len() - 1
+    /// Records that `asid` names the address space rooted at `root`.
+    pub fn claim_asid(&mut self, asid: u16, root: u64) {
+        self.asids[asid as usize] = root;
     }
 
-    /// Creates a ready thread.
-    pub fn spawn(
-        &mut self,
-        name: &'static str,
-        cspace: Capability,
-        space: usize,
-        context: UserContext,
-        priority: u8,
-    ) -> Result<ThreadId, Error> {
-        if self.threads.len() == MAX_THREADS {
-            return Err(Error::OutOfResources);
+    fn free_asids(&self) -> usize {
+        self.asids[1..].iter().filter(|&&root| root == 0).count()
+    }
+
+    fn allocate_asid(&mut self, root: u64) -> Option<u16> {
+        let asid = (1..ASIDS).find(|&a| self.asids[a] == 0)?;
+        self.asids[asid] = root;
+        Some(asid as u16)
+    }
+
+    /// Writes a fresh TCB at `thread` and returns its number.
+    ///
+    /// # Safety
+    /// `thread` must be memory for a TCB that nothing else uses.
+    pub unsafe fn initialise_tcb(&mut self, thread: ThreadRef) -> u64 {
+        let number = self.next_thread_number;
+        self.next_thread_number += 1;
+        // SAFETY: per the caller.
+        unsafe { (phys_to_virt(thread) as *mut Tcb).write(Tcb::new(number)) };
+        number
+    }
+
+    /// Makes `thread` ready to run, preempting the current thread if it is of higher
+    /// priority.
+    pub(crate) fn make_ready(&mut self, thread: ThreadRef) {
+        // SAFETY: callers pass live TCBs.
+        let t = unsafe { tcb(thread) };
+        if !t.state.has_ended() && t.state != ThreadState::Running && !t.queued {
+            if t.state == ThreadState::Inactive {
+                self.live_threads += 1;
+            }
+            t.state = ThreadState::Ready;
+            t.queued = true;
+            let priority = t.priority;
+            self.run_queues.push_back(&mut TcbLinks, thread, priority);
+            if let Some(current) = self.current {
+                // SAFETY: the current thread is live.
+                if priority > unsafe { tcb(current) }.priority {
+                    self.reschedule = true;
+                }
+            }
         }
-        let id = self.threads.len();
-        self.threads.push(Box::new(Thread {
-            context,
-            cspace,
-            priority,
-            state: ThreadState::Ready,
-            space,
-            name,
-        }));
-        self.run_queues.push_back(id, priority);
-        Ok(id)
     }
 
-    fn current_thread(&mut self) -> &mut Thread {
-        let id = self
+    /// Takes `thread` out of the run queue if it is there.
+    fn unready(&mut self, thread: ThreadRef) {
+        // SAFETY: callers pass live TCBs.
+        let t = unsafe { tcb(thread) };
+        if t.queued && t.state == ThreadState::Ready {
+            self.run_queues.remove(&mut TcbLinks, thread, t.priority);
+            t.queued = false;
+        }
+    }
+
+    /// Ends `thread` (exit, fault, suspension or destruction): out of every queue, and a
+    /// reschedule if it was running.
+    pub(crate) fn stop(&mut self, thread: ThreadRef, state: ThreadState) {
+        self.unready(thread);
+        self.cancel_ipc(thread);
+        // SAFETY: callers pass live TCBs.
+        let t = unsafe { tcb(thread) };
+        let was_live = !matches!(t.state, ThreadState::Inactive) && !t.state.has_ended();
+        if was_live {
+            self.live_threads -= 1;
+        }
+        t.state = state;
+        if self.current == Some(thread) {
+            self.reschedule = true;
+        }
+    }
+
+    fn current_thread(&mut self) -> &mut Tcb {
+        let thread = self
             .current
             .expect("a user entry always has a current thread");
-        &mut self.threads[id]
+        // SAFETY: the current thread is live; `&mut self` keeps this reference unique.
+        unsafe { tcb(thread) }
     }
 
     fn handle(&mut self, entry: UserEntry) {
@@ -173,9 +231,13 @@ impl Kernel {
                 let context = &self.current_thread().context;
                 let number = context.x[8];
                 let args: [u64; 6] = core::array::from_fn(|i| context.x[i]);
+                self.result_written = false;
                 let result = self.syscall(number, args);
-                // A thread that ended does not get a result.
-                if self.current_thread().state == ThreadState::Running {
+                // A thread that ended or blocked does not get a result now, nor one whose
+                // IPC already wrote it.
+                let running =
+                    self.current.is_some() && self.current_thread().state == ThreadState::Running;
+                if running && (!self.result_written || result.is_err()) {
                     let context = &mut self.current_thread().context;
                     match result {
                         Ok((value, extra)) => {
@@ -194,7 +256,7 @@ impl Kernel {
 
     fn syscall(&mut self, number: u64, args: [u64; 6]) -> SyscallResult {
         let call = Syscall::from_number(number).ok_or(Error::UnknownSyscall)?;
-        let cspace = self.current_thread().cspace;
+        let cspace = self.current_thread().slots[CSPACE_SLOT as usize].cap;
         let caps = CapabilityCalls { cspace: &cspace };
         match call {
             Syscall::ConsoleWrite => self.console_write(args[0], args[1]),
@@ -203,38 +265,21 @@ impl Kernel {
                 Ok((0, 0))
             }
             Syscall::ThreadExit => {
-                self.current_thread().state = ThreadState::Exited(args[0]);
+                let me = self.current.expect("current thread");
+                self.current_thread().exit_code = args[0];
+                self.stop(me, ThreadState::Exited);
                 Ok((0, 0))
             }
-            Syscall::ThreadCreate => self.thread_create([args[0], args[1], args[2], args[3]]),
-            Syscall::ThreadStatus => {
-                let thread = self
-                    .threads
-                    .get(args[0] as usize)
-                    .ok_or(Error::NoSuchThread)?;
-                Ok(match thread.state {
-                    ThreadState::Ready | ThreadState::Running => (ThreadStatus::Alive as u64, 0),
-                    ThreadState::Exited(code) => (ThreadStatus::Exited as u64, code),
-                    ThreadState::Faulted => (ThreadStatus::Faulted as u64, 0),
-                })
-            }
-            Syscall::ThreadId => Ok((self.current.unwrap_or(0) as u64, 0)),
+            Syscall::ThreadId => Ok((self.current_thread().number, 0)),
             Syscall::PowerOff => {
                 let conduit = self.services.psci.ok_or(Error::NotSupported)?;
                 kprintln!(
                     "[kaal] power off requested by thread {}",
-                    self.current.unwrap_or(0)
+                    self.current_thread().number
                 );
                 psci::system_off(conduit);
                 Err(Error::NotSupported)
             }
-            Syscall::CapCopy => caps.derive(args[0], args[1], args[2], None),
-            Syscall::CapMint => caps.derive(args[0], args[1], args[2], Some(args[3])),
-            Syscall::CapMove => caps.move_cap(args[0], args[1]),
-            Syscall::CapDelete => caps.delete(args[0], |cap| self.destroy(cap)),
-            Syscall::CapRevoke => caps.revoke(args[0], |cap| self.destroy(cap)),
-            Syscall::CapIdentify => caps.identify(args[0]),
-            Syscall::UntypedRetype => caps.retype(args[0], args[1], args[2], args[3], args[4]),
             Syscall::DebugExit => {
                 if !self.services.semihosting {
                     return Err(Error::NotSupported);
@@ -243,87 +288,390 @@ impl Kernel {
                 // SAFETY: the kernel was configured with semihosting available.
                 unsafe { semihosting::exit(code) }
             }
+            Syscall::CapCopy => caps.derive(args[0], args[1], args[2], None),
+            Syscall::CapMint => caps.derive(args[0], args[1], args[2], Some(args[3])),
+            Syscall::CapMove => caps.move_cap(args[0], args[1]),
+            Syscall::CapDelete => {
+                let mut outcomes = Vec::new();
+                let result = caps.delete(args[0], |outcome| outcomes.push(*outcome));
+                self.destroy_all(outcomes);
+                result
+            }
+            Syscall::CapRevoke => {
+                let mut outcomes = Vec::new();
+                let result = caps.revoke(args[0], |outcome| outcomes.push(*outcome));
+                self.destroy_all(outcomes);
+                result
+            }
+            Syscall::CapIdentify => caps.identify(args[0]),
+            Syscall::UntypedRetype => self.retype(&caps, args),
+            Syscall::TcbConfigure => self.tcb_configure(&cspace, args),
+            Syscall::TcbSetPriority => {
+                let thread = self.lookup_tcb(&cspace, args[0])?;
+                let priority = u8::try_from(args[1]).map_err(|_| Error::InvalidArgument)?;
+                if priority > self.current_thread().priority {
+                    return Err(Error::InvalidArgument);
+                }
+                let queued = {
+                    // SAFETY: a TCB capability names a live TCB.
+                    let t = unsafe { tcb(thread) };
+                    t.queued && t.state == ThreadState::Ready
+                };
+                self.unready(thread);
+                // SAFETY: as above.
+                unsafe { tcb(thread) }.priority = priority;
+                if queued {
+                    self.make_ready(thread);
+                }
+                Ok((0, 0))
+            }
+            Syscall::TcbReadRegisters => self.tcb_read_registers(&cspace, args[0], args[1]),
+            Syscall::TcbWriteRegisters => self.tcb_write_registers(&cspace, args[0], args[1]),
+            Syscall::TcbResume => {
+                let thread = self.lookup_tcb(&cspace, args[0])?;
+                // SAFETY: a TCB capability names a live TCB.
+                let t = unsafe { tcb(thread) };
+                if t.state != ThreadState::Inactive {
+                    return Ok((0, 0));
+                }
+                let cspace_ok = t.slots[CSPACE_SLOT as usize].cap.object_type == ObjectType::CNode;
+                let vspace_ok =
+                    t.slots[VSPACE_SLOT as usize].cap.object_type == ObjectType::AddressSpace;
+                if !cspace_ok || !vspace_ok {
+                    return Err(Error::IllegalOperation);
+                }
+                self.make_ready(thread);
+                Ok((0, 0))
+            }
+            Syscall::TcbSuspend => {
+                let thread = self.lookup_tcb(&cspace, args[0])?;
+                // SAFETY: a TCB capability names a live TCB.
+                if !unsafe { tcb(thread) }.state.has_ended() {
+                    self.stop(thread, ThreadState::Inactive);
+                }
+                Ok((0, 0))
+            }
+            Syscall::Send => self.send(&cspace, args[0], true, false),
+            Syscall::NbSend => self.send(&cspace, args[0], false, false),
+            Syscall::Call => self.send(&cspace, args[0], true, true),
+            Syscall::Recv => self.receive(&cspace, args[0], true),
+            Syscall::NbRecv => self.receive(&cspace, args[0], false),
+            Syscall::Reply => self.reply().map(|()| (0, 0)),
+            Syscall::ReplyRecv => self.reply_receive(&cspace, args[0]),
+            Syscall::Signal => self.signal(&cspace, args[0]),
+            Syscall::Wait => self.wait(&cspace, args[0], true),
+            Syscall::Poll => self.wait(&cspace, args[0], false),
+            Syscall::TcbBindNotification => self.bind_notification(&cspace, args[0], args[1]),
+            Syscall::TcbStatus => {
+                let thread = self.lookup_tcb(&cspace, args[0])?;
+                // SAFETY: a TCB capability names a live TCB.
+                let t = unsafe { tcb(thread) };
+                Ok(match t.state {
+                    ThreadState::Exited => (ThreadStatus::Exited as u64, t.exit_code),
+                    ThreadState::Faulted => (ThreadStatus::Faulted as u64, 0),
+                    ThreadState::Inactive => (ThreadStatus::Inactive as u64, 0),
+                    _ => (ThreadStatus::Alive as u64, 0),
+                })
+            }
         }
     }
 
-    /// Finds the physical address of user address `va` in the current thread's address
-    /// space, if mapped for user access (and writable if `write`).
-    fn user_translate(&mut self, va: u64, write: bool, execute: bool) -> Option<u64> {
-        let space = self.current_thread().space;
-        let (physical, attrs) = self.spaces[space].table.translate(&mut LinearTables, va)?;
-        (attrs.user && (!write || attrs.write) && (!execute || attrs.execute)).then_some(physical)
+    /// Looks up a capability of type `ty` in the caller's CSpace.
+    pub(crate) fn lookup(
+        &self,
+        cspace: &Capability,
+        pointer: u64,
+        ty: ObjectType,
+    ) -> Result<Capability, Error> {
+        let slot = crate::objects::resolve(cspace, pointer)?;
+        let cap = CSpace::new(&mut KernelSlots)
+            .lookup(slot)
+            .map_err(abi_error)?;
+        if cap.object_type != ty {
+            return Err(Error::WrongObjectType);
+        }
+        Ok(cap)
+    }
+
+    fn lookup_tcb(&self, cspace: &Capability, pointer: u64) -> Result<ThreadRef, Error> {
+        Ok(self.lookup(cspace, pointer, ObjectType::Tcb)?.object)
+    }
+
+    fn retype(&mut self, caps: &CapabilityCalls<'_>, args: [u64; 6]) -> SyscallResult {
+        let ty = ObjectType::from_raw(args[1]);
+        let count = args[4];
+        if ty == Some(ObjectType::AddressSpace) && (count as usize) > self.free_asids() {
+            return Err(Error::OutOfResources);
+        }
+        let (address, _) = caps.retype(args[0], args[1], args[2], args[3], args[4])?;
+        match ty {
+            Some(ObjectType::Tcb) => {
+                for index in 0..count {
+                    let thread = address + (index << crate::capability::TCB_SIZE_BITS);
+                    // SAFETY: retype just carved this TCB from untyped RAM.
+                    unsafe { self.initialise_tcb(thread) };
+                }
+            }
+            Some(ObjectType::AddressSpace) => {
+                for index in 0..count {
+                    let root = address + index * PAGE_SIZE;
+                    let asid = self.allocate_asid(root).expect("checked above");
+                    let slot = crate::objects::resolve(caps.cspace, args[3] + index)
+                        .expect("retype checked it");
+                    // SAFETY: the slot was just filled by retype.
+                    KernelSlots.slot_cap_mut(slot).extra = u64::from(asid);
+                }
+            }
+            _ => {}
+        }
+        Ok((address, 0))
+    }
+
+    fn tcb_configure(&mut self, cspace: &Capability, args: [u64; 6]) -> SyscallResult {
+        let [
+            tcb_pointer,
+            cnode,
+            vspace,
+            ipc_frame,
+            ipc_vaddr,
+            fault_endpoint,
+        ] = args;
+        let thread = self.lookup_tcb(cspace, tcb_pointer)?;
+        let slot = |pointer| crate::objects::resolve(cspace, pointer);
+        let sources = [
+            (CSPACE_SLOT, slot(cnode)?, ObjectType::CNode),
+            (VSPACE_SLOT, slot(vspace)?, ObjectType::AddressSpace),
+        ];
+        for (_, source, ty) in sources {
+            self.lookup(cspace, u64::from(source.index), ty)?;
+        }
+        let ipc = if ipc_frame != 0 {
+            if ipc_vaddr % PAGE_SIZE != 0 || ipc_vaddr >= kaal_abi::layout::USER_END {
+                return Err(Error::Alignment);
+            }
+            self.lookup(cspace, ipc_frame, ObjectType::Frame4K)?;
+            Some(slot(ipc_frame)?)
+        } else {
+            None
+        };
+        // Replace the thread's slots: delete what was there, copy the new capabilities.
+        let mut outcomes = Vec::new();
+        for index in [CSPACE_SLOT, VSPACE_SLOT, IPC_BUFFER_SLOT] {
+            if let Ok(outcome) = CSpace::new(&mut KernelSlots).delete(tcb_slot(thread, index)) {
+                outcomes.push(outcome);
+            }
+        }
+        self.destroy_all(outcomes);
+        let mut store = KernelSlots;
+        let mut space = CSpace::new(&mut store);
+        for (index, source, _) in sources {
+            space
+                .derive(source, tcb_slot(thread, index), Rights::ALL, None)
+                .map_err(abi_error)?;
+        }
+        if let Some(source) = ipc {
+            space
+                .derive(source, tcb_slot(thread, IPC_BUFFER_SLOT), Rights::ALL, None)
+                .map_err(abi_error)?;
+        }
+        // SAFETY: a TCB capability names a live TCB.
+        let t = unsafe { tcb(thread) };
+        t.ipc_buffer_vaddr = if ipc.is_some() { ipc_vaddr } else { 0 };
+        t.fault_endpoint = fault_endpoint;
+        Ok((0, 0))
+    }
+
+    fn tcb_read_registers(
+        &mut self,
+        cspace: &Capability,
+        pointer: u64,
+        buffer: u64,
+    ) -> SyscallResult {
+        let thread = self.lookup_tcb(cspace, pointer)?;
+        // SAFETY: a TCB capability names a live TCB.
+        let t = unsafe { tcb(thread) };
+        let mut registers = [0u64; 33];
+        registers[..31].copy_from_slice(&t.context.x);
+        registers[31] = t.context.sp;
+        registers[32] = t.context.pc;
+        let mut bytes = [0u8; USER_REGISTERS_BYTES];
+        for (chunk, value) in bytes.chunks_exact_mut(8).zip(registers) {
+            chunk.copy_from_slice(&value.to_le_bytes());
+        }
+        self.copy_to_user(buffer, &bytes)?;
+        Ok((0, 0))
+    }
+
+    fn tcb_write_registers(
+        &mut self,
+        cspace: &Capability,
+        pointer: u64,
+        buffer: u64,
+    ) -> SyscallResult {
+        let thread = self.lookup_tcb(cspace, pointer)?;
+        if Some(thread) == self.current {
+            return Err(Error::IllegalOperation);
+        }
+        let mut bytes = [0u8; USER_REGISTERS_BYTES];
+        self.copy_from_user(buffer, &mut bytes)?;
+        // SAFETY: a TCB capability names a live TCB, not the caller's (checked above).
+        let t = unsafe { tcb(thread) };
+        let value =
+            |i: usize| u64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+        for i in 0..31 {
+            t.context.x[i] = value(i);
+        }
+        t.context.sp = value(31);
+        t.context.pc = value(32);
+        // User space chooses registers, never the privilege level or interrupt masks.
+        t.context.pstate = PSTATE_EL0;
+        Ok((0, 0))
+    }
+
+    /// The current thread's address-space root and ASID.
+    fn current_space(&mut self) -> Option<(u64, u16)> {
+        let cap = self.current_thread().slots[VSPACE_SLOT as usize].cap;
+        (cap.object_type == ObjectType::AddressSpace).then_some((cap.object, cap.extra as u16))
+    }
+
+    /// Physical address of user address `va` in the current thread's address space, if
+    /// mapped for user access (and writable if `write`).
+    pub(crate) fn user_translate(&mut self, va: u64, write: bool) -> Option<u64> {
+        let (root, _) = self.current_space()?;
+        let (physical, attrs) = TranslationTable::at(root).translate(&mut LinearTables, va)?;
+        (attrs.user && (!write || attrs.write)).then_some(physical)
+    }
+
+    /// Copies `buffer.len()` bytes from the current thread's memory at `pointer`.
+    pub(crate) fn copy_from_user(&mut self, pointer: u64, buffer: &mut [u8]) -> Result<(), Error> {
+        self.copy_user(pointer, buffer.len(), false, |offset, physical, length| {
+            // SAFETY: `physical..+length` is one page of the caller's mapped RAM.
+            let source =
+                unsafe { core::slice::from_raw_parts(phys_to_virt(physical) as *const u8, length) };
+            buffer[offset..offset + length].copy_from_slice(source);
+        })
+    }
+
+    /// Copies `bytes` into the current thread's writable memory at `pointer`.
+    pub(crate) fn copy_to_user(&mut self, pointer: u64, bytes: &[u8]) -> Result<(), Error> {
+        self.copy_user(pointer, bytes.len(), true, |offset, physical, length| {
+            // SAFETY: `physical..+length` is one page of the caller's writable RAM.
+            let target = unsafe {
+                core::slice::from_raw_parts_mut(phys_to_virt(physical) as *mut u8, length)
+            };
+            target.copy_from_slice(&bytes[offset..offset + length]);
+        })
+    }
+
+    fn copy_user(
+        &mut self,
+        pointer: u64,
+        length: usize,
+        write: bool,
+        mut each: impl FnMut(usize, u64, usize),
+    ) -> Result<(), Error> {
+        let end = pointer
+            .checked_add(length as u64)
+            .ok_or(Error::BadAddress)?;
+        // Check every page before touching any, so a failed copy changes nothing.
+        let mut at = pointer;
+        while at < end {
+            self.user_translate(at, write).ok_or(Error::BadAddress)?;
+            at = (at & !(PAGE_SIZE - 1)) + PAGE_SIZE;
+        }
+        let mut at = pointer;
+        while at < end {
+            let chunk = (PAGE_SIZE - at % PAGE_SIZE).min(end - at);
+            let physical = self.user_translate(at, write).ok_or(Error::BadAddress)?;
+            each((at - pointer) as usize, physical, chunk as usize);
+            at += chunk;
+        }
+        Ok(())
     }
 
     fn console_write(&mut self, pointer: u64, length: u64) -> SyscallResult {
         if length > CONSOLE_WRITE_MAX_BYTES as u64 {
             return Err(Error::InvalidArgument);
         }
-        let end = pointer.checked_add(length).ok_or(Error::BadAddress)?;
         let mut buffer = [0u8; CONSOLE_WRITE_MAX_BYTES];
-        let mut at = pointer;
-        while at < end {
-            let chunk = (PAGE_SIZE - at % PAGE_SIZE).min(end - at);
-            let physical = self
-                .user_translate(at, false, false)
-                .ok_or(Error::BadAddress)?;
-            let offset = (at - pointer) as usize;
-            // SAFETY: `physical..physical+chunk` lies in one user page that is mapped for
-            // the caller, so it is RAM in the linear map; the caller is not running.
-            let source = unsafe {
-                core::slice::from_raw_parts(phys_to_virt(physical) as *const u8, chunk as usize)
-            };
-            buffer[offset..offset + chunk as usize].copy_from_slice(source);
-            at += chunk;
-        }
+        self.copy_from_user(pointer, &mut buffer[..length as usize])?;
         crate::console::write_bytes(&buffer[..length as usize]);
         Ok((length, 0))
     }
 
-    fn thread_create(&mut self, [entry, stack_top, arg, priority]: [u64; 4]) -> SyscallResult {
-        let caller_priority = self.current_thread().priority;
-        let priority = u8::try_from(priority).map_err(|_| Error::InvalidArgument)?;
-        if priority > caller_priority || stack_top % 16 != 0 {
-            return Err(Error::InvalidArgument);
+    /// Detaches kernel state from deleted capabilities; for objects whose last
+    /// capability went, from the objects themselves. Work cascades (a TCB's or CNode's
+    /// own slots), so it runs from a list rather than recursively.
+    pub(crate) fn destroy_all(&mut self, mut work: Vec<DeleteOutcome>) {
+        let mut cnodes = Vec::new();
+        loop {
+            while let Some(outcome) = work.pop() {
+                if outcome.last_reference {
+                    self.destroy_object(&outcome.cap, &mut work, &mut cnodes);
+                }
+            }
+            // A destroyed CNode's slots are emptied once nothing else is in flight.
+            let Some(cnode) = cnodes.pop() else { break };
+            for index in 0..1u32 << cap_radix(&cnode) {
+                let slot = SlotRef::new(cnode.object, index);
+                if let Ok(outcome) = CSpace::new(&mut KernelSlots).delete(slot) {
+                    work.push(outcome);
+                }
+            }
         }
-        self.user_translate(entry, false, true)
-            .ok_or(Error::BadAddress)?;
-        self.user_translate(stack_top.wrapping_sub(16), true, false)
-            .ok_or(Error::BadAddress)?;
-        let (space, name, cspace) = {
-            let me = self.current_thread();
-            (me.space, me.name, me.cspace)
-        };
-        let id = self.spawn(
-            name,
-            cspace,
-            space,
-            UserContext::new(entry, stack_top, arg, 0),
-            priority,
-        )?;
-        if priority > caller_priority {
-            self.reschedule = true;
-        }
-        Ok((id as u64, 0))
     }
 
-    /// Detaches kernel state from an object whose last capability was deleted. Its memory
-    /// returns to its untyped parent when that is revoked or reset.
-    fn destroy(&mut self, cap: &Capability) {
-        use crate::capability::ObjectType as T;
+    fn destroy_object(
+        &mut self,
+        cap: &Capability,
+        work: &mut Vec<DeleteOutcome>,
+        cnodes: &mut Vec<Capability>,
+    ) {
         match cap.object_type {
-            // No kernel state refers to these objects beyond their capabilities.
-            T::Untyped | T::CNode | T::Frame4K | T::Frame2M | T::PageTable => {}
-            T::Endpoint | T::Notification | T::Tcb | T::AddressSpace | T::Reply => {}
-            T::IrqControl | T::IrqHandler | T::Null => {}
+            ObjectType::Tcb => {
+                let thread = cap.object;
+                self.stop(thread, ThreadState::Inactive);
+                if self.current == Some(thread) {
+                    self.current = None;
+                }
+                if self.fp_owner == Some(thread) {
+                    self.fp_owner = None;
+                }
+                self.unbind_notification(thread);
+                for index in [CSPACE_SLOT, VSPACE_SLOT, IPC_BUFFER_SLOT] {
+                    if let Ok(outcome) =
+                        CSpace::new(&mut KernelSlots).delete(tcb_slot(thread, index))
+                    {
+                        work.push(outcome);
+                    }
+                }
+            }
+            ObjectType::AddressSpace => {
+                let asid = cap.extra as usize;
+                if asid < ASIDS && self.asids[asid] == cap.object {
+                    self.asids[asid] = 0;
+                    crate::arch::mmu::flush_tlb();
+                }
+                if self.active_space == Some(cap.object) {
+                    // SAFETY: the empty table maps nothing.
+                    unsafe { install_user_table(self.services.empty_user_table, 0) };
+                    self.active_space = None;
+                }
+            }
+            ObjectType::CNode => cnodes.push(*cap),
+            ObjectType::Endpoint => self.cancel_all_waiters(cap.object),
+            ObjectType::Notification => {
+                self.cancel_all_waiters(cap.object);
+                self.unbind_notification_object(cap.object);
+            }
+            _ => {}
         }
     }
 
     fn user_fault(&mut self, esr: u64, far: u64, pc: u64) {
-        let id = self.current.unwrap_or(0);
+        let thread = self.current.expect("a fault has a current thread");
+        let number = self.current_thread().number;
         let class = ExceptionClass::from_esr(esr);
-        let thread = self.current_thread();
-        thread.state = ThreadState::Faulted;
-        let name = thread.name;
         if class.is_abort() {
             let (status, level) = esr::fault_status(esr);
             let access = if class == ExceptionClass::DataAbortLower {
@@ -337,37 +685,44 @@ impl Kernel {
             };
             match level {
                 Some(level) => kprintln!(
-                    "[kaal] user fault: thread {id} ({name}) {}: {status} at level {level}{access}, address {far:#x}, pc {pc:#x}, ESR {esr:#x}; thread stopped",
+                    "[kaal] user fault: thread {number} {}: {status} at level {level}{access}, address {far:#x}, pc {pc:#x}, ESR {esr:#x}; thread stopped",
                     class.name()
                 ),
                 None => kprintln!(
-                    "[kaal] user fault: thread {id} ({name}) {}: {status}{access}, address {far:#x}, pc {pc:#x}, ESR {esr:#x}; thread stopped",
+                    "[kaal] user fault: thread {number} {}: {status}{access}, address {far:#x}, pc {pc:#x}, ESR {esr:#x}; thread stopped",
                     class.name()
                 ),
             }
         } else {
             kprintln!(
-                "[kaal] user fault: thread {id} ({name}) {} at pc {pc:#x}, ESR {esr:#x}; thread stopped",
+                "[kaal] user fault: thread {number} {} at pc {pc:#x}, ESR {esr:#x}; thread stopped",
                 class.name()
             );
         }
-        let context = &self.threads[id].context;
+        let context = &self.current_thread().context;
         for row in 0..8 {
             let r = row * 4;
+            let last = if r + 3 < 31 {
+                context.x[r + 3]
+            } else {
+                context.sp
+            };
             kprintln!(
-                "[kaal]   x{r:<2} {:#018x}  x{:<2} {:#018x}  x{:<2} {:#018x}  {}",
+                "[kaal]   x{r:<2} {:#018x}  x{:<2} {:#018x}  x{:<2} {:#018x}  {}{:<2} {last:#018x}",
                 context.x[r],
                 r + 1,
                 context.x[r + 1],
                 r + 2,
                 context.x[r + 2],
+                if r + 3 < 31 { "x" } else { "sp" },
                 if r + 3 < 31 {
-                    alloc::format!("x{:<2} {:#018x}", r + 3, context.x[r + 3])
+                    alloc::format!("{}", r + 3)
                 } else {
-                    alloc::format!("sp  {:#018x}", context.sp)
-                }
+                    alloc::string::String::new()
+                },
             );
         }
+        self.stop(thread, ThreadState::Faulted);
     }
 
     fn interrupt(&mut self) {
@@ -389,55 +744,75 @@ impl Kernel {
     }
 
     /// Picks the thread to run next, or `None` if no thread is ready.
-    fn choose(&mut self) -> Option<ThreadId> {
+    fn choose(&mut self) -> Option<ThreadRef> {
         if let Some(current) = self.current {
-            let thread = &self.threads[current];
-            if thread.state == ThreadState::Running {
+            // SAFETY: the current thread is live.
+            let t = unsafe { tcb(current) };
+            if t.state == ThreadState::Running {
+                let priority = t.priority;
                 let higher_ready = self
                     .run_queues
                     .highest_priority()
-                    .is_some_and(|p| p > thread.priority);
-                if self.reschedule {
-                    self.run_queues.push_back(current, thread.priority);
+                    .is_some_and(|p| p > priority);
+                let same_ready = self
+                    .run_queues
+                    .highest_priority()
+                    .is_some_and(|p| p >= priority);
+                if self.reschedule && same_ready {
+                    t.state = ThreadState::Ready;
+                    t.queued = true;
+                    self.run_queues.push_back(&mut TcbLinks, current, priority);
                 } else if higher_ready {
-                    self.run_queues.push_front(current, thread.priority);
+                    t.state = ThreadState::Ready;
+                    t.queued = true;
+                    self.run_queues.push_front(&mut TcbLinks, current, priority);
                 } else {
+                    self.reschedule = false;
                     return Some(current);
                 }
-                self.threads[current].state = ThreadState::Ready;
             }
         }
         self.reschedule = false;
-        let (next, _) = self.run_queues.pop_highest()?;
-        Some(next)
+        loop {
+            let (next, _) = self.run_queues.pop_highest(&mut TcbLinks)?;
+            // SAFETY: queues only hold live TCBs.
+            let t = unsafe { tcb(next) };
+            t.queued = false;
+            // A thread whose address space was deleted cannot run.
+            if t.slots[VSPACE_SLOT as usize].cap.object_type != ObjectType::AddressSpace {
+                t.state = ThreadState::Ready;
+                self.stop(next, ThreadState::Faulted);
+                continue;
+            }
+            return Some(next);
+        }
     }
 
     /// Makes `next` the running thread: FP state, address space and context pointer.
-    fn switch_to(&mut self, next: ThreadId) {
+    fn switch_to(&mut self, next: ThreadRef) {
         if self.fp_owner != Some(next) {
-            if let Some(owner) = self.fp_owner.filter(|&o| self.threads[o].state.is_alive()) {
-                save_fp(&mut self.threads[owner].context.fp);
+            if let Some(owner) = self.fp_owner {
+                // SAFETY: `fp_owner` is cleared when its TCB is destroyed, so it is live.
+                save_fp(&mut unsafe { tcb(owner) }.context.fp);
             }
-            restore_fp(&self.threads[next].context.fp);
+            // SAFETY: `next` is live.
+            restore_fp(&unsafe { tcb(next) }.context.fp);
             self.fp_owner = Some(next);
         }
-        let space = self.threads[next].space;
-        if self.active_space != Some(space) {
-            let space_ref = &self.spaces[space];
-            // SAFETY: the table holds only user mappings built by this kernel.
-            unsafe { install_user_table(space_ref.table.root(), space_ref.asid) };
-            self.active_space = Some(space);
+        // SAFETY: `next` is live.
+        let t = unsafe { tcb(next) };
+        let space = t.slots[VSPACE_SLOT as usize].cap;
+        if self.active_space != Some(space.object) {
+            // SAFETY: an address-space capability names a live table holding only user
+            // mappings; its ASID was assigned to it at retype.
+            unsafe { install_user_table(space.object, space.extra as u16) };
+            self.active_space = Some(space.object);
         }
         self.current = Some(next);
-        let thread = &mut self.threads[next];
-        thread.state = ThreadState::Running;
-        // SAFETY: the context lives in a boxed Thread that is never freed; Rust code only
-        // touches it under the kernel lock while the thread is not running.
-        unsafe { set_current_context(&mut thread.context) };
-    }
-
-    fn any_alive(&self) -> bool {
-        self.threads.iter().any(|t| t.state.is_alive())
+        t.state = ThreadState::Running;
+        // SAFETY: the context lives in the TCB, which stays allocated while the thread
+        // exists; Rust code only touches it under the kernel lock.
+        unsafe { set_current_context(&mut t.context) };
     }
 
     fn power_off_or_halt(&self) -> ! {
@@ -448,6 +823,10 @@ impl Kernel {
             crate::arch::wait_for_interrupt();
         }
     }
+}
+
+fn cap_radix(cap: &Capability) -> u8 {
+    cap.extra as u8
 }
 
 /// Installs the kernel state. Called once by the boot path.
@@ -478,7 +857,7 @@ pub fn schedule() {
                 kernel.switch_to(next);
                 true
             }
-            None if !kernel.any_alive() => {
+            None if kernel.live_threads == 0 => {
                 kprintln!("[kaal] every user thread has ended; powering off");
                 kernel.power_off_or_halt()
             }

@@ -40,6 +40,7 @@ pub mod frame_allocator;
 pub mod loader;
 pub mod platform;
 pub mod scheduler;
+pub mod thread;
 
 #[cfg(target_os = "none")]
 mod boot;
@@ -47,6 +48,8 @@ mod boot;
 pub mod console;
 #[cfg(target_os = "none")]
 mod heap;
+#[cfg(target_os = "none")]
+mod ipc;
 #[cfg(target_os = "none")]
 pub mod kernel;
 #[cfg(target_os = "none")]

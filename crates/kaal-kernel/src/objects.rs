@@ -36,6 +36,14 @@ impl SlotStore for KernelSlots {
     }
 }
 
+impl KernelSlots {
+    /// The capability in `at`, mutably, for the kernel to record per-capability state
+    /// (the ASID of an address space).
+    pub fn slot_cap_mut(&mut self, at: SlotRef) -> &mut Capability {
+        &mut self.slot_mut(at).expect("kernel slots always exist").cap
+    }
+}
+
 /// Maps a capability-core error to the ABI's error code.
 pub fn abi_error(error: CapError) -> Error {
     match error {
@@ -145,27 +153,21 @@ impl CapabilityCalls<'_> {
         Ok((0, 0))
     }
 
-    /// `cap_delete`; `destroy` is called if that was the last capability to its object.
-    pub fn delete(&self, slot: u64, destroy: impl FnOnce(&Capability)) -> CallResult {
+    /// `cap_delete`; `deleted` sees the outcome (whether it was the last capability).
+    pub fn delete(&self, slot: u64, deleted: impl FnOnce(&DeleteOutcome)) -> CallResult {
         let at = self.slot(slot)?;
         let outcome = CSpace::new(&mut KernelSlots)
             .delete(at)
             .map_err(abi_error)?;
-        if outcome.last_reference {
-            destroy(&outcome.cap);
-        }
+        deleted(&outcome);
         Ok((0, 0))
     }
 
-    /// `cap_revoke`; `destroy` is called for every object whose last capability went.
-    pub fn revoke(&self, slot: u64, mut destroy: impl FnMut(&Capability)) -> CallResult {
+    /// `cap_revoke`; `deleted` sees every capability removed. Returns how many went.
+    pub fn revoke(&self, slot: u64, deleted: impl FnMut(&DeleteOutcome)) -> CallResult {
         let at = self.slot(slot)?;
         let removed = CSpace::new(&mut KernelSlots)
-            .revoke(at, |outcome: &DeleteOutcome| {
-                if outcome.last_reference {
-                    destroy(&outcome.cap)
-                }
-            })
+            .revoke(at, deleted)
             .map_err(abi_error)?;
         Ok((removed as u64, 0))
     }

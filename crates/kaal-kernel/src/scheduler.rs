@@ -1,81 +1,141 @@
 //! Run queues of the preemptive priority round-robin scheduler.
 //!
 //! 256 priorities, one FIFO queue each, and a bitmap of non-empty queues so the highest
-//! ready priority is found with a count of leading zeros. Queues are intrusive lists
-//! through a `next` array indexed by thread id, so enqueue and dequeue are O(1) and need
-//! no allocation. Pure logic, tested on the host.
+//! ready priority is found with a count of leading zeros. The queues are intrusive doubly
+//! linked lists through fields of the thread objects themselves ([`QueueLinks`]), so
+//! enqueue and dequeue are O(1), need no allocation, and there is no limit on the number
+//! of threads. Pure logic, tested on the host.
 
-/// Index of a thread in the kernel's thread table.
-pub type ThreadId = usize;
+/// Names a thread (the kernel uses its TCB's physical address). Never 0.
+pub type ThreadRef = u64;
 
-const NONE: u16 = u16::MAX;
 /// Number of priorities.
 pub const PRIORITIES: usize = 256;
 
-/// The ready queues for at most `MAX` threads.
+/// Where a queue keeps its links: inside each thread.
+pub trait QueueLinks {
+    /// The thread after `thread` (0 if none).
+    fn next(&self, thread: ThreadRef) -> ThreadRef;
+    /// The thread before `thread` (0 if none).
+    fn previous(&self, thread: ThreadRef) -> ThreadRef;
+    /// Sets both links of `thread`.
+    fn set_links(&mut self, thread: ThreadRef, previous: ThreadRef, next: ThreadRef);
+    /// Sets the next link of `thread`.
+    fn set_next(&mut self, thread: ThreadRef, next: ThreadRef);
+    /// Sets the previous link of `thread`.
+    fn set_previous(&mut self, thread: ThreadRef, previous: ThreadRef);
+}
+
+/// A FIFO of threads linked through [`QueueLinks`]: the shape of run queues and of the
+/// wait queues of endpoints and notifications.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct Queue {
+    /// First thread, 0 if empty.
+    pub head: ThreadRef,
+    /// Last thread, 0 if empty.
+    pub tail: ThreadRef,
+}
+
+impl Queue {
+    /// An empty queue.
+    pub const EMPTY: Self = Self { head: 0, tail: 0 };
+
+    /// Whether the queue is empty.
+    pub fn is_empty(&self) -> bool {
+        self.head == 0
+    }
+
+    /// Appends `thread`.
+    pub fn push_back(&mut self, links: &mut impl QueueLinks, thread: ThreadRef) {
+        links.set_links(thread, self.tail, 0);
+        if self.tail == 0 {
+            self.head = thread;
+        } else {
+            links.set_next(self.tail, thread);
+        }
+        self.tail = thread;
+    }
+
+    /// Prepends `thread`.
+    pub fn push_front(&mut self, links: &mut impl QueueLinks, thread: ThreadRef) {
+        links.set_links(thread, 0, self.head);
+        if self.head == 0 {
+            self.tail = thread;
+        } else {
+            links.set_previous(self.head, thread);
+        }
+        self.head = thread;
+    }
+
+    /// Removes and returns the first thread.
+    pub fn pop_front(&mut self, links: &mut impl QueueLinks) -> Option<ThreadRef> {
+        let thread = self.head;
+        if thread == 0 {
+            return None;
+        }
+        self.remove(links, thread);
+        Some(thread)
+    }
+
+    /// Unlinks `thread`, which must be in this queue.
+    pub fn remove(&mut self, links: &mut impl QueueLinks, thread: ThreadRef) {
+        let (previous, next) = (links.previous(thread), links.next(thread));
+        if previous == 0 {
+            self.head = next;
+        } else {
+            links.set_next(previous, next);
+        }
+        if next == 0 {
+            self.tail = previous;
+        } else {
+            links.set_previous(next, previous);
+        }
+        links.set_links(thread, 0, 0);
+    }
+}
+
+/// The ready queues.
 #[derive(Debug)]
-pub struct RunQueues<const MAX: usize> {
-    head: [u16; PRIORITIES],
-    tail: [u16; PRIORITIES],
-    next: [u16; MAX],
-    queued: [bool; MAX],
+pub struct RunQueues {
+    queues: [Queue; PRIORITIES],
     bitmap: [u64; 4],
 }
 
-impl<const MAX: usize> Default for RunQueues<MAX> {
+impl Default for RunQueues {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<const MAX: usize> RunQueues<MAX> {
+impl RunQueues {
     /// Empty queues.
     pub const fn new() -> Self {
-        assert!(MAX < NONE as usize);
         Self {
-            head: [NONE; PRIORITIES],
-            tail: [NONE; PRIORITIES],
-            next: [NONE; MAX],
-            queued: [false; MAX],
+            queues: [Queue::EMPTY; PRIORITIES],
             bitmap: [0; 4],
         }
     }
 
-    /// Whether `thread` is in some queue.
-    pub fn is_queued(&self, thread: ThreadId) -> bool {
-        self.queued[thread]
+    fn mark(&mut self, priority: u8) {
+        let p = priority as usize;
+        if self.queues[p].is_empty() {
+            self.bitmap[p / 64] &= !(1 << (p % 64));
+        } else {
+            self.bitmap[p / 64] |= 1 << (p % 64);
+        }
     }
 
-    /// Appends `thread` to the queue of `priority`. A thread already queued is left alone.
-    pub fn push_back(&mut self, thread: ThreadId, priority: u8) {
-        if self.queued[thread] {
-            return;
-        }
-        let p = priority as usize;
-        self.next[thread] = NONE;
-        match self.tail[p] {
-            NONE => self.head[p] = thread as u16,
-            tail => self.next[tail as usize] = thread as u16,
-        }
-        self.tail[p] = thread as u16;
-        self.queued[thread] = true;
-        self.bitmap[p / 64] |= 1 << (p % 64);
+    /// Appends `thread` (not queued anywhere) to the queue of `priority`.
+    pub fn push_back(&mut self, links: &mut impl QueueLinks, thread: ThreadRef, priority: u8) {
+        self.queues[priority as usize].push_back(links, thread);
+        self.mark(priority);
     }
 
-    /// Puts `thread` at the front of the queue of `priority` (a preempted thread keeps its
-    /// turn).
-    pub fn push_front(&mut self, thread: ThreadId, priority: u8) {
-        if self.queued[thread] {
-            return;
-        }
-        let p = priority as usize;
-        self.next[thread] = self.head[p];
-        if self.head[p] == NONE {
-            self.tail[p] = thread as u16;
-        }
-        self.head[p] = thread as u16;
-        self.queued[thread] = true;
-        self.bitmap[p / 64] |= 1 << (p % 64);
+    /// Puts `thread` at the front of its priority (a preempted thread keeps its turn).
+    pub fn push_front(&mut self, links: &mut impl QueueLinks, thread: ThreadRef, priority: u8) {
+        self.queues[priority as usize].push_front(links, thread);
+        self.mark(priority);
     }
 
     /// The highest priority with a ready thread.
@@ -87,99 +147,129 @@ impl<const MAX: usize> RunQueues<MAX> {
     }
 
     /// Removes and returns the first thread of the highest non-empty priority.
-    pub fn pop_highest(&mut self) -> Option<(ThreadId, u8)> {
+    pub fn pop_highest(&mut self, links: &mut impl QueueLinks) -> Option<(ThreadRef, u8)> {
         let priority = self.highest_priority()?;
-        let p = priority as usize;
-        let thread = self.head[p] as usize;
-        self.head[p] = self.next[thread];
-        if self.head[p] == NONE {
-            self.tail[p] = NONE;
-            self.bitmap[p / 64] &= !(1 << (p % 64));
-        }
-        self.queued[thread] = false;
+        let thread = self.queues[priority as usize].pop_front(links)?;
+        self.mark(priority);
         Some((thread, priority))
     }
 
-    /// Removes `thread` from the queue of `priority`, if it is there.
-    pub fn remove(&mut self, thread: ThreadId, priority: u8) {
-        if !self.queued[thread] {
-            return;
-        }
-        let p = priority as usize;
-        let mut previous = NONE;
-        let mut cursor = self.head[p];
-        while cursor != NONE && cursor as usize != thread {
-            previous = cursor;
-            cursor = self.next[cursor as usize];
-        }
-        if cursor == NONE {
-            return;
-        }
-        let after = self.next[thread];
-        match previous {
-            NONE => self.head[p] = after,
-            previous => self.next[previous as usize] = after,
-        }
-        if self.tail[p] as usize == thread {
-            self.tail[p] = previous;
-        }
-        if self.head[p] == NONE {
-            self.bitmap[p / 64] &= !(1 << (p % 64));
-        }
-        self.queued[thread] = false;
+    /// Removes `thread`, which is queued at `priority`.
+    pub fn remove(&mut self, links: &mut impl QueueLinks, thread: ThreadRef, priority: u8) {
+        self.queues[priority as usize].remove(links, thread);
+        self.mark(priority);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
+
+    #[derive(Default)]
+    struct Links(HashMap<ThreadRef, (ThreadRef, ThreadRef)>);
+
+    impl QueueLinks for Links {
+        fn next(&self, t: ThreadRef) -> ThreadRef {
+            self.0.get(&t).map_or(0, |l| l.1)
+        }
+        fn previous(&self, t: ThreadRef) -> ThreadRef {
+            self.0.get(&t).map_or(0, |l| l.0)
+        }
+        fn set_links(&mut self, t: ThreadRef, p: ThreadRef, n: ThreadRef) {
+            self.0.insert(t, (p, n));
+        }
+        fn set_next(&mut self, t: ThreadRef, n: ThreadRef) {
+            self.0.entry(t).or_default().1 = n;
+        }
+        fn set_previous(&mut self, t: ThreadRef, p: ThreadRef) {
+            self.0.entry(t).or_default().0 = p;
+        }
+    }
 
     #[test]
     fn highest_priority_first_round_robin_within() {
-        let mut queues = RunQueues::<8>::new();
-        queues.push_back(1, 10);
-        queues.push_back(2, 200);
-        queues.push_back(3, 10);
-        queues.push_back(4, 200);
+        let (mut queues, mut links) = (RunQueues::new(), Links::default());
+        queues.push_back(&mut links, 1, 10);
+        queues.push_back(&mut links, 2, 200);
+        queues.push_back(&mut links, 3, 10);
+        queues.push_back(&mut links, 4, 200);
         assert_eq!(queues.highest_priority(), Some(200));
-        assert_eq!(queues.pop_highest(), Some((2, 200)));
-        queues.push_back(2, 200);
-        assert_eq!(queues.pop_highest(), Some((4, 200)));
-        assert_eq!(queues.pop_highest(), Some((2, 200)));
-        assert_eq!(queues.pop_highest(), Some((1, 10)));
-        assert_eq!(queues.pop_highest(), Some((3, 10)));
-        assert_eq!(queues.pop_highest(), None);
+        assert_eq!(queues.pop_highest(&mut links), Some((2, 200)));
+        queues.push_back(&mut links, 2, 200);
+        assert_eq!(queues.pop_highest(&mut links), Some((4, 200)));
+        assert_eq!(queues.pop_highest(&mut links), Some((2, 200)));
+        assert_eq!(queues.pop_highest(&mut links), Some((1, 10)));
+        assert_eq!(queues.pop_highest(&mut links), Some((3, 10)));
+        assert_eq!(queues.pop_highest(&mut links), None);
     }
 
     #[test]
-    fn front_insert_remove_and_no_double_queueing() {
-        let mut queues = RunQueues::<8>::new();
-        queues.push_back(1, 0);
-        queues.push_back(2, 0);
-        queues.push_back(2, 0);
-        queues.push_front(3, 0);
-        queues.remove(1, 0);
-        assert!(!queues.is_queued(1));
-        assert_eq!(queues.pop_highest(), Some((3, 0)));
-        assert_eq!(queues.pop_highest(), Some((2, 0)));
-        assert_eq!(queues.pop_highest(), None);
-        queues.push_back(5, 255);
-        queues.remove(5, 255);
+    fn front_insert_and_remove_anywhere() {
+        let (mut queues, mut links) = (RunQueues::new(), Links::default());
+        for t in 1..=4 {
+            queues.push_back(&mut links, t, 0);
+        }
+        queues.remove(&mut links, 2, 0); // middle
+        queues.remove(&mut links, 4, 0); // tail
+        queues.push_front(&mut links, 9, 0);
+        queues.remove(&mut links, 9, 0); // head
+        queues.push_back(&mut links, 5, 0);
+        let order: Vec<_> =
+            std::iter::from_fn(|| queues.pop_highest(&mut links).map(|x| x.0)).collect();
+        assert_eq!(order, vec![1, 3, 5]);
         assert_eq!(queues.highest_priority(), None);
-        queues.push_back(6, 63);
-        queues.push_back(7, 64);
+        queues.push_back(&mut links, 6, 63);
+        queues.push_back(&mut links, 7, 64);
         assert_eq!(queues.highest_priority(), Some(64));
+        queues.remove(&mut links, 7, 64);
+        assert_eq!(queues.highest_priority(), Some(63));
     }
 
     #[test]
-    fn removing_the_tail_keeps_the_queue_consistent() {
-        let mut queues = RunQueues::<8>::new();
-        queues.push_back(1, 5);
-        queues.push_back(2, 5);
-        queues.remove(2, 5);
-        queues.push_back(3, 5);
-        assert_eq!(queues.pop_highest(), Some((1, 5)));
-        assert_eq!(queues.pop_highest(), Some((3, 5)));
-        assert_eq!(queues.pop_highest(), None);
+    fn random_operations_match_a_model() {
+        let (mut queues, mut links) = (RunQueues::new(), Links::default());
+        let mut model: Vec<Vec<ThreadRef>> = vec![Vec::new(); PRIORITIES];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut rng = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut where_is: HashMap<ThreadRef, u8> = HashMap::new();
+        for _ in 0..20_000 {
+            let thread = 1 + rng() % 64;
+            let priority = (rng() % 4) as u8 * 60;
+            match (where_is.get(&thread).copied(), rng() % 3) {
+                (None, 0) => {
+                    queues.push_back(&mut links, thread, priority);
+                    model[priority as usize].push(thread);
+                    where_is.insert(thread, priority);
+                }
+                (None, 1) => {
+                    queues.push_front(&mut links, thread, priority);
+                    model[priority as usize].insert(0, thread);
+                    where_is.insert(thread, priority);
+                }
+                (Some(p), 2) => {
+                    queues.remove(&mut links, thread, p);
+                    model[p as usize].retain(|&t| t != thread);
+                    where_is.remove(&thread);
+                }
+                _ => {
+                    let expected = (0..PRIORITIES).rev().find(|&p| !model[p].is_empty());
+                    let got = queues.pop_highest(&mut links);
+                    match expected {
+                        None => assert_eq!(got, None),
+                        Some(p) => {
+                            let t = model[p].remove(0);
+                            assert_eq!(got, Some((t, p as u8)));
+                            where_is.remove(&t);
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -4,10 +4,9 @@
 //! type, so an endpoint capability cannot be passed where an untyped one is expected.
 //!
 //! ```ignore
-//! let mut slots = SlotAllocator::from_boot_info(boot);
 //! let untyped = Cap::<Untyped>::from_slot(boot.caps().untyped.start.into());
-//! let endpoint: Cap<Endpoint> = untyped.retype_one(&mut slots)?;
-//! let badged = endpoint.mint(slots.allocate()?, rights::ALL, 42)?;
+//! let endpoint: Cap<Endpoint> = untyped.retype_one(0)?;
+//! let badged = endpoint.mint(cap::allocate_slot()?, rights::ALL, 42)?;
 //! ```
 
 use core::marker::PhantomData;
@@ -188,16 +187,22 @@ impl Cap<Untyped> {
         call(Syscall::UntypedRetype, args).map(|(address, _)| address)
     }
 
-    /// Retypes one object of kind `K` into a slot from `slots`.
-    pub fn retype_one<K: ObjectKind>(
-        &self,
-        slots: &mut SlotAllocator,
-        size_bits: u8,
-    ) -> Result<Cap<K>, Error> {
-        let slot = slots.allocate()?;
+    /// Retypes one object of kind `K` into a slot from the task-wide allocator.
+    pub fn retype_one<K: ObjectKind>(&self, size_bits: u8) -> Result<Cap<K>, Error> {
+        let slot = allocate_slot()?;
         self.retype::<K>(size_bits, slot, 1)?;
         Ok(Cap::from_slot(slot))
     }
+}
+
+/// The root task's largest RAM untyped capability, per the boot info.
+pub fn largest_ram_untyped(boot: &crate::BootInfo<'_>) -> Option<Cap<Untyped>> {
+    let caps = boot.caps();
+    boot.untyped()
+        .take(caps.untyped.count as usize)
+        .enumerate()
+        .max_by_key(|(_, region)| region.size_bytes)
+        .map(|(index, _)| Cap::from_slot(u64::from(caps.untyped.start) + index as u64))
 }
 
 /// Hands out empty slots of the root CNode, from the boot info's first free slot up.
@@ -239,5 +244,103 @@ impl SlotAllocator {
             .ok_or(Error::OutOfResources)?;
         self.next = end;
         Ok(first)
+    }
+}
+
+static SLOTS: spin::Mutex<SlotAllocator> = spin::Mutex::new(SlotAllocator::new(0, 0));
+
+/// Gives the task's free slots to the global allocator (done by the runtime at start).
+pub fn init_slots(allocator: SlotAllocator) {
+    *SLOTS.lock() = allocator;
+}
+
+/// An empty slot of the task's CSpace, from the task-wide allocator.
+pub fn allocate_slot() -> Result<u64, Error> {
+    SLOTS.lock().allocate()
+}
+
+/// `count` consecutive empty slots from the task-wide allocator; returns the first.
+pub fn allocate_slots(count: u64) -> Result<u64, Error> {
+    SLOTS.lock().allocate_range(count)
+}
+
+impl Cap<Tcb> {
+    /// Gives the thread its CSpace, address space, IPC buffer (frame and address) and
+    /// fault endpoint (a capability pointer in its own CSpace; 0 for none).
+    pub fn configure(
+        &self,
+        cspace: Cap<CNode>,
+        address_space: Cap<AddressSpace>,
+        ipc_buffer: Option<(Cap<Frame4K>, u64)>,
+        fault_endpoint: u64,
+    ) -> Result<(), Error> {
+        let (frame, vaddr) = ipc_buffer.map_or((0, 0), |(frame, vaddr)| (frame.slot(), vaddr));
+        call(
+            Syscall::TcbConfigure,
+            [
+                self.slot,
+                cspace.slot(),
+                address_space.slot(),
+                frame,
+                vaddr,
+                fault_endpoint,
+            ],
+        )
+        .map(|_| ())
+    }
+
+    /// Sets the priority (at most the caller's).
+    pub fn set_priority(&self, priority: u8) -> Result<(), Error> {
+        call(
+            Syscall::TcbSetPriority,
+            [self.slot, u64::from(priority), 0, 0, 0, 0],
+        )
+        .map(|_| ())
+    }
+
+    /// Reads the thread's registers.
+    pub fn read_registers(&self) -> Result<kaal_abi::UserRegisters, Error> {
+        let mut registers = kaal_abi::UserRegisters::default();
+        let pointer = &mut registers as *mut kaal_abi::UserRegisters as u64;
+        call(Syscall::TcbReadRegisters, [self.slot, pointer, 0, 0, 0, 0])?;
+        Ok(registers)
+    }
+
+    /// Sets the thread's registers (not the caller's own).
+    pub fn write_registers(&self, registers: &kaal_abi::UserRegisters) -> Result<(), Error> {
+        let pointer = registers as *const kaal_abi::UserRegisters as u64;
+        call(Syscall::TcbWriteRegisters, [self.slot, pointer, 0, 0, 0, 0]).map(|_| ())
+    }
+
+    /// Makes the thread runnable.
+    pub fn resume(&self) -> Result<(), Error> {
+        call(Syscall::TcbResume, [self.slot, 0, 0, 0, 0, 0]).map(|_| ())
+    }
+
+    /// Stops the thread until resumed.
+    pub fn suspend(&self) -> Result<(), Error> {
+        call(Syscall::TcbSuspend, [self.slot, 0, 0, 0, 0, 0]).map(|_| ())
+    }
+
+    /// What became of the thread.
+    pub fn status(&self) -> Result<crate::sys::ThreadState, Error> {
+        use crate::sys::ThreadState;
+        let (status, code) = call(Syscall::TcbStatus, [self.slot, 0, 0, 0, 0, 0])?;
+        Ok(match kaal_abi::ThreadStatus::from_raw(status) {
+            Some(kaal_abi::ThreadStatus::Alive) => ThreadState::Alive,
+            Some(kaal_abi::ThreadStatus::Exited) => ThreadState::Exited(code),
+            Some(kaal_abi::ThreadStatus::Faulted) => ThreadState::Faulted,
+            Some(kaal_abi::ThreadStatus::Inactive) => ThreadState::Inactive,
+            None => return Err(Error::InvalidArgument),
+        })
+    }
+
+    /// Binds a notification: its signals wake the thread in `recv` on any endpoint.
+    pub fn bind_notification(&self, notification: Cap<Notification>) -> Result<(), Error> {
+        call(
+            Syscall::TcbBindNotification,
+            [self.slot, notification.slot(), 0, 0, 0, 0],
+        )
+        .map(|_| ())
     }
 }

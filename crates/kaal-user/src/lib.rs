@@ -31,6 +31,7 @@
 extern crate alloc;
 
 pub mod cap;
+pub mod ipc;
 pub mod sys;
 pub mod thread;
 pub mod time;
@@ -40,20 +41,56 @@ mod console;
 mod runtime;
 
 pub use console::{_print, Console};
+#[cfg(target_os = "none")]
+pub use runtime::{boot_info, start_arguments};
+
+/// The boot info (off target there is none).
+#[cfg(not(target_os = "none"))]
+pub fn boot_info() -> Result<BootInfo<'static>, kaal_bootinfo::BootInfoError> {
+    Err(kaal_bootinfo::BootInfoError::TooShort {
+        needed: 8,
+        available: 0,
+    })
+}
+
+/// `x0` and `x1` as the task started (off target, zeros).
+#[cfg(not(target_os = "none"))]
+pub fn start_arguments() -> (usize, usize) {
+    (0, 0)
+}
 pub use kaal_abi::{Error, ThreadStatus};
 pub use kaal_bootinfo::{self as bootinfo, BootInfo};
 
 /// Size of the heap every task gets (in its `.bss`).
 pub const HEAP_BYTES: usize = 256 * 1024;
 
-/// Declares the task's `main`: `fn(&BootInfo<'_>) -> i32`.
+/// Declares the root task's `main`: `fn(&BootInfo<'_>) -> i32`.
 #[macro_export]
 macro_rules! entry {
     ($main:path) => {
         #[unsafe(no_mangle)]
-        fn __kaal_user_main(boot: &$crate::BootInfo<'_>) -> i32 {
+        fn __kaal_user_main() -> i32 {
             let main: fn(&$crate::BootInfo<'_>) -> i32 = $main;
-            main(boot)
+            match $crate::boot_info() {
+                Ok(boot) => main(&boot),
+                Err(error) => {
+                    $crate::println!("[runtime] boot info rejected: {error}");
+                    1
+                }
+            }
+        }
+    };
+}
+
+/// Declares the `main` of a component started by another task: `fn(u64) -> i32`, given
+/// the `x0` its starter chose.
+#[macro_export]
+macro_rules! component {
+    ($main:path) => {
+        #[unsafe(no_mangle)]
+        fn __kaal_user_main() -> i32 {
+            let main: fn(u64) -> i32 = $main;
+            main($crate::start_arguments().0 as u64)
         }
     };
 }

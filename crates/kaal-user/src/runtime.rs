@@ -24,7 +24,29 @@ static mut HEAP_MEMORY: HeapMemory = HeapMemory([0; HEAP_BYTES]);
 static ALLOCATOR: LockedHeap = LockedHeap::empty();
 
 unsafe extern "Rust" {
-    fn __kaal_user_main(boot: &BootInfo<'_>) -> i32;
+    fn __kaal_user_main() -> i32;
+}
+
+static START_ARGUMENTS: spin::Once<(usize, usize)> = spin::Once::new();
+
+/// The boot info, for a task the kernel started as the root task (`x0` is its address).
+pub fn boot_info() -> Result<BootInfo<'static>, kaal_bootinfo::BootInfoError> {
+    let (address, size) = start_arguments();
+    if address as u64 != kaal_bootinfo::BOOT_INFO_VADDR {
+        return Err(kaal_bootinfo::BootInfoError::TooShort {
+            needed: 8,
+            available: 0,
+        });
+    }
+    // SAFETY: the kernel maps `size` bytes of boot info read-only at BOOT_INFO_VADDR in
+    // the root task for its whole life, and never changes them.
+    let bytes = unsafe { core::slice::from_raw_parts(address as *const u8, size) };
+    BootInfo::from_bytes(bytes)
+}
+
+/// `x0` and `x1` as the task started.
+pub fn start_arguments() -> (usize, usize) {
+    START_ARGUMENTS.get().copied().unwrap_or((0, 0))
 }
 
 /// Called by `_start` with the kernel's arguments: the boot info's address and size.
@@ -36,18 +58,15 @@ extern "C" fn kaal_user_start(boot_info: usize, boot_info_bytes: usize) -> ! {
             .lock()
             .init((&raw mut HEAP_MEMORY).cast::<u8>(), HEAP_BYTES)
     };
-    // SAFETY: the kernel maps `boot_info_bytes` bytes of boot info read-only at
-    // `boot_info` for the task's lifetime and never changes them.
-    let bytes = unsafe { core::slice::from_raw_parts(boot_info as *const u8, boot_info_bytes) };
-    let boot = match BootInfo::from_bytes(bytes) {
-        Ok(boot) => boot,
-        Err(error) => {
-            crate::println!("[runtime] boot info rejected: {error}");
-            sys::thread_exit(1)
+    START_ARGUMENTS.call_once(|| (boot_info, boot_info_bytes));
+    if let Ok(boot) = self::boot_info() {
+        crate::cap::init_slots(crate::cap::SlotAllocator::from_boot_info(&boot));
+        if let Some(untyped) = crate::cap::largest_ram_untyped(&boot) {
+            crate::thread::set_thread_memory(untyped);
         }
-    };
-    // SAFETY: `entry!` defines `__kaal_user_main` with this signature.
-    let code = unsafe { __kaal_user_main(&boot) };
+    }
+    // SAFETY: `entry!` or `component!` defines `__kaal_user_main` with this signature.
+    let code = unsafe { __kaal_user_main() };
     sys::thread_exit(code as u64)
 }
 

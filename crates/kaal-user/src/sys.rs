@@ -1,20 +1,22 @@
 //! System-call wrappers. See `kaal-abi` for the numbers and the register convention.
 
-use kaal_abi::{Error, Syscall, ThreadStatus};
+use kaal_abi::{Error, Syscall};
 
-/// Identifier of a thread.
+/// Identifier of a thread, as `thread_id` reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ThreadId(pub u64);
 
 /// What became of a thread.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ThreadState {
-    /// Not ended.
+    /// Running, ready or blocked.
     Alive,
     /// Called `thread_exit` with this code.
     Exited(u64),
     /// Stopped by the kernel after a fault.
     Faulted,
+    /// Not resumed yet, or suspended.
+    Inactive,
 }
 
 #[cfg(target_os = "none")]
@@ -100,37 +102,6 @@ pub fn yield_now() {
 pub fn thread_exit(code: u64) -> ! {
     let _ = call(Syscall::ThreadExit, [code, 0, 0, 0]);
     unreachable!("thread_exit returned")
-}
-
-/// Starts a thread in this address space at `entry` with `x0 = arg` and `sp = stack_top`.
-///
-/// # Safety
-/// The memory below `stack_top` must belong to the new thread alone for as long as it
-/// runs, and `entry` must be a function that never returns and expects `arg`.
-pub unsafe fn thread_create(
-    entry: extern "C" fn(usize) -> !,
-    stack_top: usize,
-    arg: usize,
-    priority: u8,
-) -> Result<ThreadId, Error> {
-    let args = [
-        entry as usize as u64,
-        stack_top as u64,
-        arg as u64,
-        u64::from(priority),
-    ];
-    call(Syscall::ThreadCreate, args).map(|(id, _)| ThreadId(id))
-}
-
-/// What became of thread `id`.
-pub fn thread_status(id: ThreadId) -> Result<ThreadState, Error> {
-    let (status, code) = call(Syscall::ThreadStatus, [id.0, 0, 0, 0])?;
-    Ok(match ThreadStatus::from_raw(status) {
-        Some(ThreadStatus::Alive) => ThreadState::Alive,
-        Some(ThreadStatus::Exited) => ThreadState::Exited(code),
-        Some(ThreadStatus::Faulted) => ThreadState::Faulted,
-        None => return Err(Error::InvalidArgument),
-    })
 }
 
 /// The calling thread's id.

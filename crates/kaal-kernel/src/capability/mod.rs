@@ -72,8 +72,8 @@ mod tests;
 
 pub use cspace::{CSpace, DeleteOutcome, Slot, SlotRef, SlotStore};
 pub use object::{
-    CNODE_MAX_RADIX, Capability, ObjectType, SLOT_SIZE_BITS, UNTYPED_MAX_BITS, UNTYPED_MIN_BITS,
-    size_bits,
+    CNODE_MAX_RADIX, Capability, ObjectType, SLOT_SIZE_BITS, TCB_SIZE_BITS, UNTYPED_MAX_BITS,
+    UNTYPED_MIN_BITS, size_bits,
 };
 pub use rights::Rights;
 pub use untyped::{UntypedState, split_into_untyped};

@@ -116,6 +116,10 @@ impl ObjectType {
     }
 }
 
+/// Size of a thread control block, as a power of two (2 KiB: registers, FP state,
+/// three capability slots and scheduling and IPC state).
+pub const TCB_SIZE_BITS: u8 = 11;
+
 /// Log2 of the size in bytes of an object of type `ty`, given the caller's size
 /// argument (the size for untyped, the radix for a CNode, ignored otherwise).
 ///
@@ -139,7 +143,7 @@ pub const fn size_bits(ty: ObjectType, user_size_bits: u8) -> Result<u8, CapErro
                 Err(CapError::InvalidSize)
             }
         }
-        ObjectType::Tcb => Ok(10),
+        ObjectType::Tcb => Ok(TCB_SIZE_BITS),
         ObjectType::Endpoint | ObjectType::Notification | ObjectType::Reply => Ok(5),
         ObjectType::Frame4K | ObjectType::PageTable | ObjectType::AddressSpace => Ok(12),
         ObjectType::Frame2M => Ok(21),
@@ -239,7 +243,7 @@ mod tests {
     #[test]
     fn object_sizes() {
         use ObjectType::*;
-        assert_eq!(size_bits(Tcb, 0), Ok(10));
+        assert_eq!(size_bits(Tcb, 0), Ok(TCB_SIZE_BITS));
         assert_eq!(size_bits(Endpoint, 40), Ok(5));
         assert_eq!(size_bits(Notification, 0), Ok(5));
         assert_eq!(size_bits(Reply, 0), Ok(5));

@@ -82,14 +82,14 @@ mod tests {
         assert_eq!(cs.lookup(s(2)).unwrap().object, 0x4000_0020);
         assert_eq!(
             cs.retype(s(0), ObjectType::Tcb, 0, s(3), 1),
-            Ok(0x4000_0400)
+            Ok(0x4000_0800)
         );
         assert_eq!(
             cs.retype(s(0), ObjectType::CNode, 4, s(4), 1),
-            Ok(0x4000_0800)
+            Ok(0x4000_1000)
         );
         assert_eq!(cs.lookup(s(4)).unwrap().extra, 4);
-        assert_eq!(cs.untyped_state(s(0)).unwrap().watermark, 0x1000);
+        assert_eq!(cs.untyped_state(s(0)).unwrap().watermark, 0x1800);
         let child = cs.retype(s(0), ObjectType::Untyped, 16, s(5), 1).unwrap();
         assert_eq!(child, 0x4001_0000);
         let state = cs.untyped_state(s(5)).unwrap();

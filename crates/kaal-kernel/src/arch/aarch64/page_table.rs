@@ -198,6 +198,11 @@ impl TranslationTable {
         Ok(Self { root })
     }
 
+    /// The tree whose root table is at `root` (which must be a translation table).
+    pub const fn at(root: u64) -> Self {
+        Self { root }
+    }
+
     /// Physical address of the root table (for `TTBRn_EL1`).
     pub fn root(&self) -> u64 {
         self.root

@@ -53,22 +53,41 @@ fn main(boot: &BootInfo<'_>) -> i32 {
     suite.run("untyped_regions_cover_free_ram_and_devices", || {
         let caps = boot.caps();
         check!(caps.untyped.count > 0, "no RAM untyped");
-        check!(boot.untyped_count() == (caps.untyped.count + caps.device_untyped.count) as usize, "untyped list does not match the slot ranges");
+        check!(
+            boot.untyped_count() == (caps.untyped.count + caps.device_untyped.count) as usize,
+            "untyped list does not match the slot ranges"
+        );
         let (start, end) = (system.ram_base, system.ram_base + system.ram_bytes);
         let mut total = 0;
         for (index, region) in boot.untyped().enumerate() {
             let in_ram = region.base >= start && region.base + region.size_bytes <= end;
             let device = index as u32 >= caps.untyped.count;
             check!(region.is_device == device, "region {index} device flag");
-            check!(in_ram != device, "region {index} at {:#x} device={device} in_ram={in_ram}", region.base);
-            check!(region.size_bytes.is_power_of_two() && region.base % region.size_bytes == 0, "region {index} not a naturally aligned power of two");
+            check!(
+                in_ram != device,
+                "region {index} at {:#x} device={device} in_ram={in_ram}",
+                region.base
+            );
+            check!(
+                region.size_bytes.is_power_of_two() && region.base % region.size_bytes == 0,
+                "region {index} not a naturally aligned power of two"
+            );
             if !device {
                 total += region.size_bytes;
             }
         }
         // The kernel image, its tables and the root task take a few MiB at most.
-        check!(total > system.ram_bytes - (16 << 20), "only {} of {} bytes untyped", total, system.ram_bytes);
-        check!(caps.first_free == caps.device_untyped.start + caps.device_untyped.count, "first free slot {}", caps.first_free);
+        check!(
+            total > system.ram_bytes - (16 << 20),
+            "only {} of {} bytes untyped",
+            total,
+            system.ram_bytes
+        );
+        check!(
+            caps.first_free == caps.device_untyped.start + caps.device_untyped.count,
+            "first free slot {}",
+            caps.first_free
+        );
         Ok(())
     });
     suite.run("devices_from_the_device_tree", || {

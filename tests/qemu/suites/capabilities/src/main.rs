@@ -8,15 +8,23 @@ extern crate alloc;
 
 use alloc::format;
 use alloc::string::String;
+use core::sync::atomic::{AtomicU64, Ordering};
 use kaal_abi::{Error, ObjectType, Syscall, rights, slots};
 use kaal_test_harness::{Suite, check};
 use kaal_user::cap::{
-    self, CNode, Cap, Endpoint, Frame2M, Frame4K, Notification, SlotAllocator, Tcb, Untyped,
-    raw_syscall6,
+    self, CNode, Cap, Endpoint, Frame2M, Frame4K, Notification, Tcb, Untyped, raw_syscall6,
 };
 use kaal_user::{BootInfo, println, thread};
 
 kaal_user::entry!(main);
+
+static WAKE: AtomicU64 = AtomicU64::new(0);
+
+fn wait_for_signal(_: usize) -> u64 {
+    Cap::<Notification>::from_slot(WAKE.load(Ordering::SeqCst))
+        .wait()
+        .unwrap_or(0)
+}
 
 fn err(error: Error) -> String {
     format!("{error:?}")
@@ -35,7 +43,6 @@ fn expect(
 
 fn main(boot: &BootInfo<'_>) -> i32 {
     let mut suite = Suite::new("capabilities");
-    let mut slots = SlotAllocator::from_boot_info(boot);
     let caps = boot.caps();
     // The largest RAM untyped is where objects come from.
     let (untyped, _) = boot
@@ -94,32 +101,30 @@ fn main(boot: &BootInfo<'_>) -> i32 {
     });
 
     suite.run("retype_every_object_type", || {
-        let endpoint = untyped.retype_one::<Endpoint>(&mut slots, 0).map_err(err)?;
+        let endpoint = untyped.retype_one::<Endpoint>(0).map_err(err)?;
         check!(
             endpoint.identify() == Ok((ObjectType::Endpoint, rights::ALL)),
             "endpoint {:?}",
             endpoint.identify()
         );
-        let notification = untyped
-            .retype_one::<Notification>(&mut slots, 0)
-            .map_err(err)?;
+        let notification = untyped.retype_one::<Notification>(0).map_err(err)?;
         check!(
             notification.identify().map(|c| c.0) == Ok(ObjectType::Notification),
             "notification"
         );
-        let cnode = untyped.retype_one::<CNode>(&mut slots, 4).map_err(err)?;
+        let cnode = untyped.retype_one::<CNode>(4).map_err(err)?;
         check!(
             cnode.identify().map(|c| c.0) == Ok(ObjectType::CNode),
             "cnode"
         );
-        let tcb = untyped.retype_one::<Tcb>(&mut slots, 0).map_err(err)?;
+        let tcb = untyped.retype_one::<Tcb>(0).map_err(err)?;
         check!(tcb.identify().map(|c| c.0) == Ok(ObjectType::Tcb), "tcb");
-        let frame = untyped.retype_one::<Frame4K>(&mut slots, 0).map_err(err)?;
+        let frame = untyped.retype_one::<Frame4K>(0).map_err(err)?;
         check!(
             frame.identify().map(|c| c.0) == Ok(ObjectType::Frame4K),
             "frame"
         );
-        let first = slots.allocate_range(3).map_err(err)?;
+        let first = cap::allocate_slots(3).map_err(err)?;
         untyped.retype::<Frame4K>(0, first, 3).map_err(err)?;
         for slot in first..first + 3 {
             check!(
@@ -131,8 +136,8 @@ fn main(boot: &BootInfo<'_>) -> i32 {
     });
 
     suite.run("retype_errors", || {
-        let free = slots.allocate().map_err(err)?;
-        let endpoint = untyped.retype_one::<Endpoint>(&mut slots, 0).map_err(err)?;
+        let free = cap::allocate_slot().map_err(err)?;
+        let endpoint = untyped.retype_one::<Endpoint>(0).map_err(err)?;
         let not_untyped = Cap::<Untyped>::from_slot(endpoint.slot());
         expect(
             not_untyped.retype::<Frame4K>(0, free, 1),
@@ -198,9 +203,9 @@ fn main(boot: &BootInfo<'_>) -> i32 {
     });
 
     suite.run("copy_mint_move_delete", || {
-        let endpoint = untyped.retype_one::<Endpoint>(&mut slots, 0).map_err(err)?;
+        let endpoint = untyped.retype_one::<Endpoint>(0).map_err(err)?;
         let reduced = endpoint
-            .copy(slots.allocate().map_err(err)?, rights::READ)
+            .copy(cap::allocate_slot().map_err(err)?, rights::READ)
             .map_err(err)?;
         check!(
             reduced.identify() == Ok((ObjectType::Endpoint, rights::READ)),
@@ -209,7 +214,7 @@ fn main(boot: &BootInfo<'_>) -> i32 {
         );
         // Copying cannot add rights back.
         let again = reduced
-            .copy(slots.allocate().map_err(err)?, rights::ALL)
+            .copy(cap::allocate_slot().map_err(err)?, rights::ALL)
             .map_err(err)?;
         check!(
             again.identify() == Ok((ObjectType::Endpoint, rights::READ)),
@@ -217,7 +222,7 @@ fn main(boot: &BootInfo<'_>) -> i32 {
             again.identify()
         );
         let badged = endpoint
-            .mint(slots.allocate().map_err(err)?, rights::WRITE, 0x42)
+            .mint(cap::allocate_slot().map_err(err)?, rights::WRITE, 0x42)
             .map_err(err)?;
         check!(
             badged.identify() == Ok((ObjectType::Endpoint, rights::WRITE)),
@@ -225,17 +230,17 @@ fn main(boot: &BootInfo<'_>) -> i32 {
             badged.identify()
         );
         expect(
-            badged.mint(slots.allocate().map_err(err)?, rights::WRITE, 7),
+            badged.mint(cap::allocate_slot().map_err(err)?, rights::WRITE, 7),
             Error::IllegalOperation,
             "re-badging",
         )?;
         expect(
-            untyped.mint(slots.allocate().map_err(err)?, rights::ALL, 1),
+            untyped.mint(cap::allocate_slot().map_err(err)?, rights::ALL, 1),
             Error::IllegalOperation,
             "minting untyped",
         )?;
         expect(
-            untyped.copy(slots.allocate().map_err(err)?, rights::ALL),
+            untyped.copy(cap::allocate_slot().map_err(err)?, rights::ALL),
             Error::IllegalOperation,
             "copying untyped",
         )?;
@@ -245,11 +250,11 @@ fn main(boot: &BootInfo<'_>) -> i32 {
             "copy onto occupied",
         )?;
         expect(
-            endpoint.copy(slots.allocate().map_err(err)?, 1 << 9),
+            endpoint.copy(cap::allocate_slot().map_err(err)?, 1 << 9),
             Error::InvalidArgument,
             "unknown rights bit",
         )?;
-        let target = slots.allocate().map_err(err)?;
+        let target = cap::allocate_slot().map_err(err)?;
         let moved = again.move_to(target).map_err(err)?;
         expect(
             cap::identify(again.slot()),
@@ -276,15 +281,15 @@ fn main(boot: &BootInfo<'_>) -> i32 {
     });
 
     suite.run("revoke_removes_all_derived_capabilities", || {
-        let endpoint = untyped.retype_one::<Endpoint>(&mut slots, 0).map_err(err)?;
+        let endpoint = untyped.retype_one::<Endpoint>(0).map_err(err)?;
         let a = endpoint
-            .copy(slots.allocate().map_err(err)?, rights::ALL)
+            .copy(cap::allocate_slot().map_err(err)?, rights::ALL)
             .map_err(err)?;
         let b = a
-            .copy(slots.allocate().map_err(err)?, rights::READ)
+            .copy(cap::allocate_slot().map_err(err)?, rights::READ)
             .map_err(err)?;
         let c = endpoint
-            .mint(slots.allocate().map_err(err)?, rights::ALL, 9)
+            .mint(cap::allocate_slot().map_err(err)?, rights::ALL, 9)
             .map_err(err)?;
         let removed = endpoint.revoke().map_err(err)?;
         check!(removed == 3, "revoke removed {removed}");
@@ -309,8 +314,8 @@ fn main(boot: &BootInfo<'_>) -> i32 {
 
     suite.run("untyped_runs_out_and_revoke_reclaims", || {
         // A 64 KiB untyped holds exactly sixteen 4 KiB frames.
-        let small = untyped.retype_one::<Untyped>(&mut slots, 16).map_err(err)?;
-        let first = slots.allocate_range(17).map_err(err)?;
+        let small = untyped.retype_one::<Untyped>(16).map_err(err)?;
+        let first = cap::allocate_slots(17).map_err(err)?;
         let base = small.retype::<Frame4K>(0, first, 16).map_err(err)?;
         expect(
             small.retype::<Frame4K>(0, first + 16, 1),
@@ -328,13 +333,17 @@ fn main(boot: &BootInfo<'_>) -> i32 {
     });
 
     suite.run("exhausting_all_ram_leaves_the_kernel_working", || {
+        // A thread and a notification made beforehand must keep working.
+        let notification: Cap<Notification> = untyped.retype_one(0).map_err(err)?;
+        WAKE.store(notification.slot(), Ordering::SeqCst);
+        let waiter = thread::spawn(wait_for_signal, 0, 128).map_err(|e| format!("spawn: {e:?}"))?;
         // Retype every RAM untyped into frames until each refuses.
         let mut frames = 0u64;
         let mut refused = 0;
         for i in 0..caps.untyped.count {
             let source = Cap::<Untyped>::from_slot(u64::from(caps.untyped.start + i));
             loop {
-                let slot = slots.allocate().map_err(err)?;
+                let slot = cap::allocate_slot().map_err(err)?;
                 let result = source
                     .retype::<Frame2M>(0, slot, 1)
                     .or_else(|_| source.retype::<Frame4K>(0, slot, 1));
@@ -350,12 +359,19 @@ fn main(boot: &BootInfo<'_>) -> i32 {
         }
         check!(refused == caps.untyped.count, "every untyped refused");
         println!("[capabilities] retyped {frames} frames before running out");
-        // The kernel still creates threads (its own memory is separate) and prints.
-        let worker =
-            thread::spawn(|n| n as u64 * 3, 5, 128).map_err(|e| format!("spawn: {e:?}"))?;
+        // No memory for another thread: a typed error, nothing else.
+        let refused_spawn = thread::spawn(|n| n as u64, 0, 128);
         check!(
-            worker.join() == kaal_user::sys::ThreadState::Exited(15),
-            "thread after exhaustion"
+            refused_spawn.err() == Some(Error::NotEnoughMemory),
+            "spawn without memory: {:?}",
+            refused_spawn
+        );
+        // The existing thread still runs and is woken through its notification.
+        notification.signal().map_err(err)?;
+        check!(
+            waiter.join() == kaal_user::sys::ThreadState::Exited(1),
+            "waiter {:?}",
+            waiter.state()
         );
         // And everything comes back.
         for i in 0..caps.untyped.count {
@@ -363,9 +379,12 @@ fn main(boot: &BootInfo<'_>) -> i32 {
                 .revoke()
                 .map_err(err)?;
         }
-        untyped
-            .retype_one::<Endpoint>(&mut slots, 0)
-            .map_err(|e| format!("after reclaim: {e:?}"))?;
+        let worker = thread::spawn(|n| n as u64 * 3, 5, 128)
+            .map_err(|e| format!("spawn after reclaim: {e:?}"))?;
+        check!(
+            worker.join() == kaal_user::sys::ThreadState::Exited(15),
+            "thread after reclaim"
+        );
         Ok(())
     });
 

@@ -6,8 +6,11 @@
 
 extern crate alloc;
 
+use alloc::format;
+use kaal_abi::slots;
 use kaal_abi::{Error, Syscall, layout};
 use kaal_test_harness::{Suite, check};
+use kaal_user::cap::{Cap, Endpoint, Frame4K, Tcb, Untyped, raw_syscall6};
 use kaal_user::sys::{self, raw_syscall};
 use kaal_user::{BootInfo, bootinfo};
 
@@ -39,15 +42,14 @@ fn expect_ok(number: Syscall, args: [u64; 4]) -> Result<u64, alloc::string::Stri
     Ok(value)
 }
 
-extern "C" fn never_started(_: usize) -> ! {
-    sys::thread_exit(0)
+fn raw6(number: Syscall, args: [u64; 6]) -> u64 {
+    raw_syscall6(number as u64, args).0
 }
 
-fn main(_boot: &BootInfo<'_>) -> i32 {
+fn main(boot: &BootInfo<'_>) -> i32 {
     let mut suite = Suite::new("syscalls");
     let kernel_address = 0xffff_ff80_4008_0000u64;
     let unmapped = 0x7654_3000u64;
-    let text = never_started as *const () as usize as u64;
     let rodata = READ_ONLY.as_ptr() as u64;
     let stack_probe = [0u8; 64];
     let stack = stack_probe.as_ptr() as u64;
@@ -111,69 +113,113 @@ fn main(_boot: &BootInfo<'_>) -> i32 {
         )?;
         Ok(())
     });
-    suite.run("thread_create_rejects_bad_arguments", || {
-        let top = (stack + 64) & !15;
-        expect_error(
-            Syscall::ThreadCreate,
-            [rodata, top, 0, 128],
-            Error::BadAddress,
-        )?;
-        expect_error(
-            Syscall::ThreadCreate,
-            [unmapped, top, 0, 128],
-            Error::BadAddress,
-        )?;
-        expect_error(
-            Syscall::ThreadCreate,
-            [kernel_address, top, 0, 128],
-            Error::BadAddress,
-        )?;
-        expect_error(
-            Syscall::ThreadCreate,
-            [text, top + 8, 0, 128],
-            Error::InvalidArgument,
-        )?;
-        expect_error(
-            Syscall::ThreadCreate,
-            [text, unmapped, 0, 128],
-            Error::BadAddress,
-        )?;
-        expect_error(
-            Syscall::ThreadCreate,
-            [text, (rodata + 16) & !15, 0, 128],
-            Error::BadAddress,
-        )?;
-        expect_error(
-            Syscall::ThreadCreate,
-            [text, top, 0, 256],
-            Error::InvalidArgument,
-        )?;
-        expect_error(
-            Syscall::ThreadCreate,
-            [text, top, 0, 129],
-            Error::InvalidArgument,
-        )?;
-        expect_error(Syscall::ThreadCreate, [text, 0, 0, 128], Error::BadAddress)?;
+    suite.run("tcb_calls_reject_bad_arguments", || {
+        let untyped = kaal_user::cap::largest_ram_untyped(boot).ok_or("no RAM untyped")?;
+        let tcb: Cap<Tcb> = untyped.retype_one(0).map_err(|e| format!("{e:?}"))?;
+        let endpoint: Cap<Endpoint> = untyped.retype_one(0).map_err(|e| format!("{e:?}"))?;
+        let frame: Cap<Frame4K> = untyped.retype_one(0).map_err(|e| format!("{e:?}"))?;
+        let cnode = slots::ROOT_CNODE;
+        let space = slots::ROOT_ADDRESS_SPACE;
+        let t = tcb.slot();
+        let configure = |args: [u64; 5]| {
+            raw6(
+                Syscall::TcbConfigure,
+                [t, args[0], args[1], args[2], args[3], args[4]],
+            )
+        };
+        check!(
+            configure([endpoint.slot(), space, 0, 0, 0]) == Error::WrongObjectType as u64,
+            "CSpace not a CNode"
+        );
+        check!(
+            configure([4000, space, 0, 0, 0]) == Error::InvalidCapability as u64,
+            "CSpace slot empty"
+        );
+        check!(
+            configure([cnode, cnode, 0, 0, 0]) == Error::WrongObjectType as u64,
+            "address space not one"
+        );
+        check!(
+            configure([cnode, space, frame.slot(), 0x1234, 0]) == Error::Alignment as u64,
+            "IPC buffer misaligned"
+        );
+        check!(
+            configure([cnode, space, endpoint.slot(), 0x5000_0000, 0])
+                == Error::WrongObjectType as u64,
+            "IPC buffer not a frame"
+        );
+        check!(
+            raw6(
+                Syscall::TcbConfigure,
+                [endpoint.slot(), cnode, space, 0, 0, 0]
+            ) == Error::WrongObjectType as u64,
+            "configure a non-TCB"
+        );
+        check!(
+            raw6(Syscall::TcbResume, [t, 0, 0, 0, 0, 0]) == Error::IllegalOperation as u64,
+            "resume unconfigured"
+        );
+        check!(
+            raw6(Syscall::TcbWriteRegisters, [t, kernel_address, 0, 0, 0, 0])
+                == Error::BadAddress as u64,
+            "registers from kernel memory"
+        );
+        check!(
+            raw6(Syscall::TcbWriteRegisters, [t, unmapped, 0, 0, 0, 0]) == Error::BadAddress as u64,
+            "registers from unmapped memory"
+        );
+        check!(
+            raw6(Syscall::TcbReadRegisters, [t, rodata, 0, 0, 0, 0]) == Error::BadAddress as u64,
+            "registers into read-only memory"
+        );
+        check!(
+            raw6(
+                Syscall::TcbWriteRegisters,
+                [slots::ROOT_TCB, stack, 0, 0, 0, 0]
+            ) == Error::IllegalOperation as u64,
+            "write own registers"
+        );
+        check!(
+            raw6(Syscall::TcbSetPriority, [t, 256, 0, 0, 0, 0]) == Error::InvalidArgument as u64,
+            "priority 256"
+        );
+        check!(
+            raw6(Syscall::TcbSetPriority, [t, 129, 0, 0, 0, 0]) == Error::InvalidArgument as u64,
+            "priority above the caller"
+        );
+        check!(
+            raw6(Syscall::TcbStatus, [endpoint.slot(), 0, 0, 0, 0, 0])
+                == Error::WrongObjectType as u64,
+            "status of a non-TCB"
+        );
+        // Registers written are read back, and a new thread is inactive.
+        let mut registers = kaal_abi::UserRegisters {
+            sp: 0x1230,
+            pc: 0x40_0000,
+            ..Default::default()
+        };
+        registers.x[7] = 77;
+        tcb.write_registers(&registers)
+            .map_err(|e| format!("write: {e:?}"))?;
+        check!(
+            tcb.read_registers() == Ok(registers),
+            "registers read back differ"
+        );
+        check!(
+            tcb.status() == Ok(kaal_user::sys::ThreadState::Inactive),
+            "new thread {:?}",
+            tcb.status()
+        );
+        check!(
+            configure([cnode, space, frame.slot(), 0x5000_0000, 0]) == 0,
+            "valid configure"
+        );
+        tcb.delete().map_err(|e| format!("{e:?}"))?;
         Ok(())
     });
-    suite.run("thread_status_and_id", || {
+    suite.run("thread_id", || {
         let me = expect_ok(Syscall::ThreadId, [0; 4])?;
-        check!(me == sys::thread_id().0, "thread ids differ");
-        let (status, state, _) = raw_syscall(Syscall::ThreadStatus as u64, [me, 0, 0, 0]);
-        check!(
-            status == 0 && state == kaal_abi::ThreadStatus::Alive as u64,
-            "own status {status}/{state}"
-        );
-        expect_error(
-            Syscall::ThreadStatus,
-            [u64::MAX, 0, 0, 0],
-            Error::NoSuchThread,
-        )?;
-        expect_error(
-            Syscall::ThreadStatus,
-            [1 << 20, 0, 0, 0],
-            Error::NoSuchThread,
-        )?;
+        check!(me != 0 && me == sys::thread_id().0, "thread ids differ");
         Ok(())
     });
     suite.run("yield_succeeds", || {
@@ -201,7 +247,7 @@ fn main(_boot: &BootInfo<'_>) -> i32 {
             let calls = [
                 Syscall::ConsoleWrite,
                 Syscall::Yield,
-                Syscall::ThreadStatus,
+                Syscall::TcbStatus,
                 Syscall::ThreadId,
             ];
             let call = calls[(next() % calls.len() as u64) as usize];

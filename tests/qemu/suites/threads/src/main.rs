@@ -10,7 +10,8 @@ use core::hint::black_box;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use kaal_abi::Error;
 use kaal_test_harness::{Suite, check};
-use kaal_user::sys::{self, ThreadId, ThreadState};
+use kaal_user::cap::{Cap, Tcb};
+use kaal_user::sys::{self, ThreadState};
 use kaal_user::{BootInfo, println, thread, time};
 
 kaal_user::entry!(main);
@@ -137,9 +138,21 @@ fn main(_boot: &BootInfo<'_>) -> i32 {
         Ok(())
     });
 
-    suite.run("status_of_unknown_thread_is_an_error", || {
-        let result = sys::thread_status(ThreadId(u64::MAX));
-        check!(result == Err(Error::NoSuchThread), "got {:?}", result);
+    suite.run("status_of_a_non_thread_is_an_error", || {
+        let empty = Cap::<Tcb>::from_slot(4000).status();
+        check!(
+            empty == Err(Error::InvalidCapability),
+            "empty slot: {:?}",
+            empty
+        );
+        let not_a_thread = Cap::<Tcb>::from_slot(kaal_abi::slots::ROOT_CNODE).status();
+        check!(
+            not_a_thread == Err(Error::WrongObjectType),
+            "CNode slot: {:?}",
+            not_a_thread
+        );
+        let me = Cap::<Tcb>::from_slot(kaal_abi::slots::ROOT_TCB).status();
+        check!(me == Ok(ThreadState::Alive), "own status: {:?}", me);
         Ok(())
     });
 
