@@ -34,6 +34,9 @@ struct Suite {
     package: String,
     /// Lines of `expect.txt`.
     expected: Vec<String>,
+    /// Further binaries of the suite's package to put in its component archive, named
+    /// one per line in `components.txt`.
+    components: Vec<String>,
 }
 
 fn qemu_workspace() -> Workspace {
@@ -63,10 +66,15 @@ fn discover() -> Result<Vec<Suite>> {
             Ok(text) => serial::parse_expectations(&text),
             Err(_) => Vec::new(),
         };
+        let components = match std::fs::read_to_string(path.join("components.txt")) {
+            Ok(text) => serial::parse_expectations(&text),
+            Err(_) => Vec::new(),
+        };
         suites.push(Suite {
             package: format!("suite-{name}"),
             name,
             expected,
+            components,
         });
     }
     suites.sort_by(|a, b| a.name.cmp(&b.name));
@@ -94,7 +102,18 @@ fn build(ws: &Workspace, suites: &[Suite]) -> Vec<(Suite, Result<Image, String>)
         .zip(elfs)
         .map(|(suite, elf)| {
             let image = elf.and_then(|elf| {
-                let components = [Component::new(kaal_build::ROOT_TASK, elf)];
+                let mut components = vec![Component::new(kaal_build::ROOT_TASK, elf)];
+                let extra: Vec<Bin> = suite
+                    .components
+                    .iter()
+                    .map(|bin| Bin::new(&suite.package, bin))
+                    .collect();
+                if !extra.is_empty() {
+                    let elfs = ws.build_user(&extra).map_err(|e| e.to_string())?;
+                    for (bin, elf) in suite.components.iter().zip(elfs) {
+                        components.push(Component::new(bin.as_str(), elf));
+                    }
+                }
                 link_image(ws, &suite.package, &Bin::package(TEST_KERNEL), &components)
                     .map_err(|e| e.to_string())
             });

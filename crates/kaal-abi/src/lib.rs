@@ -174,6 +174,26 @@ numbered! {
         /// `tcb_bind_notification(tcb, notification)`: signals to the notification wake
         /// the thread while it waits in `recv` on any endpoint.
         TcbBindNotification = 33,
+        /// `page_table_map(table, address_space, vaddr)`: links a page-table object in as
+        /// the first missing translation level on the way to `vaddr` (level 2, then 3).
+        PageTableMap = 34,
+        /// `frame_map(frame, address_space, vaddr, rights, attributes)`: maps a frame at
+        /// `vaddr` (aligned to the frame size) with `rights` (read/write bits, at most the
+        /// capability's) and [`map_attributes`]. Writable and executable together is
+        /// refused. One capability maps once; copy it to map the frame again.
+        FrameMap = 35,
+        /// `frame_unmap(frame)`: removes the mapping made through this capability.
+        FrameUnmap = 36,
+        /// `cap_copy_to(source, cnode, index, rights)`: copies a capability into slot
+        /// `index` of another CNode (named by a CNode capability in the caller's CSpace):
+        /// how a task hands capabilities to a task it builds.
+        CapCopyTo = 37,
+        /// `cap_mint_to(source, cnode, index, rights, badge)`: as `cap_copy_to`, setting
+        /// the badge.
+        CapMintTo = 38,
+        /// `cap_move_to(source, cnode, index)`: moves a capability into slot `index` of
+        /// another CNode (how untyped memory is handed to another task).
+        CapMoveTo = 39,
     }
     from_number
 }
@@ -225,6 +245,15 @@ numbered! {
         /// A non-blocking operation would have had to wait.
         #[error("operation would block")]
         WouldBlock = 14,
+        /// Something is already mapped there, or the capability is already mapped.
+        #[error("already mapped")]
+        AlreadyMapped = 15,
+        /// The capability is not mapped.
+        #[error("not mapped")]
+        NotMapped = 16,
+        /// A page table the mapping needs is missing; map one with `page_table_map`.
+        #[error("page table missing")]
+        MissingPageTable = 17,
     }
     from_code
 }
@@ -372,6 +401,16 @@ pub mod slots {
     pub const IRQ_CONTROL: u64 = 2;
     /// Number of slots in the root CNode, as a power of two.
     pub const ROOT_CNODE_RADIX: u8 = 12;
+}
+
+/// Attribute bits of `frame_map`.
+pub mod map_attributes {
+    /// Executable (never together with write).
+    pub const EXECUTE: u64 = 1 << 0;
+    /// Normal memory, not cached.
+    pub const UNCACHED: u64 = 1 << 1;
+    /// Device memory (nGnRE), for MMIO registers.
+    pub const DEVICE: u64 = 1 << 2;
 }
 
 /// Capability rights, as bits. Minting and copying can only remove rights.

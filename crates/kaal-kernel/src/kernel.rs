@@ -146,6 +146,11 @@ impl Kernel {
         self.asids[asid as usize] = root;
     }
 
+    /// The address-space root of each ASID (0 = free).
+    pub(crate) fn asid_table(&self) -> &[u64; ASIDS] {
+        &self.asids
+    }
+
     fn free_asids(&self) -> usize {
         self.asids[1..].iter().filter(|&&root| root == 0).count()
     }
@@ -291,6 +296,9 @@ impl Kernel {
             Syscall::CapCopy => caps.derive(args[0], args[1], args[2], None),
             Syscall::CapMint => caps.derive(args[0], args[1], args[2], Some(args[3])),
             Syscall::CapMove => caps.move_cap(args[0], args[1]),
+            Syscall::CapCopyTo => caps.derive_to(args[0], args[1], args[2], args[3], None),
+            Syscall::CapMintTo => caps.derive_to(args[0], args[1], args[2], args[3], Some(args[4])),
+            Syscall::CapMoveTo => caps.move_to(args[0], args[1], args[2]),
             Syscall::CapDelete => {
                 let mut outcomes = Vec::new();
                 let result = caps.delete(args[0], |outcome| outcomes.push(*outcome));
@@ -362,6 +370,9 @@ impl Kernel {
             Syscall::Wait => self.wait(&cspace, args[0], true),
             Syscall::Poll => self.wait(&cspace, args[0], false),
             Syscall::TcbBindNotification => self.bind_notification(&cspace, args[0], args[1]),
+            Syscall::PageTableMap => self.page_table_map(&cspace, args),
+            Syscall::FrameMap => self.frame_map(&cspace, args),
+            Syscall::FrameUnmap => self.frame_unmap(&cspace, args[0]),
             Syscall::TcbStatus => {
                 let thread = self.lookup_tcb(&cspace, args[0])?;
                 // SAFETY: a TCB capability names a live TCB.
@@ -606,6 +617,10 @@ impl Kernel {
         let mut cnodes = Vec::new();
         loop {
             while let Some(outcome) = work.pop() {
+                // Every frame capability carries its own mapping.
+                if outcome.cap.object_type.is_frame() {
+                    self.unmap_frame(&outcome.cap);
+                }
                 if outcome.last_reference {
                     self.destroy_object(&outcome.cap, &mut work, &mut cnodes);
                 }
@@ -659,6 +674,7 @@ impl Kernel {
                 }
             }
             ObjectType::CNode => cnodes.push(*cap),
+            ObjectType::PageTable => self.unmap_page_table(cap),
             ObjectType::Endpoint => self.cancel_all_waiters(cap.object),
             ObjectType::Notification => {
                 self.cancel_all_waiters(cap.object);

@@ -53,6 +53,8 @@ mod ipc;
 #[cfg(target_os = "none")]
 pub mod kernel;
 #[cfg(target_os = "none")]
+mod mapping;
+#[cfg(target_os = "none")]
 mod memory;
 #[cfg(target_os = "none")]
 mod objects;

@@ -144,6 +144,47 @@ impl CapabilityCalls<'_> {
         Ok((0, 0))
     }
 
+    /// Slot `index` of the CNode named by capability `cnode` (which needs the write
+    /// right).
+    fn foreign_slot(&self, cnode: u64, index: u64) -> Result<SlotRef, Error> {
+        let target = CSpace::new(&mut KernelSlots)
+            .lookup(self.slot(cnode)?)
+            .map_err(abi_error)?;
+        if target.object_type != ObjectType::CNode {
+            return Err(Error::WrongObjectType);
+        }
+        if !target.rights.contains(Rights::WRITE) {
+            return Err(Error::MissingRights);
+        }
+        resolve(&target, index)
+    }
+
+    /// `cap_copy_to` and `cap_mint_to`.
+    pub fn derive_to(
+        &self,
+        source: u64,
+        cnode: u64,
+        index: u64,
+        rights: u64,
+        badge: Option<u64>,
+    ) -> CallResult {
+        let rights = Rights::from_bits(rights).ok_or(Error::InvalidArgument)?;
+        let (from, to) = (self.slot(source)?, self.foreign_slot(cnode, index)?);
+        CSpace::new(&mut KernelSlots)
+            .derive(from, to, rights, badge)
+            .map_err(abi_error)?;
+        Ok((0, 0))
+    }
+
+    /// `cap_move_to`.
+    pub fn move_to(&self, source: u64, cnode: u64, index: u64) -> CallResult {
+        let (from, to) = (self.slot(source)?, self.foreign_slot(cnode, index)?);
+        CSpace::new(&mut KernelSlots)
+            .move_cap(from, to)
+            .map_err(abi_error)?;
+        Ok((0, 0))
+    }
+
     /// `cap_move`.
     pub fn move_cap(&self, source: u64, destination: u64) -> CallResult {
         let (from, to) = (self.slot(source)?, self.slot(destination)?);

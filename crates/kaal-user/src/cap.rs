@@ -344,3 +344,107 @@ impl Cap<Tcb> {
         .map(|_| ())
     }
 }
+
+impl<T: ObjectKind> Cap<T> {
+    /// Copies the capability into slot `index` of another CNode (`cnode`, a CNode
+    /// capability in this task's CSpace), keeping only `rights`.
+    pub fn copy_to(&self, cnode: Cap<CNode>, index: u64, rights: u64) -> Result<(), Error> {
+        call(
+            Syscall::CapCopyTo,
+            [self.slot, cnode.slot(), index, rights, 0, 0],
+        )
+        .map(|_| ())
+    }
+
+    /// Moves the capability into slot `index` of another CNode.
+    pub fn move_to_cnode(self, cnode: Cap<CNode>, index: u64) -> Result<(), Error> {
+        call(
+            Syscall::CapMoveTo,
+            [self.slot, cnode.slot(), index, 0, 0, 0],
+        )
+        .map(|_| ())
+    }
+
+    /// As [`Cap::copy_to`], with a badge.
+    pub fn mint_to(
+        &self,
+        cnode: Cap<CNode>,
+        index: u64,
+        rights: u64,
+        badge: u64,
+    ) -> Result<(), Error> {
+        call(
+            Syscall::CapMintTo,
+            [self.slot, cnode.slot(), index, rights, badge, 0],
+        )
+        .map(|_| ())
+    }
+}
+
+/// Frames: mapping and unmapping.
+pub trait Frame: ObjectKind {
+    /// Size in bytes.
+    const BYTES: u64;
+}
+impl Frame for Frame4K {
+    const BYTES: u64 = 4096;
+}
+impl Frame for Frame2M {
+    const BYTES: u64 = 2 * 1024 * 1024;
+}
+
+impl<T: Frame> Cap<T> {
+    /// Maps the frame at `vaddr` in `space` with `rights` (read/write bits) and
+    /// `attributes` (`kaal_abi::map_attributes`).
+    pub fn map(
+        &self,
+        space: Cap<AddressSpace>,
+        vaddr: u64,
+        rights: u64,
+        attributes: u64,
+    ) -> Result<(), Error> {
+        call(
+            Syscall::FrameMap,
+            [self.slot, space.slot(), vaddr, rights, attributes, 0],
+        )
+        .map(|_| ())
+    }
+
+    /// Removes the mapping made through this capability.
+    pub fn unmap(&self) -> Result<(), Error> {
+        call(Syscall::FrameUnmap, [self.slot, 0, 0, 0, 0, 0]).map(|_| ())
+    }
+}
+
+impl Cap<PageTable> {
+    /// Links the table into `space` as the first missing level on the way to `vaddr`;
+    /// returns the level (2 or 3).
+    pub fn map(&self, space: Cap<AddressSpace>, vaddr: u64) -> Result<u32, Error> {
+        call(
+            Syscall::PageTableMap,
+            [self.slot, space.slot(), vaddr, 0, 0, 0],
+        )
+        .map(|(level, _)| level as u32)
+    }
+}
+
+/// Maps `frame` at `vaddr` in `space`, first creating (from `untyped`) and linking any
+/// page tables the address needs.
+pub fn map_with_tables<T: Frame>(
+    frame: Cap<T>,
+    space: Cap<AddressSpace>,
+    vaddr: u64,
+    rights: u64,
+    attributes: u64,
+    untyped: Cap<Untyped>,
+) -> Result<(), Error> {
+    loop {
+        match frame.map(space, vaddr, rights, attributes) {
+            Err(Error::MissingPageTable) => {
+                let table: Cap<PageTable> = untyped.retype_one(0)?;
+                table.map(space, vaddr)?;
+            }
+            other => return other,
+        }
+    }
+}

@@ -32,6 +32,8 @@ extern crate alloc;
 
 pub mod cap;
 pub mod ipc;
+pub mod memory;
+pub mod process;
 pub mod sys;
 pub mod thread;
 pub mod time;
@@ -42,7 +44,7 @@ mod runtime;
 
 pub use console::{_print, Console};
 #[cfg(target_os = "none")]
-pub use runtime::{boot_info, start_arguments};
+pub use runtime::{boot_info, components, start_arguments};
 
 /// The boot info (off target there is none).
 #[cfg(not(target_os = "none"))]
@@ -51,6 +53,13 @@ pub fn boot_info() -> Result<BootInfo<'static>, kaal_bootinfo::BootInfoError> {
         needed: 8,
         available: 0,
     })
+}
+
+/// The component archive (off target there is none).
+#[cfg(not(target_os = "none"))]
+pub fn components()
+-> Result<kaal_bootinfo::archive::Archive<'static>, kaal_bootinfo::archive::ArchiveError> {
+    kaal_bootinfo::archive::Archive::parse(&[])
 }
 
 /// `x0` and `x1` as the task started (off target, zeros).

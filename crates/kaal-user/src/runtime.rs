@@ -44,6 +44,25 @@ pub fn boot_info() -> Result<BootInfo<'static>, kaal_bootinfo::BootInfoError> {
     BootInfo::from_bytes(bytes)
 }
 
+/// The component archive the kernel mapped read-only into the root task.
+pub fn components()
+-> Result<kaal_bootinfo::archive::Archive<'static>, kaal_bootinfo::archive::ArchiveError> {
+    let size = boot_info()
+        .map(|boot| boot.archive())
+        .ok()
+        .filter(|a| a.user_vaddr != 0)
+        .map_or(0, |a| a.size_bytes);
+    if size == 0 {
+        return kaal_bootinfo::archive::Archive::parse(&[]);
+    }
+    // SAFETY: the boot info says the kernel mapped `size` bytes of archive read-only at
+    // `ARCHIVE_VADDR` for the root task's whole life; nothing writes them.
+    let bytes = unsafe {
+        core::slice::from_raw_parts(kaal_abi::layout::ARCHIVE_VADDR as *const u8, size as usize)
+    };
+    kaal_bootinfo::archive::Archive::parse(bytes)
+}
+
 /// `x0` and `x1` as the task started.
 pub fn start_arguments() -> (usize, usize) {
     START_ARGUMENTS.get().copied().unwrap_or((0, 0))
@@ -59,6 +78,8 @@ extern "C" fn kaal_user_start(boot_info: usize, boot_info_bytes: usize) -> ! {
             .init((&raw mut HEAP_MEMORY).cast::<u8>(), HEAP_BYTES)
     };
     START_ARGUMENTS.call_once(|| (boot_info, boot_info_bytes));
+    let own = crate::process::CHILD_OWN_SLOTS;
+    crate::cap::init_slots(crate::cap::SlotAllocator::new(own.start, own.end));
     if let Ok(boot) = self::boot_info() {
         crate::cap::init_slots(crate::cap::SlotAllocator::from_boot_info(&boot));
         if let Some(untyped) = crate::cap::largest_ram_untyped(&boot) {

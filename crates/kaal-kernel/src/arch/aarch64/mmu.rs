@@ -100,3 +100,21 @@ pub fn flush_tlb() {
         );
     }
 }
+
+/// Invalidates the TLB entries for `virtual_address` tagged with `asid`, after a
+/// translation-table entry was cleared.
+pub fn flush_page(asid: u16, virtual_address: u64) {
+    let operand = (u64::from(asid) << 48) | ((virtual_address >> 12) & ((1 << 44) - 1));
+    // SAFETY: TLB invalidation only drops cached translations.
+    unsafe {
+        asm!("dsb ishst", "tlbi vae1, {}", "dsb nsh", "isb", in(reg) operand, options(nostack));
+    }
+}
+
+/// Invalidates every TLB entry tagged with `asid`.
+pub fn flush_asid(asid: u16) {
+    // SAFETY: TLB invalidation only drops cached translations.
+    unsafe {
+        asm!("dsb ishst", "tlbi aside1, {}", "dsb nsh", "isb", in(reg) u64::from(asid) << 48, options(nostack));
+    }
+}

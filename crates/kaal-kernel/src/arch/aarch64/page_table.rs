@@ -170,6 +170,9 @@ pub enum MapError {
     /// No memory for a translation table.
     #[error("out of memory for translation tables")]
     OutOfMemory,
+    /// A translation table the mapping needs is not there (user-managed tables).
+    #[error("no translation table at level {0} for this address")]
+    MissingTable(u32),
 }
 
 /// Access to physical memory holding translation tables.
@@ -307,6 +310,129 @@ impl TranslationTable {
             }
         }
         Ok(())
+    }
+
+    /// Walks existing tables to the table at `level` for `va` (no allocation).
+    fn walk_existing(
+        &self,
+        memory: &mut impl TableMemory,
+        va: u64,
+        level: u32,
+    ) -> Result<u64, MapError> {
+        let mut table = self.root;
+        for current in 1..level {
+            let entry = memory.table(table)[index(va, current)];
+            if entry & VALID == 0 {
+                return Err(MapError::MissingTable(current + 1));
+            }
+            if entry & TABLE_OR_PAGE == 0 {
+                return Err(MapError::AlreadyMapped(va));
+            }
+            table = entry & ADDRESS_MASK;
+        }
+        Ok(table)
+    }
+
+    /// Maps a 4 KiB page (`block` false) or a 2 MiB block through tables that must
+    /// already exist: for address spaces whose tables user space supplies.
+    pub fn map_existing(
+        &mut self,
+        memory: &mut impl TableMemory,
+        virtual_address: u64,
+        physical: u64,
+        attrs: PageAttrs,
+        block: bool,
+    ) -> Result<(), MapError> {
+        let bits = attrs.descriptor_bits()?;
+        let (size, level, kind) = if block {
+            (BLOCK_2M, 2, 0)
+        } else {
+            (PAGE_SIZE, 3, TABLE_OR_PAGE)
+        };
+        let va = Self::check(virtual_address, physical, size)?;
+        let table = self.walk_existing(memory, va, level)?;
+        let slot = &mut memory.table(table)[index(va, level)];
+        if *slot & VALID != 0 {
+            return Err(MapError::AlreadyMapped(virtual_address));
+        }
+        *slot = physical | bits | VALID | kind;
+        Ok(())
+    }
+
+    /// Links the (zeroed) table at `table` in as the first missing level on the way to
+    /// `virtual_address`, and returns that level (2 or 3).
+    pub fn install_table(
+        &mut self,
+        memory: &mut impl TableMemory,
+        virtual_address: u64,
+        table: u64,
+    ) -> Result<u32, MapError> {
+        let va = Self::check(virtual_address & !(PAGE_SIZE - 1), table, PAGE_SIZE)?;
+        let mut parent = self.root;
+        for level in 1..3 {
+            let slot = index(va, level);
+            let entry = memory.table(parent)[slot];
+            if entry & VALID == 0 {
+                memory.table(parent)[slot] = table | VALID | TABLE_OR_PAGE;
+                return Ok(level + 1);
+            }
+            if entry & TABLE_OR_PAGE == 0 {
+                return Err(MapError::AlreadyMapped(virtual_address));
+            }
+            parent = entry & ADDRESS_MASK;
+        }
+        Err(MapError::AlreadyMapped(virtual_address))
+    }
+
+    /// Removes the page (`block` false) or block at `virtual_address` if it maps
+    /// `physical`; returns whether it did.
+    pub fn unmap(
+        &mut self,
+        memory: &mut impl TableMemory,
+        virtual_address: u64,
+        physical: u64,
+        block: bool,
+    ) -> bool {
+        let level = if block { 2 } else { 3 };
+        let Ok(va) = Self::check(virtual_address, physical, PAGE_SIZE) else {
+            return false;
+        };
+        let Ok(table) = self.walk_existing(memory, va, level) else {
+            return false;
+        };
+        let slot = &mut memory.table(table)[index(va, level)];
+        let kind = if block { 0 } else { TABLE_OR_PAGE };
+        if *slot & VALID != 0 && *slot & TABLE_OR_PAGE == kind && *slot & ADDRESS_MASK == physical {
+            *slot = 0;
+            return true;
+        }
+        false
+    }
+
+    /// Unlinks the table at `table` that was installed at `level` for `virtual_address`;
+    /// returns whether it was there.
+    pub fn unlink_table(
+        &mut self,
+        memory: &mut impl TableMemory,
+        virtual_address: u64,
+        level: u32,
+        table: u64,
+    ) -> bool {
+        if !(2..=3).contains(&level) {
+            return false;
+        }
+        let Ok(va) = Self::check(virtual_address & !(PAGE_SIZE - 1), table, PAGE_SIZE) else {
+            return false;
+        };
+        let Ok(parent) = self.walk_existing(memory, va, level - 1) else {
+            return false;
+        };
+        let slot = &mut memory.table(parent)[index(va, level - 1)];
+        if *slot & VALID != 0 && *slot & TABLE_OR_PAGE != 0 && *slot & ADDRESS_MASK == table {
+            *slot = 0;
+            return true;
+        }
+        false
     }
 
     /// Translates `virtual_address`: the physical address and the mapping's attributes.
@@ -475,6 +601,60 @@ mod tests {
         assert_eq!(
             table.translate(&mut memory, 0x20_0000).unwrap().0,
             0x4020_0000
+        );
+    }
+
+    #[test]
+    fn user_managed_tables() {
+        let mut memory = FakeMemory::default();
+        let mut table = TranslationTable::new(&mut memory).unwrap();
+        let rw = PageAttrs::user(true, false);
+        assert_eq!(
+            table.map_existing(&mut memory, 0x40_0000, 0x5000_0000, rw, false),
+            Err(MapError::MissingTable(2))
+        );
+        let l2 = memory.allocate_table().unwrap();
+        assert_eq!(table.install_table(&mut memory, 0x40_0000, l2), Ok(2));
+        assert_eq!(
+            table.map_existing(&mut memory, 0x40_0000, 0x5000_0000, rw, false),
+            Err(MapError::MissingTable(3))
+        );
+        // A 2 MiB block needs only the L2 table.
+        table
+            .map_existing(&mut memory, 0x60_0000, 0x5020_0000, rw, true)
+            .unwrap();
+        assert_eq!(
+            table.translate(&mut memory, 0x61_2345),
+            Some((0x5021_2345, rw))
+        );
+        let l3 = memory.allocate_table().unwrap();
+        assert_eq!(table.install_table(&mut memory, 0x40_0000, l3), Ok(3));
+        assert_eq!(
+            table.install_table(&mut memory, 0x40_0000, l3),
+            Err(MapError::AlreadyMapped(0x40_0000))
+        );
+        assert_eq!(
+            table.install_table(&mut memory, 0x60_0000, l3),
+            Err(MapError::AlreadyMapped(0x60_0000))
+        );
+        table
+            .map_existing(&mut memory, 0x40_0000, 0x5000_0000, rw, false)
+            .unwrap();
+        assert_eq!(
+            table.map_existing(&mut memory, 0x40_0000, 0x5000_1000, rw, false),
+            Err(MapError::AlreadyMapped(0x40_0000))
+        );
+        // Unmapping checks what is mapped.
+        assert!(!table.unmap(&mut memory, 0x40_0000, 0x5000_1000, false));
+        assert!(table.unmap(&mut memory, 0x40_0000, 0x5000_0000, false));
+        assert_eq!(table.translate(&mut memory, 0x40_0000), None);
+        assert!(table.unmap(&mut memory, 0x60_0000, 0x5020_0000, true));
+        assert!(!table.unlink_table(&mut memory, 0x40_0000, 3, l2));
+        assert!(table.unlink_table(&mut memory, 0x40_0000, 3, l3));
+        assert!(table.unlink_table(&mut memory, 0x40_0000, 2, l2));
+        assert_eq!(
+            table.map_existing(&mut memory, 0x40_0000, 0x5000_0000, rw, false),
+            Err(MapError::MissingTable(2))
         );
     }
 
