@@ -403,6 +403,36 @@ pub mod slots {
     pub const ROOT_CNODE_RADIX: u8 = 12;
 }
 
+/// Fault messages: what a thread's fault handler receives when the thread faults.
+///
+/// A thread configured with a fault endpoint (`tcb_configure`) that takes a fault the
+/// kernel cannot handle does not stop: the kernel makes it `call` that endpoint with a
+/// message labelled with the fault kind and words [`ADDRESS`], [`PC`], [`SYNDROME`],
+/// [`KIND_DETAIL`]; the badge is that of the thread's fault-endpoint capability. The
+/// handler `reply`s: label [`RESUME`] restarts the faulting instruction (after, say,
+/// mapping the missing page), label [`STOP`] stops the thread as a fault with no handler.
+pub mod fault {
+    /// Translation, permission, access-flag or alignment fault on a data access or
+    /// instruction fetch (`KIND_DETAIL` is 1 for a fetch, 2 for a write, 0 for a read).
+    pub const LABEL_MEMORY: u64 = 1;
+    /// Undefined instruction.
+    pub const LABEL_UNDEFINED: u64 = 2;
+    /// Any other synchronous exception (breakpoint, PC or SP misalignment, ...).
+    pub const LABEL_OTHER: u64 = 3;
+    /// Word 0: the faulting address (`FAR_EL1`) for memory faults.
+    pub const ADDRESS: usize = 0;
+    /// Word 1: the faulting instruction's address.
+    pub const PC: usize = 1;
+    /// Word 2: the exception syndrome (`ESR_EL1`).
+    pub const SYNDROME: usize = 2;
+    /// Word 3: kind-specific detail.
+    pub const KIND_DETAIL: usize = 3;
+    /// Reply label: restart the faulting instruction.
+    pub const RESUME: u64 = 0;
+    /// Reply label: stop the thread.
+    pub const STOP: u64 = 1;
+}
+
 /// Attribute bits of `frame_map`.
 pub mod map_attributes {
     /// Executable (never together with write).

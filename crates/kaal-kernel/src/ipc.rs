@@ -78,8 +78,14 @@ impl Kernel {
     fn transfer(&mut self, sender: ThreadRef, receiver: ThreadRef, badge: u64, can_grant: bool) {
         // SAFETY: both are live TCBs; they are distinct threads.
         let (s, r) = unsafe { (tcb(sender), tcb(receiver)) };
-        let mut info = MessageInfo::from_raw(s.context.x[1]);
-        let words: [u64; REGISTER_MESSAGE_REGISTERS] = core::array::from_fn(|i| s.context.x[2 + i]);
+        // A faulting thread sends the kernel's fault message, not its registers.
+        let source: &[u64] = if s.in_fault {
+            &s.fault_message
+        } else {
+            &s.context.x[1..6]
+        };
+        let mut info = MessageInfo::from_raw(source[0]);
+        let words: [u64; REGISTER_MESSAGE_REGISTERS] = core::array::from_fn(|i| source[1 + i]);
         r.context.x[2..6].copy_from_slice(&words);
         if info.length as usize > REGISTER_MESSAGE_REGISTERS {
             match (ipc_buffer(sender), ipc_buffer(receiver)) {
@@ -143,7 +149,19 @@ impl Kernel {
     ) -> SyscallResult {
         let cap = self.endpoint_cap(cspace, pointer, Rights::WRITE)?;
         let me = self.current.expect("current thread");
-        let can_grant = cap.rights.contains(Rights::GRANT);
+        self.send_from(me, &cap, blocking, is_call)
+    }
+
+    /// Sends from `me` (the current thread, or a thread that faulted) through `cap`.
+    pub(crate) fn send_from(
+        &mut self,
+        me: ThreadRef,
+        cap: &Capability,
+        blocking: bool,
+        is_call: bool,
+    ) -> SyscallResult {
+        // SAFETY: callers pass live TCBs.
+        let can_grant = cap.rights.contains(Rights::GRANT) && !unsafe { tcb(me) }.in_fault;
         // SAFETY: an endpoint capability names a live endpoint.
         let object = unsafe { endpoint(cap.object) };
         let head = object.queue.head;
@@ -266,6 +284,18 @@ impl Kernel {
             return Err(Error::InvalidCapability);
         }
         c.blocked_on = 0;
+        if c.in_fault {
+            // A fault handler's answer: resume at the faulting instruction, or stop.
+            c.in_fault = false;
+            // SAFETY: the replier (the current thread) is live.
+            let label = MessageInfo::from_raw(unsafe { tcb(me) }.context.x[1]).label;
+            if label == kaal_abi::fault::STOP {
+                self.stop(caller, ThreadState::Faulted);
+            } else {
+                self.make_ready(caller);
+            }
+            return Ok(());
+        }
         self.transfer(me, caller, 0, false);
         self.make_ready(caller);
         Ok(())

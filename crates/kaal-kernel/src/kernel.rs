@@ -217,6 +217,7 @@ impl Kernel {
             self.live_threads -= 1;
         }
         t.state = state;
+        t.in_fault = false;
         if self.current == Some(thread) {
             self.reschedule = true;
         }
@@ -684,7 +685,53 @@ impl Kernel {
         }
     }
 
+    /// Sends the current thread's fault to its fault endpoint as a call, if it has a
+    /// usable one; returns whether it did.
+    fn send_fault(&mut self, esr: u64, far: u64, pc: u64) -> bool {
+        let thread = self.current.expect("a fault has a current thread");
+        let (pointer, cspace) = {
+            let t = self.current_thread();
+            (t.fault_endpoint, t.slots[CSPACE_SLOT as usize].cap)
+        };
+        if pointer == 0 {
+            return false;
+        }
+        let Ok(cap) = self.lookup(&cspace, pointer, ObjectType::Endpoint) else {
+            return false;
+        };
+        if !cap.rights.contains(Rights::WRITE) {
+            return false;
+        }
+        let class = ExceptionClass::from_esr(esr);
+        let (label, detail) = if class.is_abort() {
+            let detail = if class == ExceptionClass::DataAbortLower {
+                if esr::is_write(esr) { 2 } else { 0 }
+            } else {
+                1
+            };
+            (kaal_abi::fault::LABEL_MEMORY, detail)
+        } else if class == ExceptionClass::UndefinedInstruction {
+            (kaal_abi::fault::LABEL_UNDEFINED, 0)
+        } else {
+            (kaal_abi::fault::LABEL_OTHER, 0)
+        };
+        let t = self.current_thread();
+        t.fault_message = [
+            kaal_abi::MessageInfo::new(label, 4).to_raw(),
+            far,
+            pc,
+            esr,
+            detail,
+        ];
+        t.in_fault = true;
+        let _ = self.send_from(thread, &cap, true, true);
+        true
+    }
+
     fn user_fault(&mut self, esr: u64, far: u64, pc: u64) {
+        if self.send_fault(esr, far, pc) {
+            return;
+        }
         let thread = self.current.expect("a fault has a current thread");
         let number = self.current_thread().number;
         let class = ExceptionClass::from_esr(esr);

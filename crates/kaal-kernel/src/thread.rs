@@ -86,6 +86,11 @@ pub struct Tcb {
     pub reply_to: ThreadRef,
     /// A notification bound to this thread, 0 for none.
     pub bound_notification: u64,
+    /// Set while the thread is in a fault call: its message is `fault_message`, not its
+    /// registers, and the reply decides whether it resumes.
+    pub in_fault: bool,
+    /// The fault message: `MessageInfo` then four words.
+    pub fault_message: [u64; 5],
 }
 
 const _: () = {
@@ -115,6 +120,8 @@ impl Tcb {
             ipc_can_grant: false,
             reply_to: 0,
             bound_notification: 0,
+            in_fault: false,
+            fault_message: [0; 5],
         }
     }
 

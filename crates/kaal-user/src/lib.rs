@@ -71,7 +71,7 @@ pub use kaal_abi::{Error, ThreadStatus};
 pub use kaal_bootinfo::{self as bootinfo, BootInfo};
 
 /// Size of the heap every task gets (in its `.bss`).
-pub const HEAP_BYTES: usize = 256 * 1024;
+pub const HEAP_BYTES: usize = 1024 * 1024;
 
 /// Declares the root task's `main`: `fn(&BootInfo<'_>) -> i32`.
 #[macro_export]

@@ -31,10 +31,12 @@ struct Start {
     arg: usize,
 }
 
-/// A spawned thread.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A spawned thread. Its stack is freed when [`Thread::join`] sees it has ended.
+#[derive(Debug)]
 pub struct Thread {
     tcb: Cap<Tcb>,
+    /// Address and length of the heap stack, until freed.
+    stack: core::cell::Cell<Option<(usize, usize)>>,
 }
 
 impl Thread {
@@ -48,12 +50,21 @@ impl Thread {
         self.tcb.status().unwrap_or(ThreadState::Faulted)
     }
 
-    /// Waits (yielding) until the thread has ended and returns how it ended.
+    /// Waits (yielding, so only threads of this thread's priority or higher run
+    /// meanwhile) until the thread has ended, frees its stack, and returns how it ended.
     pub fn join(&self) -> ThreadState {
         loop {
             match self.state() {
                 ThreadState::Alive => sys::yield_now(),
-                ended => return ended,
+                ended => {
+                    if let Some((address, length)) = self.stack.take() {
+                        let stack = core::ptr::slice_from_raw_parts_mut(address as *mut u8, length);
+                        // SAFETY: the stack came from `Box::leak` in `spawn`, and the
+                        // thread that used it has ended, so nothing refers to it.
+                        drop(unsafe { Box::from_raw(stack) });
+                    }
+                    return ended;
+                }
             }
         }
     }
@@ -70,6 +81,17 @@ extern "C" fn trampoline(start: usize) -> ! {
 /// value becomes its exit code. The thread's stack comes from the heap and is not
 /// reclaimed when the thread ends.
 pub fn spawn(main: fn(usize) -> u64, arg: usize, priority: u8) -> Result<Thread, Error> {
+    spawn_with_fault_handler(main, arg, priority, 0)
+}
+
+/// As [`spawn`], with the capability pointer of a fault endpoint: the thread's faults
+/// become calls on it (see `kaal_abi::fault`) instead of stopping the thread.
+pub fn spawn_with_fault_handler(
+    main: fn(usize) -> u64,
+    arg: usize,
+    priority: u8,
+    fault_endpoint: u64,
+) -> Result<Thread, Error> {
     let memory = THREAD_MEMORY.load(Ordering::Relaxed);
     if memory == 0 {
         return Err(Error::NotSupported);
@@ -77,16 +99,16 @@ pub fn spawn(main: fn(usize) -> u64, arg: usize, priority: u8) -> Result<Thread,
     let slot = cap::allocate_slot()?;
     Cap::<Untyped>::from_slot(memory).retype::<Tcb>(0, slot, 1)?;
     let tcb = Cap::<Tcb>::from_slot(slot);
+    let stack = vec![0u8; STACK_BYTES].leak();
+    let top = (stack.as_ptr() as usize + STACK_BYTES) & !15;
     let started = (|| {
         tcb.configure(
             Cap::<CNode>::from_slot(slots::ROOT_CNODE),
             Cap::<AddressSpace>::from_slot(slots::ROOT_ADDRESS_SPACE),
             None,
-            0,
+            fault_endpoint,
         )?;
         tcb.set_priority(priority)?;
-        let stack = vec![0u8; STACK_BYTES].leak();
-        let top = (stack.as_ptr() as usize + STACK_BYTES) & !15;
         let start = Box::into_raw(Box::new(Start { main, arg })) as u64;
         let mut registers = UserRegisters {
             sp: top as u64,
@@ -98,9 +120,14 @@ pub fn spawn(main: fn(usize) -> u64, arg: usize, priority: u8) -> Result<Thread,
         tcb.resume()
     })();
     match started {
-        Ok(()) => Ok(Thread { tcb }),
+        Ok(()) => Ok(Thread {
+            tcb,
+            stack: core::cell::Cell::new(Some((stack.as_mut_ptr() as usize, stack.len()))),
+        }),
         Err(error) => {
             let _ = tcb.delete();
+            // SAFETY: the thread never started, so nothing uses the leaked stack.
+            drop(unsafe { Box::from_raw(stack as *mut [u8]) });
             Err(error)
         }
     }

@@ -5,8 +5,12 @@
 
 extern crate alloc;
 
+use alloc::format;
 use core::arch::asm;
+use kaal_abi::{fault, rights, slots};
 use kaal_test_harness::{Suite, check};
+use kaal_user::cap::{self, AddressSpace, Cap, Endpoint, Frame4K};
+use kaal_user::ipc::{self, Message};
 use kaal_user::sys::ThreadState;
 use kaal_user::{BootInfo, thread};
 
@@ -27,6 +31,21 @@ fn store(address: usize) -> u64 {
     // SAFETY: as in `load`, for a store.
     unsafe { asm!("str xzr, [{a}]", a = in(reg) address, options(nostack)) };
     0
+}
+
+fn store_value(address: usize, value: u64) {
+    // SAFETY: as in `load`, for a store of `value`; after the fault handler maps the
+    // page, the store completes into memory this task owns.
+    unsafe { asm!("str {v}, [{a}]", a = in(reg) address, v = in(reg) value, options(nostack)) };
+}
+
+const HANDLED_PAGE: usize = 0x5000_0000;
+
+/// Touches an unmapped page: its fault handler maps it, and the thread completes.
+fn touch_unmapped(_: usize) -> u64 {
+    let first = load(HANDLED_PAGE);
+    store_value(HANDLED_PAGE + 8, 0x1234);
+    first + load(HANDLED_PAGE + 8)
 }
 
 fn kernel_read(_: usize) -> u64 {
@@ -55,13 +74,13 @@ fn breakpoint(_: usize) -> u64 {
     0
 }
 fn misaligned_pc(_: usize) -> u64 {
-    let target = undefined_instruction as usize + 2;
+    let target = undefined_instruction as *const () as usize + 2;
     // SAFETY: branching to a misaligned address raises a PC alignment fault.
     unsafe { asm!("br {t}", t = in(reg) target, options(nostack)) };
     0
 }
 
-fn main(_boot: &BootInfo<'_>) -> i32 {
+fn main(boot: &BootInfo<'_>) -> i32 {
     let mut suite = Suite::new("faults");
     let cases: [(&str, fn(usize) -> u64); 7] = [
         ("kernel_address_read_is_stopped", kernel_read),
@@ -93,6 +112,88 @@ fn main(_boot: &BootInfo<'_>) -> i32 {
         });
     }
     check_read_only_intact(&mut suite);
+
+    let untyped = cap::largest_ram_untyped(boot).expect("RAM untyped");
+    suite.run(
+        "page_fault_handler_maps_the_page_and_the_thread_completes",
+        || {
+            let endpoint: Cap<Endpoint> = untyped.retype_one(0).map_err(|e| format!("{e:?}"))?;
+            let badged = endpoint
+                .mint(
+                    cap::allocate_slot().map_err(|e| format!("{e:?}"))?,
+                    rights::WRITE,
+                    0xf1,
+                )
+                .map_err(|e| format!("{e:?}"))?;
+            let victim =
+                thread::spawn_with_fault_handler(touch_unmapped, 0, PRIORITY, badged.slot())
+                    .map_err(|e| format!("{e:?}"))?;
+            // The victim runs when we block here, faults, and its fault arrives as a call.
+            let fault = endpoint.recv().map_err(|e| format!("{e:?}"))?;
+            check!(
+                fault.message.info.label == fault::LABEL_MEMORY,
+                "label {}",
+                fault.message.info.label
+            );
+            check!(fault.badge == 0xf1, "badge {:#x}", fault.badge);
+            check!(
+                fault.message.words[fault::ADDRESS] == HANDLED_PAGE as u64,
+                "address {:#x}",
+                fault.message.words[fault::ADDRESS]
+            );
+            check!(
+                fault.message.words[fault::KIND_DETAIL] == 0,
+                "not a read fault"
+            );
+            let frame: Cap<Frame4K> = untyped.retype_one(0).map_err(|e| format!("{e:?}"))?;
+            let own = Cap::<AddressSpace>::from_slot(slots::ROOT_ADDRESS_SPACE);
+            cap::map_with_tables(
+                frame,
+                own,
+                HANDLED_PAGE as u64,
+                rights::READ | rights::WRITE,
+                0,
+                untyped,
+            )
+            .map_err(|e| format!("{e:?}"))?;
+            ipc::reply(&Message::new(fault::RESUME, [0; 4])).map_err(|e| format!("{e:?}"))?;
+            check!(
+                victim.join() == ThreadState::Exited(0x1234),
+                "victim ended {:?}",
+                victim.state()
+            );
+            Ok(())
+        },
+    );
+    suite.run("undefined_instruction_handler_stops_the_thread", || {
+        let endpoint: Cap<Endpoint> = untyped.retype_one(0).map_err(|e| format!("{e:?}"))?;
+        let victim =
+            thread::spawn_with_fault_handler(undefined_instruction, 0, PRIORITY, endpoint.slot())
+                .map_err(|e| format!("{e:?}"))?;
+        let fault = endpoint.recv().map_err(|e| format!("{e:?}"))?;
+        check!(
+            fault.message.info.label == fault::LABEL_UNDEFINED,
+            "label {}",
+            fault.message.info.label
+        );
+        ipc::reply(&Message::new(fault::STOP, [0; 4])).map_err(|e| format!("{e:?}"))?;
+        check!(
+            victim.join() == ThreadState::Faulted,
+            "victim ended {:?}",
+            victim.state()
+        );
+        Ok(())
+    });
+    suite.run("others_still_run_after_handled_faults", || {
+        let healthy =
+            thread::spawn(|n| n as u64 + 1, 41, PRIORITY).map_err(|e| format!("{e:?}"))?;
+        check!(
+            healthy.join() == ThreadState::Exited(42),
+            "healthy thread {:?}",
+            healthy.state()
+        );
+        Ok(())
+    });
     suite.finish()
 }
 
