@@ -362,7 +362,7 @@ fn main(boot: &BootInfo<'_>) -> i32 {
         // No memory for another thread: a typed error, nothing else.
         let refused_spawn = thread::spawn(|n| n as u64, 0, 128);
         check!(
-            refused_spawn.err() == Some(Error::NotEnoughMemory),
+            refused_spawn.as_ref().err() == Some(&Error::NotEnoughMemory),
             "spawn without memory: {:?}",
             refused_spawn
         );

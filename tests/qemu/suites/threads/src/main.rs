@@ -131,7 +131,7 @@ fn main(_boot: &BootInfo<'_>) -> i32 {
     suite.run("priority_above_caller_is_refused", || {
         let result = thread::spawn(|_| 0, 0, PRIORITY + 1);
         check!(
-            result.err() == Some(Error::InvalidArgument),
+            result.as_ref().err() == Some(&Error::InvalidArgument),
             "got {:?}",
             result
         );
