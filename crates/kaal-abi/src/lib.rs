@@ -194,6 +194,16 @@ numbered! {
         /// `cap_move_to(source, cnode, index)`: moves a capability into slot `index` of
         /// another CNode (how untyped memory is handed to another task).
         CapMoveTo = 39,
+        /// `irq_control_get(irq_control, irq, destination)`: creates the handler
+        /// capability for interrupt `irq` (a shared peripheral interrupt, 32 or above,
+        /// not already handed out) in an empty slot.
+        IrqControlGet = 40,
+        /// `irq_handler_set_notification(handler, notification)`: the interrupt signals
+        /// this notification (with the capability's badge) and is enabled.
+        IrqHandlerSetNotification = 41,
+        /// `irq_handler_ack(handler)`: unmasks the interrupt again. The kernel masks it
+        /// each time it signals, so a driver acknowledges after serving the device.
+        IrqHandlerAck = 42,
     }
     from_number
 }

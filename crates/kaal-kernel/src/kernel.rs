@@ -57,6 +57,9 @@ pub struct Kernel {
     live_threads: u64,
     /// Address-space root of each ASID (0 = free).
     asids: [u64; ASIDS],
+    /// Where each interrupt line is delivered.
+    /// (On the boot heap: it is too big for the boot stack.)
+    pub(crate) irqs: alloc::boxed::Box<[crate::interrupts::IrqBinding]>,
 }
 
 static KERNEL: Mutex<Option<Kernel>> = Mutex::new(None);
@@ -138,6 +141,9 @@ impl Kernel {
             next_thread_number: 1,
             live_threads: 0,
             asids: [0; ASIDS],
+            irqs:
+                alloc::vec![crate::interrupts::IrqBinding::default(); crate::interrupts::INTERRUPTS]
+                    .into_boxed_slice(),
         }
     }
 
@@ -371,6 +377,11 @@ impl Kernel {
             Syscall::Wait => self.wait(&cspace, args[0], true),
             Syscall::Poll => self.wait(&cspace, args[0], false),
             Syscall::TcbBindNotification => self.bind_notification(&cspace, args[0], args[1]),
+            Syscall::IrqControlGet => self.irq_control_get(&cspace, args),
+            Syscall::IrqHandlerSetNotification => {
+                self.irq_set_notification(&cspace, args[0], args[1])
+            }
+            Syscall::IrqHandlerAck => self.irq_ack(&cspace, args[0]),
             Syscall::PageTableMap => self.page_table_map(&cspace, args),
             Syscall::FrameMap => self.frame_map(&cspace, args),
             Syscall::FrameUnmap => self.frame_unmap(&cspace, args[0]),
@@ -680,7 +691,9 @@ impl Kernel {
             ObjectType::Notification => {
                 self.cancel_all_waiters(cap.object);
                 self.unbind_notification_object(cap.object);
+                self.unbind_interrupts_of(cap.object);
             }
+            ObjectType::IrqHandler => self.release_interrupt(cap.object),
             _ => {}
         }
     }
@@ -798,7 +811,7 @@ impl Kernel {
                 timer::arm(self.services.tick_period);
                 self.ticks += 1;
                 self.reschedule = true;
-            } else {
+            } else if !self.deliver_interrupt(id) {
                 kprintln!("[kaal] unexpected interrupt {id}: disabled");
                 self.services.gic.disable(id);
             }

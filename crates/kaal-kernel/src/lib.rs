@@ -49,6 +49,8 @@ pub mod console;
 #[cfg(target_os = "none")]
 mod heap;
 #[cfg(target_os = "none")]
+mod interrupts;
+#[cfg(target_os = "none")]
 mod ipc;
 #[cfg(target_os = "none")]
 pub mod kernel;

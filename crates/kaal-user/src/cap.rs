@@ -448,3 +448,30 @@ pub fn map_with_tables<T: Frame>(
         }
     }
 }
+
+impl Cap<IrqControl> {
+    /// Creates the handler capability for interrupt `irq` in empty slot `destination`.
+    pub fn get(&self, irq: u32, destination: u64) -> Result<Cap<IrqHandler>, Error> {
+        call(
+            Syscall::IrqControlGet,
+            [self.slot, u64::from(irq), destination, 0, 0, 0],
+        )?;
+        Ok(Cap::from_slot(destination))
+    }
+}
+
+impl Cap<IrqHandler> {
+    /// Routes the interrupt to `notification` and enables it.
+    pub fn set_notification(&self, notification: Cap<Notification>) -> Result<(), Error> {
+        call(
+            Syscall::IrqHandlerSetNotification,
+            [self.slot, notification.slot(), 0, 0, 0, 0],
+        )
+        .map(|_| ())
+    }
+
+    /// Unmasks the interrupt after the device was served.
+    pub fn ack(&self) -> Result<(), Error> {
+        call(Syscall::IrqHandlerAck, [self.slot, 0, 0, 0, 0, 0]).map(|_| ())
+    }
+}
