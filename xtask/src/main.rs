@@ -4,10 +4,12 @@
 //! cargo xtask run  [--mem MIB] [--cpu CPU] [--gic 2|3] [--el2] [--smp N]
 //! cargo xtask test [--quick] [--skip host,qemu,template,publish] [--suite NAME] [--jobs N] [--timeout SECS]
 //! cargo xtask qemu SUITE [--mem MIB] [--cpu CPU] [--gic 2|3] [--el2] [--smp N] [--check]
+//! cargo xtask bench
 //! ```
 #![forbid(unsafe_code)]
 
 mod args;
+mod bench;
 mod host;
 mod suites;
 mod tally;
@@ -30,6 +32,7 @@ usage: cargo xtask <command>
   qemu  SUITE [QEMU options] [--check]
                             build one QEMU test suite and boot it with the serial console
                             on the terminal (--check: capture and judge it like `test` does)
+  bench                     guest instruction counts of kernel operations under -icount
 
 QEMU options: --mem MIB (256) --cpu cortex-a53|cortex-a72|max --gic 2|3 (3) --el2 --smp N (1)";
 
@@ -56,6 +59,7 @@ fn dispatch(argv: Vec<String>) -> Result<ExitCode> {
         "run" => template::run(rest),
         "test" => test(Args::parse(rest)?),
         "qemu" => suites::interactive(Args::parse(rest)?),
+        "bench" => bench::run(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(ExitCode::SUCCESS)
