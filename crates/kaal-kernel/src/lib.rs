@@ -22,8 +22,11 @@
 //! runs a preemptive priority round-robin scheduler on the generic timer; loads the root
 //! task from the component archive into its own address space (TTBR0, with an ASID), maps
 //! the boot info read-only at [`kaal_bootinfo::BOOT_INFO_VADDR`] and starts it at EL0.
-//! System calls are listed in `kaal-abi`. A user fault is reported and stops the thread;
-//! the kernel goes on.
+//! Everything user space creates at run time comes from untyped memory it holds
+//! capabilities to (seL4's model): threads, endpoints, notifications, CNodes, frames, page
+//! tables and address spaces. System calls are listed in `kaal-abi` and `docs/abi.md`. A
+//! user fault goes to the thread's fault endpoint, or is reported and stops the thread; the
+//! kernel goes on.
 //!
 //! ## Layout
 //!
