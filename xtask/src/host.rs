@@ -1,4 +1,4 @@
-//! Host steps: `cargo test --workspace` and `cargo publish --workspace --dry-run`.
+//! Host steps: `cargo test --workspace --all-features` and `cargo publish --workspace --dry-run`.
 
 use std::{
     io::{BufRead, BufReader},
@@ -14,7 +14,7 @@ use crate::{Tally, args::Args, root};
 pub fn test(_args: &Args) -> Tally {
     let mut cmd = process::cargo();
     cmd.current_dir(root())
-        .args(["test", "--workspace"])
+        .args(["test", "--workspace", "--all-features"])
         .stdout(Stdio::piped());
     println!("$ {}", process::display(&cmd));
     let mut child = match cmd.spawn() {
@@ -35,7 +35,7 @@ pub fn test(_args: &Args) -> Tally {
     }
     let ok = child.wait().is_ok_and(|s| s.success());
     if !ok && tally.failed == 0 {
-        eprintln!("host: `cargo test --workspace` failed");
+        eprintln!("host: `cargo test --workspace --all-features` failed");
         tally.failed += 1;
     }
     tally
