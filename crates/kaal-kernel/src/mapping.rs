@@ -25,7 +25,7 @@ fn record(asid: u16, vaddr: u64, level: u32) -> u64 {
 }
 
 fn decode(extra: u64) -> Option<(u16, u64, u32)> {
-    (extra & MAPPED != 0).then(|| {
+    (extra & MAPPED != 0).then_some({
         (
             ((extra >> 40) & 0xffff) as u16 & 0xff,
             extra & ADDRESS_BITS,

@@ -43,7 +43,7 @@ impl MappedFrame {
 
     /// Reads the 32-bit register at byte `offset` (4-byte aligned, inside the page).
     pub fn read32(&self, offset: usize) -> Option<u32> {
-        let register = (offset % 4 == 0 && offset < 4096)
+        let register = (offset.is_multiple_of(4) && offset < 4096)
             .then(|| (self.vaddr + offset as u64) as *const u32)?;
         // SAFETY: the frame is mapped read-write at `vaddr` while `self` lives; the
         // register is inside it and aligned; device registers need volatile accesses.
@@ -52,7 +52,7 @@ impl MappedFrame {
 
     /// Writes the 32-bit register at byte `offset`; `false` if out of range.
     pub fn write32(&self, offset: usize, value: u32) -> bool {
-        if offset % 4 != 0 || offset >= 4096 {
+        if !offset.is_multiple_of(4) || offset >= 4096 {
             return false;
         }
         // SAFETY: as in `read32`.
