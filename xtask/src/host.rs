@@ -14,8 +14,25 @@ use crate::{Tally, args::Args, root};
 pub fn test(_args: &Args) -> Tally {
     let mut cmd = process::cargo();
     cmd.current_dir(root())
-        .args(["test", "--workspace", "--all-features"])
-        .stdout(Stdio::piped());
+        .args(["test", "--workspace", "--all-features"]);
+    run_counted(cmd, "cargo test --workspace --all-features")
+}
+
+/// The loom models of `kaal-ipc` (its own build, with `--cfg loom`, in its own target
+/// directory so the normal build stays cached).
+pub fn loom(_args: &Args) -> Tally {
+    let mut cmd = process::cargo();
+    cmd.current_dir(root())
+        .env("RUSTFLAGS", "--cfg loom")
+        .env("CARGO_TARGET_DIR", root().join("target").join("loom"))
+        .args(["test", "-p", "kaal-ipc", "--release", "--test", "loom"]);
+    run_counted(cmd, "loom models of kaal-ipc")
+}
+
+/// Runs a `cargo test` command, echoing it and counting its `test result:` lines. A run
+/// that fails without a failed test (a build error) counts as one failure.
+fn run_counted(mut cmd: std::process::Command, what: &str) -> Tally {
+    cmd.stdout(Stdio::piped());
     println!("$ {}", process::display(&cmd));
     let mut child = match cmd.spawn() {
         Ok(child) => child,
@@ -35,7 +52,7 @@ pub fn test(_args: &Args) -> Tally {
     }
     let ok = child.wait().is_ok_and(|s| s.success());
     if !ok && tally.failed == 0 {
-        eprintln!("host: `cargo test --workspace --all-features` failed");
+        eprintln!("host: {what} failed");
         tally.failed += 1;
     }
     tally
