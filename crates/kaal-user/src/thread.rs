@@ -92,6 +92,19 @@ pub fn spawn_with_fault_handler(
     priority: u8,
     fault_endpoint: u64,
 ) -> Result<Thread, Error> {
+    spawn_configured(main, arg, priority, fault_endpoint, None)
+}
+
+/// As [`spawn`], with a fault endpoint (0 for none) and an IPC buffer: a frame and the
+/// address where it is mapped in this address space (for messages longer than four
+/// words and for capability transfer).
+pub fn spawn_configured(
+    main: fn(usize) -> u64,
+    arg: usize,
+    priority: u8,
+    fault_endpoint: u64,
+    ipc_buffer: Option<(Cap<crate::cap::Frame4K>, u64)>,
+) -> Result<Thread, Error> {
     let memory = THREAD_MEMORY.load(Ordering::Relaxed);
     if memory == 0 {
         return Err(Error::NotSupported);
@@ -105,7 +118,7 @@ pub fn spawn_with_fault_handler(
         tcb.configure(
             Cap::<CNode>::from_slot(slots::ROOT_CNODE),
             Cap::<AddressSpace>::from_slot(slots::ROOT_ADDRESS_SPACE),
-            None,
+            ipc_buffer,
             fault_endpoint,
         )?;
         tcb.set_priority(priority)?;

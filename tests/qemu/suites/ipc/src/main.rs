@@ -11,8 +11,9 @@ use alloc::string::String;
 use core::sync::atomic::{AtomicU64, Ordering};
 use kaal_abi::{Error, MessageInfo, rights};
 use kaal_test_harness::{Suite, check};
-use kaal_user::cap::{self, Cap, Endpoint, Notification, Untyped};
+use kaal_user::cap::{self, Cap, Endpoint, Frame4K, Notification, Tcb, Untyped};
 use kaal_user::ipc::{self, Message};
+use kaal_user::memory::MappedFrame;
 use kaal_user::sys::{self, ThreadState};
 use kaal_user::{BootInfo, thread};
 
@@ -50,6 +51,56 @@ fn echo_server(endpoint: usize) -> u64 {
 }
 
 static SEEN: AtomicU64 = AtomicU64::new(0);
+static SLOT: AtomicU64 = AtomicU64::new(0);
+const MY_IPC_BUFFER: u64 = 0x30_0000_0000;
+const THEIR_IPC_BUFFER: u64 = 0x30_0000_1000;
+const SEND_CAP_WORD: usize = 64;
+const RECEIVE_SLOT_WORD: usize = 65;
+
+/// Serves calls for the IPC-buffer test: a long message (more than four message
+/// registers) comes back with the same length and its buffer words incremented; a short
+/// one is answered with word 0 = the number of capabilities that arrived with it.
+fn echo_long(_: usize) -> u64 {
+    let endpoint = Cap::<Endpoint>::from_slot(SLOT.load(Ordering::SeqCst));
+    let Ok(mut received) = endpoint.recv() else {
+        return 1;
+    };
+    loop {
+        let info = received.message.info;
+        if info.label == STOP {
+            let _ = ipc::reply(&Message::default());
+            return 0;
+        }
+        let reply = if info.length > 4 {
+            // The long words arrived in this thread's IPC buffer: bump them in place and
+            // reply with the same length, so they travel back the same way.
+            bump_long_words(info.length as usize);
+            Message {
+                info: MessageInfo::new(0, info.length),
+                words: received.message.words,
+            }
+        } else {
+            Message::new(0, [u64::from(info.caps), 0, 0, 0])
+        };
+        received = match endpoint.reply_recv(&reply) {
+            Ok(r) => r,
+            Err(_) => return 2,
+        };
+    }
+}
+
+fn bump_long_words(length: usize) {
+    // The test thread mapped this thread's IPC buffer at THEIR_IPC_BUFFER too; this
+    // thread shares the address space, so it uses that view.
+    if let Some(view) = THEIR_VIEW.get() {
+        for i in 4..length {
+            let value = view.read(i).unwrap_or(0);
+            view.write(i, value + 1);
+        }
+    }
+}
+
+static THEIR_VIEW: spin::Once<MappedFrame> = spin::Once::new();
 
 fn main(boot: &BootInfo<'_>) -> i32 {
     let mut suite = Suite::new("ipc");
@@ -304,6 +355,108 @@ fn main(boot: &BootInfo<'_>) -> i32 {
         let _ = MessageInfo::default();
         Ok(())
     });
+
+    suite.run(
+        "long_messages_and_capabilities_travel_through_ipc_buffers",
+        || {
+            // IPC buffers for this thread and an echo server, both mapped here so this
+            // thread can fill and inspect them.
+            let mine: Cap<Frame4K> = untyped.retype_one(0).map_err(err)?;
+            let theirs: Cap<Frame4K> = untyped.retype_one(0).map_err(err)?;
+            let my_view = MappedFrame::new(mine, MY_IPC_BUFFER, untyped).map_err(err)?;
+            let view = MappedFrame::new(theirs, THEIR_IPC_BUFFER, untyped).map_err(err)?;
+            let their_view = THEIR_VIEW.call_once(|| view);
+            Cap::<Tcb>::from_slot(kaal_abi::slots::ROOT_TCB)
+                .configure(
+                    Cap::from_slot(kaal_abi::slots::ROOT_CNODE),
+                    Cap::from_slot(kaal_abi::slots::ROOT_ADDRESS_SPACE),
+                    Some((mine, MY_IPC_BUFFER)),
+                    0,
+                )
+                .map_err(err)?;
+            let endpoint: Cap<Endpoint> = untyped.retype_one(0).map_err(err)?;
+            SLOT.store(endpoint.slot(), Ordering::SeqCst);
+            let server = thread::spawn_configured(
+                echo_long,
+                0,
+                PRIORITY,
+                0,
+                Some((theirs, THEIR_IPC_BUFFER)),
+            )
+            .map_err(err)?;
+
+            // Ten message registers: four in registers, six through the buffers, both ways.
+            for i in 4..10 {
+                my_view.write(i, 0x100 + i as u64);
+            }
+            let mut request = Message::new(3, [0, 1, 2, 3]);
+            request.info.length = 10;
+            let reply = endpoint.call(&request).map_err(err)?;
+            check!(
+                reply.info.length == 10,
+                "reply length {}",
+                reply.info.length
+            );
+            check!(
+                reply.words == [0, 1, 2, 3],
+                "register words {:?}",
+                reply.words
+            );
+            for i in 4..10 {
+                check!(
+                    my_view.read(i) == Some(0x100 + i as u64 + 1),
+                    "buffer word {i}: {:?}",
+                    my_view.read(i)
+                );
+            }
+
+            // A capability goes with a message only through a capability with the grant right.
+            let gift: Cap<Notification> = untyped.retype_one(0).map_err(err)?;
+            let landing = cap::allocate_slot().map_err(err)?;
+            their_view.write(RECEIVE_SLOT_WORD, landing);
+            my_view.write(SEND_CAP_WORD, gift.slot());
+            let no_grant = endpoint
+                .copy(cap::allocate_slot().map_err(err)?, rights::WRITE)
+                .map_err(err)?;
+            let mut carrying = Message::new(4, [0; 4]);
+            carrying.info.caps = 1;
+            let reply = no_grant.call(&carrying).map_err(err)?;
+            check!(
+                reply.words[0] == 0,
+                "capability arrived without the grant right"
+            );
+            check!(
+                cap::identify(landing).err() == Some(Error::InvalidCapability),
+                "landing slot filled"
+            );
+            let reply = endpoint.call(&carrying).map_err(err)?;
+            check!(
+                reply.words[0] == 1,
+                "capability did not arrive with the grant right"
+            );
+            check!(
+                cap::identify(landing).map(|c| c.0) == Ok(kaal_abi::ObjectType::Notification),
+                "landing slot {:?}",
+                cap::identify(landing)
+            );
+            // An occupied landing slot means no transfer, not an error.
+            let reply = endpoint.call(&carrying).map_err(err)?;
+            check!(
+                reply.words[0] == 0,
+                "capability transferred into an occupied slot"
+            );
+
+            let mut stop = Message::new(STOP, [0; 4]);
+            stop.info.length = 0;
+            endpoint.call(&stop).map_err(err)?;
+            check!(
+                server.join() == ThreadState::Exited(0),
+                "server {:?}",
+                server.state()
+            );
+            Ok(())
+        },
+    );
 
     // Last: it lowers this thread's priority for good (a thread can never raise its
     // priority above what it has).
