@@ -50,6 +50,34 @@ pub fn print_emergency(arguments: core::fmt::Arguments<'_>) {
     }
 }
 
+/// One register of a dump: `x0`..`x30`, or `sp` for index 31.
+struct Register(usize, u64);
+
+impl core::fmt::Display for Register {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            31 => write!(f, "sp  {:#018x}", self.1),
+            i => write!(f, "x{i:<2} {:#018x}", self.1),
+        }
+    }
+}
+
+/// Prints `x0`..`x30` and `sp`, four to a line, through `print` (the normal or the
+/// emergency console).
+pub fn print_registers(x: &[u64; 31], sp: u64, mut print: impl FnMut(core::fmt::Arguments<'_>)) {
+    let value = |i: usize| Register(i, if i == 31 { sp } else { x[i] });
+    for row in 0..8 {
+        let r = row * 4;
+        print(format_args!(
+            "[kaal]   {}  {}  {}  {}\n",
+            value(r),
+            value(r + 1),
+            value(r + 2),
+            value(r + 3)
+        ));
+    }
+}
+
 /// Prints a line to the kernel console.
 #[macro_export]
 macro_rules! kprintln {

@@ -776,28 +776,7 @@ impl Kernel {
             );
         }
         let context = &self.current_thread().context;
-        for row in 0..8 {
-            let r = row * 4;
-            let last = if r + 3 < 31 {
-                context.x[r + 3]
-            } else {
-                context.sp
-            };
-            kprintln!(
-                "[kaal]   x{r:<2} {:#018x}  x{:<2} {:#018x}  x{:<2} {:#018x}  {}{:<2} {last:#018x}",
-                context.x[r],
-                r + 1,
-                context.x[r + 1],
-                r + 2,
-                context.x[r + 2],
-                if r + 3 < 31 { "x" } else { "sp" },
-                if r + 3 < 31 {
-                    alloc::format!("{}", r + 3)
-                } else {
-                    alloc::string::String::new()
-                },
-            );
-        }
+        crate::console::print_registers(&context.x, context.sp, crate::console::print);
         self.stop(thread, ThreadState::Faulted);
     }
 

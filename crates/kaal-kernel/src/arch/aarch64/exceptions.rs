@@ -262,19 +262,7 @@ extern "C" fn kaal_kernel_sync(frame: &KernelFrame) -> ! {
         frame.spsr,
         frame.sp,
     ));
-    for row in 0..8 {
-        let r = row * 4;
-        let last = if r + 3 < 31 { frame.x[r + 3] } else { frame.sp };
-        crate::console::print_emergency(format_args!(
-            "[kaal]   x{r:<2} {:#018x}  x{:<2} {:#018x}  x{:<2} {:#018x}  {} {last:#018x}\n",
-            frame.x[r],
-            r + 1,
-            frame.x[r + 1],
-            r + 2,
-            frame.x[r + 2],
-            if r + 3 < 31 { "x" } else { "sp" },
-        ));
-    }
+    crate::console::print_registers(&frame.x, frame.sp, crate::console::print_emergency);
     panic!("kernel fault: {}", class.name());
 }
 
