@@ -472,10 +472,10 @@ unsafe fn copy_in<T: Copy, const N: usize>(ring: &SharedRing<T, N>, start: u32, 
         // stay in the array; the caller owns the destination slots, and the
         // source is a separate borrow.
         unsafe {
-            core::ptr::copy_nonoverlapping(items.as_ptr(), ring.slot(start).as_ptr(), first);
+            core::ptr::copy_nonoverlapping(items.as_ptr(), ring.slot_ptr(start), first);
             core::ptr::copy_nonoverlapping(
                 items.as_ptr().add(first),
-                ring.slot(0).as_ptr(),
+                ring.slot_ptr(0),
                 items.len() - first,
             );
         }
@@ -502,9 +502,9 @@ unsafe fn copy_out<T: Copy, const N: usize>(ring: &SharedRing<T, N>, start: u32,
         // SAFETY: as in `copy_in`, with source and destination swapped; the
         // slots are initialised (caller contract).
         unsafe {
-            core::ptr::copy_nonoverlapping(ring.slot(start).as_ptr(), out.as_mut_ptr(), first);
+            core::ptr::copy_nonoverlapping(ring.slot_ptr(start), out.as_mut_ptr(), first);
             core::ptr::copy_nonoverlapping(
-                ring.slot(0).as_ptr(),
+                ring.slot_ptr(0),
                 out.as_mut_ptr().add(first),
                 out.len() - first,
             );
@@ -798,7 +798,7 @@ impl<T, const N: usize, R: crate::TrustedHandle<T, N>, W: Notify> Consumer<T, N,
         // `&mut self` and so ends this borrow first. The producer is this
         // crate's code in this process (trusted handle) and never writes
         // [head, tail).
-        Ok(unsafe { &*self.r().slot(self.head).as_ptr() })
+        Ok(unsafe { &*self.r().slot_ptr(self.head) })
     }
 }
 
@@ -1028,8 +1028,8 @@ impl<T, const N: usize, R: crate::TrustedHandle<T, N>, W: Notify> ReadChunk<'_, 
         // which holds the consumer mutably, so they end before `head` moves.
         unsafe {
             (
-                core::slice::from_raw_parts(r.slot(self.start).as_ptr(), first),
-                core::slice::from_raw_parts(r.slot(0).as_ptr(), self.len as usize - first),
+                core::slice::from_raw_parts(r.slot_ptr(self.start), first),
+                core::slice::from_raw_parts(r.slot_ptr(0), self.len as usize - first),
             )
         }
     }

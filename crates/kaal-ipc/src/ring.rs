@@ -67,10 +67,40 @@ struct Meta {
     /// In-process claim taken by [`SharedRing::try_split`]. Never trusted for
     /// attached rings, whose uniqueness comes from ownership instead.
     split: AtomicU32,
+    /// The rest of the cache line, as atomics: a peer may write any byte of a shared
+    /// header, so no byte of it may be plain data under a shared reference.
+    _padding: [AtomicU32; META_PADDING_WORDS],
 }
 
+const META_PADDING_WORDS: usize = 32 - 10;
+const LINE_PADDING_WORDS: usize = 31;
+
+/// One index on its own cache line; the rest of the line is atomics too (see
+/// `Meta::_padding`).
 #[repr(C, align(128))]
-pub(crate) struct Line(pub(crate) AtomicU32);
+pub(crate) struct Line(pub(crate) AtomicU32, [AtomicU32; LINE_PADDING_WORDS]);
+
+#[cfg(not(loom))]
+const fn padding<const W: usize>() -> [AtomicU32; W] {
+    [const { AtomicU32::new(0) }; W]
+}
+
+#[cfg(loom)]
+fn padding<const W: usize>() -> [AtomicU32; W] {
+    core::array::from_fn(|_| AtomicU32::new(0))
+}
+
+impl Line {
+    const_unless_loom! {
+        pub(crate) fn new(value: u32) -> Self {
+            Line(AtomicU32::new(value), padding::<LINE_PADDING_WORDS>())
+        }
+    }
+}
+
+// No implicit padding left anywhere in the header (loom's atomics are larger).
+#[cfg(not(loom))]
+const _: () = assert!(size_of::<Line>() == 128 && size_of::<Meta>() == 128);
 
 /// A lock-free single-producer single-consumer ring of `N` slots of `T`.
 ///
@@ -146,6 +176,7 @@ impl<T, const N: usize> SharedRing<T, N> {
                 producer_gen: AtomicU32::new(0),
                 consumer_gen: AtomicU32::new(0),
                 split: AtomicU32::new(0),
+                _padding: padding::<META_PADDING_WORDS>(),
             }
         }
     }
@@ -157,10 +188,10 @@ impl<T, const N: usize> SharedRing<T, N> {
             let () = Self::VALID;
             Self {
                 meta: Self::meta(layout::MAGIC),
-                tail: Line(AtomicU32::new(0)),
-                head: Line(AtomicU32::new(0)),
-                consumer_wait: Line(AtomicU32::new(0)),
-                producer_wait: Line(AtomicU32::new(0)),
+                tail: Line::new(0),
+                head: Line::new(0),
+                consumer_wait: Line::new(0),
+                producer_wait: Line::new(0),
                 slots: slots_new::<T, N>(),
             }
         }
@@ -206,6 +237,18 @@ impl<T, const N: usize> SharedRing<T, N> {
         // The mask keeps every index, valid or not, inside the array; the
         // compiler elides the bounds check.
         &self.slots[(index & Self::MASK) as usize]
+    }
+
+    /// Raw pointer to slot `index` (masked), derived from the whole slot array, so a
+    /// bulk copy or a slice may run on into the following slots. `Slot<T>` is
+    /// `repr(transparent)` over `UnsafeCell<MaybeUninit<T>>`: the array is `N`
+    /// contiguous `T`s, and writing through this pointer is allowed because every byte
+    /// it reaches is inside an `UnsafeCell`.
+    #[cfg(not(loom))]
+    #[inline(always)]
+    pub(crate) fn slot_ptr(&self, index: u32) -> *mut T {
+        let base: *mut T = self.slots.as_ptr().cast::<T>().cast_mut();
+        base.wrapping_add((index & Self::MASK) as usize)
     }
 
     pub(crate) fn state(&self) -> &AtomicU32 {
@@ -545,10 +588,10 @@ where
         // Only the header is written; the slots keep their bytes, which are
         // valid `T`s because `T: FromBytes`.
         unsafe {
-            core::ptr::addr_of_mut!((*ring).tail).write(Line(AtomicU32::new(0)));
-            core::ptr::addr_of_mut!((*ring).head).write(Line(AtomicU32::new(0)));
-            core::ptr::addr_of_mut!((*ring).consumer_wait).write(Line(AtomicU32::new(0)));
-            core::ptr::addr_of_mut!((*ring).producer_wait).write(Line(AtomicU32::new(0)));
+            core::ptr::addr_of_mut!((*ring).tail).write(Line::new(0));
+            core::ptr::addr_of_mut!((*ring).head).write(Line::new(0));
+            core::ptr::addr_of_mut!((*ring).consumer_wait).write(Line::new(0));
+            core::ptr::addr_of_mut!((*ring).producer_wait).write(Line::new(0));
             core::ptr::addr_of_mut!((*ring).meta).write(Self::meta(0));
         }
         // SAFETY: the whole header is now initialised; every field of the ring

@@ -95,11 +95,4 @@ impl<T> Slot<T> {
         // SAFETY: forwarded to the caller.
         drop(unsafe { self.read() });
     }
-
-    /// Raw pointer to the slot's value, for bulk copies and slices.
-    #[cfg(not(loom))]
-    #[inline(always)]
-    pub(crate) fn as_ptr(&self) -> *mut T {
-        self.0.get().cast::<T>()
-    }
 }
