@@ -900,8 +900,21 @@ pub fn with_kernel<R>(f: impl FnOnce(&mut Kernel) -> R) -> R {
 /// Handles an entry from user space and chooses the thread to return to. Returns when
 /// `TPIDR_EL1` names a runnable thread; idles (with interrupts enabled) until then.
 pub fn on_user_entry(entry: UserEntry) {
-    with_kernel(|kernel| kernel.handle(entry));
-    schedule();
+    let stay = with_kernel(|kernel| {
+        kernel.handle(entry);
+        // Most system calls leave the caller running with nothing more urgent ready:
+        // return to it without a second pass through the scheduler.
+        kernel.current.is_some_and(|current| {
+            // SAFETY: the current thread is live.
+            let t = unsafe { tcb(current) };
+            t.state == ThreadState::Running
+                && !kernel.reschedule
+                && kernel.run_queues.highest_priority().is_none_or(|p| p <= t.priority)
+        })
+    });
+    if !stay {
+        schedule();
+    }
 }
 
 /// Chooses the next thread and installs it, idling while none is ready.
