@@ -417,10 +417,11 @@ pub mod slots {
 ///
 /// A thread configured with a fault endpoint (`tcb_configure`) that takes a fault the
 /// kernel cannot handle does not stop: the kernel makes it `call` that endpoint with a
-/// message labelled with the fault kind and words [`ADDRESS`], [`PC`], [`SYNDROME`],
-/// [`KIND_DETAIL`]; the badge is that of the thread's fault-endpoint capability. The
-/// handler `reply`s: label [`RESUME`] restarts the faulting instruction (after, say,
-/// mapping the missing page), label [`STOP`] stops the thread as a fault with no handler.
+/// message labelled with the fault kind and words [`fault::ADDRESS`], [`fault::PC`],
+/// [`fault::SYNDROME`], [`fault::KIND_DETAIL`]; the badge is that of the thread's
+/// fault-endpoint capability. The handler `reply`s: label [`fault::RESUME`] restarts the
+/// faulting instruction (after, say, mapping the missing page), label [`fault::STOP`]
+/// stops the thread as a fault with no handler.
 pub mod fault {
     /// Translation, permission, access-flag or alignment fault on a data access or
     /// instruction fetch (`KIND_DETAIL` is 1 for a fetch, 2 for a write, 0 for a read).
@@ -466,7 +467,7 @@ pub mod rights {
 }
 
 numbered! {
-    /// What [`Syscall::ThreadStatus`] reports about a thread.
+    /// What [`Syscall::TcbStatus`] reports about a thread.
     pub enum ThreadStatus {
         /// Ready, running or blocked: the thread has not ended.
         Alive = 0,
