@@ -6,7 +6,7 @@
 //! from untyped RAM (or, for the root task's first thread, boot memory), named by their
 //! physical address.
 
-use crate::arch::context::{PSTATE_EL0, restore_fp, save_fp};
+use crate::arch::context::{PSTATE_EL0, restore_fp, save_fp, trap_user_fp};
 use crate::arch::esr::{self, ExceptionClass};
 use crate::arch::exceptions::{set_current_context, wait_with_interrupts_enabled};
 use crate::arch::gic::{Gic, SPURIOUS_START};
@@ -80,6 +80,8 @@ pub enum UserEntry {
     },
     /// An interrupt.
     Interrupt,
+    /// The first FP/SIMD instruction since the thread was switched in.
+    FpAccess,
 }
 
 pub(crate) type SyscallResult = Result<(u64, u64), Error>;
@@ -263,6 +265,7 @@ impl Kernel {
             }
             UserEntry::Fault { esr, far, pc } => self.user_fault(esr, far, pc),
             UserEntry::Interrupt => self.interrupt(),
+            UserEntry::FpAccess => self.take_fp(),
         }
     }
 
@@ -843,17 +846,27 @@ impl Kernel {
         }
     }
 
-    /// Makes `next` the running thread: FP state, address space and context pointer.
-    fn switch_to(&mut self, next: ThreadRef) {
-        if self.fp_owner != Some(next) {
+    /// Gives the FP/SIMD registers to the current thread: saves the previous owner's
+    /// state, loads the current thread's, and stops trapping. Switching is lazy: a
+    /// thread that never touches FP/SIMD between switches costs nothing.
+    fn take_fp(&mut self) {
+        let current = self.current.expect("an FP trap has a current thread");
+        if self.fp_owner != Some(current) {
             if let Some(owner) = self.fp_owner {
                 // SAFETY: `fp_owner` is cleared when its TCB is destroyed, so it is live.
                 save_fp(&mut unsafe { tcb(owner) }.context.fp);
             }
-            // SAFETY: `next` is live.
-            restore_fp(&unsafe { tcb(next) }.context.fp);
-            self.fp_owner = Some(next);
+            // SAFETY: the current thread is live.
+            restore_fp(&unsafe { tcb(current) }.context.fp);
+            self.fp_owner = Some(current);
         }
+        trap_user_fp(false);
+    }
+
+    /// Makes `next` the running thread: FP trapping, address space and context pointer.
+    fn switch_to(&mut self, next: ThreadRef) {
+        // The registers hold the FP state of `fp_owner`; anyone else traps on first use.
+        trap_user_fp(self.fp_owner != Some(next));
         // SAFETY: `next` is live.
         let t = unsafe { tcb(next) };
         let space = t.slots[VSPACE_SLOT as usize].cap;

@@ -134,3 +134,13 @@ kaal_fp_restore:
 
 #[cfg(target_os = "none")]
 pub use hardware::{restore_fp, save_fp};
+
+/// Makes EL0's FP/SIMD accesses trap to the kernel (`true`) or run freely (`false`),
+/// through `CPACR_EL1.FPEN`. EL1 keeps access either way, to save and restore.
+#[cfg(target_os = "none")]
+pub fn trap_user_fp(trap: bool) {
+    let fpen: u64 = if trap { 0b01 } else { 0b11 };
+    // SAFETY: CPACR_EL1.FPEN only controls FP/SIMD trapping; the exception return that
+    // follows synchronises the change before EL0 runs.
+    unsafe { core::arch::asm!("msr cpacr_el1, {}", in(reg) fpen << 20, options(nomem, nostack)) };
+}

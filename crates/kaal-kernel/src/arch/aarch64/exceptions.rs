@@ -226,6 +226,7 @@ extern "C" fn kaal_user_sync(_context: *mut UserContext) {
     let esr = crate::arch::read_sysreg!("esr_el1");
     let entry = match ExceptionClass::from_esr(esr) {
         ExceptionClass::SupervisorCall => UserEntry::Syscall,
+        ExceptionClass::TrappedFpSimd => UserEntry::FpAccess,
         _ => UserEntry::Fault {
             esr,
             far: crate::arch::read_sysreg!("far_el1"),
