@@ -11,8 +11,8 @@
 //!
 //! linked with `-Tkaal-kernel.ld` (this crate's build script puts the script on the
 //! linker's search path) for the `aarch64-unknown-none-softfloat` target. The kernel
-//! itself never touches FP/SIMD registers, so user threads' FP state is saved only when
-//! threads switch.
+//! itself never touches FP/SIMD registers, so a user thread's FP/SIMD state moves only
+//! when it uses FP/SIMD after another thread did (lazy switching through a trap).
 //!
 //! ## What it does
 //!
