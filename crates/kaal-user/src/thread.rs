@@ -51,17 +51,28 @@ impl Thread {
     }
 
     /// Waits (yielding, so only threads of this thread's priority or higher run
-    /// meanwhile) until the thread has ended, frees its stack, and returns how it ended.
+    /// meanwhile) until the thread has ended or was suspended, and returns its state.
+    /// The stack is freed once the thread has exited or faulted: the kernel never
+    /// resumes such a thread. A suspended thread keeps its stack, since whoever
+    /// suspended it may resume it.
     pub fn join(&self) -> ThreadState {
         loop {
-            match self.state() {
+            // Only a state the kernel reported frees the stack: a failed query (the TCB
+            // capability was deleted) says nothing about the thread.
+            let Ok(state) = self.tcb.status() else {
+                return ThreadState::Faulted;
+            };
+            match state {
                 ThreadState::Alive => sys::yield_now(),
                 ended => {
-                    if let Some((address, length)) = self.stack.take() {
-                        let stack = core::ptr::slice_from_raw_parts_mut(address as *mut u8, length);
-                        // SAFETY: the stack came from `Box::leak` in `spawn`, and the
-                        // thread that used it has ended, so nothing refers to it.
-                        drop(unsafe { Box::from_raw(stack) });
+                    if matches!(ended, ThreadState::Exited(_) | ThreadState::Faulted) {
+                        if let Some((address, length)) = self.stack.take() {
+                            let stack =
+                                core::ptr::slice_from_raw_parts_mut(address as *mut u8, length);
+                            // SAFETY: the stack came from `Box::leak` in `spawn`, and the
+                            // thread that used it has ended for good, so nothing refers to it.
+                            drop(unsafe { Box::from_raw(stack) });
+                        }
                     }
                     return ended;
                 }

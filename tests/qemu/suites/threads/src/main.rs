@@ -156,6 +156,46 @@ fn main(_boot: &BootInfo<'_>) -> i32 {
         Ok(())
     });
 
+    suite.run("a_suspended_thread_keeps_its_stack_and_resumes", || {
+        FLAG.store(false, Ordering::SeqCst);
+        let worker = thread::spawn(
+            |_| {
+                // Live data on the stack across the suspension.
+                let mut numbers = [0u64; 64];
+                for (i, n) in numbers.iter_mut().enumerate() {
+                    *n = i as u64 * 3;
+                }
+                while !FLAG.load(Ordering::SeqCst) {
+                    sys::yield_now();
+                }
+                core::hint::black_box(&numbers).iter().sum::<u64>()
+            },
+            0,
+            PRIORITY,
+        )
+        .map_err(|e| alloc::format!("{e}"))?;
+        sys::yield_now();
+        worker.tcb().suspend().map_err(|e| alloc::format!("{e}"))?;
+        check!(
+            worker.join() == ThreadState::Inactive,
+            "join of a suspended thread: {:?}",
+            worker.state()
+        );
+        // Allocations that would reuse a freed stack.
+        let filler: Vec<Vec<u8>> = (0..8)
+            .map(|_| alloc::vec![0xa5u8; thread::STACK_BYTES])
+            .collect();
+        FLAG.store(true, Ordering::SeqCst);
+        worker.tcb().resume().map_err(|e| alloc::format!("{e}"))?;
+        check!(
+            worker.join() == ThreadState::Exited(3 * 63 * 64 / 2),
+            "resumed thread ended {:?}",
+            worker.state()
+        );
+        drop(filler);
+        Ok(())
+    });
+
     suite.run("fp_registers_survive_preemption", || {
         let expected: Vec<u64> = (1..=3).map(fp_work).collect();
         let workers: Vec<_> = (1..=3)
