@@ -179,6 +179,7 @@ fn boot(config: &'static Config, dtb_register: u64) -> ! {
         psci: platform.psci,
         semihosting: config.semihosting,
         empty_user_table,
+        ram: platform.memory().to_vec(),
     });
     load_root_task(config, &platform, &tree, &mut kernel);
     kernel::install(kernel);

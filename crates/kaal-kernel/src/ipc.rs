@@ -50,13 +50,21 @@ unsafe fn notification<'a>(address: u64) -> &'a mut NotificationObject {
 }
 
 /// The IPC buffer of `thread`, if it has one.
-fn ipc_buffer<'a>(thread: ThreadRef) -> Option<&'a mut IpcBuffer> {
+fn ipc_buffer_frame(thread: ThreadRef) -> Option<u64> {
     // SAFETY: callers pass live TCBs.
     let cap = unsafe { tcb(thread) }.slots[IPC_BUFFER_SLOT as usize].cap;
-    // SAFETY: the slot holds a frame capability (checked at configure time and emptied
-    // if the frame is deleted); the frame is RAM in the linear map, page-sized.
-    (cap.object_type == ObjectType::Frame4K)
-        .then(|| unsafe { &mut *(phys_to_virt(cap.object) as *mut IpcBuffer) })
+    (cap.object_type == ObjectType::Frame4K).then_some(cap.object)
+}
+
+/// The IPC buffer in the frame at `frame`.
+///
+/// # Safety
+/// `frame` must come from [`ipc_buffer_frame`] (a writable RAM frame, checked at
+/// configure time; the slot empties if the frame is deleted), and no other reference to
+/// the same frame may be live.
+unsafe fn ipc_buffer<'a>(frame: u64) -> &'a mut IpcBuffer {
+    // SAFETY: per the caller; RAM frames are in the linear map, page-sized.
+    unsafe { &mut *(phys_to_virt(frame) as *mut IpcBuffer) }
 }
 
 impl Kernel {
@@ -88,8 +96,12 @@ impl Kernel {
         let words: [u64; REGISTER_MESSAGE_REGISTERS] = core::array::from_fn(|i| source[1 + i]);
         r.context.x[2..6].copy_from_slice(&words);
         if info.length as usize > REGISTER_MESSAGE_REGISTERS {
-            match (ipc_buffer(sender), ipc_buffer(receiver)) {
+            match (ipc_buffer_frame(sender), ipc_buffer_frame(receiver)) {
+                // Two threads sharing one IPC buffer: the words are already in place.
+                (Some(from), Some(to)) if from == to => {}
                 (Some(from), Some(to)) => {
+                    // SAFETY: two distinct IPC buffer frames, one reference each.
+                    let (from, to) = unsafe { (ipc_buffer(from), ipc_buffer(to)) };
                     let range =
                         REGISTER_MESSAGE_REGISTERS..(info.length as usize).min(MESSAGE_REGISTERS);
                     to.mr[range.clone()].copy_from_slice(&from.mr[range]);
@@ -108,10 +120,13 @@ impl Kernel {
     /// Copies the capability the sender names in its IPC buffer into the receive slot
     /// the receiver names in its IPC buffer. Any problem means no capability moves.
     fn transfer_cap(&mut self, sender: ThreadRef, receiver: ThreadRef) -> bool {
-        let (Some(from), Some(to)) = (ipc_buffer(sender), ipc_buffer(receiver)) else {
+        let (Some(from), Some(to)) = (ipc_buffer_frame(sender), ipc_buffer_frame(receiver)) else {
             return false;
         };
-        let (send_cap, receive_slot) = (from.send_cap, to.receive_slot);
+        // SAFETY: one reference at a time, each to an IPC buffer frame.
+        let send_cap = unsafe { ipc_buffer(from) }.send_cap;
+        // SAFETY: as above.
+        let receive_slot = unsafe { ipc_buffer(to) }.receive_slot;
         if receive_slot == 0 {
             return false;
         }
@@ -174,8 +189,7 @@ impl Kernel {
             receiver.blocked_on = 0;
             self.transfer(me, head, cap.badge, can_grant);
             if is_call {
-                // SAFETY: both live.
-                unsafe { tcb(head) }.reply_to = me;
+                self.set_reply_to(head, me);
                 self.block_on_reply(me, head);
             }
             self.make_ready(head);
@@ -245,8 +259,7 @@ impl Kernel {
                 (sender.ipc_badge, sender.ipc_is_call, sender.ipc_can_grant);
             self.transfer(head, me, badge, can_grant);
             if is_call {
-                // SAFETY: live.
-                unsafe { tcb(me) }.reply_to = head;
+                self.set_reply_to(me, head);
                 self.block_on_reply(head, me);
             } else {
                 // SAFETY: live.
@@ -465,11 +478,26 @@ impl Kernel {
             t.queued = false;
             t.blocked_on = 0;
         }
-        let caller = core::mem::take(&mut t.reply_to);
+    }
+
+    /// Gives `server` the one-shot right to reply to `caller`. A reply right it still
+    /// held is dropped (as in seL4): that caller stays blocked, no longer linked to this
+    /// server, so nothing points at either thread once one of them is destroyed.
+    pub(crate) fn set_reply_to(&mut self, server: ThreadRef, caller: ThreadRef) {
+        self.drop_reply_right(server);
+        // SAFETY: callers pass live TCBs.
+        unsafe { tcb(server) }.reply_to = caller;
+    }
+
+    /// Drops `server`'s reply right, unlinking the caller that waits on it.
+    pub(crate) fn drop_reply_right(&mut self, server: ThreadRef) {
+        // SAFETY: callers pass live TCBs.
+        let caller = core::mem::take(&mut unsafe { tcb(server) }.reply_to);
         if caller != 0 {
-            // SAFETY: a caller blocked on our reply is live.
+            // SAFETY: a caller blocked on our reply is live (destroying it clears
+            // `reply_to` through `cancel_ipc`).
             let c = unsafe { tcb(caller) };
-            if c.state == ThreadState::BlockedOnReply && c.blocked_on == thread {
+            if c.state == ThreadState::BlockedOnReply && c.blocked_on == server {
                 c.blocked_on = 0;
             }
         }
@@ -485,6 +513,11 @@ impl Kernel {
             let t = unsafe { tcb(waiter) };
             t.queued = false;
             t.blocked_on = 0;
+            if t.in_fault {
+                // Its fault can no longer be handled: it ends as an unhandled fault.
+                self.stop(waiter, ThreadState::Faulted);
+                continue;
+            }
             t.context.x[0] = Error::InvalidCapability as u64;
             self.make_ready(waiter);
         }

@@ -24,6 +24,9 @@ use alloc::vec::Vec;
 use kaal_abi::{CONSOLE_WRITE_MAX_BYTES, Error, Syscall, ThreadStatus, USER_REGISTERS_BYTES};
 use spin::Mutex;
 
+/// Capabilities a revoke deletes per batch.
+const REVOKE_BATCH: usize = 64;
+
 /// Number of ASIDs (8-bit ASIDs; 0 is kept for "no address space").
 pub const ASIDS: usize = 256;
 
@@ -41,6 +44,8 @@ pub struct Services {
     pub semihosting: bool,
     /// An all-invalid user translation table, for when no address space is active.
     pub empty_user_table: u64,
+    /// RAM: the only physical memory in the kernel's linear map (devices are not).
+    pub ram: Vec<crate::frame_allocator::PhysRange>,
 }
 
 /// The kernel's state.
@@ -218,6 +223,7 @@ impl Kernel {
     pub(crate) fn stop(&mut self, thread: ThreadRef, state: ThreadState) {
         self.unready(thread);
         self.cancel_ipc(thread);
+        self.drop_reply_right(thread);
         // SAFETY: callers pass live TCBs.
         let t = unsafe { tcb(thread) };
         let was_live = !matches!(t.state, ThreadState::Inactive) && !t.state.has_ended();
@@ -316,10 +322,19 @@ impl Kernel {
                 result
             }
             Syscall::CapRevoke => {
-                let mut outcomes = Vec::new();
-                let result = caps.revoke(args[0], |outcome| outcomes.push(*outcome));
-                self.destroy_all(outcomes);
-                result
+                // In bounded batches, so a revoke of any size needs bounded kernel memory:
+                // each batch's objects are torn down before the next batch is taken.
+                let mut removed = 0u64;
+                loop {
+                    let mut outcomes = Vec::with_capacity(REVOKE_BATCH);
+                    let done =
+                        caps.revoke_some(args[0], REVOKE_BATCH, |outcome| outcomes.push(*outcome))?;
+                    removed += outcomes.len() as u64;
+                    self.destroy_all(outcomes);
+                    if done {
+                        break Ok((removed, 0));
+                    }
+                }
             }
             Syscall::CapIdentify => caps.identify(args[0]),
             Syscall::UntypedRetype => self.retype(&caps, args),
@@ -468,14 +483,25 @@ impl Kernel {
             (CSPACE_SLOT, slot(cnode)?, ObjectType::CNode),
             (VSPACE_SLOT, slot(vspace)?, ObjectType::AddressSpace),
         ];
-        for (_, source, ty) in sources {
-            self.lookup(cspace, u64::from(source.index), ty)?;
+        for (index, source, ty) in sources {
+            let cap = self.lookup(cspace, u64::from(source.index), ty)?;
+            // A CSpace root allows every operation on its slots: it needs the write right.
+            if index == CSPACE_SLOT && !cap.rights.contains(Rights::WRITE) {
+                return Err(Error::MissingRights);
+            }
         }
         let ipc = if ipc_frame != 0 {
             if ipc_vaddr % PAGE_SIZE != 0 || ipc_vaddr >= kaal_abi::layout::USER_END {
                 return Err(Error::Alignment);
             }
-            self.lookup(cspace, ipc_frame, ObjectType::Frame4K)?;
+            let frame = self.lookup(cspace, ipc_frame, ObjectType::Frame4K)?;
+            // The kernel writes received messages into it, through the linear map.
+            if !frame.rights.contains(Rights::READ_WRITE) {
+                return Err(Error::MissingRights);
+            }
+            if !self.is_ram(frame.object) {
+                return Err(Error::IllegalOperation);
+            }
             Some(slot(ipc_frame)?)
         } else {
             None
@@ -565,7 +591,17 @@ impl Kernel {
     pub(crate) fn user_translate(&mut self, va: u64, write: bool) -> Option<u64> {
         let (root, _) = self.current_space()?;
         let (physical, attrs) = TranslationTable::at(root).translate(&mut LinearTables, va)?;
-        (attrs.user && (!write || attrs.write)).then_some(physical)
+        // Device frames may be mapped in user space but are not in the kernel's linear
+        // map: the kernel never touches them on a thread's behalf.
+        (attrs.user && (!write || attrs.write) && self.is_ram(physical)).then_some(physical)
+    }
+
+    /// Whether `physical` is RAM (and so reachable through the linear map).
+    pub(crate) fn is_ram(&self, physical: u64) -> bool {
+        self.services
+            .ram
+            .iter()
+            .any(|r| r.start <= physical && physical < r.end)
     }
 
     /// Copies `buffer.len()` bytes from the current thread's memory at `pointer`.
@@ -806,6 +842,14 @@ impl Kernel {
         if let Some(current) = self.current {
             // SAFETY: the current thread is live.
             let t = unsafe { tcb(current) };
+            if t.state == ThreadState::Running
+                && t.slots[VSPACE_SLOT as usize].cap.object_type != ObjectType::AddressSpace
+            {
+                // Its address space was deleted under it: it cannot run on.
+                self.stop(current, ThreadState::Faulted);
+            }
+            // SAFETY: as above.
+            let t = unsafe { tcb(current) };
             if t.state == ThreadState::Running {
                 let priority = t.priority;
                 let higher_ready = self
@@ -870,7 +914,10 @@ impl Kernel {
         // SAFETY: `next` is live.
         let t = unsafe { tcb(next) };
         let space = t.slots[VSPACE_SLOT as usize].cap;
-        if self.active_space != Some(space.object) {
+        // `choose` only returns threads with an address space; stay safe regardless.
+        debug_assert_eq!(space.object_type, ObjectType::AddressSpace);
+        if space.object_type == ObjectType::AddressSpace && self.active_space != Some(space.object)
+        {
             // SAFETY: an address-space capability names a live table holding only user
             // mappings; its ASID was assigned to it at retype.
             unsafe { install_user_table(space.object, space.extra as u16) };
@@ -922,7 +969,10 @@ pub fn on_user_entry(entry: UserEntry) {
             let t = unsafe { tcb(current) };
             t.state == ThreadState::Running
                 && !kernel.reschedule
-                && kernel.run_queues.highest_priority().is_none_or(|p| p <= t.priority)
+                && kernel
+                    .run_queues
+                    .highest_priority()
+                    .is_none_or(|p| p <= t.priority)
         })
     });
     if !stay {

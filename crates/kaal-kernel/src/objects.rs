@@ -204,13 +204,18 @@ impl CapabilityCalls<'_> {
         Ok((0, 0))
     }
 
-    /// `cap_revoke`; `deleted` sees every capability removed. Returns how many went.
-    pub fn revoke(&self, slot: u64, deleted: impl FnMut(&DeleteOutcome)) -> CallResult {
+    /// Part of `cap_revoke`: deletes at most `max` descendants, reporting each; returns
+    /// whether none are left.
+    pub fn revoke_some(
+        &self,
+        slot: u64,
+        max: usize,
+        deleted: impl FnMut(&DeleteOutcome),
+    ) -> Result<bool, Error> {
         let at = self.slot(slot)?;
-        let removed = CSpace::new(&mut KernelSlots)
-            .revoke(at, deleted)
-            .map_err(abi_error)?;
-        Ok((removed as u64, 0))
+        CSpace::new(&mut KernelSlots)
+            .revoke_some(at, max, deleted)
+            .map_err(abi_error)
     }
 
     /// `cap_identify`: the object type and rights.

@@ -71,27 +71,52 @@ impl<T: ObjectKind> Clone for Cap<T> {
 impl<T: ObjectKind> Copy for Cap<T> {}
 
 pub(crate) fn call(number: Syscall, args: [u64; 6]) -> Result<(u64, u64), Error> {
-    match raw_syscall6(number as u64, args) {
+    // SAFETY: the typed wrappers in this crate are the only callers; the one pointer the
+    // kernel writes through (`read_registers`) is to a local they own.
+    match unsafe { raw_syscall6_unchecked(number as u64, args) } {
         (0, value, extra) => Ok((value, extra)),
         (code, _, _) => Err(Error::from_code(code).unwrap_or(Error::InvalidArgument)),
     }
 }
 
-/// Issues a system call with six arguments, returning raw `(x0, x1, x2)`.
+/// Issues a system call with six arguments, returning raw `(x0, x1, x2)`: for tests of
+/// the kernel's argument checking; normal code uses the typed wrappers.
+///
+/// Safe for any arguments, because it refuses (with `InvalidArgument`, without entering
+/// the kernel) the one call through which the kernel writes the caller's memory at an
+/// address the caller chooses, `tcb_read_registers`: use [`Cap::read_registers`] or
+/// [`raw_syscall6_unchecked`].
 pub fn raw_syscall6(number: u64, args: [u64; 6]) -> (u64, u64, u64) {
+    if number == Syscall::TcbReadRegisters as u64 {
+        return (Error::InvalidArgument as u64, 0, 0);
+    }
+    // SAFETY: no call left writes memory through a caller-chosen pointer; the assembly
+    // declares every register the kernel may write.
+    unsafe { raw_syscall6_unchecked(number, args) }
+}
+
+/// As [`raw_syscall6`], for every call.
+///
+/// # Safety
+/// Where the kernel writes through a pointer argument (`tcb_read_registers`), that
+/// pointer must name memory the caller may overwrite with those bytes
+/// (`USER_REGISTERS_BYTES`), with no live reference to it.
+pub unsafe fn raw_syscall6_unchecked(number: u64, args: [u64; 6]) -> (u64, u64, u64) {
     #[cfg(target_os = "none")]
     {
         let (status, value, extra): (u64, u64, u64);
-        // SAFETY: the kernel validates every argument and writes only x0..x2.
+        // SAFETY: the kernel validates every argument; it writes at most x0..x6 (IPC
+        // calls), all declared here; memory writes are the caller's contract.
         unsafe {
             core::arch::asm!(
                 "svc #0",
                 inlateout("x0") args[0] => status,
                 inlateout("x1") args[1] => value,
                 inlateout("x2") args[2] => extra,
-                in("x3") args[3],
-                in("x4") args[4],
-                in("x5") args[5],
+                inlateout("x3") args[3] => _,
+                inlateout("x4") args[4] => _,
+                inlateout("x5") args[5] => _,
+                lateout("x6") _,
                 in("x8") number,
                 options(nostack),
             );

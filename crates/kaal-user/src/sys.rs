@@ -54,29 +54,9 @@ fn call(call: Syscall, args: [u64; 4]) -> Result<(u64, u64), Error> {
 
 /// Issues system call `number` with raw arguments, returning the raw `(x0, x1, x2)`.
 /// For tests of the kernel's argument checking; normal code uses the typed wrappers.
+/// See [`crate::cap::raw_syscall6`], which this calls with `x4 = x5 = 0`.
 pub fn raw_syscall(number: u64, args: [u64; 4]) -> (u64, u64, u64) {
-    #[cfg(target_os = "none")]
-    {
-        let (status, value, extra): (u64, u64, u64);
-        // SAFETY: as in `raw`: the kernel validates everything and writes only x0..x2.
-        unsafe {
-            core::arch::asm!(
-                "svc #0",
-                inlateout("x0") args[0] => status,
-                inlateout("x1") args[1] => value,
-                inlateout("x2") args[2] => extra,
-                in("x3") args[3],
-                in("x8") number,
-                options(nostack),
-            );
-        }
-        (status, value, extra)
-    }
-    #[cfg(not(target_os = "none"))]
-    {
-        let _ = (number, args);
-        (Error::NotSupported as u64, 0, 0)
-    }
+    crate::cap::raw_syscall6(number, [args[0], args[1], args[2], args[3], 0, 0])
 }
 
 /// Writes bytes to the kernel console; returns how many were written.

@@ -87,9 +87,15 @@ impl ObjectType {
     /// capabilities to *other* objects (see [`ObjectType::issues_children`]), and an
     /// untyped capability carries its allocation watermark, which a copy would
     /// duplicate. Move them instead; split untyped memory by retyping it into smaller
-    /// untyped objects.
+    /// untyped objects. Page tables cannot be copied either: the one capability records
+    /// where its table is linked, so the kernel can always unlink it before the memory
+    /// is reused (a copy without that record could outlive it while the table stays
+    /// linked).
     pub const fn is_derivable(self) -> bool {
-        !matches!(self, Self::Null | Self::Untyped | Self::IrqControl)
+        !matches!(
+            self,
+            Self::Null | Self::Untyped | Self::IrqControl | Self::PageTable
+        )
     }
 
     /// Whether a capability of this type can be the parent of capabilities to other

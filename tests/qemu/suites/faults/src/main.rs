@@ -184,6 +184,27 @@ fn main(boot: &BootInfo<'_>) -> i32 {
         );
         Ok(())
     });
+    suite.run("registers_are_never_written_to_read_only_memory", || {
+        let tcb: Cap<kaal_user::cap::Tcb> = untyped.retype_one(0).map_err(|e| format!("{e:?}"))?;
+        let target = READ_ONLY.as_ptr() as u64;
+        // SAFETY: the kernel refuses (read-only memory), so nothing is written; were it
+        // to write, it would be into memory this test only inspects afterwards.
+        let (status, _, _) = unsafe {
+            cap::raw_syscall6_unchecked(
+                kaal_abi::Syscall::TcbReadRegisters as u64,
+                [tcb.slot(), target, 0, 0, 0, 0],
+            )
+        };
+        check!(
+            status == kaal_abi::Error::BadAddress as u64,
+            "read-only buffer gave {status}"
+        );
+        check!(
+            core::hint::black_box(&READ_ONLY) == &[1, 2, 3, 4],
+            "read-only data changed"
+        );
+        Ok(())
+    });
     suite.run("others_still_run_after_handled_faults", || {
         let healthy =
             thread::spawn(|n| n as u64 + 1, 41, PRIORITY).map_err(|e| format!("{e:?}"))?;

@@ -13,7 +13,8 @@ use kaal_abi::{Error, Syscall, layout, map_attributes, rights, slots};
 use kaal_test_harness::{Suite, check};
 use kaal_user::BootInfo;
 use kaal_user::cap::{
-    self, AddressSpace, CNode, Cap, Endpoint, Frame2M, Frame4K, PageTable, Untyped, raw_syscall6,
+    self, AddressSpace, CNode, Cap, Endpoint, Frame2M, Frame4K, PageTable, Tcb, Untyped,
+    raw_syscall6,
 };
 use kaal_user::memory::MappedFrame;
 
@@ -250,6 +251,90 @@ fn main(boot: &BootInfo<'_>) -> i32 {
         );
         Ok(())
     });
+
+    suite.run("review_findings_stay_fixed", || {
+        // A page-table capability cannot be copied (a copy could outlive the link).
+        let table: Cap<PageTable> = untyped.retype_one(0).map_err(err)?;
+        expect(
+            table.copy(cap::allocate_slot().map_err(err)?, rights::ALL),
+            Error::IllegalOperation,
+            "copy a page table",
+        )?;
+        // A thread's CSpace root needs a CNode capability with the write right, and
+        // its IPC buffer a writable RAM frame.
+        let tcb: Cap<Tcb> = untyped.retype_one(0).map_err(err)?;
+        let cnode = Cap::<CNode>::from_slot(slots::ROOT_CNODE);
+        let read_only_cnode = cnode
+            .copy(cap::allocate_slot().map_err(err)?, rights::READ)
+            .map_err(err)?;
+        expect(
+            tcb.configure(read_only_cnode, own, None, 0),
+            Error::MissingRights,
+            "read-only CSpace root",
+        )?;
+        let frame: Cap<Frame4K> = untyped.retype_one(0).map_err(err)?;
+        let read_only_frame = frame
+            .copy(cap::allocate_slot().map_err(err)?, rights::READ)
+            .map_err(err)?;
+        expect(
+            tcb.configure(cnode, own, Some((read_only_frame, 0x32_0000_0000)), 0),
+            Error::MissingRights,
+            "read-only IPC buffer",
+        )?;
+        let caps = boot.caps();
+        let device = Cap::<Untyped>::from_slot(u64::from(caps.device_untyped.start));
+        let device_frame: Cap<Frame4K> = device.retype_one(0).map_err(err)?;
+        expect(
+            tcb.configure(cnode, own, Some((device_frame, 0x32_0000_0000)), 0),
+            Error::IllegalOperation,
+            "device IPC buffer",
+        )?;
+        // A user mapping of device memory is never read by the kernel for the thread.
+        cap::map_with_tables(
+            device_frame,
+            own,
+            0x32_0000_1000,
+            rights::READ,
+            map_attributes::DEVICE,
+            untyped,
+        )
+        .map_err(err)?;
+        let (status, _, _) = raw_syscall6(
+            Syscall::ConsoleWrite as u64,
+            [0x32_0000_1000, 4, 0, 0, 0, 0],
+        );
+        check!(
+            status == Error::BadAddress as u64,
+            "console_write from device memory gave {status}"
+        );
+        device_frame.unmap().map_err(err)?;
+        tcb.delete().map_err(err)?;
+        Ok(())
+    });
+
+    suite.run(
+        "revoking_thousands_of_capabilities_needs_bounded_kernel_memory",
+        || {
+            let endpoint: Cap<Endpoint> = untyped.retype_one(0).map_err(err)?;
+            let big: Cap<CNode> = untyped.retype_one(12).map_err(err)?;
+            for index in 0..4096 {
+                endpoint
+                    .copy_to(big, index, rights::READ)
+                    .map_err(|e| format!("copy {index}: {e:?}"))?;
+            }
+            let first = cap::allocate_slots(1500).map_err(err)?;
+            for slot in first..first + 1500 {
+                endpoint
+                    .copy(slot, rights::WRITE)
+                    .map_err(|e| format!("copy to {slot}: {e:?}"))?;
+            }
+            let removed = endpoint.revoke().map_err(err)?;
+            check!(removed == 4096 + 1500, "revoke removed {removed}");
+            check!(endpoint.identify().is_ok(), "the original survives");
+            big.delete().map_err(err)?;
+            Ok(())
+        },
+    );
 
     suite.finish()
 }
