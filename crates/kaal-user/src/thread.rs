@@ -65,14 +65,13 @@ impl Thread {
             match state {
                 ThreadState::Alive => sys::yield_now(),
                 ended => {
-                    if matches!(ended, ThreadState::Exited(_) | ThreadState::Faulted) {
-                        if let Some((address, length)) = self.stack.take() {
-                            let stack =
-                                core::ptr::slice_from_raw_parts_mut(address as *mut u8, length);
-                            // SAFETY: the stack came from `Box::leak` in `spawn`, and the
-                            // thread that used it has ended for good, so nothing refers to it.
-                            drop(unsafe { Box::from_raw(stack) });
-                        }
+                    if matches!(ended, ThreadState::Exited(_) | ThreadState::Faulted)
+                        && let Some((address, length)) = self.stack.take()
+                    {
+                        let stack = core::ptr::slice_from_raw_parts_mut(address as *mut u8, length);
+                        // SAFETY: the stack came from `Box::leak` in `spawn`, and the
+                        // thread that used it has ended for good, so nothing refers to it.
+                        drop(unsafe { Box::from_raw(stack) });
                     }
                     return ended;
                 }
