@@ -95,10 +95,12 @@ numbered! {
         ThreadExit = 3,
         // 4 and 5 were the boot-phase `thread_create` and `thread_status`, replaced by
         // TCB objects; they are never reused.
-        /// `power_off()`: switches the machine off through PSCI. Does not return on success.
+        /// `power_off(system_control)`: switches the machine off through PSCI. Needs the
+        /// system-control capability. Does not return on success.
         PowerOff = 6,
-        /// `debug_exit(code)`: ends the emulator with `code` through semihosting. For tests;
-        /// fails with [`Error::NotSupported`] when the kernel was not configured for it.
+        /// `debug_exit(system_control, code)`: ends the emulator with `code` through
+        /// semihosting. For tests; needs the system-control capability; fails with
+        /// [`Error::NotSupported`] when the kernel was not configured for it.
         DebugExit = 7,
         /// `thread_id()`: returns the caller's thread id in `x1`.
         ThreadId = 8,
@@ -293,6 +295,9 @@ numbered! {
         IrqControl = 10,
         /// The right to handle one interrupt line.
         IrqHandler = 11,
+        // 12 is reserved for reply objects.
+        /// The right to switch the machine off (and, in tests, to end the emulator).
+        SystemControl = 13,
     }
     from_raw
 }
@@ -403,6 +408,8 @@ pub mod slots {
     pub const ROOT_TCB: u64 = 3;
     /// The root task's address space.
     pub const ROOT_ADDRESS_SPACE: u64 = 4;
+    /// The system-control capability (power off; in tests, ending the emulator).
+    pub const SYSTEM_CONTROL: u64 = 5;
     /// Slot 0 is never used, so that 0 is never a valid capability.
     pub const NULL: u64 = 0;
     /// The root task's own CNode (its CSpace).

@@ -460,6 +460,10 @@ fn build_root_cspace(
             .with_extra(u64::from(ROOT_ASID)),
         &mut next,
     );
+    insert(
+        Capability::new(ObjectType::SystemControl, 0, Rights::ALL),
+        &mut next,
+    );
     let untyped_start = next;
     for region in &regions {
         let bits = region.size_bytes.trailing_zeros() as u8;

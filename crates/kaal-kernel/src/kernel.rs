@@ -293,6 +293,7 @@ impl Kernel {
             }
             Syscall::ThreadId => Ok((self.current_thread().number, 0)),
             Syscall::PowerOff => {
+                self.lookup(&cspace, args[0], ObjectType::SystemControl)?;
                 let conduit = self.services.psci.ok_or(Error::NotSupported)?;
                 kprintln!(
                     "[kaal] power off requested by thread {}",
@@ -302,10 +303,11 @@ impl Kernel {
                 Err(Error::NotSupported)
             }
             Syscall::DebugExit => {
+                self.lookup(&cspace, args[0], ObjectType::SystemControl)?;
                 if !self.services.semihosting {
                     return Err(Error::NotSupported);
                 }
-                let code = u32::try_from(args[0]).map_err(|_| Error::InvalidArgument)?;
+                let code = u32::try_from(args[1]).map_err(|_| Error::InvalidArgument)?;
                 // SAFETY: the kernel was configured with semihosting available.
                 unsafe { semihosting::exit(code) }
             }

@@ -54,6 +54,8 @@ kinds! {
     IrqControl,
     /// An IRQ handler.
     IrqHandler,
+    /// System control (power off).
+    SystemControl,
 }
 
 /// A capability to an object of kind `T`, held in slot `slot` of the caller's CSpace.

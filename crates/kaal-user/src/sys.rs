@@ -93,17 +93,21 @@ pub fn thread_id() -> ThreadId {
     )
 }
 
-/// Switches the machine off (PSCI). Returns the error if the kernel could not.
+/// Switches the machine off (PSCI), with the system-control capability in its root-task
+/// slot. Returns the error if the kernel could not (or the task does not hold it).
 pub fn power_off() -> Error {
-    call(Syscall::PowerOff, [0; 4])
+    let control = kaal_abi::slots::SYSTEM_CONTROL;
+    call(Syscall::PowerOff, [control, 0, 0, 0])
         .err()
         .unwrap_or(Error::NotSupported)
 }
 
-/// Ends the emulator with `code` (semihosting; for tests). Returns the error if the
-/// kernel was not configured for it.
+/// Ends the emulator with `code` (semihosting; for tests), with the system-control
+/// capability in its root-task slot. Returns the error if the kernel was not configured
+/// for it (or the task does not hold the capability).
 pub fn debug_exit(code: u32) -> Error {
-    call(Syscall::DebugExit, [u64::from(code), 0, 0, 0])
+    let control = kaal_abi::slots::SYSTEM_CONTROL;
+    call(Syscall::DebugExit, [control, u64::from(code), 0, 0])
         .err()
         .unwrap_or(Error::NotSupported)
 }

@@ -37,6 +37,8 @@ pub enum ObjectType {
     IrqHandler = 11,
     /// A reply object for call/reply IPC.
     Reply = 12,
+    /// The authority to switch the machine off (and, in tests, to end the emulator).
+    SystemControl = 13,
 }
 
 /// Log2 of a CNode slot's size in bytes (128-byte slots: one [`Capability`] and four
@@ -51,7 +53,7 @@ pub const CNODE_MAX_RADIX: u8 = 12;
 
 impl ObjectType {
     /// Every type, in ABI order.
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 14] = [
         Self::Null,
         Self::Untyped,
         Self::Tcb,
@@ -65,6 +67,7 @@ impl ObjectType {
         Self::IrqControl,
         Self::IrqHandler,
         Self::Reply,
+        Self::SystemControl,
     ];
 
     /// The type with ABI number `raw`, if there is one.
@@ -105,9 +108,12 @@ impl ObjectType {
     }
 
     /// Whether objects of this type are made from memory by retype (all but null, IRQ
-    /// control and IRQ handlers).
+    /// control, IRQ handlers and system control).
     pub const fn is_memory(self) -> bool {
-        !matches!(self, Self::Null | Self::IrqControl | Self::IrqHandler)
+        !matches!(
+            self,
+            Self::Null | Self::IrqControl | Self::IrqHandler | Self::SystemControl
+        )
     }
 
     /// Whether badges mean something for this type (endpoints and notifications).
@@ -153,9 +159,10 @@ pub const fn size_bits(ty: ObjectType, user_size_bits: u8) -> Result<u8, CapErro
         ObjectType::Endpoint | ObjectType::Notification | ObjectType::Reply => Ok(5),
         ObjectType::Frame4K | ObjectType::PageTable | ObjectType::AddressSpace => Ok(12),
         ObjectType::Frame2M => Ok(21),
-        ObjectType::Null | ObjectType::IrqControl | ObjectType::IrqHandler => {
-            Err(CapError::InvalidOperation)
-        }
+        ObjectType::Null
+        | ObjectType::IrqControl
+        | ObjectType::IrqHandler
+        | ObjectType::SystemControl => Err(CapError::InvalidOperation),
     }
 }
 
@@ -241,7 +248,8 @@ mod tests {
         }
         assert_eq!(ObjectType::Untyped.raw(), 1);
         assert_eq!(ObjectType::Reply.raw(), 12);
-        assert_eq!(ObjectType::from_raw(13), None);
+        assert_eq!(ObjectType::SystemControl.raw(), 13);
+        assert_eq!(ObjectType::from_raw(14), None);
         assert_eq!(ObjectType::from_raw(u64::MAX), None);
         assert_eq!(core::mem::size_of::<Capability>(), 32);
     }

@@ -229,14 +229,41 @@ fn main(boot: &BootInfo<'_>) -> i32 {
         expect_ok(Syscall::Yield, [u64::MAX; 4])?;
         Ok(())
     });
-    suite.run("debug_exit_rejects_out_of_range_status", || {
-        expect_error(
-            Syscall::DebugExit,
-            [1 << 32, 0, 0, 0],
-            Error::InvalidArgument,
-        )?;
-        Ok(())
-    });
+    suite.run(
+        "power_off_and_debug_exit_need_the_system_control_capability",
+        || {
+            let control = kaal_abi::slots::SYSTEM_CONTROL;
+            check!(
+                raw6(Syscall::DebugExit, [control, 1 << 32, 0, 0, 0, 0])
+                    == Error::InvalidArgument as u64,
+                "out-of-range status"
+            );
+            check!(
+                raw6(Syscall::DebugExit, [slots::ROOT_CNODE, 0, 0, 0, 0, 0])
+                    == Error::WrongObjectType as u64,
+                "debug_exit through a CNode"
+            );
+            check!(
+                raw6(Syscall::DebugExit, [4000, 0, 0, 0, 0, 0]) == Error::InvalidCapability as u64,
+                "debug_exit through an empty slot"
+            );
+            check!(
+                raw6(Syscall::PowerOff, [slots::ROOT_TCB, 0, 0, 0, 0, 0])
+                    == Error::WrongObjectType as u64,
+                "power_off through a TCB"
+            );
+            check!(
+                raw6(Syscall::PowerOff, [0, 0, 0, 0, 0, 0]) == Error::InvalidCapability as u64,
+                "power_off through slot 0"
+            );
+            let identified = kaal_user::cap::identify(control);
+            check!(
+                identified.map(|c| c.0) == Ok(kaal_abi::ObjectType::SystemControl),
+                "slot {control}: {identified:?}"
+            );
+            Ok(())
+        },
+    );
     suite.run("kernel_survives_garbage_in_every_register", || {
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
         for _ in 0..2000 {
