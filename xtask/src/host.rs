@@ -80,14 +80,51 @@ pub fn parse_test_result(line: &str) -> Option<Tally> {
 
 /// `cargo publish --workspace --dry-run --allow-dirty`: one test.
 pub fn publish_dry_run(_args: &Args) -> Tally {
+    forget_packaged_workspace_crates();
+    // Its own, empty target directory: verify builds of our crates as registry
+    // packages are fingerprinted by version alone, so older builds would be reused.
+    let target = root().join("target").join("publish");
+    let _ = std::fs::remove_dir_all(&target);
     let mut cmd = process::cargo();
     cmd.current_dir(root())
+        .env("CARGO_TARGET_DIR", &target)
         .args(["publish", "--workspace", "--dry-run", "--allow-dirty"]);
     println!("$ {}", process::display(&cmd));
     let ok = process::run(&mut cmd)
         .map_err(|e| eprintln!("publish: {e}"))
         .is_ok();
     Tally::one(ok)
+}
+
+/// `cargo publish --workspace --dry-run` verifies each crate against the others through a
+/// temporary local registry, which cargo extracts under `$CARGO_HOME/registry/src/-<hash>/`
+/// and never re-extracts for the same version. Our crates stay at one version while they
+/// change, so a later run would verify against stale sources: forget those extractions,
+/// (`publish_dry_run` also builds in a target directory of its own, emptied first).
+fn forget_packaged_workspace_crates() {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cargo")));
+    let Some(sources) = home.map(|h| h.join("registry").join("src")) else {
+        return;
+    };
+    let Ok(registries) = std::fs::read_dir(&sources) else {
+        return;
+    };
+    for registry in registries.flatten() {
+        // Local-registry overlays are named `-<hash>`; crates.io's are not.
+        if !registry.file_name().to_string_lossy().starts_with('-') {
+            continue;
+        }
+        let Ok(crates) = std::fs::read_dir(registry.path()) else {
+            continue;
+        };
+        for krate in crates.flatten() {
+            if krate.file_name().to_string_lossy().starts_with("kaal-") {
+                let _ = std::fs::remove_dir_all(krate.path());
+            }
+        }
+    }
 }
 
 #[cfg(test)]
