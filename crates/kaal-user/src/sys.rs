@@ -19,37 +19,8 @@ pub enum ThreadState {
     Inactive,
 }
 
-#[cfg(target_os = "none")]
-#[inline(always)]
-fn raw(call: Syscall, args: [u64; 4]) -> (u64, u64, u64) {
-    let (status, value, extra): (u64, u64, u64);
-    // SAFETY: `svc #0` enters the KaaL kernel, which validates every argument (pointers
-    // included) and changes only x0..x2; no call here lets the kernel write our memory.
-    unsafe {
-        core::arch::asm!(
-            "svc #0",
-            inlateout("x0") args[0] => status,
-            inlateout("x1") args[1] => value,
-            inlateout("x2") args[2] => extra,
-            in("x3") args[3],
-            in("x8") call as u64,
-            options(nostack),
-        );
-    }
-    (status, value, extra)
-}
-
-#[cfg(not(target_os = "none"))]
-fn raw(_call: Syscall, _args: [u64; 4]) -> (u64, u64, u64) {
-    // Not on KaaL: every call fails honestly.
-    (Error::NotSupported as u64, 0, 0)
-}
-
 fn call(call: Syscall, args: [u64; 4]) -> Result<(u64, u64), Error> {
-    match raw(call, args) {
-        (0, value, extra) => Ok((value, extra)),
-        (code, _, _) => Err(Error::from_code(code).unwrap_or(Error::InvalidArgument)),
-    }
+    crate::cap::call(call, [args[0], args[1], args[2], args[3], 0, 0])
 }
 
 /// Issues system call `number` with raw arguments, returning the raw `(x0, x1, x2)`.

@@ -250,7 +250,39 @@ impl TranslationTable {
         Ok(table)
     }
 
-    /// Maps one 4 KiB page.
+    /// Installs one leaf entry: a 4 KiB page (`block` false, at level 3) or a 2 MiB
+    /// block (level 2), creating missing tables from `memory` if `create`, else failing
+    /// with [`MapError::MissingTable`].
+    fn map_leaf(
+        &mut self,
+        memory: &mut impl TableMemory,
+        virtual_address: u64,
+        physical: u64,
+        attrs: PageAttrs,
+        block: bool,
+        create: bool,
+    ) -> Result<(), MapError> {
+        let bits = attrs.descriptor_bits()?;
+        let (size, level, kind) = if block {
+            (BLOCK_2M, 2, 0)
+        } else {
+            (PAGE_SIZE, 3, TABLE_OR_PAGE)
+        };
+        let va = Self::check(virtual_address, physical, size)?;
+        let table = if create {
+            self.walk_create(memory, va, level)?
+        } else {
+            self.walk_existing(memory, va, level)?
+        };
+        let slot = &mut memory.table(table)[index(va, level)];
+        if *slot & VALID != 0 {
+            return Err(MapError::AlreadyMapped(virtual_address));
+        }
+        *slot = physical | bits | VALID | kind;
+        Ok(())
+    }
+
+    /// Maps one 4 KiB page, creating tables as needed.
     pub fn map_page(
         &mut self,
         memory: &mut impl TableMemory,
@@ -258,18 +290,10 @@ impl TranslationTable {
         physical: u64,
         attrs: PageAttrs,
     ) -> Result<(), MapError> {
-        let bits = attrs.descriptor_bits()?;
-        let va = Self::check(virtual_address, physical, PAGE_SIZE)?;
-        let table = self.walk_create(memory, va, 3)?;
-        let slot = &mut memory.table(table)[index(va, 3)];
-        if *slot & VALID != 0 {
-            return Err(MapError::AlreadyMapped(virtual_address));
-        }
-        *slot = physical | bits | VALID | TABLE_OR_PAGE;
-        Ok(())
+        self.map_leaf(memory, virtual_address, physical, attrs, false, true)
     }
 
-    /// Maps one 2 MiB block.
+    /// Maps one 2 MiB block, creating tables as needed.
     pub fn map_block(
         &mut self,
         memory: &mut impl TableMemory,
@@ -277,15 +301,7 @@ impl TranslationTable {
         physical: u64,
         attrs: PageAttrs,
     ) -> Result<(), MapError> {
-        let bits = attrs.descriptor_bits()?;
-        let va = Self::check(virtual_address, physical, BLOCK_2M)?;
-        let table = self.walk_create(memory, va, 2)?;
-        let slot = &mut memory.table(table)[index(va, 2)];
-        if *slot & VALID != 0 {
-            return Err(MapError::AlreadyMapped(virtual_address));
-        }
-        *slot = physical | bits | VALID;
-        Ok(())
+        self.map_leaf(memory, virtual_address, physical, attrs, true, true)
     }
 
     /// Maps `[physical, physical + size)` at `virtual_address`, with 2 MiB blocks where
@@ -343,20 +359,7 @@ impl TranslationTable {
         attrs: PageAttrs,
         block: bool,
     ) -> Result<(), MapError> {
-        let bits = attrs.descriptor_bits()?;
-        let (size, level, kind) = if block {
-            (BLOCK_2M, 2, 0)
-        } else {
-            (PAGE_SIZE, 3, TABLE_OR_PAGE)
-        };
-        let va = Self::check(virtual_address, physical, size)?;
-        let table = self.walk_existing(memory, va, level)?;
-        let slot = &mut memory.table(table)[index(va, level)];
-        if *slot & VALID != 0 {
-            return Err(MapError::AlreadyMapped(virtual_address));
-        }
-        *slot = physical | bits | VALID | kind;
-        Ok(())
+        self.map_leaf(memory, virtual_address, physical, attrs, block, false)
     }
 
     /// Links the (zeroed) table at `table` in as the first missing level on the way to
