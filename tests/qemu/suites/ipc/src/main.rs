@@ -52,6 +52,8 @@ fn echo_server(endpoint: usize) -> u64 {
 
 static SEEN: AtomicU64 = AtomicU64::new(0);
 static SLOT: AtomicU64 = AtomicU64::new(0);
+static SECOND: AtomicU64 = AtomicU64::new(0);
+static SERVER_WAITING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 const MY_IPC_BUFFER: u64 = 0x30_0000_0000;
 const THEIR_IPC_BUFFER: u64 = 0x30_0000_1000;
 const SEND_CAP_WORD: usize = 64;
@@ -327,6 +329,67 @@ fn main(boot: &BootInfo<'_>) -> i32 {
             Ok(())
         },
     );
+
+    suite.run("a_signal_to_a_bound_server_keeps_its_reply_right", || {
+        let requests: Cap<Endpoint> = untyped.retype_one(0).map_err(err)?;
+        let other: Cap<Endpoint> = untyped.retype_one(0).map_err(err)?;
+        let notification: Cap<Notification> = untyped.retype_one(0).map_err(err)?;
+        SLOT.store(requests.slot(), Ordering::SeqCst);
+        SECOND.store(other.slot(), Ordering::SeqCst);
+        SERVER_WAITING.store(false, Ordering::SeqCst);
+        // The server takes a call, then waits elsewhere; a signal to its bound
+        // notification wakes it, and it must still be able to answer the caller.
+        let server = thread::spawn(
+            |_| {
+                let requests = Cap::<Endpoint>::from_slot(SLOT.load(Ordering::SeqCst));
+                let other = Cap::<Endpoint>::from_slot(SECOND.load(Ordering::SeqCst));
+                if requests.recv().is_err() {
+                    return 1;
+                }
+                SERVER_WAITING.store(true, Ordering::SeqCst);
+                match other.recv() {
+                    Ok(r) if r.message.info.notification => {}
+                    _ => return 2,
+                }
+                if ipc::reply(&Message::new(0, [77, 0, 0, 0])).is_ok() {
+                    0
+                } else {
+                    3
+                }
+            },
+            0,
+            PRIORITY,
+        )
+        .map_err(err)?;
+        server.tcb().bind_notification(notification).map_err(err)?;
+        let signaller = thread::spawn(
+            |slot| {
+                while !SERVER_WAITING.load(Ordering::SeqCst) {
+                    sys::yield_now();
+                }
+                sys::yield_now(); // let the server block in its second receive
+                Cap::<Notification>::from_slot(slot as u64)
+                    .signal()
+                    .map_or(1, |()| 0)
+            },
+            notification.slot() as usize,
+            PRIORITY,
+        )
+        .map_err(err)?;
+        let reply = requests.call(&Message::new(1, [0; 4])).map_err(err)?;
+        check!(reply.words[0] == 77, "reply {:?}", reply.words);
+        check!(
+            server.join() == ThreadState::Exited(0),
+            "server ended {:?}",
+            server.state()
+        );
+        check!(
+            signaller.join() == ThreadState::Exited(0),
+            "signaller ended {:?}",
+            signaller.state()
+        );
+        Ok(())
+    });
 
     suite.run("suspend_cancels_a_blocked_receive", || {
         let endpoint: Cap<Endpoint> = untyped.retype_one(0).map_err(err)?;
