@@ -37,6 +37,26 @@ struct Suite {
     /// Further binaries of the suite's package to put in its component archive, named
     /// one per line in `components.txt`.
     components: Vec<String>,
+    /// The suite's `system.toml`, if it has one: checked and embedded as the archive's
+    /// `system` entry for the broker.
+    system: Option<PathBuf>,
+    /// Run on the covering matrix only (every CPU, GIC and EL once) rather than the full
+    /// one: `matrix = covering` in `suite.txt`, for long suites.
+    covering: bool,
+    /// Per-run timeout from `suite.txt` (`timeout = SECS`), if longer than the default.
+    timeout: Option<std::time::Duration>,
+}
+
+/// RAM the test configurations give the smallest machine; a suite's `system.toml` must
+/// fit it.
+const TEST_RAM_BYTES: u64 = 256 << 20;
+
+/// `key = value` lines of a suite's `suite.txt`.
+fn suite_option(text: &str, key: &str) -> Option<String> {
+    text.lines().find_map(|line| {
+        let (k, v) = line.split_once('=')?;
+        (k.trim() == key).then(|| v.trim().to_owned())
+    })
 }
 
 fn qemu_workspace() -> Workspace {
@@ -70,11 +90,23 @@ fn discover() -> Result<Vec<Suite>> {
             Ok(text) => serial::parse_expectations(&text),
             Err(_) => Vec::new(),
         };
+        let options = std::fs::read_to_string(path.join("suite.txt")).unwrap_or_default();
+        let timeout = match suite_option(&options, "timeout") {
+            Some(secs) => Some(std::time::Duration::from_secs(
+                secs.parse()
+                    .map_err(|_| format!("{}: timeout `{secs}` is not seconds", path.display()))?,
+            )),
+            None => None,
+        };
+        let system = path.join("system.toml");
         suites.push(Suite {
             package: format!("suite-{name}"),
             name,
             expected,
             components,
+            system: system.is_file().then_some(system),
+            covering: suite_option(&options, "matrix").as_deref() == Some("covering"),
+            timeout,
         });
     }
     suites.sort_by(|a, b| a.name.cmp(&b.name));
@@ -114,6 +146,16 @@ fn build(ws: &Workspace, suites: &[Suite]) -> Vec<(Suite, Result<Image, String>)
                         components.push(Component::new(bin.as_str(), elf));
                     }
                 }
+                if let Some(system) = &suite.system {
+                    let out = ws
+                        .root()
+                        .join("target")
+                        .join("kaal-systems")
+                        .join(format!("{}.system", suite.name));
+                    kaal_build::system::compile(system, &out, TEST_RAM_BYTES)
+                        .map_err(|e| e.to_string())?;
+                    components.push(Component::new(kaal_build::system::SYSTEM_ENTRY, out));
+                }
                 link_image(ws, &suite.package, &Bin::package(TEST_KERNEL), &components)
                     .map_err(|e| e.to_string())
             });
@@ -122,10 +164,13 @@ fn build(ws: &Workspace, suites: &[Suite]) -> Vec<(Suite, Result<Image, String>)
         .collect()
 }
 
-/// The configurations to run: the full matrix, or one with `--quick`.
-fn configs(args: &Args) -> Vec<QemuConfig> {
+/// The configurations to run: the full matrix, the covering one for a long suite, or
+/// one with `--quick`.
+fn configs(args: &Args, suite: &Suite) -> Vec<QemuConfig> {
     if args.quick {
         vec![QemuConfig::default()]
+    } else if suite.covering {
+        QemuConfig::covering_matrix()
     } else {
         QemuConfig::test_matrix()
     }
@@ -158,11 +203,11 @@ fn test_inner(args: &Args) -> Result<Tally> {
         println!("qemu: no suites under tests/qemu/suites");
         return Ok(Tally::default());
     }
-    let configs = configs(args);
     let ws = qemu_workspace();
     let mut tally = Tally::default();
     let mut jobs = Vec::new();
     for (suite, image) in build(&ws, &suites) {
+        let configs = configs(args, &suite);
         match image {
             Ok(image) => jobs.extend(
                 configs
@@ -176,12 +221,17 @@ fn test_inner(args: &Args) -> Result<Tally> {
             }
         }
     }
+    // Longest runs first, so that they do not end up alone at the tail.
+    jobs.sort_by_key(|(suite, _, _)| std::cmp::Reverse(suite.timeout));
+    let mut combinations: Vec<String> = jobs.iter().map(|(_, _, c)| c.label()).collect();
+    combinations.sort();
+    combinations.dedup();
     println!(
-        "qemu: {} runs ({} suites x {} configurations), {} at a time",
+        "qemu: {} runs ({} suites), {} at a time; configurations: {}",
         jobs.len(),
         suites.len(),
-        configs.len(),
-        args.jobs
+        args.jobs,
+        combinations.join(", ")
     );
     let queue = Mutex::new(jobs.into_iter());
     let (tx, rx) = mpsc::channel();
@@ -213,7 +263,7 @@ fn run_one(suite: &Suite, kernel: &Path, config: &QemuConfig, args: &Args) -> bo
     let label = config.label();
     let cmd = with_test_bootargs(config).command(kernel, Console::Captured);
     let options = RunOptions {
-        timeout: args.timeout,
+        timeout: suite.timeout.map_or(args.timeout, |t| t.max(args.timeout)),
         echo: false,
     };
     let reasons = match run_captured(cmd, &options) {

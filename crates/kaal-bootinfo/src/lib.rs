@@ -101,6 +101,9 @@ pub mod archive;
 mod error;
 pub mod layout;
 mod parser;
+pub mod startup;
+#[cfg(feature = "alloc")]
+pub mod system;
 mod writer;
 
 pub use error::{BootInfoError, BuildError, Part};

@@ -51,6 +51,9 @@ pub enum Error {
         /// Why it was rejected.
         reason: String,
     },
+    /// The system description (`system.toml`) is invalid or could not be read or written.
+    #[error(transparent)]
+    System(#[from] crate::system::SystemTomlError),
     /// A value given by the caller (a CPU name, a GIC version, ...) is not valid.
     #[error("{0}")]
     Invalid(String),

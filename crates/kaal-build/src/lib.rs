@@ -16,6 +16,9 @@
 //!
 //! [`image::build_image`] does steps 2 to 4 in one call.
 //!
+//! [`system`] checks a system's `system.toml` (its components, devices, channels and
+//! endpoints) and compiles it into the binary description the root task reads.
+//!
 //! ```no_run
 //! use kaal_build::{image::{build_image, ImageSpec}, qemu::{self, QemuConfig}, Workspace};
 //!
@@ -36,6 +39,7 @@ pub mod process;
 pub mod qemu;
 pub mod runner;
 pub mod serial;
+pub mod system;
 pub mod tools;
 mod workspace;
 

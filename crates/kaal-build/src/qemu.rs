@@ -233,6 +233,26 @@ impl QemuConfig {
         cmd
     }
 
+    /// A covering matrix for long suites: every CPU, GIC version, exception level and
+    /// both RAM sizes appear at least once, in three runs.
+    pub fn covering_matrix() -> Vec<QemuConfig> {
+        vec![
+            QemuConfig::default()
+                .cpu(Cpu::CortexA53)
+                .gic(Gic::V2)
+                .memory_mib(256),
+            QemuConfig::default()
+                .cpu(Cpu::CortexA72)
+                .gic(Gic::V3)
+                .el2(true)
+                .memory_mib(256),
+            QemuConfig::default()
+                .cpu(Cpu::Max)
+                .gic(Gic::V3)
+                .memory_mib(1024),
+        ]
+    }
+
     /// The configurations a test suite runs on: every CPU × GIC version × EL1/EL2 at
     /// 256 MiB, plus 1 GiB runs on `cortex-a53` (GICv3, EL1) and `max` (GICv3, EL2).
     pub fn test_matrix() -> Vec<QemuConfig> {

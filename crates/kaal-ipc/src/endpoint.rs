@@ -446,6 +446,23 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Producer<T, N, R, W> {
     pub fn generation(&self) -> u32 {
         self.r().producer_gen().load(Ordering::Acquire)
     }
+
+    /// How many items were ever committed to the ring, wrapping at 2³²: the
+    /// producer's index. A producer that restarted and attached again can
+    /// resume its own numbering from here, since the index lives in the shared
+    /// header and every committed item is counted exactly once.
+    ///
+    /// ```
+    /// let mut ring = kaal_ipc::SharedRing::<u8, 4>::new();
+    /// let (mut tx, mut rx) = ring.split();
+    /// tx.try_push(1).unwrap();
+    /// tx.try_push(2).unwrap();
+    /// rx.try_pop().unwrap();
+    /// assert_eq!(tx.position(), 2);
+    /// ```
+    pub fn position(&self) -> u32 {
+        self.tail
+    }
 }
 
 impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Drop for Producer<T, N, R, W> {

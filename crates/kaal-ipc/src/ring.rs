@@ -48,6 +48,98 @@ pub mod layout {
     /// Offset of the slot array when the element alignment is at most
     /// [`LINE`]; otherwise the next multiple of the alignment.
     pub const HEADER_SIZE: usize = 5 * LINE;
+
+    /// The shape of a ring whose element type is known only as a size and an
+    /// alignment: for a creator that places a ring between two other parties
+    /// (a broker writing a header into memory it then maps into two
+    /// processes). It describes exactly what [`SharedRing`](crate::SharedRing)
+    /// `<T, N>` lays out for a `T` of that size and alignment.
+    ///
+    /// ```
+    /// use kaal_ipc::{SharedRing, layout::Geometry};
+    /// let geometry = Geometry::new(1024, 8, 8).unwrap();
+    /// assert_eq!(geometry.region_bytes(), SharedRing::<u64, 1024>::REGION_SIZE);
+    /// ```
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Geometry {
+        capacity: u32,
+        element_bytes: u32,
+        element_align: u32,
+    }
+
+    impl Geometry {
+        /// A ring of `capacity` slots (a power of two, at most 2³⁰) of
+        /// elements of `element_bytes` (a multiple of the alignment) aligned
+        /// to `element_align` (a power of two); `None` if any is invalid.
+        pub const fn new(capacity: u32, element_bytes: u32, element_align: u32) -> Option<Self> {
+            if !capacity.is_power_of_two()
+                || capacity > 1 << 30
+                || !element_align.is_power_of_two()
+                || element_bytes % element_align != 0
+            {
+                return None;
+            }
+            Some(Self {
+                capacity,
+                element_bytes,
+                element_align,
+            })
+        }
+
+        /// Offset of the slot array from the start of the region.
+        pub const fn slot_offset(&self) -> usize {
+            let align = self.element_align as usize;
+            if align <= LINE {
+                HEADER_SIZE
+            } else {
+                HEADER_SIZE.div_ceil(align) * align
+            }
+        }
+
+        /// Bytes the region needs; `None` on overflow.
+        pub const fn checked_region_bytes(&self) -> Option<usize> {
+            let align = if (self.element_align as usize) > LINE {
+                self.element_align as usize
+            } else {
+                LINE
+            };
+            let Some(slots) = (self.capacity as usize).checked_mul(self.element_bytes as usize)
+            else {
+                return None;
+            };
+            let Some(end) = self.slot_offset().checked_add(slots) else {
+                return None;
+            };
+            match end.checked_add(align - 1) {
+                Some(padded) => Some(padded / align * align),
+                None => None,
+            }
+        }
+
+        /// Bytes the region needs (saturating).
+        pub const fn region_bytes(&self) -> usize {
+            match self.checked_region_bytes() {
+                Some(bytes) => bytes,
+                None => usize::MAX,
+            }
+        }
+
+        /// The header words a fresh, empty ring of this shape has, as
+        /// `(offset, value)` pairs: every other byte of the header is zero.
+        /// Written (magic last, with release ordering or a barrier) into
+        /// zeroed memory, they make a ring that
+        /// [`SharedRing::attach`](crate::SharedRing::attach) accepts.
+        pub const fn header_words(&self) -> [(usize, u32); 6] {
+            [
+                (ABI_OFFSET, ABI_VERSION),
+                (CAPACITY_OFFSET, self.capacity),
+                (ELEMENT_SIZE_OFFSET, self.element_bytes),
+                (ELEMENT_ALIGN_OFFSET, self.element_align),
+                (SLOT_OFFSET_OFFSET, self.slot_offset() as u32),
+                (MAGIC_OFFSET, MAGIC),
+            ]
+        }
+    }
 }
 
 pub(crate) const PRODUCER_CLOSED: u32 = 1;
@@ -680,6 +772,7 @@ where
 
 #[cfg(all(test, not(loom)))]
 mod tests {
+    extern crate std;
     use super::*;
 
     #[test]
@@ -702,5 +795,50 @@ mod tests {
         assert_eq!(offset_of!(Meta, slot_offset), layout::SLOT_OFFSET_OFFSET);
         assert_eq!(size_of::<R>(), layout::HEADER_SIZE + layout::LINE);
         assert_eq!(size_of::<SharedRing<u64, 16>>(), layout::HEADER_SIZE + 128);
+    }
+
+    fn geometry_of<T, const N: usize>() -> layout::Geometry
+    where
+        T: zerocopy::FromBytes + zerocopy::IntoBytes + zerocopy::Immutable,
+    {
+        layout::Geometry::new(N as u32, size_of::<T>() as u32, align_of::<T>() as u32).unwrap()
+    }
+
+    #[repr(C, align(256))]
+    #[derive(Clone, Copy, zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)]
+    struct Wide([u8; 256]);
+
+    #[test]
+    fn geometry_matches_the_typed_ring() {
+        fn check<T, const N: usize>()
+        where
+            T: zerocopy::FromBytes + zerocopy::IntoBytes + zerocopy::Immutable,
+        {
+            let geometry = geometry_of::<T, N>();
+            assert_eq!(geometry.region_bytes(), SharedRing::<T, N>::REGION_SIZE);
+            assert_eq!(geometry.slot_offset(), SharedRing::<T, N>::SLOT_OFFSET);
+            // A header written from the words alone is accepted by `attach`.
+            let mut memory = std::vec![0u128; SharedRing::<T, N>::REGION_SIZE / 16 + 16];
+            let base = memory.as_mut_ptr().cast::<u8>();
+            let offset = base.align_offset(SharedRing::<T, N>::REGION_ALIGN);
+            // SAFETY: `offset + REGION_SIZE` is inside the allocation (padding of 256 bytes).
+            let region = unsafe { base.add(offset) };
+            for (at, value) in geometry.header_words() {
+                // SAFETY: every header word is inside the region and 4-aligned.
+                unsafe { region.add(at).cast::<u32>().write(value) };
+            }
+            // SAFETY: the region is valid, aligned, and used only through this attachment.
+            let attached = unsafe {
+                SharedRing::<T, N>::attach(region, SharedRing::<T, N>::REGION_SIZE)
+            };
+            assert!(attached.is_ok());
+        }
+        check::<u64, 1024>();
+        check::<u8, 1>();
+        check::<[u32; 3], 64>();
+        check::<Wide, 4>();
+        assert!(layout::Geometry::new(3, 8, 8).is_none());
+        assert!(layout::Geometry::new(4, 12, 8).is_none());
+        assert!(layout::Geometry::new(4, 8, 3).is_none());
     }
 }

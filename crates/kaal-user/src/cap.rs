@@ -232,17 +232,23 @@ pub fn largest_ram_untyped(boot: &crate::BootInfo<'_>) -> Option<Cap<Untyped>> {
         .map(|(index, _)| Cap::from_slot(u64::from(caps.untyped.start) + index as u64))
 }
 
-/// Hands out empty slots of the root CNode, from the boot info's first free slot up.
+/// Hands out empty slots of the root CNode, from the boot info's first free slot up;
+/// freed slots are handed out again (lowest first is not promised).
 #[derive(Debug)]
 pub struct SlotAllocator {
     next: u64,
     end: u64,
+    freed: alloc::vec::Vec<u64>,
 }
 
 impl SlotAllocator {
     /// Free slots `[first, end)`.
     pub const fn new(first: u64, end: u64) -> Self {
-        Self { next: first, end }
+        Self {
+            next: first,
+            end,
+            freed: alloc::vec::Vec::new(),
+        }
     }
 
     /// The root task's free slots, as the boot info describes them.
@@ -253,8 +259,11 @@ impl SlotAllocator {
         )
     }
 
-    /// The next free slot.
+    /// A free slot.
     pub fn allocate(&mut self) -> Result<u64, Error> {
+        if let Some(slot) = self.freed.pop() {
+            return Ok(slot);
+        }
         if self.next >= self.end {
             return Err(Error::OutOfResources);
         }
@@ -262,7 +271,7 @@ impl SlotAllocator {
         Ok(self.next - 1)
     }
 
-    /// `count` consecutive free slots; returns the first.
+    /// `count` consecutive free slots never handed out before; returns the first.
     pub fn allocate_range(&mut self, count: u64) -> Result<u64, Error> {
         let first = self.next;
         let end = first
@@ -271,6 +280,21 @@ impl SlotAllocator {
             .ok_or(Error::OutOfResources)?;
         self.next = end;
         Ok(first)
+    }
+
+    /// Returns `slot` (which must be empty again) for reuse. A slot this allocator
+    /// never handed out, or one already returned, is refused with `InvalidArgument`.
+    pub fn free(&mut self, slot: u64) -> Result<(), Error> {
+        if slot >= self.next || self.freed.contains(&slot) {
+            return Err(Error::InvalidArgument);
+        }
+        self.freed.push(slot);
+        Ok(())
+    }
+
+    /// Slots left to hand out.
+    pub fn available(&self) -> u64 {
+        self.end.saturating_sub(self.next) + self.freed.len() as u64
     }
 }
 
@@ -289,6 +313,16 @@ pub fn allocate_slot() -> Result<u64, Error> {
 /// `count` consecutive empty slots from the task-wide allocator; returns the first.
 pub fn allocate_slots(count: u64) -> Result<u64, Error> {
     SLOTS.lock().allocate_range(count)
+}
+
+/// Returns an empty slot to the task-wide allocator.
+pub fn free_slot(slot: u64) -> Result<(), Error> {
+    SLOTS.lock().free(slot)
+}
+
+/// How many slots the task-wide allocator can still hand out.
+pub fn available_slots() -> u64 {
+    SLOTS.lock().available()
 }
 
 impl Cap<Tcb> {

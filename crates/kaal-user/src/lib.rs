@@ -30,10 +30,12 @@
 
 extern crate alloc;
 
+pub mod broker;
 pub mod cap;
 pub mod ipc;
 pub mod memory;
 pub mod process;
+pub mod startup;
 pub mod sys;
 pub mod thread;
 pub mod time;
@@ -44,7 +46,7 @@ mod runtime;
 
 pub use console::{_print, Console};
 #[cfg(target_os = "none")]
-pub use runtime::{boot_info, components, start_arguments};
+pub use runtime::{boot_info, components, start_arguments, startup};
 
 /// The boot info (off target there is none).
 #[cfg(not(target_os = "none"))]
@@ -66,6 +68,28 @@ pub fn components()
 #[cfg(not(target_os = "none"))]
 pub fn start_arguments() -> (usize, usize) {
     (0, 0)
+}
+
+/// The start-up record (off target there is none).
+#[cfg(not(target_os = "none"))]
+pub fn startup() -> Result<startup::Startup, kaal_bootinfo::startup::StartupError> {
+    Err(kaal_bootinfo::startup::StartupError::BadMagic)
+}
+
+/// Runs a component's `main` (used by [`component!`]): gives it the start argument
+/// (from the start-up record for a component the broker started, else `x0`) and, for a
+/// broker-started component, reports its exit code to the broker.
+pub fn run_component(main: fn(u64) -> i32) -> i32 {
+    match startup() {
+        Ok(record) => {
+            let code = main(record.argument());
+            if let Ok(broker) = record.broker() {
+                let _ = broker.exit(code);
+            }
+            code
+        }
+        Err(_) => main(start_arguments().0 as u64),
+    }
 }
 pub use kaal_abi::{Error, ThreadStatus};
 pub use kaal_bootinfo::{self as bootinfo, BootInfo};
@@ -98,8 +122,7 @@ macro_rules! component {
     ($main:path) => {
         #[unsafe(no_mangle)]
         fn __kaal_user_main() -> i32 {
-            let main: fn(u64) -> i32 = $main;
-            main($crate::start_arguments().0 as u64)
+            $crate::run_component($main)
         }
     };
 }

@@ -11,10 +11,16 @@
 //! The new process's CSpace follows the root task's conventions for its own objects:
 //! its CNode in slot 1, its TCB in slot 3, its address space in slot 4; the builder's
 //! caller hands it whatever else it needs in slots from [`FIRST_FREE_SLOT`] on. Its
-//! stack is [`STACK_BYTES`] below `ROOT_STACK_TOP` and its IPC buffer a page further
-//! down, past a guard page.
+//! stack ends at `ROOT_STACK_TOP` and its IPC buffer is a page further down, past a
+//! guard page.
+//!
+//! Every object is made from the one untyped capability the builder is given, and every
+//! slot of the builder's CSpace that the build used is recorded ([`Process::slots`]): a
+//! supervisor destroys the process by revoking that untyped capability, then returns the
+//! slots with [`Process::release_slots`].
 
-use crate::cap::{self, AddressSpace, CNode, Cap, Frame4K, Tcb, Untyped, map_with_tables};
+use crate::cap::{self, AddressSpace, CNode, Cap, Frame4K, ObjectKind, PageTable, Tcb, Untyped};
+use alloc::vec::Vec;
 use elf::ElfBytes;
 use elf::abi::{PF_W, PF_X, PT_LOAD};
 use elf::endian::LittleEndian;
@@ -27,14 +33,19 @@ pub const FIRST_FREE_SLOT: u64 = 5;
 pub const CHILD_OWN_SLOTS: core::ops::Range<u64> = 32..64;
 /// Smallest CNode radix a process may be built with (it must hold `CHILD_OWN_SLOTS`).
 pub const MIN_CNODE_RADIX: u8 = 6;
-/// Stack size of a new process.
+/// Default stack size of a new process.
 pub const STACK_BYTES: u64 = 64 * 1024;
 /// Where the builder maps frames in its own address space to fill them.
 const SCRATCH_VADDR: u64 = 0x10_0000_0000;
 const PAGE: u64 = 4096;
 
-/// Where a new process's IPC buffer is mapped.
-pub const IPC_BUFFER_VADDR: u64 = layout::ROOT_STACK_TOP - STACK_BYTES - 2 * PAGE;
+/// Where a new process's IPC buffer is mapped (with the default stack size).
+pub const IPC_BUFFER_VADDR: u64 = ipc_buffer_vaddr(STACK_BYTES);
+
+/// Where the IPC buffer of a process with a stack of `stack_bytes` is mapped.
+pub const fn ipc_buffer_vaddr(stack_bytes: u64) -> u64 {
+    layout::ROOT_STACK_TOP - stack_bytes - 2 * PAGE
+}
 
 /// Why a process could not be built.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,39 +62,81 @@ impl From<Error> for ProcessError {
     }
 }
 
+impl core::fmt::Display for ProcessError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::BadImage => f.write_str("malformed or unsupported ELF image"),
+            Self::Kernel(error) => write!(f, "kernel refused: {error}"),
+        }
+    }
+}
+
+/// How to build a process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcessOptions {
+    /// Its CSpace has `2^cnode_radix` slots (at least [`MIN_CNODE_RADIX`]).
+    pub cnode_radix: u8,
+    /// Stack size in bytes (a multiple of 4 KiB, not zero).
+    pub stack_bytes: u64,
+}
+
+impl Default for ProcessOptions {
+    fn default() -> Self {
+        Self {
+            cnode_radix: 8,
+            stack_bytes: STACK_BYTES,
+        }
+    }
+}
+
 /// A process under construction or running.
-#[derive(Clone, Copy, Debug)]
+#[derive(Debug)]
 pub struct Process {
     tcb: Cap<Tcb>,
     cnode: Cap<CNode>,
     space: Cap<AddressSpace>,
     entry: u64,
+    untyped: Cap<Untyped>,
+    slots: Vec<u64>,
 }
 
-/// Copies `bytes` into `frame` (a fresh 4 KiB frame) through the scratch mapping.
-fn fill(
+/// Copies `bytes` into `frame` at `offset` through a scratch mapping in this task.
+/// `offset + bytes.len()` must be within the page.
+pub fn write_frame(
     frame: Cap<Frame4K>,
     offset: usize,
     bytes: &[u8],
     untyped: Cap<Untyped>,
 ) -> Result<(), Error> {
+    let end = offset.checked_add(bytes.len()).ok_or(Error::InvalidArgument)?;
+    if end > PAGE as usize {
+        return Err(Error::InvalidArgument);
+    }
     let own = Cap::<AddressSpace>::from_slot(slots::ROOT_ADDRESS_SPACE);
     let scratch = frame.copy(cap::allocate_slot()?, rights::ALL)?;
-    map_with_tables(
+    let result = cap::map_with_tables(
         scratch,
         own,
         SCRATCH_VADDR,
         rights::READ | rights::WRITE,
         0,
         untyped,
-    )?;
-    // SAFETY: the frame was just mapped writable at SCRATCH_VADDR in this address space
-    // and nothing else uses that address; `offset + bytes.len()` is within the page
-    // (callers split at page boundaries).
-    let page = unsafe { core::slice::from_raw_parts_mut(SCRATCH_VADDR as *mut u8, PAGE as usize) };
-    page[offset..offset + bytes.len()].copy_from_slice(bytes);
-    scratch.unmap()?;
-    scratch.delete()
+    )
+    .map(|()| {
+        // SAFETY: the frame was just mapped writable at SCRATCH_VADDR in this address
+        // space and nothing else uses that address while the builder runs (one build at
+        // a time per task); `offset + bytes.len()` is within the page (checked above).
+        let page =
+            unsafe { core::slice::from_raw_parts_mut(SCRATCH_VADDR as *mut u8, PAGE as usize) };
+        page[offset..end].copy_from_slice(bytes);
+    });
+    let _ = scratch.unmap();
+    let slot = scratch.slot();
+    let deleted = scratch.delete();
+    if deleted.is_ok() {
+        let _ = cap::free_slot(slot);
+    }
+    result.and(deleted)
 }
 
 impl Process {
@@ -95,28 +148,86 @@ impl Process {
         image: &[u8],
         cnode_radix: u8,
     ) -> Result<Self, ProcessError> {
-        if cnode_radix < MIN_CNODE_RADIX {
+        Self::build(
+            untyped,
+            image,
+            &ProcessOptions {
+                cnode_radix,
+                stack_bytes: STACK_BYTES,
+            },
+        )
+    }
+
+    /// Retypes one object from the process's untyped memory, recording the slot.
+    pub fn retype<K: ObjectKind>(&mut self, size_bits: u8) -> Result<Cap<K>, Error> {
+        retype_recorded(self.untyped, &mut self.slots, size_bits)
+    }
+
+    /// As [`Process::create`], with options; on failure every slot used is returned
+    /// (the objects made so far stay in `untyped` until the caller revokes it).
+    pub fn build(
+        untyped: Cap<Untyped>,
+        image: &[u8],
+        options: &ProcessOptions,
+    ) -> Result<Self, ProcessError> {
+        if options.cnode_radix < MIN_CNODE_RADIX
+            || options.stack_bytes == 0
+            || !options.stack_bytes.is_multiple_of(PAGE)
+            || options.stack_bytes > layout::ROOT_STACK_TOP / 2
+        {
             return Err(ProcessError::Kernel(Error::InvalidArgument));
         }
         let file =
             ElfBytes::<LittleEndian>::minimal_parse(image).map_err(|_| ProcessError::BadImage)?;
         let segments = file.segments().ok_or(ProcessError::BadImage)?;
-        let cnode: Cap<CNode> = untyped.retype_one(cnode_radix)?;
-        let space: Cap<AddressSpace> = untyped.retype_one(0)?;
-        let tcb: Cap<Tcb> = untyped.retype_one(0)?;
+        let mut recorded = Vec::new();
+        let made = (|| {
+            let cnode: Cap<CNode> = retype_recorded(untyped, &mut recorded, options.cnode_radix)?;
+            let space: Cap<AddressSpace> = retype_recorded(untyped, &mut recorded, 0)?;
+            let tcb: Cap<Tcb> = retype_recorded(untyped, &mut recorded, 0)?;
+            Ok::<_, Error>((cnode, space, tcb))
+        })();
+        let (cnode, space, tcb) = match made {
+            Ok(objects) => objects,
+            Err(error) => {
+                release(&recorded);
+                return Err(error.into());
+            }
+        };
+        let mut process = Self {
+            tcb,
+            cnode,
+            space,
+            entry: file.ehdr.e_entry,
+            untyped,
+            slots: recorded,
+        };
+        match process.load(image, segments.iter(), options) {
+            Ok(()) => Ok(process),
+            Err(error) => {
+                release(&process.slots);
+                Err(error)
+            }
+        }
+    }
 
-        for segment in segments
-            .iter()
-            .filter(|p| p.p_type == PT_LOAD && p.p_memsz > 0)
-        {
+    fn load(
+        &mut self,
+        image: &[u8],
+        segments: impl Iterator<Item = elf::segment::ProgramHeader>,
+        options: &ProcessOptions,
+    ) -> Result<(), ProcessError> {
+        for segment in segments.filter(|p| p.p_type == PT_LOAD && p.p_memsz > 0) {
             let start = segment.p_vaddr & !(PAGE - 1);
             let end = segment
                 .p_vaddr
                 .checked_add(segment.p_memsz)
+                .filter(|&end| end <= layout::USER_END && start >= layout::USER_START)
                 .ok_or(ProcessError::BadImage)?;
             let file_end = segment
                 .p_offset
                 .checked_add(segment.p_filesz)
+                .filter(|_| segment.p_filesz <= segment.p_memsz)
                 .ok_or(ProcessError::BadImage)?;
             let data = image
                 .get(segment.p_offset as usize..file_end as usize)
@@ -131,49 +242,72 @@ impl Process {
             }
             let mut page = start;
             while page < end {
-                let frame: Cap<Frame4K> = untyped.retype_one(0)?;
+                let frame: Cap<Frame4K> = self.retype(0)?;
                 // The part of the file that lands in this page.
                 let from = page.max(segment.p_vaddr);
                 let to = (page + PAGE).min(segment.p_vaddr + segment.p_filesz);
                 if from < to {
                     let offset = (from - segment.p_vaddr) as usize;
-                    fill(
+                    write_frame(
                         frame,
                         (from - page) as usize,
                         &data[offset..offset + (to - from) as usize],
-                        untyped,
+                        self.untyped,
                     )?;
                 }
-                map_with_tables(frame, space, page, access, attributes, untyped)?;
+                self.map(frame, page, access, attributes)?;
                 page += PAGE;
             }
         }
-        let mut page = layout::ROOT_STACK_TOP - STACK_BYTES;
-        while page < layout::ROOT_STACK_TOP {
-            let frame: Cap<Frame4K> = untyped.retype_one(0)?;
-            map_with_tables(frame, space, page, rights::READ | rights::WRITE, 0, untyped)?;
+        self.map_new(
+            layout::ROOT_STACK_TOP - options.stack_bytes,
+            options.stack_bytes,
+            rights::READ | rights::WRITE,
+        )?;
+        let ipc_buffer_vaddr = ipc_buffer_vaddr(options.stack_bytes);
+        let ipc_buffer: Cap<Frame4K> = self.retype(0)?;
+        self.map(ipc_buffer, ipc_buffer_vaddr, rights::READ | rights::WRITE, 0)?;
+
+        let cnode = self.cnode;
+        cnode.copy_to(cnode, slots::ROOT_CNODE, rights::ALL)?;
+        self.tcb.copy_to(cnode, slots::ROOT_TCB, rights::ALL)?;
+        self.space
+            .copy_to(cnode, slots::ROOT_ADDRESS_SPACE, rights::ALL)?;
+        self.tcb
+            .configure(cnode, self.space, Some((ipc_buffer, ipc_buffer_vaddr)), 0)?;
+        Ok(())
+    }
+
+    /// Maps `frame` (a capability in this task's CSpace) at `vaddr` in the process,
+    /// creating page tables from the process's untyped memory as needed.
+    pub fn map(
+        &mut self,
+        frame: Cap<Frame4K>,
+        vaddr: u64,
+        access: u64,
+        attributes: u64,
+    ) -> Result<(), Error> {
+        loop {
+            match frame.map(self.space, vaddr, access, attributes) {
+                Err(Error::MissingPageTable) => {
+                    let table: Cap<PageTable> = self.retype(0)?;
+                    table.map(self.space, vaddr)?;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Maps `bytes` (a multiple of 4 KiB) of fresh zeroed frames at `vaddr`.
+    pub fn map_new(&mut self, vaddr: u64, bytes: u64, access: u64) -> Result<(), Error> {
+        let mut page = vaddr;
+        let end = vaddr.checked_add(bytes).ok_or(Error::InvalidArgument)?;
+        while page < end {
+            let frame: Cap<Frame4K> = self.retype(0)?;
+            self.map(frame, page, access, 0)?;
             page += PAGE;
         }
-        let ipc_buffer: Cap<Frame4K> = untyped.retype_one(0)?;
-        map_with_tables(
-            ipc_buffer,
-            space,
-            IPC_BUFFER_VADDR,
-            rights::READ | rights::WRITE,
-            0,
-            untyped,
-        )?;
-
-        cnode.copy_to(cnode, slots::ROOT_CNODE, rights::ALL)?;
-        tcb.copy_to(cnode, slots::ROOT_TCB, rights::ALL)?;
-        space.copy_to(cnode, slots::ROOT_ADDRESS_SPACE, rights::ALL)?;
-        tcb.configure(cnode, space, Some((ipc_buffer, IPC_BUFFER_VADDR)), 0)?;
-        Ok(Self {
-            tcb,
-            cnode,
-            space,
-            entry: file.ehdr.e_entry,
-        })
+        Ok(())
     }
 
     /// The process's thread.
@@ -191,6 +325,22 @@ impl Process {
         self.space
     }
 
+    /// The untyped memory the process is made of.
+    pub fn untyped(&self) -> Cap<Untyped> {
+        self.untyped
+    }
+
+    /// The slots of this task's CSpace that the build used.
+    pub fn slots(&self) -> &[u64] {
+        &self.slots
+    }
+
+    /// Returns the recorded slots to the task-wide allocator. Call it after revoking
+    /// the process's untyped memory, which empties them.
+    pub fn release_slots(self) {
+        release(&self.slots);
+    }
+
     /// Sets the capability pointer (in the process's CSpace) of its fault endpoint.
     pub fn set_fault_endpoint(&self, pointer: u64) -> Result<(), Error> {
         self.tcb.configure(self.cnode, self.space, None, pointer)
@@ -198,14 +348,47 @@ impl Process {
 
     /// Starts the process at its entry point with `x0 = argument`, at `priority`.
     pub fn start(&self, argument: u64, priority: u8) -> Result<(), Error> {
+        self.start_with(argument, 0, priority)
+    }
+
+    /// Starts the process with `x0` and `x1` as given, at `priority`.
+    pub fn start_with(&self, x0: u64, x1: u64, priority: u8) -> Result<(), Error> {
         let mut registers = UserRegisters {
             sp: layout::ROOT_STACK_TOP,
             pc: self.entry,
             ..Default::default()
         };
-        registers.x[0] = argument;
+        registers.x[0] = x0;
+        registers.x[1] = x1;
         self.tcb.write_registers(&registers)?;
         self.tcb.set_priority(priority)?;
         self.tcb.resume()
+    }
+}
+
+fn retype_recorded<K: ObjectKind>(
+    untyped: Cap<Untyped>,
+    recorded: &mut Vec<u64>,
+    size_bits: u8,
+) -> Result<Cap<K>, Error> {
+    let slot = cap::allocate_slot()?;
+    match untyped.retype::<K>(size_bits, slot, 1) {
+        Ok(_) => {
+            recorded.push(slot);
+            Ok(Cap::from_slot(slot))
+        }
+        Err(error) => {
+            let _ = cap::free_slot(slot);
+            Err(error)
+        }
+    }
+}
+
+fn release(slots: &[u64]) {
+    for &slot in slots {
+        // A slot still holding a capability (its untyped was not revoked) is deleted
+        // first so that the allocator never hands out an occupied slot.
+        let _ = cap::call(kaal_abi::Syscall::CapDelete, [slot, 0, 0, 0, 0, 0]);
+        let _ = cap::free_slot(slot);
     }
 }

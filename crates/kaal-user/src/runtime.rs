@@ -68,16 +68,47 @@ pub fn start_arguments() -> (usize, usize) {
     START_ARGUMENTS.get().copied().unwrap_or((0, 0))
 }
 
-/// Called by `_start` with the kernel's arguments: the boot info's address and size.
+static STARTUP: spin::Once<Option<kaal_bootinfo::startup::StartupInfo<'static>>> =
+    spin::Once::new();
+
+/// The start-up record, for a component the broker started (`x0` is its address).
+pub fn startup() -> Result<crate::startup::Startup, kaal_bootinfo::startup::StartupError> {
+    use kaal_bootinfo::startup::{STARTUP_MAX_BYTES, STARTUP_VADDR, StartupError, StartupInfo};
+    let info = STARTUP.call_once(|| {
+        let (address, size) = start_arguments();
+        if address as u64 != STARTUP_VADDR || size == 0 || size > STARTUP_MAX_BYTES {
+            return None;
+        }
+        // SAFETY: a task started with `x0 = STARTUP_VADDR` was started by the broker,
+        // which maps `size` (at most one page) bytes of start-up record read-only there
+        // for the component's whole life and never changes them.
+        let bytes = unsafe { core::slice::from_raw_parts(address as *const u8, size) };
+        StartupInfo::parse(bytes).ok()
+    });
+    info.map(crate::startup::Startup::new)
+        .ok_or(StartupError::BadMagic)
+}
+
+/// Called by `_start` with the kernel's arguments: the boot info's address and size,
+/// or (for a component) the start-up record's.
 #[unsafe(no_mangle)]
 extern "C" fn kaal_user_start(boot_info: usize, boot_info_bytes: usize) -> ! {
-    // SAFETY: runs once, first thing, before any allocation; nothing else uses HEAP_MEMORY.
-    unsafe {
-        ALLOCATOR
-            .lock()
-            .init((&raw mut HEAP_MEMORY).cast::<u8>(), HEAP_BYTES)
-    };
     START_ARGUMENTS.call_once(|| (boot_info, boot_info_bytes));
+    let heap = self::startup().ok().and_then(|s| s.info().heap());
+    match heap {
+        // SAFETY: the broker mapped `bytes` of fresh read-write memory at `vaddr` for this
+        // component alone, for its whole life; runs once, before any allocation.
+        Some((vaddr, bytes)) => unsafe {
+            ALLOCATOR.lock().init(vaddr as *mut u8, bytes as usize)
+        },
+        // SAFETY: runs once, first thing, before any allocation; nothing else uses
+        // HEAP_MEMORY.
+        None => unsafe {
+            ALLOCATOR
+                .lock()
+                .init((&raw mut HEAP_MEMORY).cast::<u8>(), HEAP_BYTES)
+        },
+    }
     let own = crate::process::CHILD_OWN_SLOTS;
     crate::cap::init_slots(crate::cap::SlotAllocator::new(own.start, own.end));
     if let Ok(boot) = self::boot_info() {

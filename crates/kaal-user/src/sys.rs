@@ -82,3 +82,19 @@ pub fn debug_exit(code: u32) -> Error {
         .err()
         .unwrap_or(Error::NotSupported)
 }
+
+/// Makes this thread take a memory fault on purpose (a write to address 8, never
+/// mapped): for fault-injection tests and a shell's `crash` command. The thread's fault
+/// endpoint (for a component, the broker) gets the fault; without one the thread stops.
+pub fn raise_memory_fault() -> ! {
+    #[cfg(target_os = "none")]
+    {
+        // SAFETY: address 8 is below `layout::USER_START` and never mapped, so the write
+        // faults before it changes any memory (like an MMIO access to a fixed address,
+        // the pointer takes exposed provenance); the thread does not continue past it.
+        unsafe { core::ptr::with_exposed_provenance_mut::<u64>(8).write_volatile(0xdead) };
+    }
+    loop {
+        yield_now();
+    }
+}

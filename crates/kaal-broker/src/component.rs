@@ -1,0 +1,430 @@
+//! Components: building one as its own process with exactly its grants, and tearing it
+//! down so that everything it held returns.
+
+use alloc::vec::Vec;
+use kaal_abi::{Error, rights};
+use kaal_bootinfo::startup::{Grant, GrantKind, STARTUP_VADDR, StartupWriter};
+use kaal_bootinfo::system::{ComponentSpec, RestartPolicy as SpecPolicy};
+use kaal_user::broker::ComponentState;
+use kaal_user::cap::{self, Cap, Frame4K};
+use kaal_user::process::{FIRST_FREE_SLOT, CHILD_OWN_SLOTS, Process, ProcessOptions};
+
+use crate::broker::{Broker, DeviceId, FAULT_BADGE, Memory};
+use crate::devices::Owner;
+use crate::error::BrokerError;
+use crate::restart::{RestartBudget, RestartPolicy};
+use crate::slots::SlotAllocator;
+use crate::vspace::VirtualRanges;
+
+/// Where a component's heap is mapped.
+pub const HEAP_VADDR: u64 = 0x0000_0001_0000_0000;
+/// Where channel rings, device registers and memory from the broker are mapped in a
+/// component.
+pub const GRANT_MAPPINGS: core::ops::Range<u64> = 0x0000_0002_0000_0000..0x0000_0030_0000_0000;
+/// The CSpace size of a component (`2^8` slots).
+const CNODE_RADIX: u8 = 8;
+
+/// A component: its description, state and the resources of its current life.
+#[derive(Debug)]
+pub struct Component {
+    pub(crate) spec: ComponentSpec,
+    pub(crate) id: u16,
+    pub(crate) state: ComponentState,
+    pub(crate) budget: RestartBudget,
+    pub(crate) generation: u32,
+    pub(crate) exit_code: Option<i32>,
+    pub(crate) life: Option<Life>,
+}
+
+/// What one life of a component holds; all of it goes when the component is destroyed.
+#[derive(Debug)]
+pub(crate) struct Life {
+    process: Process,
+    /// The untyped block the process is made of.
+    memory: Memory,
+    /// Further blocks the component asked for.
+    pub(crate) extra: Vec<Memory>,
+    /// Copies of broker-owned frames mapped into the component (slots of the root CNode).
+    copies: Vec<Cap<Frame4K>>,
+    /// Free slots of the component's CSpace.
+    child_slots: SlotAllocator,
+    /// Free addresses of the component's grant area.
+    pub(crate) vspace: VirtualRanges,
+}
+
+impl Component {
+    pub(crate) fn new(spec: ComponentSpec, index: usize) -> Result<Self, BrokerError> {
+        let id = u16::try_from(index)
+            .ok()
+            .filter(|&id| id < u16::MAX)
+            .ok_or(BrokerError::TooManyComponents)?;
+        let policy = match spec.restart {
+            SpecPolicy::Never => RestartPolicy::Never,
+            SpecPolicy::Always => RestartPolicy::Always,
+            SpecPolicy::AtMost {
+                restarts,
+                window_ms,
+            } => RestartPolicy::AtMost {
+                restarts,
+                window_ms,
+            },
+        };
+        Ok(Self {
+            spec,
+            id,
+            state: ComponentState::Created,
+            budget: RestartBudget::new(policy),
+            generation: 0,
+            exit_code: None,
+            life: None,
+        })
+    }
+
+    /// Its description.
+    pub fn spec(&self) -> &ComponentSpec {
+        &self.spec
+    }
+
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    /// Its state.
+    pub fn state(&self) -> ComponentState {
+        self.state
+    }
+
+    /// How often it was restarted.
+    pub fn restarts(&self) -> u32 {
+        self.budget.restarts()
+    }
+
+    /// Its exit code, once it exited.
+    pub fn exit_code(&self) -> Option<i32> {
+        self.exit_code
+    }
+
+    pub(crate) fn owner(&self) -> Owner {
+        Owner(self.id)
+    }
+}
+
+/// Estimated bytes a process needs for `image` with this description: its pages, stack,
+/// heap, IPC buffer, start-up page, page tables, CSpace, thread and address space.
+fn footprint(image: &[u8], spec: &ComponentSpec) -> Result<u64, BrokerError> {
+    use elf::ElfBytes;
+    use elf::endian::LittleEndian;
+    let file = ElfBytes::<LittleEndian>::minimal_parse(image)
+        .map_err(|_| BrokerError::BadImage { name: spec.image.clone() })?;
+    let segments = file
+        .segments()
+        .ok_or(BrokerError::BadImage { name: spec.image.clone() })?;
+    let mut bytes: u64 = 0;
+    for segment in segments.iter().filter(|p| p.p_type == elf::abi::PT_LOAD) {
+        let start = segment.p_vaddr & !0xfff;
+        let end = segment.p_vaddr.saturating_add(segment.p_memsz).next_multiple_of(4096);
+        bytes = bytes.saturating_add(end.saturating_sub(start));
+    }
+    // Stack, heap, IPC buffer and start-up page; 24 page tables; CNode (32-byte slots),
+    // TCB and address space; slack for the allocator's natural alignment of objects.
+    Ok(bytes
+        .saturating_add(spec.stack_bytes)
+        .saturating_add(spec.heap_bytes)
+        .saturating_add(2 * 4096 + 24 * 4096 + (32 << CNODE_RADIX) + 4096 + 4096 + 8192))
+}
+
+impl Broker {
+    /// Builds and starts component `index` with its grants.
+    pub(crate) fn build(&mut self, index: usize) -> Result<(), BrokerError> {
+        let spec = self.components[index].spec.clone();
+        let owner = self.components[index].owner();
+        let archive = kaal_user::components().map_err(|_| BrokerError::NoImage {
+            name: spec.image.clone(),
+        })?;
+        let image = archive.get(&spec.image).ok_or(BrokerError::NoImage {
+            name: spec.image.clone(),
+        })?;
+        let memory = self.allocate_for(owner, footprint(image, &spec)?)?;
+        let options = ProcessOptions {
+            cnode_radix: CNODE_RADIX,
+            stack_bytes: spec.stack_bytes,
+        };
+        let process = match Process::build(memory.untyped, image, &options) {
+            Ok(process) => process,
+            Err(error) => {
+                let _ = self.free_for(owner, memory);
+                return Err(BrokerError::Process(error));
+            }
+        };
+        let mut life = Life {
+            process,
+            memory,
+            extra: Vec::new(),
+            copies: Vec::new(),
+            child_slots: SlotAllocator::new(FIRST_FREE_SLOT, CHILD_OWN_SLOTS.start),
+            vspace: VirtualRanges::new(GRANT_MAPPINGS.start, GRANT_MAPPINGS.end),
+        };
+        let result = self.grant_all(index, &mut life);
+        let result = result.and_then(|length| {
+            life.process
+                .start_with(STARTUP_VADDR, length as u64, spec.priority)
+                .map_err(BrokerError::from)
+        });
+        let component = &mut self.components[index];
+        component.life = Some(life);
+        match result {
+            Ok(()) => {
+                component.state = ComponentState::Running;
+                component.exit_code = None;
+                Ok(())
+            }
+            Err(error) => {
+                self.destroy(index);
+                self.components[index].state = ComponentState::Failed;
+                Err(error)
+            }
+        }
+    }
+
+    /// Puts every grant of component `index` into its CSpace and address space and
+    /// writes its start-up record; returns the record's length.
+    fn grant_all(&mut self, index: usize, life: &mut Life) -> Result<usize, BrokerError> {
+        let spec = self.components[index].spec.clone();
+        let id = self.components[index].id;
+        let generation = self.components[index].generation;
+        let cnode = life.process.cnode();
+        let mut page = [0u8; 4096];
+        let mut writer = StartupWriter::new(&mut page, &spec.name, u32::from(id), generation)?;
+        writer.argument(spec.arguments);
+
+        // Fault endpoint and broker services: the broker's endpoint, badged.
+        let fault_slot = life.child_slots.allocate()?;
+        self.endpoint
+            .mint_to(cnode, fault_slot, rights::WRITE | rights::GRANT, FAULT_BADGE | u64::from(id))?;
+        life.process.set_fault_endpoint(fault_slot)?;
+        let service_slot = life.child_slots.allocate()?;
+        self.endpoint
+            .mint_to(cnode, service_slot, rights::WRITE, u64::from(id))?;
+        writer.push(
+            &Grant::new("broker", GrantKind::Broker)
+                .slots([service_slot, 0, 0, 0])
+                .values([u64::from(spec.services), 0, 0, 0]),
+        )?;
+
+        if spec.heap_bytes > 0 {
+            life.process
+                .map_new(HEAP_VADDR, spec.heap_bytes, rights::READ | rights::WRITE)?;
+            writer.heap(HEAP_VADDR, spec.heap_bytes);
+        }
+
+        for endpoint in &self.endpoints {
+            let (kind, access, badge) = if endpoint.server == Some(index) {
+                (GrantKind::EndpointServer, rights::READ, 0)
+            } else if endpoint.clients.contains(&index) {
+                (GrantKind::EndpointClient, rights::WRITE | rights::GRANT, u64::from(id) + 1)
+            } else {
+                continue;
+            };
+            let slot = life.child_slots.allocate()?;
+            if badge == 0 {
+                endpoint.endpoint.copy_to(cnode, slot, access)?;
+            } else {
+                endpoint.endpoint.mint_to(cnode, slot, access, badge)?;
+            }
+            writer.push(&Grant::new(&endpoint.name, kind).slots([slot, 0, 0, 0]))?;
+        }
+
+        for channel_index in 0..self.channels.len() {
+            let channel = &self.channels[channel_index];
+            let (kind, wait, signal) = if channel.producer == Some(index) {
+                (GrantKind::ChannelProducer, channel.space, channel.data)
+            } else if channel.consumer == Some(index) {
+                (GrantKind::ChannelConsumer, channel.data, channel.space)
+            } else {
+                continue;
+            };
+            let frames = channel.frames.clone();
+            let (region_bytes, capacity, element) =
+                (channel.region_bytes, channel.capacity, channel.element);
+            let name = channel.name.clone();
+            let vaddr = life.vspace.allocate(region_bytes, 4096)?;
+            Self::map_copies(life, &frames, vaddr, 0)?;
+            let wait_slot = life.child_slots.allocate()?;
+            wait.copy_to(cnode, wait_slot, rights::READ)?;
+            let signal_slot = life.child_slots.allocate()?;
+            signal.copy_to(cnode, signal_slot, rights::WRITE)?;
+            writer.push(
+                &Grant::new(&name, kind)
+                    .slots([wait_slot, signal_slot, 0, 0])
+                    .values([
+                        vaddr,
+                        region_bytes,
+                        u64::from(capacity),
+                        u64::from(element.0) | u64::from(element.1) << 32,
+                    ]),
+            )?;
+        }
+
+        for device_name in &spec.devices {
+            let device = self
+                .description
+                .device(device_name)
+                .cloned()
+                .ok_or(BrokerError::UnknownDevice {
+                    name: device_name.clone(),
+                })?;
+            let grant = self.device_for(
+                DeviceId::new(&device.compatible, device.index),
+                Owner(id),
+            )?;
+            let vaddr = life.vspace.allocate(grant.frames.len() as u64 * 4096, 4096)?;
+            // The frames in the grant are copies already; map them and keep them.
+            for (i, frame) in grant.frames.iter().enumerate() {
+                life.copies.push(*frame);
+                life.process.map(
+                    *frame,
+                    vaddr + i as u64 * 4096,
+                    rights::READ | rights::WRITE,
+                    kaal_abi::map_attributes::DEVICE,
+                )?;
+            }
+            let (handler_slot, notification_slot, line) = match grant.irq {
+                Some(irq) => {
+                    let (h, n) = self.give_irq(life, irq)?;
+                    (h, n, u64::from(irq.line))
+                }
+                None => (0, 0, u64::MAX),
+            };
+            writer.push(
+                &Grant::new(&device.name, GrantKind::Device)
+                    .slots([handler_slot, notification_slot, 0, 0])
+                    .values([vaddr + (grant.base & 0xfff), grant.size_bytes, grant.base, line]),
+            )?;
+        }
+
+        for &line in &spec.irqs {
+            self.devices.claim_irq(line, Owner(id))?;
+            let irq = self.irq(line)?;
+            let (handler, notification) = self.give_irq(life, irq)?;
+            let name = alloc::format!("irq{line}");
+            writer.push(
+                &Grant::new(&name, GrantKind::Irq)
+                    .slots([handler, notification, 0, 0])
+                    .values([u64::from(line), 0, 0, 0]),
+            )?;
+        }
+
+        let length = writer.finish();
+        let startup: Cap<Frame4K> = life.process.retype(0)?;
+        kaal_user::process::write_frame(startup, 0, &page[..length], self.own.untyped)?;
+        life.process.map(startup, STARTUP_VADDR, rights::READ, 0)?;
+        Ok(length)
+    }
+
+    /// Copies the broker's IRQ handler and notification into the component.
+    fn give_irq(
+        &mut self,
+        life: &mut Life,
+        irq: crate::broker::IrqGrant,
+    ) -> Result<(u64, u64), BrokerError> {
+        let cnode = life.process.cnode();
+        // A line left masked by a previous life (delivered, never acknowledged) is
+        // unmasked for the new one.
+        let _ = irq.handler.ack();
+        let handler_slot = life.child_slots.allocate()?;
+        irq.handler.copy_to(cnode, handler_slot, rights::ALL)?;
+        let notification_slot = life.child_slots.allocate()?;
+        irq.notification.copy_to(cnode, notification_slot, rights::READ)?;
+        Ok((handler_slot, notification_slot))
+    }
+
+    /// Maps copies of broker-owned `frames` at `vaddr` in the component.
+    fn map_copies(
+        life: &mut Life,
+        frames: &[Cap<Frame4K>],
+        vaddr: u64,
+        attributes: u64,
+    ) -> Result<(), BrokerError> {
+        for (i, frame) in frames.iter().enumerate() {
+            let copy = frame.copy(cap::allocate_slot()?, rights::READ | rights::WRITE)?;
+            life.copies.push(copy);
+            life.process.map(
+                copy,
+                vaddr + i as u64 * 4096,
+                rights::READ | rights::WRITE,
+                attributes,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Maps `bytes` of fresh memory, charged to component `index`, into it; returns the
+    /// address and size.
+    pub(crate) fn grant_memory(&mut self, index: usize, bytes: u64) -> Result<(u64, u64), BrokerError> {
+        if bytes == 0 || bytes > 1 << 40 {
+            return Err(BrokerError::Kernel(Error::InvalidArgument));
+        }
+        let owner = self.components[index].owner();
+        let memory = self.allocate_for(owner, bytes)?;
+        let life = match self.components[index].life.as_mut() {
+            Some(life) => life,
+            None => {
+                let _ = self.free_for(owner, memory);
+                return Err(BrokerError::Kernel(Error::InvalidArgument));
+            }
+        };
+        let mapped = (|| {
+            let vaddr = life.vspace.allocate(memory.bytes, 4096)?;
+            let pages = memory.bytes / 4096;
+            let first = cap::allocate_slots(pages)?;
+            memory.untyped.retype::<Frame4K>(0, first, pages as u32)?;
+            for page in 0..pages {
+                life.copies.push(Cap::from_slot(first + page));
+                life.process.map(
+                    Cap::from_slot(first + page),
+                    vaddr + page * 4096,
+                    rights::READ | rights::WRITE,
+                    0,
+                )?;
+            }
+            Ok::<_, BrokerError>(vaddr)
+        })();
+        match mapped {
+            Ok(vaddr) => {
+                life.extra.push(memory);
+                Ok((vaddr, memory.bytes))
+            }
+            Err(error) => {
+                let _ = self.free_for(owner, memory);
+                Err(error)
+            }
+        }
+    }
+
+    /// Destroys component `index`'s current life: its process and every object, slot,
+    /// mapping, device and IRQ line it held return to the broker.
+    pub(crate) fn destroy(&mut self, index: usize) {
+        let owner = self.components[index].owner();
+        let Some(life) = self.components[index].life.take() else {
+            return;
+        };
+        let _ = life.process.tcb().suspend();
+        // Frames made from the extra blocks are deleted with them; copies of broker
+        // frames are deleted one by one.
+        for copy in &life.copies {
+            let _ = copy.unmap();
+            let slot = copy.slot();
+            if copy.delete().is_ok() || cap::identify(slot).is_err() {
+                let _ = cap::free_slot(slot);
+            }
+        }
+        for memory in life.extra {
+            let _ = self.free_for(owner, memory);
+        }
+        let _ = life.memory.untyped.revoke();
+        life.process.release_slots();
+        let _ = self.free_for(owner, life.memory);
+        self.devices.release_owner(owner);
+    }
+}

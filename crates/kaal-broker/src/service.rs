@@ -1,0 +1,223 @@
+//! The broker's endpoint: faults of its components (supervision) and their requests
+//! (memory, the component list, exit, power).
+
+use kaal_abi::{Error, fault};
+use kaal_bootinfo::system::services;
+use kaal_user::broker::{ComponentState, protocol, reply_message};
+use kaal_user::ipc::{self, Message, Received};
+
+use crate::broker::{Broker, FAULT_BADGE};
+use crate::restart::RestartDecision;
+
+/// Something that happened to a component while the broker served its endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// Component `index` reported its exit with `code`; its resources are returned.
+    Exited {
+        /// The component.
+        index: usize,
+        /// Its exit code.
+        code: i32,
+    },
+    /// Component `index` faulted and was built and started again.
+    Restarted {
+        /// The component.
+        index: usize,
+        /// Restarts so far.
+        restarts: u32,
+    },
+    /// Component `index` faulted past its restart budget (or its policy is `never`) and
+    /// stays down.
+    Failed {
+        /// The component.
+        index: usize,
+        /// Restarts it had.
+        restarts: u32,
+    },
+    /// A request was served (or refused).
+    Served {
+        /// The requesting component.
+        index: usize,
+        /// The request's label.
+        label: u64,
+        /// Whether it succeeded.
+        ok: bool,
+    },
+    /// A message with a badge no component holds (ignored).
+    Stray,
+}
+
+impl Broker {
+    /// Serves the endpoint forever.
+    pub fn serve(&mut self) -> ! {
+        loop {
+            self.serve_one();
+        }
+    }
+
+    /// Serves the endpoint until `stop` returns `Some` for an event.
+    pub fn serve_until<R>(&mut self, mut stop: impl FnMut(&Broker, &Event) -> Option<R>) -> R {
+        loop {
+            let event = self.serve_one();
+            if let Some(result) = stop(self, &event) {
+                return result;
+            }
+        }
+    }
+
+    /// Waits for one message on the endpoint and handles it.
+    pub fn serve_one(&mut self) -> Event {
+        let Ok(received) = self.endpoint.recv() else {
+            return Event::Stray;
+        };
+        if received.badge & FAULT_BADGE != 0 {
+            self.on_fault(&received)
+        } else {
+            self.on_request(&received)
+        }
+    }
+
+    fn on_fault(&mut self, received: &Received) -> Event {
+        let index = (received.badge & 0xffff) as usize;
+        // The faulting thread waits for a reply; stop it before it is destroyed.
+        let _ = ipc::reply(&Message::new(fault::STOP, [0; 4]));
+        if index >= self.components.len() || self.components[index].life.is_none() {
+            return Event::Stray;
+        }
+        let message = received.message;
+        let kind = match message.info.label {
+            fault::LABEL_MEMORY => "memory fault",
+            fault::LABEL_UNDEFINED => "undefined instruction",
+            _ => "fault",
+        };
+        let now = self.now_ms();
+        let component = &mut self.components[index];
+        let decision = component.budget.on_fault(now);
+        if self.log {
+            kaal_user::println!(
+                "[broker] {} ({kind} at pc {:#x}, address {:#x})",
+                component.spec.name,
+                message.words[fault::PC],
+                message.words[fault::ADDRESS],
+            );
+        }
+        self.destroy(index);
+        match decision {
+            RestartDecision::Restart { restarts } => {
+                let component = &mut self.components[index];
+                component.generation = component.generation.wrapping_add(1);
+                component.state = ComponentState::Restarting;
+                match self.build(index) {
+                    Ok(()) => Event::Restarted { index, restarts },
+                    Err(error) => {
+                        if self.log {
+                            kaal_user::println!(
+                                "[broker] restarting {} failed: {error}; it stays down",
+                                self.components[index].spec.name
+                            );
+                        }
+                        self.components[index].state = ComponentState::Failed;
+                        Event::Failed { index, restarts }
+                    }
+                }
+            }
+            RestartDecision::GiveUp { restarts } => {
+                self.components[index].state = ComponentState::Failed;
+                if self.log {
+                    kaal_user::println!(
+                        "[broker] {} exceeded its restart budget after {restarts} restarts; it stays down",
+                        self.components[index].spec.name
+                    );
+                }
+                Event::Failed { index, restarts }
+            }
+        }
+    }
+
+    fn on_request(&mut self, received: &Received) -> Event {
+        let index = received.badge as usize;
+        let label = received.message.info.label;
+        if index >= self.components.len() {
+            let _ = ipc::reply(&reply_message(Err(Error::InvalidArgument)));
+            return Event::Stray;
+        }
+        let words = received.message.words;
+        let allowed = self.components[index].spec.services;
+        let need = |service: u32| {
+            if allowed & service != 0 {
+                Ok(())
+            } else {
+                Err(Error::MissingRights)
+            }
+        };
+        let mut exited = None;
+        let result: Result<[u64; 4], Error> = match label {
+            protocol::ALLOCATE => need(services::MEMORY).and_then(|()| {
+                self.grant_memory(index, words[0])
+                    .map(|(vaddr, bytes)| [vaddr, bytes, 0, 0])
+                    .map_err(|e| e.code())
+            }),
+            protocol::COMPONENT => need(services::PROCESSES).and_then(|()| self.status(words[0])),
+            protocol::COMPONENT_NAME => {
+                need(services::PROCESSES).and_then(|()| self.status_name(words[0]))
+            }
+            protocol::EXIT => {
+                exited = Some(words[0] as u32 as i32);
+                Ok([0; 4])
+            }
+            protocol::POWER_OFF => {
+                need(services::SYSTEM_CONTROL).map(|()| {
+                    let _ = kaal_user::sys::power_off();
+                    [0; 4]
+                })
+            }
+            protocol::DEBUG_EXIT => need(services::SYSTEM_CONTROL).and_then(|()| {
+                let code = u32::try_from(words[0]).map_err(|_| Error::InvalidArgument)?;
+                Err(kaal_user::sys::debug_exit(code))
+            }),
+            _ => Err(Error::InvalidArgument),
+        };
+        let ok = result.is_ok();
+        let _ = ipc::reply(&reply_message(result));
+        if let Some(code) = exited {
+            self.destroy(index);
+            let component = &mut self.components[index];
+            component.state = ComponentState::Exited;
+            component.exit_code = Some(code);
+            return Event::Exited { index, code };
+        }
+        Event::Served { index, label, ok }
+    }
+
+    fn status(&self, index: u64) -> Result<[u64; 4], Error> {
+        let component = usize::try_from(index)
+            .ok()
+            .and_then(|i| self.components.get(i))
+            .ok_or(Error::InvalidArgument)?;
+        let owner = component.owner();
+        Ok([
+            u64::from(component.id) | (component.state as u64) << 32,
+            u64::from(component.spec.priority) | u64::from(component.budget.restarts()) << 32,
+            self.accounts.used(owner),
+            self.accounts.quota(owner).unwrap_or(0),
+        ])
+    }
+
+    fn status_name(&self, index: u64) -> Result<[u64; 4], Error> {
+        let component = usize::try_from(index)
+            .ok()
+            .and_then(|i| self.components.get(i))
+            .ok_or(Error::InvalidArgument)?;
+        let mut bytes = [0u8; 32];
+        let name = component.spec.name.as_bytes();
+        let len = name.len().min(32);
+        bytes[..len].copy_from_slice(&name[..len]);
+        let mut words = [0u64; 4];
+        for (word, chunk) in words.iter_mut().zip(bytes.chunks_exact(8)) {
+            let mut raw = [0u8; 8];
+            raw.copy_from_slice(chunk);
+            *word = u64::from_le_bytes(raw);
+        }
+        Ok(words)
+    }
+}

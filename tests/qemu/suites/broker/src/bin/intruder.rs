@@ -1,0 +1,144 @@
+//! A hostile component: asks for what it was not granted, uses slots it was not given,
+//! exceeds its memory quota and sends 100,000 random requests to the broker. Its exit
+//! code is a bit set of the checks that failed (0: all held).
+#![no_std]
+#![no_main]
+#![forbid(unsafe_code)]
+
+use kaal_abi::Error;
+use kaal_user::broker::{ComponentState, protocol};
+use kaal_user::cap::{Cap, Endpoint, Notification};
+use kaal_user::ipc::Message;
+use kaal_user::println;
+use kaal_user::startup::{ChannelError, StartupError};
+
+kaal_user::component!(main);
+
+const RANDOM_REQUESTS: u32 = 100_000;
+
+struct Checks(i32, u32);
+
+impl Checks {
+    fn check(&mut self, ok: bool, what: &str) {
+        if !ok {
+            println!("[intruder] check failed: {what}");
+            self.0 |= 1 << self.1;
+        }
+        self.1 += 1;
+    }
+}
+
+/// xorshift64*.
+fn random(state: &mut u64) -> u64 {
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+}
+
+fn main(_argument: u64) -> i32 {
+    let Ok(startup) = kaal_user::startup() else {
+        return 1 << 30;
+    };
+    let mut checks = Checks(0, 0);
+    // Grants it does not have: named errors.
+    let device = startup.device("rtc");
+    checks.check(
+        matches!(device, Err(StartupError::NotGranted { name }) if name.as_str() == "rtc"),
+        "device rtc not granted",
+    );
+    checks.check(
+        matches!(startup.irq("irq33"), Err(StartupError::NotGranted { .. })),
+        "irq not granted",
+    );
+    checks.check(
+        matches!(
+            startup.consumer::<u64, 1024>("numbers"),
+            Err(ChannelError::Startup(StartupError::NotGranted { .. }))
+        ),
+        "channel not granted",
+    );
+    checks.check(
+        matches!(startup.serve("results"), Err(StartupError::WrongKind { .. })),
+        "serving an endpoint it may only call",
+    );
+    checks.check(startup.endpoint("results").is_ok(), "endpoint it may call");
+    if let Err(error) = startup.device("rtc") {
+        println!("[intruder] asking for rtc: {error}");
+    }
+    // Slots it was not given: the kernel's error.
+    let stolen = Cap::<Endpoint>::from_slot(30).call(&Message::new(1, [0; 4]));
+    checks.check(stolen == Err(Error::InvalidCapability), "empty slot 30");
+    let irq_control = Cap::<Notification>::from_slot(kaal_abi::slots::IRQ_CONTROL).signal();
+    checks.check(irq_control == Err(Error::InvalidCapability), "slot 2 (root's IRQ control)");
+    let system = Cap::<Notification>::from_slot(kaal_abi::slots::SYSTEM_CONTROL).signal();
+    checks.check(system.is_err(), "slot 5 holds no system control");
+
+    let Ok(broker) = startup.broker() else {
+        return 1 << 29;
+    };
+    // Memory within the quota, then past it.
+    let first = broker.allocate_memory(1 << 20);
+    checks.check(
+        matches!(first, Ok((vaddr, bytes)) if bytes >= 1 << 20 && vaddr >= 0x2_0000_0000),
+        "1 MiB within the quota",
+    );
+    checks.check(
+        broker.allocate_memory(16 << 20) == Err(Error::NotEnoughMemory),
+        "16 MiB past the quota",
+    );
+    checks.check(
+        broker.allocate_memory(0) == Err(Error::InvalidArgument),
+        "zero bytes",
+    );
+    // Services it was not given.
+    checks.check(
+        broker.debug_exit(0) == Err(Error::MissingRights),
+        "debug_exit without system-control",
+    );
+    checks.check(
+        broker.power_off() == Err(Error::MissingRights),
+        "power_off without system-control",
+    );
+    // The process list.
+    let listed = broker.components().count();
+    let me = broker
+        .components()
+        .find(|c| c.name() == "intruder");
+    checks.check(listed == 6, "six components listed");
+    checks.check(
+        matches!(me, Some(c) if c.state == ComponentState::Running && c.priority == 90 && c.memory_bytes > 0),
+        "its own line in the list",
+    );
+
+    // Garbage: random labels (any but exit) and words.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut answered = 0u32;
+    for _ in 0..RANDOM_REQUESTS {
+        let pick = random(&mut state);
+        let label = match pick % 4 {
+            0 => random(&mut state),
+            _ => pick % 9,
+        };
+        // Exit would only end the intruder itself; send an unknown label instead.
+        let label = if label == protocol::EXIT { 0 } else { label };
+        let words = [
+            random(&mut state) >> (pick % 64),
+            random(&mut state),
+            random(&mut state),
+            random(&mut state),
+        ];
+        // Every call comes back (with a result or an error): the broker never hangs.
+        let _ = broker.request(label, words);
+        answered += 1;
+    }
+    checks.check(answered == RANDOM_REQUESTS, "random requests answered");
+    // The broker still serves.
+    checks.check(
+        broker.allocate_memory(1 << 40) == Err(Error::InvalidArgument)
+            || broker.allocate_memory(1 << 40) == Err(Error::NotEnoughMemory),
+        "broker serves after the storm",
+    );
+    println!("[intruder] {answered} random requests answered; checks failed: {:#x}", checks.0);
+    checks.0
+}

@@ -1,0 +1,99 @@
+//! The broker builds a system from the image's system description: a 1,000,000-message
+//! ring stream between two components, a producer crashed on purpose 100 times and
+//! restarted, a hostile component, and a device driver. The root task is the broker; it
+//! serves its endpoint until every component has ended, then checks what happened.
+#![no_std]
+#![no_main]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+use alloc::format;
+use kaal_broker::{Broker, Event};
+use kaal_test_harness::{Suite, check};
+use kaal_user::BootInfo;
+use kaal_user::broker::ComponentState;
+
+kaal_user::entry!(main);
+
+/// Components that end on their own; the suite waits for all of them.
+const ENDING: [&str; 6] = ["source", "sink", "crasher", "checker", "intruder", "clock"];
+
+fn main(boot: &BootInfo<'_>) -> i32 {
+    let mut suite = Suite::new("broker");
+    let mut broker = match Broker::new(boot) {
+        Ok(broker) => broker,
+        Err(error) => {
+            suite.run("broker_starts", || Err(format!("{error}")));
+            return suite.finish();
+        }
+    };
+    let free_before = broker.free_bytes();
+    suite.run("description_read_from_the_image", || {
+        let description = broker.description();
+        check!(description.components.len() == 6, "{} components", description.components.len());
+        check!(description.channels.len() == 2, "{} channels", description.channels.len());
+        Ok(())
+    });
+    let started = broker.start_system();
+    suite.run("every_component_built_and_started", || {
+        started.as_ref().map_err(|e| format!("{e}"))?;
+        Ok(())
+    });
+    if started.is_err() {
+        return suite.finish();
+    }
+    let channel_bytes: u64 = broker.channels().iter().map(|c| c.region_bytes.next_power_of_two()).sum();
+
+    let mut restarts_seen = 0u32;
+    broker.serve_until(|broker, event| {
+        if let Event::Restarted { .. } = event {
+            restarts_seen += 1;
+        }
+        let done = ENDING.iter().all(|name| {
+            broker.component(name).is_some_and(|c| {
+                matches!(c.state(), ComponentState::Exited | ComponentState::Failed)
+            })
+        });
+        done.then_some(())
+    });
+
+    let exit = |name: &str| broker.component(name).and_then(|c| c.exit_code());
+    suite.run("ring_channel_carries_1000000_messages_in_order", || {
+        check!(exit("source") == Some(0), "source ended with {:?}", exit("source"));
+        check!(exit("sink") == Some(0), "sink ended with {:?}", exit("sink"));
+        Ok(())
+    });
+    suite.run(
+        "producer_crashed_100_times_restarted_nothing_committed_lost_or_duplicated",
+        || {
+            let crasher = broker.component("crasher").ok_or("no crasher")?;
+            check!(crasher.restarts() == 100, "{} restarts", crasher.restarts());
+            check!(restarts_seen == 100, "{restarts_seen} restart events");
+            check!(exit("crasher") == Some(0), "crasher ended with {:?}", exit("crasher"));
+            check!(exit("checker") == Some(0), "checker ended with {:?}", exit("checker"));
+            Ok(())
+        },
+    );
+    suite.run("hostile_component_gets_named_errors_and_the_broker_keeps_serving", || {
+        check!(exit("intruder") == Some(0), "intruder's failed checks: {:#x?}", exit("intruder"));
+        Ok(())
+    });
+    suite.run("device_granted_by_name_to_a_driver_component", || {
+        check!(exit("clock") == Some(0), "clock ended with {:?}", exit("clock"));
+        check!(
+            broker.devices().devices().all(|(_, owner)| owner.is_none()),
+            "a device is still held after its driver ended"
+        );
+        Ok(())
+    });
+    suite.run("every_resource_returns_when_components_end", || {
+        let free_after = broker.free_bytes();
+        check!(
+            free_after + channel_bytes == free_before,
+            "free untyped memory {free_after:#x} + channels {channel_bytes:#x} != {free_before:#x} before"
+        );
+        Ok(())
+    });
+    suite.finish()
+}
