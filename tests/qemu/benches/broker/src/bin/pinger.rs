@@ -1,0 +1,47 @@
+//! Sends one message over ring `ping` and waits for the answer on ring `pong`, `N`
+//! times: the round trip between two processes with KaaL notifications. Then tells the
+//! streamer to start.
+#![no_std]
+#![no_main]
+#![forbid(unsafe_code)]
+
+use kaal_user::{println, time};
+
+kaal_user::component!(main);
+
+const N: u64 = 10_000;
+
+fn main(_argument: u64) -> i32 {
+    let Ok(startup) = kaal_user::startup() else {
+        return 10;
+    };
+    let (Ok(mut ping), Ok(mut pong), Ok(mut go)) = (
+        startup.producer::<u64, 64>("ping"),
+        startup.consumer::<u64, 64>("pong"),
+        startup.producer::<u64, 1>("go"),
+    ) else {
+        return 11;
+    };
+    // Warm up (both sides attached and running).
+    for i in 0..100 {
+        if ping.push(i).is_err() || pong.pop() != Ok(i + 1) {
+            return 12;
+        }
+    }
+    let start = time::now_ticks();
+    for i in 0..N {
+        if ping.push(i).is_err() || pong.pop() != Ok(i + 1) {
+            return 13;
+        }
+    }
+    let ticks = time::now_ticks() - start;
+    let nanoseconds_per_tick = 1_000_000_000 / time::ticks_per_second();
+    println!(
+        "[bench] ring_round_trip_two_processes: {} instructions",
+        ticks * nanoseconds_per_tick / N
+    );
+    if ping.push(u64::MAX).is_err() || go.push(1).is_err() {
+        return 14;
+    }
+    0
+}
