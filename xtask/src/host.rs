@@ -1,4 +1,4 @@
-//! Host steps: `cargo test --workspace --all-features` and `cargo publish --workspace --dry-run`.
+//! Host steps: clippy, `cargo test --workspace --all-features` and `cargo publish --workspace --dry-run`.
 
 use std::{
     io::{BufRead, BufReader},
@@ -16,6 +16,26 @@ pub fn test(_args: &Args) -> Tally {
     cmd.current_dir(root())
         .args(["test", "--workspace", "--all-features"]);
     run_counted(cmd, "cargo test --workspace --all-features")
+}
+
+/// `cargo clippy --workspace --all-targets --all-features -- -D warnings`: one test.
+pub fn clippy(_args: &Args) -> Tally {
+    let mut cmd = process::cargo();
+    cmd.current_dir(root()).args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--all-features",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    println!("$ {}", process::display(&cmd));
+    let ok = process::status(&mut cmd).is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("clippy: warnings or errors (see above)");
+    }
+    Tally::one(ok)
 }
 
 /// The loom models of `kaal-ipc` (its own build, with `--cfg loom`, in its own target

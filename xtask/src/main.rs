@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo xtask run  [--mem MIB] [--cpu CPU] [--gic 2|3] [--el2] [--smp N]
-//! cargo xtask test [--quick] [--skip host,loom,qemu,template,publish] [--suite NAME] [--jobs N] [--timeout SECS]
+//! cargo xtask test [--quick] [--skip clippy,host,loom,qemu,template,publish] [--suite NAME] [--jobs N] [--timeout SECS]
 //! cargo xtask qemu SUITE [--mem MIB] [--cpu CPU] [--gic 2|3] [--el2] [--smp N] [--check]
 //! cargo xtask bench
 //! ```
@@ -27,7 +27,7 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
   run   [QEMU options]      render the template, build it against the local crates and boot it
-  test  [--quick] [--skip host,loom,qemu,template,publish] [--suite NAME] [--jobs N] [--timeout SECS]
+  test  [--quick] [--skip clippy,host,loom,qemu,template,publish] [--suite NAME] [--jobs N] [--timeout SECS]
                             host tests, QEMU suites, template smoke test, publish dry run
   qemu  SUITE [QEMU options] [--check]
                             build one QEMU test suite and boot it with the serial console
@@ -72,7 +72,8 @@ fn dispatch(argv: Vec<String>) -> Result<ExitCode> {
 fn test(args: Args) -> Result<ExitCode> {
     let mut total = Tally::default();
     type Step = fn(&Args) -> Tally;
-    let steps: [(&str, Step); 5] = [
+    let steps: [(&str, Step); 6] = [
+        ("clippy", host::clippy),
         ("host", host::test),
         ("loom", host::loom),
         ("qemu", suites::test),

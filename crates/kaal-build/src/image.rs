@@ -1,13 +1,22 @@
-//! Build a whole image: components, archive and kernel, in one call.
+//! Build a whole image: components, system description, archive and kernel, in one call.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::{
     Bin, Error, ROOT_TASK, Result, Workspace,
     archive::{self, Component},
+    system::{self, SYSTEM_ENTRY},
 };
 
-/// What an image is made of: a kernel binary and named user components.
+/// RAM a system description is checked against unless [`ImageSpec::ram_bytes`] says
+/// otherwise: 256 MiB, what [`crate::qemu::QemuConfig`] gives a machine by default.
+pub const DEFAULT_RAM_BYTES: u64 = 256 << 20;
+
+/// File name of the compiled system description in [`Workspace::image_dir`].
+pub const SYSTEM_FILE: &str = "system.bin";
+
+/// What an image is made of: a kernel binary, named user components and, for a system
+/// the broker builds, its `system.toml`.
 #[derive(Clone, Debug)]
 pub struct ImageSpec {
     /// Image name; its files go to [`Workspace::image_dir`].
@@ -16,6 +25,12 @@ pub struct ImageSpec {
     pub kernel: Bin,
     /// Archive entries, as (entry name, binary), in archive order.
     pub components: Vec<(String, Bin)>,
+    /// The system description (`system.toml`) to check and embed as archive entry
+    /// [`SYSTEM_ENTRY`], if any.
+    pub system: Option<PathBuf>,
+    /// RAM of the machine the image is for, in bytes: the memory quotas of the system
+    /// description must fit in it. Default [`DEFAULT_RAM_BYTES`].
+    pub ram_bytes: u64,
 }
 
 impl ImageSpec {
@@ -25,6 +40,8 @@ impl ImageSpec {
             name: name.into(),
             kernel: Bin::package(kernel_package),
             components: Vec::new(),
+            system: None,
+            ram_bytes: DEFAULT_RAM_BYTES,
         }
     }
 
@@ -43,6 +60,43 @@ impl ImageSpec {
     pub fn root_task(self, bin: Bin) -> Self {
         self.component_bin(ROOT_TASK, bin)
     }
+
+    /// Embeds the system description at `path` (a `system.toml`, see [`crate::system`]):
+    /// [`build_image`] checks it with [`system::compile`] against
+    /// [`ram_bytes`](Self::ram_bytes) before it builds anything, checks that every
+    /// component it describes runs an archive entry of this image, and adds the binary
+    /// description as archive entry [`SYSTEM_ENTRY`], where `kaal_broker::Broker::new`
+    /// reads it. A mistake in the file fails the build with `path:line:column: problem`.
+    ///
+    /// ```no_run
+    /// use kaal_build::{Bin, Workspace, image::{ImageSpec, build_image}};
+    ///
+    /// # fn main() -> Result<(), kaal_build::Error> {
+    /// let spec = ImageSpec::new("demo", "kernel")
+    ///     .root_task(Bin::package("root-task")) // the broker
+    ///     .component("sensor", "sensor")
+    ///     .component("monitor", "monitor")
+    ///     .system("system.toml")
+    ///     .ram_bytes(512 << 20); // the machine `-m 512M` will boot it on
+    /// match build_image(&Workspace::new("."), &spec) {
+    ///     Ok(image) => println!("{}", image.kernel.display()),
+    ///     // e.g. `system.toml:14:6: unknown component `monitr` in `to` of channel `samples` ...`
+    ///     Err(e) => eprintln!("{e}"),
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn system(mut self, path: impl Into<PathBuf>) -> Self {
+        self.system = Some(path.into());
+        self
+    }
+
+    /// Checks the system description for a machine with `bytes` of RAM (default
+    /// [`DEFAULT_RAM_BYTES`]): the memory quotas of all components must fit in it.
+    pub fn ram_bytes(mut self, bytes: u64) -> Self {
+        self.ram_bytes = bytes;
+        self
+    }
 }
 
 /// The files of a built image.
@@ -54,8 +108,15 @@ pub struct Image {
     pub archive: PathBuf,
 }
 
-/// Builds the components of `spec`, packs them, builds the kernel around the archive, and
-/// copies the kernel to `<image dir>/kernel.elf`.
+/// Checks the system description of `spec` (first, so that a mistake in it fails fast),
+/// builds the components of `spec`, packs them (and the description), builds the kernel
+/// around the archive, and copies the kernel to `<image dir>/kernel.elf`.
+///
+/// # Errors
+///
+/// The spec has no [`ROOT_TASK`]; its `system.toml` is invalid ([`Error::System`],
+/// shown as `path:line:column: problem`) or describes a component whose archive entry
+/// the spec does not have; a component or the kernel does not build.
 pub fn build_image(ws: &Workspace, spec: &ImageSpec) -> Result<Image> {
     if !spec.components.iter().any(|(name, _)| name == ROOT_TASK) {
         return Err(Error::Invalid(format!(
@@ -63,15 +124,51 @@ pub fn build_image(ws: &Workspace, spec: &ImageSpec) -> Result<Image> {
             spec.name
         )));
     }
+    let system = compile_system(ws, spec)?;
     let bins: Vec<Bin> = spec.components.iter().map(|(_, b)| b.clone()).collect();
     let elfs = ws.build_user(&bins)?;
-    let components: Vec<Component> = spec
+    let mut components: Vec<Component> = spec
         .components
         .iter()
         .zip(elfs)
         .map(|((name, _), elf)| Component::new(name.clone(), elf))
         .collect();
+    components.extend(system);
     link_image(ws, &spec.name, &spec.kernel, &components)
+}
+
+/// Checks and compiles the system description of `spec`, if it has one, into
+/// `<image dir>/`[`SYSTEM_FILE`]; returns the archive entry for it.
+fn compile_system(ws: &Workspace, spec: &ImageSpec) -> Result<Option<Component>> {
+    let Some(path) = &spec.system else {
+        return Ok(None);
+    };
+    if spec.components.iter().any(|(name, _)| name == SYSTEM_ENTRY) {
+        return Err(Error::Invalid(format!(
+            "image `{}` has a component called `{SYSTEM_ENTRY}`, the archive entry of its system description",
+            spec.name
+        )));
+    }
+    let out = ws.image_dir(&spec.name).join(SYSTEM_FILE);
+    let description = system::compile(path, &out, spec.ram_bytes)?;
+    for component in &description.components {
+        if !spec.components.iter().any(|(name, _)| *name == component.image) {
+            return Err(missing_image(path, &component.name, &component.image));
+        }
+    }
+    Ok(Some(Component::new(SYSTEM_ENTRY, out)))
+}
+
+fn missing_image(path: &Path, component: &str, image: &str) -> Error {
+    let what = if component == image {
+        format!("component `{component}`")
+    } else {
+        format!("component `{component}` (image `{image}`)")
+    };
+    Error::Invalid(format!(
+        "{}: {what} is not in the image: build it as archive entry `{image}` (`ImageSpec::component`)",
+        path.display()
+    ))
 }
 
 /// Packs already built `components` and builds `kernel` around them as image `name`.
@@ -88,4 +185,142 @@ pub fn link_image(
     let kernel = dir.join("kernel.elf");
     std::fs::copy(&built, &kernel).map_err(|e| Error::io(&kernel, e))?;
     Ok(Image { kernel, archive })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kaal_bootinfo::system::SystemDescription;
+
+    const SYSTEM: &str = r#"[system]
+name = "demo"
+
+[components.sensor]
+memory_quota = "4 MiB"
+
+[components.monitor]
+memory_quota = "4 MiB"
+
+[channels.samples]
+element = "u64"
+capacity = 64
+from = "sensor"
+to = "monitor"
+"#;
+
+    /// A fresh directory under the system's temporary directory, removed on drop.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(test: &str) -> Self {
+            let dir = std::env::temp_dir().join(format!(
+                "kaal-build-image-{}-{test}",
+                std::process::id()
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("scratch directory");
+            Scratch(dir)
+        }
+
+        fn write(&self, name: &str, text: &str) -> PathBuf {
+            let path = self.0.join(name);
+            std::fs::write(&path, text).expect("write");
+            path
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn spec(system: &Path) -> ImageSpec {
+        ImageSpec::new("demo", "kernel")
+            .root_task(Bin::package("root-task"))
+            .component("sensor", "sensor")
+            .component("monitor", "monitor")
+            .system(system)
+    }
+
+    #[test]
+    fn defaults_and_builder() {
+        let spec = ImageSpec::new("demo", "kernel");
+        assert_eq!(spec.system, None);
+        assert_eq!(spec.ram_bytes, DEFAULT_RAM_BYTES);
+        let spec = spec.system("a/system.toml").ram_bytes(1 << 30);
+        assert_eq!(spec.system.as_deref(), Some(Path::new("a/system.toml")));
+        assert_eq!(spec.ram_bytes, 1 << 30);
+    }
+
+    #[test]
+    fn system_is_compiled_into_the_image_dir_as_its_archive_entry() {
+        let scratch = Scratch::new("compiled");
+        let path = scratch.write("system.toml", SYSTEM);
+        let ws = Workspace::new(&scratch.0);
+        let entry = compile_system(&ws, &spec(&path))
+            .expect("valid system")
+            .expect("an entry");
+        assert_eq!(entry.name, SYSTEM_ENTRY);
+        assert_eq!(entry.elf, ws.image_dir("demo").join(SYSTEM_FILE));
+        let bytes = std::fs::read(&entry.elf).expect("compiled description");
+        let description = SystemDescription::decode(&bytes).expect("decodes");
+        assert_eq!(description.name, "demo");
+        assert_eq!(description.components.len(), 2);
+        assert_eq!(description.channels[0].name, "samples");
+        // Without a system there is no entry.
+        let plain = ImageSpec::new("demo", "kernel").root_task(Bin::package("root-task"));
+        assert!(compile_system(&ws, &plain).expect("no system").is_none());
+    }
+
+    #[test]
+    fn malformed_system_fails_the_build_with_file_line_column() {
+        let scratch = Scratch::new("malformed");
+        let broken = SYSTEM.replace("to = \"monitor\"", "to = \"monitr\"");
+        let path = scratch.write("system.toml", &broken);
+        // Checked before anything is built: no cargo runs in the empty scratch dir.
+        let e = build_image(&Workspace::new(&scratch.0), &spec(&path)).expect_err("rejected");
+        assert!(matches!(e, Error::System(_)), "{e:?}");
+        let msg = e.to_string();
+        let prefix = format!("{}:14:6: ", path.display());
+        assert!(msg.starts_with(&prefix), "expected `{prefix}...`, got: {msg}");
+        assert!(msg.contains("monitr"), "{msg}");
+    }
+
+    #[test]
+    fn quotas_are_checked_against_the_ram_given() {
+        let scratch = Scratch::new("ram");
+        let path = scratch.write("system.toml", SYSTEM);
+        let ws = Workspace::new(&scratch.0);
+        assert!(compile_system(&ws, &spec(&path).ram_bytes(256 << 20)).is_ok());
+        let e = build_image(&ws, &spec(&path).ram_bytes(6 << 20)).expect_err("8 MiB > 6 MiB");
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with(&format!("{}:", path.display())),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_described_component_missing_from_the_image_is_named() {
+        let scratch = Scratch::new("missing");
+        let path = scratch.write("system.toml", SYSTEM);
+        let spec = ImageSpec::new("demo", "kernel")
+            .root_task(Bin::package("root-task"))
+            .component("sensor", "sensor")
+            .system(&path);
+        let e = build_image(&Workspace::new(&scratch.0), &spec).expect_err("no monitor");
+        let msg = e.to_string();
+        assert!(msg.starts_with(&format!("{}: ", path.display())), "{msg}");
+        assert!(msg.contains("component `monitor` is not in the image"), "{msg}");
+    }
+
+    #[test]
+    fn a_component_called_system_clashes_with_the_description() {
+        let scratch = Scratch::new("clash");
+        let path = scratch.write("system.toml", SYSTEM);
+        let spec = spec(&path).component(SYSTEM_ENTRY, "x");
+        let e = build_image(&Workspace::new(&scratch.0), &spec).expect_err("clash");
+        assert!(e.to_string().contains("a component called `system`"), "{e}");
+    }
 }

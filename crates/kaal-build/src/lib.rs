@@ -17,7 +17,9 @@
 //! [`image::build_image`] does steps 2 to 4 in one call.
 //!
 //! [`system`] checks a system's `system.toml` (its components, devices, channels and
-//! endpoints) and compiles it into the binary description the root task reads.
+//! endpoints) and compiles it into the binary description the root task reads;
+//! [`image::ImageSpec::system`] has [`image::build_image`] do that too, before it builds
+//! anything, and embed the result in the archive for the broker.
 //!
 //! ```no_run
 //! use kaal_build::{image::{build_image, ImageSpec}, qemu::{self, QemuConfig}, Workspace};

@@ -75,7 +75,7 @@ pub mod layout {
             if !capacity.is_power_of_two()
                 || capacity > 1 << 30
                 || !element_align.is_power_of_two()
-                || element_bytes % element_align != 0
+                || !element_bytes.is_multiple_of(element_align)
             {
                 return None;
             }

@@ -171,6 +171,7 @@ pub struct Startup {
 static TAKEN: AtomicU64 = AtomicU64::new(0);
 
 impl Startup {
+    #[cfg_attr(not(target_os = "none"), allow(dead_code))]
     pub(crate) fn new(info: StartupInfo<'static>) -> Self {
         Self { info }
     }
