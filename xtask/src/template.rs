@@ -19,13 +19,15 @@ use crate::{Result, Tally, args::Args, log_dir, root};
 /// Project name the template is rendered with.
 pub const NAME: &str = "kaal-demo";
 
-/// The crates a generated project depends on by version; local builds patch them to the
-/// workspace.
-const PATCHED: [&str; 4] = ["kaal-kernel", "kaal-user", "kaal-bootinfo", "kaal-build"];
+/// The line the template's monitor component prints when its count agrees with the
+/// sensor's: `monitor: 1000 samples, sum S; sensor agrees`.
+const MONITOR_PREFIX: &str = "monitor: 1000 samples, sum ";
+const MONITOR_SUFFIX: &str = "; sensor agrees";
 
 /// Renders the template into `<parent>/<NAME>` with cargo-generate (keeping an existing
 /// `target/` there) and adds a `[patch.crates-io]` section to its `.cargo/config.toml` that
-/// points the `kaal-*` dependencies at this workspace. Returns the project directory.
+/// points the `kaal-*` crates of its `[workspace.dependencies]` at this workspace (crates
+/// they use in turn come along as path dependencies). Returns the project directory.
 pub fn render(parent: &Path) -> Result<PathBuf> {
     tools::ensure_cargo_generate()?;
     let dir = parent.join(NAME);
@@ -51,19 +53,51 @@ pub fn render(parent: &Path) -> Result<PathBuf> {
         ]);
     println!("$ {}", process::display(&cmd));
     process::run(&mut cmd)?;
+    let manifest = std::fs::read_to_string(dir.join("Cargo.toml"))?;
+    let crates_dir = root().join("crates");
+    let names = kaal_dependencies(&manifest);
+    if let Some(name) = names.iter().find(|n| !crates_dir.join(n).is_dir()) {
+        return Err(format!(
+            "the template depends on `{name}`, which is not a crate of this workspace"
+        )
+        .into());
+    }
     let config = dir.join(".cargo").join("config.toml");
     let mut text = std::fs::read_to_string(&config)?;
-    text.push_str(&patch_section(&root().join("crates")));
+    text.push_str(&patch_section(&crates_dir, &names));
     std::fs::write(&config, text)?;
     Ok(dir)
 }
 
-/// The `[patch.crates-io]` section for crates under `crates_dir`.
-fn patch_section(crates_dir: &Path) -> String {
+/// The `kaal-*` keys of the `[workspace.dependencies]` table of a workspace manifest.
+fn kaal_dependencies(manifest: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut in_table = false;
+    for line in manifest.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_table = line == "[workspace.dependencies]";
+        } else if in_table {
+            let key = line
+                .split(['=', '.'])
+                .next()
+                .unwrap_or("")
+                .trim()
+                .trim_matches('"');
+            if key.starts_with("kaal-") && !names.iter().any(|n| n == key) {
+                names.push(key.to_owned());
+            }
+        }
+    }
+    names
+}
+
+/// The `[patch.crates-io]` section for crates `names` under `crates_dir`.
+fn patch_section(crates_dir: &Path, names: &[String]) -> String {
     let mut s = String::from(
         "\n# Added by `cargo xtask`: build against the local KaaL crates.\n[patch.crates-io]\n",
     );
-    for name in PATCHED {
+    for name in names {
         let path = crates_dir.join(name);
         let _ = writeln!(
             s,
@@ -112,8 +146,8 @@ pub fn run(options: &[String]) -> Result<ExitCode> {
 }
 
 /// `cargo xtask test` step: render with real cargo-generate, build, and boot at 256 MiB
-/// and 1 GiB checking the RAM line and the readiness line. One test for render + build,
-/// one per boot.
+/// and 1 GiB checking the RAM line, the monitor component's line (its count agreed with
+/// the sensor's) and the readiness line. One test for render + build, one per boot.
 pub fn smoke_test(args: &Args) -> Tally {
     let dir = match tools::ensure_all()
         .and(Ok(()))
@@ -158,7 +192,7 @@ fn boot_check(dir: &Path, mib: u32, args: &Args) -> bool {
         echo: false,
     };
     let expected = [format!("RAM: {mib} MiB"), format!("{NAME} is ready.")];
-    let (ok, reasons, output) = match run_captured(cmd, &options) {
+    let (ok, reasons, output, monitor) = match run_captured(cmd, &options) {
         Ok(output) => {
             let mut reasons: Vec<String> = Vec::new();
             if !output.success() {
@@ -169,14 +203,22 @@ fn boot_check(dir: &Path, mib: u32, args: &Args) -> bool {
                     reasons.push(format!("expected `{e}` in the output"));
                 }
             }
-            (reasons.is_empty(), reasons, Some(output))
+            let monitor = monitor_line(&output.stdout).map(str::to_owned);
+            if monitor.is_none() {
+                reasons.push(format!(
+                    "expected `{MONITOR_PREFIX}S{MONITOR_SUFFIX}` in the output"
+                ));
+            }
+            (reasons.is_empty(), reasons, Some(output), monitor)
         }
-        Err(e) => (false, vec![e.to_string()], None),
+        Err(e) => (false, vec![e.to_string()], None, None),
     };
     if ok {
         println!(
-            "template: boot with -m {mib}M ok: found `{}` and `{}`",
-            expected[0], expected[1]
+            "template: boot with -m {mib}M ok: found `{}`, `{}` and `{}`",
+            expected[0],
+            monitor.unwrap_or_default(),
+            expected[1]
         );
         return true;
     }
@@ -197,16 +239,92 @@ fn boot_check(dir: &Path, mib: u32, args: &Args) -> bool {
     false
 }
 
+/// The monitor's line in `output`, `monitor: 1000 samples, sum S; sensor agrees` with a
+/// number `S`, if it is there.
+fn monitor_line(output: &str) -> Option<&str> {
+    output.lines().map(str::trim_end).find(|line| {
+        line.strip_prefix(MONITOR_PREFIX)
+            .and_then(|rest| rest.strip_suffix(MONITOR_SUFFIX))
+            .is_some_and(|sum| !sum.is_empty() && sum.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn patch_section_points_at_local_crates() {
-        let s = patch_section(Path::new("/src/kaal/crates"));
+        let names = ["kaal-kernel".to_owned(), "kaal-build".to_owned()];
+        let s = patch_section(Path::new("/src/kaal/crates"), &names);
         assert!(s.contains("[patch.crates-io]\n"));
         assert!(s.contains("kaal-kernel = { path = \"/src/kaal/crates/kaal-kernel\" }\n"));
         assert!(s.contains("kaal-build = { path = \"/src/kaal/crates/kaal-build\" }\n"));
+    }
+
+    #[test]
+    fn kaal_dependencies_come_from_the_workspace_table() {
+        let manifest = r#"
+[workspace]
+members = ["kernel"]
+
+[workspace.dependencies]
+kaal-kernel = "0.1"
+"kaal-user" = { version = "0.1" }
+kaal-ipc.version = "0.1"
+zerocopy = "0.8"
+
+[dependencies]
+kaal-abi = "0.1"
+"#;
+        assert_eq!(
+            kaal_dependencies(manifest),
+            ["kaal-kernel", "kaal-user", "kaal-ipc"]
+        );
+    }
+
+    /// Every `kaal-*` crate the template depends on is one of ours, so it gets patched;
+    /// its members name `kaal-*` crates only through the workspace table.
+    #[test]
+    fn template_dependencies_are_local_crates() {
+        let template = root().join("template");
+        let manifest = std::fs::read_to_string(template.join("Cargo.toml")).unwrap();
+        let names = kaal_dependencies(&manifest);
+        for needed in ["kaal-kernel", "kaal-user", "kaal-broker", "kaal-build"] {
+            assert!(names.iter().any(|n| n == needed), "{needed} in {names:?}");
+        }
+        for name in &names {
+            assert!(root().join("crates").join(name).is_dir(), "{name}");
+        }
+        let members = manifest
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("members = ["))
+            .unwrap();
+        for member in members.trim_end_matches(']').split(',') {
+            let member = member.trim().trim_matches('"');
+            let text = std::fs::read_to_string(template.join(member).join("Cargo.toml")).unwrap();
+            for line in text.lines().filter(|l| l.starts_with("kaal-")) {
+                assert!(line.contains(".workspace = true"), "{member}: {line}");
+            }
+        }
+    }
+
+    #[test]
+    fn monitor_line_is_found() {
+        let out =
+            "RAM: 256 MiB at 0x40000000\r\nmonitor: 1000 samples, sum 21249500; sensor agrees\r\n";
+        assert_eq!(
+            monitor_line(out),
+            Some("monitor: 1000 samples, sum 21249500; sensor agrees")
+        );
+        assert_eq!(
+            monitor_line("monitor: 999 samples, sum 5; sensor agrees"),
+            None
+        );
+        assert_eq!(
+            monitor_line("monitor: 1000 samples, sum 5; sensor says 999, sum 5"),
+            None
+        );
     }
 
     #[test]

@@ -19,8 +19,13 @@ use crate::vspace::VirtualRanges;
 
 /// The broker's own owner id (memory and devices it uses itself).
 pub const BROKER: Owner = Owner(u16::MAX);
-/// Badge bit of the fault endpoint copies the broker hands its components.
+/// Badge bit of the fault endpoint copies the broker hands its components (the low 16
+/// bits are the component's index).
 pub const FAULT_BADGE: u64 = 1 << 32;
+/// Badge bit of the service endpoint copies the broker hands its components. Every
+/// badge the broker mints is non-zero: an unbadged copy could be re-minted with any
+/// badge by its holder.
+pub const SERVICE_BADGE: u64 = 1 << 33;
 /// Bytes of untyped memory the broker keeps for its own objects (endpoints,
 /// notifications, page tables of its own mappings).
 const OWN_MEMORY_BYTES: u64 = 4 << 20;
@@ -233,6 +238,11 @@ impl Broker {
         self.untyped.free_bytes()
     }
 
+    /// Root CSpace slots holding untyped blocks split off the boot regions.
+    pub fn untyped_slots(&self) -> usize {
+        self.untyped.split_blocks()
+    }
+
     /// The broker's service and fault endpoint.
     pub fn endpoint(&self) -> Cap<Endpoint> {
         self.endpoint
@@ -324,17 +334,24 @@ impl Broker {
         let record = self
             .devices
             .claim_device(device.compatible, device.index, owner)?;
+        let mut frames = Vec::new();
         let grant = (|| {
             let first = record.base & !0xfff;
             let end = record
                 .base
                 .checked_add(record.size_bytes.max(1))
                 .ok_or(Error::InvalidArgument)?;
-            let mut frames = Vec::new();
             let mut page = first;
             while page < end {
                 let frame = self.device_frames.frame(page)?;
-                frames.push(frame.copy(cap::allocate_slot()?, rights::READ | rights::WRITE)?);
+                let slot = cap::allocate_slot()?;
+                match frame.copy(slot, rights::READ | rights::WRITE) {
+                    Ok(copy) => frames.push(copy),
+                    Err(error) => {
+                        let _ = cap::free_slot(slot);
+                        return Err(error.into());
+                    }
+                }
                 page += 4096;
             }
             let irq = match record.irqs.first() {
@@ -342,14 +359,22 @@ impl Broker {
                 None => None,
             };
             Ok::<_, BrokerError>(DeviceGrant {
-                frames,
+                frames: core::mem::take(&mut frames),
                 base: record.base,
                 size_bytes: record.size_bytes,
                 irq,
             })
         })();
         if grant.is_err() {
-            self.devices.release_owner(owner);
+            for frame in frames {
+                let slot = frame.slot();
+                if frame.delete().is_ok() {
+                    let _ = cap::free_slot(slot);
+                }
+            }
+            let _ = self
+                .devices
+                .release_device(device.compatible, device.index, owner);
         }
         grant
     }

@@ -6,10 +6,10 @@ use kaal_abi::{Error, rights};
 use kaal_bootinfo::startup::{Grant, GrantKind, STARTUP_VADDR, StartupWriter};
 use kaal_bootinfo::system::{ComponentSpec, RestartPolicy as SpecPolicy};
 use kaal_user::broker::ComponentState;
-use kaal_user::cap::{self, Cap, Frame4K};
+use kaal_user::cap::{self, Cap, Endpoint, Frame2M, Frame4K};
 use kaal_user::process::{FIRST_FREE_SLOT, CHILD_OWN_SLOTS, Process, ProcessOptions};
 
-use crate::broker::{Broker, DeviceId, FAULT_BADGE, Memory};
+use crate::broker::{Broker, DeviceId, FAULT_BADGE, Memory, SERVICE_BADGE};
 use crate::devices::Owner;
 use crate::error::BrokerError;
 use crate::restart::{RestartBudget, RestartPolicy};
@@ -23,6 +23,9 @@ pub const HEAP_VADDR: u64 = 0x0000_0001_0000_0000;
 pub const GRANT_MAPPINGS: core::ops::Range<u64> = 0x0000_0002_0000_0000..0x0000_0030_0000_0000;
 /// The CSpace size of a component (`2^8` slots).
 const CNODE_RADIX: u8 = 8;
+/// Most frame capabilities the memory a component asks for may take in the root CSpace
+/// per life (its quota counts bytes; this bounds the broker's slots).
+const MAX_GRANTED_FRAMES: usize = 512;
 
 /// A component: its description, state and the resources of its current life.
 #[derive(Debug)]
@@ -44,8 +47,14 @@ pub(crate) struct Life {
     memory: Memory,
     /// Further blocks the component asked for.
     pub(crate) extra: Vec<Memory>,
-    /// Copies of broker-owned frames mapped into the component (slots of the root CNode).
+    /// Copies of broker-owned frames mapped into the component, and frames of the extra
+    /// blocks (slots of the root CNode).
     copies: Vec<Cap<Frame4K>>,
+    /// 2 MiB frames of the extra blocks.
+    large: Vec<Cap<Frame2M>>,
+    /// This life's badged parents of the broker-endpoint copies the component holds:
+    /// revoking them at the end of the life removes every copy the component made.
+    identity: Vec<Cap<Endpoint>>,
     /// Free slots of the component's CSpace.
     child_slots: SlotAllocator,
     /// Free addresses of the component's grant area.
@@ -105,6 +114,14 @@ impl Component {
         self.exit_code
     }
 
+    /// Slots of the root task's CSpace its current life holds (0 when it has none): its
+    /// process's objects, its copies of broker frames and endpoints, its extra memory.
+    pub fn root_slots(&self) -> usize {
+        self.life.as_ref().map_or(0, |life| {
+            life.process.slots().len() + life.copies.len() + life.large.len() + life.identity.len()
+        })
+    }
+
     pub(crate) fn owner(&self) -> Owner {
         Owner(self.id)
     }
@@ -149,6 +166,7 @@ impl Broker {
         let options = ProcessOptions {
             cnode_radix: CNODE_RADIX,
             stack_bytes: spec.stack_bytes,
+            scratch: Some(self.own.untyped),
         };
         let process = match Process::build(memory.untyped, image, &options) {
             Ok(process) => process,
@@ -162,6 +180,8 @@ impl Broker {
             memory,
             extra: Vec::new(),
             copies: Vec::new(),
+            large: Vec::new(),
+            identity: Vec::new(),
             child_slots: SlotAllocator::new(FIRST_FREE_SLOT, CHILD_OWN_SLOTS.start),
             vspace: VirtualRanges::new(GRANT_MAPPINGS.start, GRANT_MAPPINGS.end),
         };
@@ -198,14 +218,15 @@ impl Broker {
         let mut writer = StartupWriter::new(&mut page, &spec.name, u32::from(id), generation)?;
         writer.argument(spec.arguments);
 
-        // Fault endpoint and broker services: the broker's endpoint, badged.
+        // Fault endpoint and broker services: the broker's endpoint, badged, send only,
+        // copied from parents of this life.
         let fault_slot = life.child_slots.allocate()?;
-        self.endpoint
-            .mint_to(cnode, fault_slot, rights::WRITE | rights::GRANT, FAULT_BADGE | u64::from(id))?;
+        let fault = self.identity(life, FAULT_BADGE | u64::from(id))?;
+        fault.copy_to(cnode, fault_slot, rights::WRITE)?;
         life.process.set_fault_endpoint(fault_slot)?;
         let service_slot = life.child_slots.allocate()?;
-        self.endpoint
-            .mint_to(cnode, service_slot, rights::WRITE, u64::from(id))?;
+        let service = self.identity(life, SERVICE_BADGE | u64::from(id))?;
+        service.copy_to(cnode, service_slot, rights::WRITE)?;
         writer.push(
             &Grant::new("broker", GrantKind::Broker)
                 .slots([service_slot, 0, 0, 0])
@@ -279,9 +300,10 @@ impl Broker {
                 Owner(id),
             )?;
             let vaddr = life.vspace.allocate(grant.frames.len() as u64 * 4096, 4096)?;
-            // The frames in the grant are copies already; map them and keep them.
+            // The frames in the grant are copies already: keep them all (so that they go
+            // with the life even if a mapping fails), then map them.
+            life.copies.extend(grant.frames.iter().copied());
             for (i, frame) in grant.frames.iter().enumerate() {
-                life.copies.push(*frame);
                 life.process.map(
                     *frame,
                     vaddr + i as u64 * 4096,
@@ -322,6 +344,21 @@ impl Broker {
         Ok(length)
     }
 
+    /// A badged copy of the broker's endpoint for this life, kept by the broker.
+    fn identity(&mut self, life: &mut Life, badge: u64) -> Result<Cap<Endpoint>, BrokerError> {
+        let slot = cap::allocate_slot()?;
+        match self.endpoint.mint(slot, rights::WRITE, badge) {
+            Ok(parent) => {
+                life.identity.push(parent);
+                Ok(parent)
+            }
+            Err(error) => {
+                let _ = cap::free_slot(slot);
+                Err(error.into())
+            }
+        }
+    }
+
     /// Copies the broker's IRQ handler and notification into the component.
     fn give_irq(
         &mut self,
@@ -329,11 +366,13 @@ impl Broker {
         irq: crate::broker::IrqGrant,
     ) -> Result<(u64, u64), BrokerError> {
         let cnode = life.process.cnode();
-        // A line left masked by a previous life (delivered, never acknowledged) is
-        // unmasked for the new one.
+        // A previous holder may have routed the line elsewhere or left it masked
+        // (delivered, never acknowledged): route it back and unmask it for this life.
+        irq.handler.set_notification(irq.notification)?;
         let _ = irq.handler.ack();
         let handler_slot = life.child_slots.allocate()?;
-        irq.handler.copy_to(cnode, handler_slot, rights::ALL)?;
+        irq.handler
+            .copy_to(cnode, handler_slot, rights::READ | rights::WRITE)?;
         let notification_slot = life.child_slots.allocate()?;
         irq.notification.copy_to(cnode, notification_slot, rights::READ)?;
         Ok((handler_slot, notification_slot))
@@ -360,43 +399,76 @@ impl Broker {
     }
 
     /// Maps `bytes` of fresh memory, charged to component `index`, into it; returns the
-    /// address and size.
+    /// address and size. Blocks of 2 MiB and more are mapped as 2 MiB frames.
     pub(crate) fn grant_memory(&mut self, index: usize, bytes: u64) -> Result<(u64, u64), BrokerError> {
         if bytes == 0 || bytes > 1 << 40 {
             return Err(BrokerError::Kernel(Error::InvalidArgument));
         }
         let owner = self.components[index].owner();
-        let memory = self.allocate_for(owner, bytes)?;
-        let life = match self.components[index].life.as_mut() {
-            Some(life) => life,
-            None => {
-                let _ = self.free_for(owner, memory);
-                return Err(BrokerError::Kernel(Error::InvalidArgument));
-            }
+        let Some(life) = self.components[index].life.as_ref() else {
+            return Err(BrokerError::Kernel(Error::InvalidArgument));
         };
+        let size_bits = crate::untyped::size_bits_for(bytes).ok_or(BrokerError::TooLarge { bytes })?;
+        let (frame_bits, frames) = if size_bits >= 21 {
+            (21u8, 1usize << (size_bits - 21))
+        } else {
+            (12u8, 1usize << (size_bits - 12))
+        };
+        let over_limit = life.copies.len() + life.large.len() + frames > MAX_GRANTED_FRAMES;
+        // The quota is checked first, so that a request past it is named as such.
+        let memory = self.allocate_for(owner, bytes)?;
+        if over_limit {
+            let _ = self.free_for(owner, memory);
+            return Err(BrokerError::Kernel(Error::OutOfResources));
+        }
+        let Some(life) = self.components[index].life.as_mut() else {
+            let _ = self.free_for(owner, memory);
+            return Err(BrokerError::Kernel(Error::InvalidArgument));
+        };
+        let step = 1u64 << frame_bits;
+        let mut made: Vec<u64> = Vec::new();
         let mapped = (|| {
-            let vaddr = life.vspace.allocate(memory.bytes, 4096)?;
-            let pages = memory.bytes / 4096;
-            let first = cap::allocate_slots(pages)?;
-            memory.untyped.retype::<Frame4K>(0, first, pages as u32)?;
-            for page in 0..pages {
-                life.copies.push(Cap::from_slot(first + page));
-                life.process.map(
-                    Cap::from_slot(first + page),
-                    vaddr + page * 4096,
-                    rights::READ | rights::WRITE,
-                    0,
-                )?;
+            let vaddr = life.vspace.allocate(memory.bytes, step)?;
+            for page in 0..frames as u64 {
+                let slot = cap::allocate_slot()?;
+                let retyped = if frame_bits == 21 {
+                    memory.untyped.retype::<Frame2M>(0, slot, 1)
+                } else {
+                    memory.untyped.retype::<Frame4K>(0, slot, 1)
+                };
+                if let Err(error) = retyped {
+                    let _ = cap::free_slot(slot);
+                    return Err(error.into());
+                }
+                made.push(slot);
+                let at = vaddr + page * step;
+                let access = rights::READ | rights::WRITE;
+                if frame_bits == 21 {
+                    life.process.map(Cap::<Frame2M>::from_slot(slot), at, access, 0)?;
+                } else {
+                    life.process.map(Cap::<Frame4K>::from_slot(slot), at, access, 0)?;
+                }
             }
             Ok::<_, BrokerError>(vaddr)
         })();
         match mapped {
             Ok(vaddr) => {
+                for slot in made {
+                    if frame_bits == 21 {
+                        life.large.push(Cap::from_slot(slot));
+                    } else {
+                        life.copies.push(Cap::from_slot(slot));
+                    }
+                }
                 life.extra.push(memory);
                 Ok((vaddr, memory.bytes))
             }
             Err(error) => {
+                // The revoke in `free_for` deletes the frames; their slots return here.
                 let _ = self.free_for(owner, memory);
+                for slot in made {
+                    let _ = cap::free_slot(slot);
+                }
                 Err(error)
             }
         }
@@ -416,6 +488,21 @@ impl Broker {
             let _ = copy.unmap();
             let slot = copy.slot();
             if copy.delete().is_ok() || cap::identify(slot).is_err() {
+                let _ = cap::free_slot(slot);
+            }
+        }
+        for frame in &life.large {
+            let _ = frame.unmap();
+            let slot = frame.slot();
+            if frame.delete().is_ok() || cap::identify(slot).is_err() {
+                let _ = cap::free_slot(slot);
+            }
+        }
+        for parent in &life.identity {
+            // Every copy the component held or made of its broker capabilities goes.
+            let _ = parent.revoke();
+            let slot = parent.slot();
+            if parent.delete().is_ok() {
                 let _ = cap::free_slot(slot);
             }
         }

@@ -245,6 +245,29 @@ impl DeviceRegistry {
         self.irqs.retain(|_, grant| grant.owner != owner);
     }
 
+    /// Takes back one device (and the IRQ lines that came with it) from `owner`;
+    /// `false` if `owner` did not hold it.
+    pub fn release_device(&mut self, compatible: &str, index: u32, owner: Owner) -> bool {
+        let Some((position, _)) = self.find(compatible, index) else {
+            return false;
+        };
+        let entry = &mut self.entries[position];
+        if entry.owner != Some(owner) {
+            return false;
+        }
+        entry.owner = None;
+        for line in &entry.record.irqs {
+            if self
+                .irqs
+                .get(line)
+                .is_some_and(|grant| grant.owner == owner && grant.with_device)
+            {
+                self.irqs.remove(line);
+            }
+        }
+        true
+    }
+
     /// Who holds the device [`find`](Self::find) names.
     pub fn owner_of_device(&self, compatible: &str, index: u32) -> Option<Owner> {
         let (position, _) = self.find(compatible, index)?;

@@ -55,6 +55,7 @@ mod service;
 
 pub use broker::{
     BROKER, Broker, Channel, DeviceGrant, DeviceId, FAULT_BADGE, IrqGrant, Memory, NamedEndpoint,
+    SERVICE_BADGE,
 };
 pub use component::{Component, GRANT_MAPPINGS, HEAP_VADDR};
 pub use error::BrokerError;

@@ -6,7 +6,7 @@ use kaal_bootinfo::system::services;
 use kaal_user::broker::{ComponentState, protocol, reply_message};
 use kaal_user::ipc::{self, Message, Received};
 
-use crate::broker::{Broker, FAULT_BADGE};
+use crate::broker::{Broker, FAULT_BADGE, SERVICE_BADGE};
 use crate::restart::RestartDecision;
 
 /// Something that happened to a component while the broker served its endpoint.
@@ -70,10 +70,14 @@ impl Broker {
         let Ok(received) = self.endpoint.recv() else {
             return Event::Stray;
         };
-        if received.badge & FAULT_BADGE != 0 {
-            self.on_fault(&received)
-        } else {
-            self.on_request(&received)
+        match received.badge & (FAULT_BADGE | SERVICE_BADGE) {
+            FAULT_BADGE => self.on_fault(&received),
+            SERVICE_BADGE => self.on_request(&received),
+            _ => {
+                // Only the root task itself holds an unbadged copy; nothing to serve.
+                let _ = ipc::reply(&reply_message(Err(Error::InvalidArgument)));
+                Event::Stray
+            }
         }
     }
 
@@ -135,7 +139,7 @@ impl Broker {
     }
 
     fn on_request(&mut self, received: &Received) -> Event {
-        let index = received.badge as usize;
+        let index = (received.badge & 0xffff) as usize;
         let label = received.message.info.label;
         if index >= self.components.len() {
             let _ = ipc::reply(&reply_message(Err(Error::InvalidArgument)));

@@ -171,6 +171,12 @@ impl<H: Copy + fmt::Debug + PartialEq> Default for UntypedAllocator<H> {
 }
 
 impl<H: Copy + fmt::Debug + PartialEq> UntypedAllocator<H> {
+    /// How many blocks were made by splitting (each holds a capability of its own in
+    /// the backend; boot regions do not count).
+    pub fn split_blocks(&self) -> usize {
+        self.nodes.values().filter(|node| node.parent.is_some()).count()
+    }
+
     /// An allocator without memory.
     pub fn new() -> Self {
         Self {

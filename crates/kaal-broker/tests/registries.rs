@@ -383,3 +383,26 @@ fn registry_from_boot_info() {
         "no side effects on a refused claim"
     );
 }
+
+#[test]
+fn releasing_one_device_keeps_the_owners_other_claims() {
+    use kaal_broker::devices::{DeviceRecord, DeviceRegistry, Owner};
+    let mut registry = DeviceRegistry::new();
+    for (base, irq) in [(0x900_0000u64, 33u32), (0x901_0000, 34)] {
+        registry.add(DeviceRecord {
+            compatible: "arm,primecell".into(),
+            base,
+            size_bytes: 0x1000,
+            irqs: vec![irq],
+        });
+    }
+    registry.claim_device("arm,primecell", 0, Owner(1)).unwrap();
+    registry.claim_device("arm,primecell", 1, Owner(1)).unwrap();
+    assert!(registry.release_device("arm,primecell", 1, Owner(1)));
+    assert!(!registry.release_device("arm,primecell", 1, Owner(1)));
+    assert!(!registry.release_device("arm,primecell", 0, Owner(2)));
+    assert_eq!(registry.owner_of_device("arm,primecell", 0), Some(Owner(1)));
+    assert_eq!(registry.owner_of_irq(33), Some(Owner(1)));
+    assert_eq!(registry.owner_of_device("arm,primecell", 1), None);
+    assert_eq!(registry.owner_of_irq(34), None);
+}

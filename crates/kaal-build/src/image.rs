@@ -152,7 +152,11 @@ fn compile_system(ws: &Workspace, spec: &ImageSpec) -> Result<Option<Component>>
     let out = ws.image_dir(&spec.name).join(SYSTEM_FILE);
     let description = system::compile(path, &out, spec.ram_bytes)?;
     for component in &description.components {
-        if !spec.components.iter().any(|(name, _)| *name == component.image) {
+        if !spec
+            .components
+            .iter()
+            .any(|(name, _)| *name == component.image)
+        {
             return Err(missing_image(path, &component.name, &component.image));
         }
     }
@@ -213,10 +217,8 @@ to = "monitor"
 
     impl Scratch {
         fn new(test: &str) -> Self {
-            let dir = std::env::temp_dir().join(format!(
-                "kaal-build-image-{}-{test}",
-                std::process::id()
-            ));
+            let dir = std::env::temp_dir()
+                .join(format!("kaal-build-image-{}-{test}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir).expect("scratch directory");
             Scratch(dir)
@@ -283,7 +285,10 @@ to = "monitor"
         assert!(matches!(e, Error::System(_)), "{e:?}");
         let msg = e.to_string();
         let prefix = format!("{}:14:6: ", path.display());
-        assert!(msg.starts_with(&prefix), "expected `{prefix}...`, got: {msg}");
+        assert!(
+            msg.starts_with(&prefix),
+            "expected `{prefix}...`, got: {msg}"
+        );
         assert!(msg.contains("monitr"), "{msg}");
     }
 
@@ -295,10 +300,7 @@ to = "monitor"
         assert!(compile_system(&ws, &spec(&path).ram_bytes(256 << 20)).is_ok());
         let e = build_image(&ws, &spec(&path).ram_bytes(6 << 20)).expect_err("8 MiB > 6 MiB");
         let msg = e.to_string();
-        assert!(
-            msg.starts_with(&format!("{}:", path.display())),
-            "{msg}"
-        );
+        assert!(msg.starts_with(&format!("{}:", path.display())), "{msg}");
     }
 
     #[test]
@@ -312,7 +314,10 @@ to = "monitor"
         let e = build_image(&Workspace::new(&scratch.0), &spec).expect_err("no monitor");
         let msg = e.to_string();
         assert!(msg.starts_with(&format!("{}: ", path.display())), "{msg}");
-        assert!(msg.contains("component `monitor` is not in the image"), "{msg}");
+        assert!(
+            msg.contains("component `monitor` is not in the image"),
+            "{msg}"
+        );
     }
 
     #[test]

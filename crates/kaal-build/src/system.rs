@@ -22,7 +22,7 @@
 //!
 //! [components.producer]
 //! image = "producer"       # archive entry name; default: the component name
-//! priority = 100           # 1..=254, default 100
+//! priority = 100           # 1..=127 (below the broker's 128), default 100
 //! stack_bytes = 65536      # default 64 KiB, a multiple of 4096, > 0
 //! heap_bytes = 1048576     # default 1 MiB, a multiple of 4096
 //! memory_quota = "8 MiB"   # bytes or a string such as "512 KiB"; default "8 MiB"
@@ -72,7 +72,9 @@ use toml::de::{DeArray, DeTable, DeValue};
 /// Page size: stacks and heaps are whole pages.
 const PAGE_BYTES: u64 = 4096;
 /// Lowest and highest component priority.
-const PRIORITIES: std::ops::RangeInclusive<i128> = 1..=254;
+/// Component priorities: below the root task's 128 (the kernel's default), so that the broker
+/// handling a fault or a request always preempts the components it serves.
+const PRIORITIES: std::ops::RangeInclusive<i128> = 1..=127;
 /// Interrupt lines a component may be granted: the GIC's shared peripheral interrupts.
 const IRQS: std::ops::RangeInclusive<i128> = 32..=1019;
 /// Largest channel capacity.

@@ -607,12 +607,12 @@ fn priority_out_of_range() {
         "[components.a]\npriority = 0\n",
         2,
         Some(12),
-        "`priority` of component `a` 0 is out of range 1..=254",
+        "`priority` of component `a` 0 is out of range 1..=127",
     );
     rejects(
         "[components.a]\npriority = 255\n",
         2,
-        "out of range 1..=254",
+        "out of range 1..=127",
     );
 }
 

@@ -232,22 +232,23 @@ pub fn largest_ram_untyped(boot: &crate::BootInfo<'_>) -> Option<Cap<Untyped>> {
         .map(|(index, _)| Cap::from_slot(u64::from(caps.untyped.start) + index as u64))
 }
 
-/// Hands out empty slots of the root CNode, from the boot info's first free slot up;
-/// freed slots are handed out again (lowest first is not promised).
+/// Hands out empty slots of the task's CSpace, from the boot info's first free slot up,
+/// lowest free first; freed slots are handed out again, singly and in runs.
 #[derive(Debug)]
 pub struct SlotAllocator {
-    next: u64,
+    first: u64,
     end: u64,
-    freed: alloc::vec::Vec<u64>,
+    /// Bit `i` set: slot `first + i` is handed out (grown on demand).
+    used: alloc::vec::Vec<u64>,
 }
 
 impl SlotAllocator {
     /// Free slots `[first, end)`.
     pub const fn new(first: u64, end: u64) -> Self {
         Self {
-            next: first,
+            first,
             end,
-            freed: alloc::vec::Vec::new(),
+            used: alloc::vec::Vec::new(),
         }
     }
 
@@ -259,42 +260,79 @@ impl SlotAllocator {
         )
     }
 
-    /// A free slot.
-    pub fn allocate(&mut self) -> Result<u64, Error> {
-        if let Some(slot) = self.freed.pop() {
-            return Ok(slot);
-        }
-        if self.next >= self.end {
-            return Err(Error::OutOfResources);
-        }
-        self.next += 1;
-        Ok(self.next - 1)
+    fn is_used(&self, index: u64) -> bool {
+        self.used
+            .get((index / 64) as usize)
+            .is_some_and(|word| word & (1 << (index % 64)) != 0)
     }
 
-    /// `count` consecutive free slots never handed out before; returns the first.
+    fn mark(&mut self, index: u64, used: bool) {
+        let word = (index / 64) as usize;
+        if word >= self.used.len() {
+            self.used.resize(word + 1, 0);
+        }
+        if used {
+            self.used[word] |= 1 << (index % 64);
+        } else {
+            self.used[word] &= !(1 << (index % 64));
+        }
+    }
+
+    /// The lowest free slot.
+    pub fn allocate(&mut self) -> Result<u64, Error> {
+        let size = self.end.saturating_sub(self.first);
+        let index = match self.used.iter().position(|&word| word != u64::MAX) {
+            Some(word) => word as u64 * 64 + u64::from(self.used[word].trailing_ones()),
+            None => self.used.len() as u64 * 64,
+        };
+        if index >= size {
+            return Err(Error::OutOfResources);
+        }
+        self.mark(index, true);
+        Ok(self.first + index)
+    }
+
+    /// The lowest run of `count` consecutive free slots; returns the first.
     pub fn allocate_range(&mut self, count: u64) -> Result<u64, Error> {
-        let first = self.next;
-        let end = first
-            .checked_add(count)
-            .filter(|&end| end <= self.end)
-            .ok_or(Error::OutOfResources)?;
-        self.next = end;
-        Ok(first)
+        let size = self.end.saturating_sub(self.first);
+        if count == 0 || count > size {
+            return Err(Error::OutOfResources);
+        }
+        let mut run = 0;
+        let mut index = 0;
+        while index < size {
+            if self.is_used(index) {
+                run = 0;
+            } else {
+                run += 1;
+                if run == count {
+                    let start = index + 1 - count;
+                    for i in start..=index {
+                        self.mark(i, true);
+                    }
+                    return Ok(self.first + start);
+                }
+            }
+            index += 1;
+        }
+        Err(Error::OutOfResources)
     }
 
     /// Returns `slot` (which must be empty again) for reuse. A slot this allocator
-    /// never handed out, or one already returned, is refused with `InvalidArgument`.
+    /// does not have handed out is refused with `InvalidArgument`.
     pub fn free(&mut self, slot: u64) -> Result<(), Error> {
-        if slot >= self.next || self.freed.contains(&slot) {
+        let index = slot.checked_sub(self.first).ok_or(Error::InvalidArgument)?;
+        if slot >= self.end || !self.is_used(index) {
             return Err(Error::InvalidArgument);
         }
-        self.freed.push(slot);
+        self.mark(index, false);
         Ok(())
     }
 
     /// Slots left to hand out.
     pub fn available(&self) -> u64 {
-        self.end.saturating_sub(self.next) + self.freed.len() as u64
+        let used: u64 = self.used.iter().map(|w| u64::from(w.count_ones())).sum();
+        self.end.saturating_sub(self.first) - used
     }
 }
 
@@ -534,5 +572,33 @@ impl Cap<IrqHandler> {
     /// Unmasks the interrupt after the device was served.
     pub fn ack(&self) -> Result<(), Error> {
         call(Syscall::IrqHandlerAck, [self.slot, 0, 0, 0, 0, 0]).map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SlotAllocator;
+    use kaal_abi::Error;
+
+    #[test]
+    fn slots_are_reused_singly_and_in_runs() {
+        let mut slots = SlotAllocator::new(10, 20);
+        assert_eq!(slots.allocate(), Ok(10));
+        assert_eq!(slots.allocate_range(4), Ok(11));
+        assert_eq!(slots.allocate(), Ok(15));
+        assert_eq!(slots.available(), 4);
+        assert_eq!(slots.free(12), Ok(()));
+        assert_eq!(slots.free(12), Err(Error::InvalidArgument));
+        assert_eq!(slots.free(9), Err(Error::InvalidArgument));
+        assert_eq!(slots.free(20), Err(Error::InvalidArgument));
+        assert_eq!(slots.allocate(), Ok(12));
+        for slot in 11..15 {
+            slots.free(slot).unwrap();
+        }
+        assert_eq!(slots.allocate_range(4), Ok(11));
+        assert_eq!(slots.allocate_range(5), Err(Error::OutOfResources));
+        assert_eq!(slots.allocate_range(4), Ok(16));
+        assert_eq!(slots.allocate(), Err(Error::OutOfResources));
+        assert_eq!(slots.available(), 0);
     }
 }

@@ -19,7 +19,9 @@
 //! supervisor destroys the process by revoking that untyped capability, then returns the
 //! slots with [`Process::release_slots`].
 
-use crate::cap::{self, AddressSpace, CNode, Cap, Frame4K, ObjectKind, PageTable, Tcb, Untyped};
+use crate::cap::{
+    self, AddressSpace, CNode, Cap, Frame, Frame4K, ObjectKind, PageTable, Tcb, Untyped,
+};
 use alloc::vec::Vec;
 use elf::ElfBytes;
 use elf::abi::{PF_W, PF_X, PT_LOAD};
@@ -78,6 +80,11 @@ pub struct ProcessOptions {
     pub cnode_radix: u8,
     /// Stack size in bytes (a multiple of 4 KiB, not zero).
     pub stack_bytes: u64,
+    /// Untyped memory for the page tables of the builder's own scratch mapping (through
+    /// which it fills the new process's frames); `None`: the process's own memory. A
+    /// supervisor that rebuilds processes passes its own memory, so that the tables are
+    /// made once and never charged to, or destroyed with, a process.
+    pub scratch: Option<Cap<Untyped>>,
 }
 
 impl Default for ProcessOptions {
@@ -85,6 +92,7 @@ impl Default for ProcessOptions {
         Self {
             cnode_radix: 8,
             stack_bytes: STACK_BYTES,
+            scratch: None,
         }
     }
 }
@@ -98,6 +106,7 @@ pub struct Process {
     entry: u64,
     untyped: Cap<Untyped>,
     slots: Vec<u64>,
+    ipc_buffer: Option<(Cap<Frame4K>, u64)>,
 }
 
 /// Copies `bytes` into `frame` at `offset` through a scratch mapping in this task.
@@ -153,7 +162,7 @@ impl Process {
             image,
             &ProcessOptions {
                 cnode_radix,
-                stack_bytes: STACK_BYTES,
+                ..ProcessOptions::default()
             },
         )
     }
@@ -201,6 +210,7 @@ impl Process {
             entry: file.ehdr.e_entry,
             untyped,
             slots: recorded,
+            ipc_buffer: None,
         };
         match process.load(image, segments.iter(), options) {
             Ok(()) => Ok(process),
@@ -217,6 +227,7 @@ impl Process {
         segments: impl Iterator<Item = elf::segment::ProgramHeader>,
         options: &ProcessOptions,
     ) -> Result<(), ProcessError> {
+        let scratch = options.scratch.unwrap_or(self.untyped);
         for segment in segments.filter(|p| p.p_type == PT_LOAD && p.p_memsz > 0) {
             let start = segment.p_vaddr & !(PAGE - 1);
             let end = segment
@@ -252,7 +263,7 @@ impl Process {
                         frame,
                         (from - page) as usize,
                         &data[offset..offset + (to - from) as usize],
-                        self.untyped,
+                        scratch,
                     )?;
                 }
                 self.map(frame, page, access, attributes)?;
@@ -273,16 +284,16 @@ impl Process {
         self.tcb.copy_to(cnode, slots::ROOT_TCB, rights::ALL)?;
         self.space
             .copy_to(cnode, slots::ROOT_ADDRESS_SPACE, rights::ALL)?;
-        self.tcb
-            .configure(cnode, self.space, Some((ipc_buffer, ipc_buffer_vaddr)), 0)?;
+        self.ipc_buffer = Some((ipc_buffer, ipc_buffer_vaddr));
+        self.tcb.configure(cnode, self.space, self.ipc_buffer, 0)?;
         Ok(())
     }
 
     /// Maps `frame` (a capability in this task's CSpace) at `vaddr` in the process,
     /// creating page tables from the process's untyped memory as needed.
-    pub fn map(
+    pub fn map<F: Frame>(
         &mut self,
-        frame: Cap<Frame4K>,
+        frame: Cap<F>,
         vaddr: u64,
         access: u64,
         attributes: u64,
@@ -341,9 +352,11 @@ impl Process {
         release(&self.slots);
     }
 
-    /// Sets the capability pointer (in the process's CSpace) of its fault endpoint.
+    /// Sets the capability pointer (in the process's CSpace) of its fault endpoint,
+    /// keeping its IPC buffer.
     pub fn set_fault_endpoint(&self, pointer: u64) -> Result<(), Error> {
-        self.tcb.configure(self.cnode, self.space, None, pointer)
+        self.tcb
+            .configure(self.cnode, self.space, self.ipc_buffer, pointer)
     }
 
     /// Starts the process at its entry point with `x0 = argument`, at `priority`.

@@ -131,6 +131,11 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
         sys::thread_id().0
     );
     console.flush();
+    // A component's panic is a fault: its supervisor (the broker) restarts it or keeps
+    // it down as its policy says.
+    if STARTUP.get().is_some_and(Option::is_some) {
+        sys::raise_memory_fault();
+    }
     // Under test, a panic ends the run with a failure; elsewhere only this thread ends.
     let _ = sys::debug_exit(101);
     sys::thread_exit(101)

@@ -2,8 +2,11 @@
 //!
 //! ```text
 //! cargo xtask run   [--mem MIB] [--cpu cortex-a53|cortex-a72|max] [--gic 2|3] [--el2] [--smp N]
-//! cargo xtask build
+//! cargo xtask build [--mem MIB]
 //! ```
+//!
+//! The image holds the root task (the broker), the components of [`COMPONENTS`] and the
+//! system description `system.toml`, checked for a machine with `--mem` MiB of RAM.
 #![forbid(unsafe_code)]
 
 use std::{path::Path, process::ExitCode};
@@ -15,7 +18,15 @@ use kaal_build::{
 };
 
 const USAGE: &str = "usage: cargo xtask run [--mem MIB] [--cpu cortex-a53|cortex-a72|max] [--gic 2|3] [--el2] [--smp N]
-       cargo xtask build";
+       cargo xtask build [--mem MIB]";
+
+/// The components the broker starts: each is a package under `components/` whose binary
+/// has its name, packed as the archive entry of that name (`image` in `system.toml`).
+/// Add a new component here, to the workspace members and to `system.toml`.
+const COMPONENTS: &[&str] = &["sensor", "monitor"];
+
+/// The system description, relative to the workspace root.
+const SYSTEM: &str = "system.toml";
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -34,7 +45,13 @@ fn run(args: Vec<String>) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .ok_or("no workspace root")?;
-    let spec = ImageSpec::new("{{project-name}}", "kernel").root_task(Bin::package("root-task"));
+    let mut spec = ImageSpec::new("{{project-name}}", "kernel")
+        .root_task(Bin::package("root-task"))
+        .system(root.join(SYSTEM))
+        .ram_bytes(u64::from(config.memory_mib) << 20);
+    for component in COMPONENTS {
+        spec = spec.component(*component, *component);
+    }
     match command.as_str() {
         "build" => {
             let image = build_image(&Workspace::new(root), &spec)?;

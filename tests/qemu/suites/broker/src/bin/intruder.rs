@@ -74,6 +74,13 @@ fn main(_argument: u64) -> i32 {
     let system = Cap::<Notification>::from_slot(kaal_abi::slots::SYSTEM_CONTROL).signal();
     checks.check(system.is_err(), "slot 5 holds no system control");
 
+    // Its broker capabilities (fault endpoint in slot 5, services in slot 6) are badged:
+    // re-minting one with another component's badge is refused by the kernel.
+    for (slot, badge) in [(5u64, (1u64 << 33) | 1), (6, 1 << 33 | 2), (6, 3)] {
+        let forged = Cap::<Endpoint>::from_slot(slot).mint(40, kaal_abi::rights::WRITE, badge);
+        checks.check(forged == Err(Error::IllegalOperation), "re-minting a broker capability");
+        let _ = Cap::<Endpoint>::from_slot(40).delete();
+    }
     let Ok(broker) = startup.broker() else {
         return 1 << 29;
     };
