@@ -147,7 +147,8 @@ pub fn run(options: &[String]) -> Result<ExitCode> {
 
 /// `cargo xtask test` step: render with real cargo-generate, build, and boot at 256 MiB
 /// and 1 GiB checking the RAM line, the monitor component's line (its count agreed with
-/// the sensor's) and the readiness line. One test for render + build, one per boot.
+/// the sensor's) and the readiness line. One test for render + build, one for a
+/// malformed `system.toml`, one per boot.
 pub fn smoke_test(args: &Args) -> Tally {
     let dir = match tools::ensure_all()
         .and(Ok(()))
@@ -159,7 +160,7 @@ pub fn smoke_test(args: &Args) -> Tally {
             eprintln!("template: {e}");
             return Tally {
                 passed: 0,
-                failed: 3,
+                failed: 4,
             };
         }
     };
@@ -174,10 +175,51 @@ pub fn smoke_test(args: &Args) -> Tally {
     }
     let mut tally = Tally::one(true);
     println!("template: rendered and built {NAME}");
+    tally += Tally::one(malformed_description_fails_the_build(&dir));
     for mib in [256u32, 1024] {
         tally += Tally::one(boot_check(&dir, mib, args));
     }
     tally
+}
+
+/// `cargo xtask build` in the generated project refuses a `system.toml` with a misspelt
+/// key, naming the file, the line and the problem; the file is restored afterwards.
+fn malformed_description_fails_the_build(dir: &Path) -> bool {
+    let path = dir.join("system.toml");
+    let Ok(original) = std::fs::read_to_string(&path) else {
+        println!("template: no system.toml in the generated project");
+        return false;
+    };
+    let anchor = "[components.monitor]\n";
+    let Some(at) = original.find(anchor) else {
+        println!("template: system.toml has no [components.monitor] table");
+        return false;
+    };
+    let insert = at + anchor.len();
+    let line = original[..insert].lines().count() + 1;
+    let broken = format!("{}prio = 3\n{}", &original[..insert], &original[insert..]);
+    if std::fs::write(&path, broken).is_err() {
+        return false;
+    }
+    let mut build = project_xtask(dir, &["build".to_owned()]);
+    let output = process::output(&mut build);
+    let restored = std::fs::write(&path, &original).is_ok();
+    let Ok(output) = output else {
+        println!("template: could not run the build");
+        return false;
+    };
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let expected = format!("system.toml:{line}:1: unknown key `prio`");
+    let ok = !output.status.success() && stderr.contains(&expected) && restored;
+    if ok {
+        println!("template: a misspelt key fails the build: `{expected}`");
+    } else {
+        println!("template: a misspelt key in system.toml did not fail the build as expected (`{expected}`)");
+        for line in stderr.lines().rev().take(10) {
+            println!("    | {line}");
+        }
+    }
+    ok
 }
 
 /// Boots the generated project with `--mem <mib>` and checks its output.

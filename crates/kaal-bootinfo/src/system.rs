@@ -158,7 +158,7 @@ pub struct ComponentSpec {
 }
 
 /// What the root task does when a component exits or faults.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RestartPolicy {
     /// Leave it stopped.
     Never,

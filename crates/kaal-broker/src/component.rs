@@ -4,7 +4,7 @@
 use alloc::vec::Vec;
 use kaal_abi::{Error, rights};
 use kaal_bootinfo::startup::{Grant, GrantKind, STARTUP_VADDR, StartupWriter};
-use kaal_bootinfo::system::{ComponentSpec, RestartPolicy as SpecPolicy};
+use kaal_bootinfo::system::ComponentSpec;
 use kaal_user::broker::ComponentState;
 use kaal_user::cap::{self, Cap, Endpoint, Frame2M, Frame4K};
 use kaal_user::process::{FIRST_FREE_SLOT, CHILD_OWN_SLOTS, Process, ProcessOptions};
@@ -12,7 +12,7 @@ use kaal_user::process::{FIRST_FREE_SLOT, CHILD_OWN_SLOTS, Process, ProcessOptio
 use crate::broker::{Broker, DeviceId, FAULT_BADGE, Memory, SERVICE_BADGE};
 use crate::devices::Owner;
 use crate::error::BrokerError;
-use crate::restart::{RestartBudget, RestartPolicy};
+use crate::restart::RestartBudget;
 use crate::slots::SlotAllocator;
 use crate::vspace::VirtualRanges;
 
@@ -67,17 +67,7 @@ impl Component {
             .ok()
             .filter(|&id| id < u16::MAX)
             .ok_or(BrokerError::TooManyComponents)?;
-        let policy = match spec.restart {
-            SpecPolicy::Never => RestartPolicy::Never,
-            SpecPolicy::Always => RestartPolicy::Always,
-            SpecPolicy::AtMost {
-                restarts,
-                window_ms,
-            } => RestartPolicy::AtMost {
-                restarts,
-                window_ms,
-            },
-        };
+        let policy = spec.restart;
         Ok(Self {
             spec,
             id,

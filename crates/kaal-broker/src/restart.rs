@@ -2,22 +2,8 @@
 
 use alloc::collections::VecDeque;
 
-/// When to restart a component that faulted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum RestartPolicy {
-    /// Never restart.
-    Never,
-    /// Restart after every fault.
-    Always,
-    /// Restart unless that would make more than `restarts` restarts within
-    /// `window_ms` milliseconds.
-    AtMost {
-        /// Most restarts in any window.
-        restarts: u32,
-        /// Length of the sliding window in milliseconds.
-        window_ms: u64,
-    },
-}
+/// When to restart a component that faulted: the system description's policy.
+pub use kaal_bootinfo::system::RestartPolicy;
 
 /// What to do about a fault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
