@@ -407,6 +407,11 @@ impl Kernel {
     ) -> SyscallResult {
         let thread = self.lookup(cspace, tcb_pointer, ObjectType::Tcb)?.object;
         let cap = self.lookup(cspace, pointer, ObjectType::Notification)?;
+        // A bound thread receives the notification's signals: that is reading it. A
+        // copy that may only signal must not let its holder take the owner's signals.
+        if !cap.rights.contains(Rights::READ) {
+            return Err(Error::MissingRights);
+        }
         // SAFETY: capabilities name live objects.
         let (t, n) = unsafe { (tcb(thread), notification(cap.object)) };
         if t.bound_notification != 0 || n.bound != 0 {

@@ -282,6 +282,14 @@ fn main(boot: &BootInfo<'_>) -> i32 {
             PRIORITY,
         )
         .map_err(err)?;
+        // A copy that may only signal cannot be bound: binding receives the signals.
+        let signal_only = notification
+            .copy(cap::allocate_slot().map_err(err)?, rights::WRITE)
+            .map_err(err)?;
+        check!(
+            server.tcb().bind_notification(signal_only) == Err(Error::MissingRights),
+            "bind through a signal-only copy"
+        );
         server.tcb().bind_notification(notification).map_err(err)?;
         check!(
             server.tcb().bind_notification(notification) == Err(Error::IllegalOperation),
