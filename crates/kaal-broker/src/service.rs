@@ -98,8 +98,12 @@ impl Broker {
         let component = &mut self.components[index];
         let decision = component.budget.on_fault(now);
         if self.log {
+            let outcome = match decision {
+                RestartDecision::Restart { restarts } => alloc::format!("restart {restarts}"),
+                RestartDecision::GiveUp { .. } => alloc::format!("no restart left"),
+            };
             kaal_user::println!(
-                "[broker] {} ({kind} at pc {:#x}, address {:#x})",
+                "[broker] {}: {kind} at pc {:#x}, address {:#x}; {outcome}",
                 component.spec.name,
                 message.words[fault::PC],
                 message.words[fault::ADDRESS],

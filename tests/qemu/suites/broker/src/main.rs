@@ -9,7 +9,8 @@
 extern crate alloc;
 
 use alloc::format;
-use kaal_broker::{Broker, Event};
+use kaal_broker::devices::DeviceError;
+use kaal_broker::{Broker, BrokerError, DeviceId, Event};
 use kaal_test_harness::{Suite, check};
 use kaal_user::BootInfo;
 use kaal_user::broker::ComponentState;
@@ -17,7 +18,9 @@ use kaal_user::broker::ComponentState;
 kaal_user::entry!(main);
 
 /// Components that end on their own; the suite waits for all of them.
-const ENDING: [&str; 6] = ["source", "sink", "crasher", "checker", "intruder", "clock"];
+const ENDING: [&str; 7] = [
+    "source", "sink", "crasher", "checker", "intruder", "clock", "flaky",
+];
 
 fn main(boot: &BootInfo<'_>) -> i32 {
     let mut suite = Suite::new("broker");
@@ -31,7 +34,7 @@ fn main(boot: &BootInfo<'_>) -> i32 {
     let free_before = broker.free_bytes();
     suite.run("description_read_from_the_image", || {
         let description = broker.description();
-        check!(description.components.len() == 6, "{} components", description.components.len());
+        check!(description.components.len() == 7, "{} components", description.components.len());
         check!(description.channels.len() == 2, "{} channels", description.channels.len());
         Ok(())
     });
@@ -74,7 +77,7 @@ fn main(boot: &BootInfo<'_>) -> i32 {
         || {
             let crasher = broker.component("crasher").ok_or("no crasher")?;
             check!(crasher.restarts() == 100, "{} restarts", crasher.restarts());
-            check!(restarts_seen == 100, "{restarts_seen} restart events");
+            check!(restarts_seen == 103, "{restarts_seen} restart events (100 + flaky's 3)");
             check!(exit("crasher") == Some(0), "crasher ended with {:?}", exit("crasher"));
             check!(exit("checker") == Some(0), "checker ended with {:?}", exit("checker"));
             Ok(())
@@ -92,6 +95,12 @@ fn main(boot: &BootInfo<'_>) -> i32 {
         );
         Ok(())
     });
+    suite.run("component_past_its_restart_budget_stays_down", || {
+        let flaky = broker.component("flaky").ok_or("no flaky")?;
+        check!(flaky.restarts() == 3, "{} restarts", flaky.restarts());
+        check!(flaky.state() == ComponentState::Failed, "state {:?}", flaky.state());
+        Ok(())
+    });
     suite.run("every_root_slot_returns_across_100_restarts", || {
         // Split untyped blocks that remain (the broker's own, the channels') still hold theirs.
         let free_slots = kaal_user::cap::available_slots() + broker.untyped_slots() as u64;
@@ -106,6 +115,71 @@ fn main(boot: &BootInfo<'_>) -> i32 {
         check!(
             free_after + channel_bytes == free_before,
             "free untyped memory {free_after:#x} + channels {channel_bytes:#x} != {free_before:#x} before"
+        );
+        Ok(())
+    });
+    suite.run("root_task_api_hands_out_memory_endpoints_irqs_devices_channels", || {
+        let free = broker.free_bytes();
+        let memory = broker.allocate_memory(100_000).map_err(|e| format!("{e}"))?;
+        check!(memory.bytes == 128 * 1024, "{} bytes for 100,000", memory.bytes);
+        check!(broker.free_bytes() == free - memory.bytes, "free bytes not charged");
+        broker.free_memory(memory).map_err(|e| format!("{e}"))?;
+        check!(broker.free_bytes() == free, "memory not returned");
+
+        let endpoint = broker.create_endpoint().map_err(|e| format!("{e}"))?;
+        let notification = broker.create_notification().map_err(|e| format!("{e}"))?;
+        check!(
+            endpoint.identify().map(|(t, _)| t) == Ok(kaal_abi::ObjectType::Endpoint)
+                && notification.identify().map(|(t, _)| t) == Ok(kaal_abi::ObjectType::Notification),
+            "object types"
+        );
+
+        // The clock component has ended: its RTC is free again, once.
+        let rtc = broker
+            .request_device(DeviceId::new("arm,pl031", 0))
+            .map_err(|e| format!("{e}"))?;
+        check!(rtc.frames.len() == 1 && rtc.irq.is_some(), "rtc grant {rtc:?}");
+        check!(
+            matches!(
+                broker.request_device(DeviceId::new("arm,pl031", 0)),
+                Err(BrokerError::Device(DeviceError::AlreadyGranted { .. }))
+            ),
+            "the RTC granted twice"
+        );
+        check!(
+            matches!(
+                broker.request_device(DeviceId::new("arm,pl031", 1)),
+                Err(BrokerError::Device(DeviceError::NotFound { .. }))
+            ),
+            "a second RTC"
+        );
+        let line = rtc.irq.map_or(0, |irq| irq.line);
+        check!(
+            matches!(
+                broker.request_irq(line),
+                Err(BrokerError::Device(DeviceError::IrqAlreadyGranted { .. }))
+            ),
+            "the RTC's line as a bare IRQ"
+        );
+        let irq = broker.request_irq(45).map_err(|e| format!("{e}"))?;
+        check!(irq.line == 45, "irq {irq:?}");
+        check!(broker.request_irq(45).is_err(), "line 45 twice");
+
+        let channels = broker.channels().len();
+        let index = broker
+            .create_channel::<u64, 64>("late", 1, 2)
+            .map_err(|e| format!("{e}"))?;
+        let channel = &broker.channels()[index];
+        check!(
+            broker.channels().len() == channels + 1
+                && channel.capacity == 64
+                && channel.element == (8, 8)
+                && channel.frames.len() == 1,
+            "channel {channel:?}"
+        );
+        check!(
+            broker.create_channel::<u64, 64>("nowhere", 1, 99).is_err(),
+            "a channel to component 99"
         );
         Ok(())
     });

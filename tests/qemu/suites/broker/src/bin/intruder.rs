@@ -112,7 +112,7 @@ fn main(_argument: u64) -> i32 {
     let me = broker
         .components()
         .find(|c| c.name() == "intruder");
-    checks.check(listed == 6, "six components listed");
+    checks.check(listed == 7, "seven components listed");
     checks.check(
         matches!(me, Some(c) if c.state == ComponentState::Running && c.priority == 90 && c.memory_bytes > 0),
         "its own line in the list",
