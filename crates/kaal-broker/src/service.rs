@@ -100,7 +100,7 @@ impl Broker {
         if self.log {
             let outcome = match decision {
                 RestartDecision::Restart { restarts } => alloc::format!("restart {restarts}"),
-                RestartDecision::GiveUp { .. } => alloc::format!("no restart left"),
+                RestartDecision::GiveUp { .. } => alloc::string::String::from("no restart left"),
             };
             kaal_user::println!(
                 "[broker] {}: {kind} at pc {:#x}, address {:#x}; {outcome}",
