@@ -326,6 +326,17 @@ impl Broker {
         self.device_for(device, BROKER)
     }
 
+    /// As [`Broker::request_device`], for the device the description names `name`
+    /// (a `[devices.NAME]` table).
+    pub fn request_named_device(&mut self, name: &str) -> Result<DeviceGrant, BrokerError> {
+        let device = self
+            .description
+            .device(name)
+            .cloned()
+            .ok_or(BrokerError::UnknownDevice { name: name.into() })?;
+        self.device_for(DeviceId::new(&device.compatible, device.index), BROKER)
+    }
+
     pub(crate) fn device_for(
         &mut self,
         device: DeviceId<'_>,

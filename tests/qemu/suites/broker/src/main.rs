@@ -135,9 +135,18 @@ fn main(boot: &BootInfo<'_>) -> i32 {
         );
 
         // The clock component has ended: its RTC is free again, once.
+        check!(
+            matches!(
+                broker.request_named_device("uart7"),
+                Err(BrokerError::UnknownDevice { .. })
+            ),
+            "a device the description does not name"
+        );
         let rtc = broker
-            .request_device(DeviceId::new("arm,pl031", 0))
+            .request_named_device("rtc")
             .map_err(|e| format!("{e}"))?;
+        let vaddr = broker.map_own(&rtc.frames, true).map_err(|e| format!("{e}"))?;
+        check!(vaddr >= 0x20_0000_0000, "rtc mapped at {vaddr:#x}");
         check!(rtc.frames.len() == 1 && rtc.irq.is_some(), "rtc grant {rtc:?}");
         check!(
             matches!(
