@@ -298,17 +298,41 @@ impl Broker {
     /// out once: a second request fails with [`DeviceError::IrqAlreadyGranted`].
     pub fn request_irq(&mut self, line: u32) -> Result<IrqGrant, BrokerError> {
         self.devices.claim_irq(line, BROKER)?;
-        self.irq(line)
+        self.irq(line).inspect_err(|_| {
+            self.devices.release_irq(line, BROKER);
+        })
     }
 
     /// The broker-held handler of `line` (made once, kept across component restarts).
+    /// Every hand-out routes the line back to the broker's notification and unmasks
+    /// it: a previous holder may have routed it elsewhere or left it masked.
     pub(crate) fn irq(&mut self, line: u32) -> Result<IrqGrant, BrokerError> {
-        if let Some(grant) = self.irq_handlers.iter().find(|g| g.line == line) {
-            return Ok(*grant);
+        if let Some(grant) = self.irq_handlers.iter().find(|g| g.line == line).copied() {
+            // Copies a previous holder made of the handler go first.
+            let _ = grant.handler.revoke();
+            grant.handler.set_notification(grant.notification)?;
+            let _ = grant.handler.ack();
+            return Ok(grant);
         }
         let control = Cap::<IrqControl>::from_slot(slots::IRQ_CONTROL);
-        let handler = control.get(line, cap::allocate_slot()?)?;
-        let notification = self.create_notification()?;
+        let slot = cap::allocate_slot()?;
+        let handler = match control.get(line, slot) {
+            Ok(handler) => handler,
+            Err(error) => {
+                let _ = cap::free_slot(slot);
+                return Err(error.into());
+            }
+        };
+        // Kept from here on, even if routing fails, so that the line can be asked for
+        // again (a second `get` of the same line is refused).
+        let notification = match self.create_notification() {
+            Ok(notification) => notification,
+            Err(error) => {
+                let _ = handler.delete();
+                let _ = cap::free_slot(slot);
+                return Err(error);
+            }
+        };
         handler.set_notification(notification)?;
         let grant = IrqGrant {
             line,

@@ -26,6 +26,11 @@ const CNODE_RADIX: u8 = 8;
 /// Most frame capabilities the memory a component asks for may take in the root CSpace
 /// per life (its quota counts bytes; this bounds the broker's slots).
 const MAX_GRANTED_FRAMES: usize = 512;
+/// Most blocks of memory a component may ask for per life (each block may cost the
+/// broker's untyped allocator a few slots for splits).
+const MAX_EXTRA_BLOCKS: usize = 16;
+/// The smallest block a request for memory gets.
+const MIN_GRANT_BYTES: u64 = 64 * 1024;
 
 /// A component: its description, state and the resources of its current life.
 #[derive(Debug)]
@@ -52,9 +57,10 @@ pub(crate) struct Life {
     copies: Vec<Cap<Frame4K>>,
     /// 2 MiB frames of the extra blocks.
     large: Vec<Cap<Frame2M>>,
-    /// This life's badged parents of the broker-endpoint copies the component holds:
-    /// revoking them at the end of the life removes every copy the component made.
-    identity: Vec<Cap<Endpoint>>,
+    /// This life's parents (slots of the root CNode) of every capability copied into
+    /// the component: revoking them at the end of the life removes every copy the
+    /// component holds or passed on.
+    parents: Vec<u64>,
     /// Free slots of the component's CSpace.
     child_slots: SlotAllocator,
     /// Free addresses of the component's grant area.
@@ -108,7 +114,7 @@ impl Component {
     /// process's objects, its copies of broker frames and endpoints, its extra memory.
     pub fn root_slots(&self) -> usize {
         self.life.as_ref().map_or(0, |life| {
-            life.process.slots().len() + life.copies.len() + life.large.len() + life.identity.len()
+            life.process.slots().len() + life.copies.len() + life.large.len() + life.parents.len()
         })
     }
 
@@ -171,7 +177,7 @@ impl Broker {
             extra: Vec::new(),
             copies: Vec::new(),
             large: Vec::new(),
-            identity: Vec::new(),
+            parents: Vec::new(),
             child_slots: SlotAllocator::new(FIRST_FREE_SLOT, CHILD_OWN_SLOTS.start),
             vspace: VirtualRanges::new(GRANT_MAPPINGS.start, GRANT_MAPPINGS.end),
         };
@@ -203,20 +209,20 @@ impl Broker {
         let spec = self.components[index].spec.clone();
         let id = self.components[index].id;
         let generation = self.components[index].generation;
-        let cnode = life.process.cnode();
         let mut page = [0u8; 4096];
         let mut writer = StartupWriter::new(&mut page, &spec.name, u32::from(id), generation)?;
         writer.argument(spec.arguments);
 
         // Fault endpoint and broker services: the broker's endpoint, badged, send only,
         // copied from parents of this life.
-        let fault_slot = life.child_slots.allocate()?;
-        let fault = self.identity(life, FAULT_BADGE | u64::from(id))?;
-        fault.copy_to(cnode, fault_slot, rights::WRITE)?;
+        // The badge carries the life's generation, so a message queued by a previous
+        // life (with a copy it passed on) is not taken for this one.
+        let identity = u64::from(id) | (u64::from(generation) & 0xffff) << 16;
+        let fault_slot =
+            Self::give(life, self.endpoint, rights::WRITE, Some(FAULT_BADGE | identity))?;
         life.process.set_fault_endpoint(fault_slot)?;
-        let service_slot = life.child_slots.allocate()?;
-        let service = self.identity(life, SERVICE_BADGE | u64::from(id))?;
-        service.copy_to(cnode, service_slot, rights::WRITE)?;
+        let service_slot =
+            Self::give(life, self.endpoint, rights::WRITE, Some(SERVICE_BADGE | identity))?;
         writer.push(
             &Grant::new("broker", GrantKind::Broker)
                 .slots([service_slot, 0, 0, 0])
@@ -237,12 +243,7 @@ impl Broker {
             } else {
                 continue;
             };
-            let slot = life.child_slots.allocate()?;
-            if badge == 0 {
-                endpoint.endpoint.copy_to(cnode, slot, access)?;
-            } else {
-                endpoint.endpoint.mint_to(cnode, slot, access, badge)?;
-            }
+            let slot = Self::give(life, endpoint.endpoint, access, (badge != 0).then_some(badge))?;
             writer.push(&Grant::new(&endpoint.name, kind).slots([slot, 0, 0, 0]))?;
         }
 
@@ -261,10 +262,8 @@ impl Broker {
             let name = channel.name.clone();
             let vaddr = life.vspace.allocate(region_bytes, 4096)?;
             Self::map_copies(life, &frames, vaddr, 0)?;
-            let wait_slot = life.child_slots.allocate()?;
-            wait.copy_to(cnode, wait_slot, rights::READ)?;
-            let signal_slot = life.child_slots.allocate()?;
-            signal.copy_to(cnode, signal_slot, rights::WRITE)?;
+            let wait_slot = Self::give(life, wait, rights::READ, None)?;
+            let signal_slot = Self::give(life, signal, rights::WRITE, None)?;
             writer.push(
                 &Grant::new(&name, kind)
                     .slots([wait_slot, signal_slot, 0, 0])
@@ -289,10 +288,10 @@ impl Broker {
                 DeviceId::new(&device.compatible, device.index),
                 Owner(id),
             )?;
-            let vaddr = life.vspace.allocate(grant.frames.len() as u64 * 4096, 4096)?;
             // The frames in the grant are copies already: keep them all (so that they go
-            // with the life even if a mapping fails), then map them.
+            // with the life even if a step fails), then map them.
             life.copies.extend(grant.frames.iter().copied());
+            let vaddr = life.vspace.allocate(grant.frames.len() as u64 * 4096, 4096)?;
             for (i, frame) in grant.frames.iter().enumerate() {
                 life.process.map(
                     *frame,
@@ -334,38 +333,43 @@ impl Broker {
         Ok(length)
     }
 
-    /// A badged copy of the broker's endpoint for this life, kept by the broker.
-    fn identity(&mut self, life: &mut Life, badge: u64) -> Result<Cap<Endpoint>, BrokerError> {
+    /// Copies `source` into a free slot of the component's CSpace with `access` (and
+    /// `badge`), through a parent made for this life; returns the slot.
+    fn give<T: kaal_user::cap::ObjectKind>(
+        life: &mut Life,
+        source: Cap<T>,
+        access: u64,
+        badge: Option<u64>,
+    ) -> Result<u64, BrokerError> {
         let slot = cap::allocate_slot()?;
-        match self.endpoint.mint(slot, rights::WRITE, badge) {
-            Ok(parent) => {
-                life.identity.push(parent);
-                Ok(parent)
-            }
+        let parent = match badge {
+            Some(badge) => source.mint(slot, access, badge),
+            None => source.copy(slot, access),
+        };
+        let parent = match parent {
+            Ok(parent) => parent,
             Err(error) => {
                 let _ = cap::free_slot(slot);
-                Err(error.into())
+                return Err(error.into());
             }
-        }
+        };
+        life.parents.push(slot);
+        let child = life.child_slots.allocate()?;
+        parent.copy_to(life.process.cnode(), child, access)?;
+        Ok(child)
     }
 
-    /// Copies the broker's IRQ handler and notification into the component.
+    /// Copies the broker's IRQ handler (acknowledge only) and notification (wait only)
+    /// into the component; the line was routed back to the broker's notification and
+    /// unmasked when the broker handed it out.
     fn give_irq(
         &mut self,
         life: &mut Life,
         irq: crate::broker::IrqGrant,
     ) -> Result<(u64, u64), BrokerError> {
-        let cnode = life.process.cnode();
-        // A previous holder may have routed the line elsewhere or left it masked
-        // (delivered, never acknowledged): route it back and unmask it for this life.
-        irq.handler.set_notification(irq.notification)?;
-        let _ = irq.handler.ack();
-        let handler_slot = life.child_slots.allocate()?;
-        irq.handler
-            .copy_to(cnode, handler_slot, rights::READ | rights::WRITE)?;
-        let notification_slot = life.child_slots.allocate()?;
-        irq.notification.copy_to(cnode, notification_slot, rights::READ)?;
-        Ok((handler_slot, notification_slot))
+        let handler = Self::give(life, irq.handler, rights::READ, None)?;
+        let notification = Self::give(life, irq.notification, rights::READ, None)?;
+        Ok((handler, notification))
     }
 
     /// Maps copies of broker-owned `frames` at `vaddr` in the component.
@@ -376,7 +380,14 @@ impl Broker {
         attributes: u64,
     ) -> Result<(), BrokerError> {
         for (i, frame) in frames.iter().enumerate() {
-            let copy = frame.copy(cap::allocate_slot()?, rights::READ | rights::WRITE)?;
+            let slot = cap::allocate_slot()?;
+            let copy = match frame.copy(slot, rights::READ | rights::WRITE) {
+                Ok(copy) => copy,
+                Err(error) => {
+                    let _ = cap::free_slot(slot);
+                    return Err(error.into());
+                }
+            };
             life.copies.push(copy);
             life.process.map(
                 copy,
@@ -398,7 +409,11 @@ impl Broker {
         let Some(life) = self.components[index].life.as_ref() else {
             return Err(BrokerError::Kernel(Error::InvalidArgument));
         };
-        let size_bits = crate::untyped::size_bits_for(bytes).ok_or(BrokerError::TooLarge { bytes })?;
+        if life.extra.len() >= MAX_EXTRA_BLOCKS {
+            return Err(BrokerError::Kernel(Error::OutOfResources));
+        }
+        let size_bits = crate::untyped::size_bits_for(bytes.max(MIN_GRANT_BYTES))
+            .ok_or(BrokerError::TooLarge { bytes })?;
         let (frame_bits, frames) = if size_bits >= 21 {
             (21u8, 1usize << (size_bits - 21))
         } else {
@@ -406,7 +421,7 @@ impl Broker {
         };
         let over_limit = life.copies.len() + life.large.len() + frames > MAX_GRANTED_FRAMES;
         // The quota is checked first, so that a request past it is named as such.
-        let memory = self.allocate_for(owner, bytes)?;
+        let memory = self.allocate_for(owner, 1 << size_bits)?;
         if over_limit {
             let _ = self.free_for(owner, memory);
             return Err(BrokerError::Kernel(Error::OutOfResources));
@@ -475,6 +490,8 @@ impl Broker {
         // Frames made from the extra blocks are deleted with them; copies of broker
         // frames are deleted one by one.
         for copy in &life.copies {
+            // Copies the component may have made of it (and passed on) go too.
+            let _ = copy.revoke();
             let _ = copy.unmap();
             let slot = copy.slot();
             if copy.delete().is_ok() || cap::identify(slot).is_err() {
@@ -488,10 +505,11 @@ impl Broker {
                 let _ = cap::free_slot(slot);
             }
         }
-        for parent in &life.identity {
-            // Every copy the component held or made of its broker capabilities goes.
+        for &slot in &life.parents {
+            // Every copy the component held or made of what it was given goes. Revoke
+            // and delete act on any capability; the type parameter does not matter.
+            let parent = Cap::<Endpoint>::from_slot(slot);
             let _ = parent.revoke();
-            let slot = parent.slot();
             if parent.delete().is_ok() {
                 let _ = cap::free_slot(slot);
             }

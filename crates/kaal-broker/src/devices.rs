@@ -268,6 +268,19 @@ impl DeviceRegistry {
         true
     }
 
+    /// Takes back a bare IRQ line from `owner`; `false` if `owner` did not hold it
+    /// (a line that came with a device goes back with [`release_device`](Self::release_device)).
+    pub fn release_irq(&mut self, line: u32, owner: Owner) -> bool {
+        let held = self
+            .irqs
+            .get(&line)
+            .is_some_and(|grant| grant.owner == owner && !grant.with_device);
+        if held {
+            self.irqs.remove(&line);
+        }
+        held
+    }
+
     /// Who holds the device [`find`](Self::find) names.
     pub fn owner_of_device(&self, compatible: &str, index: u32) -> Option<Owner> {
         let (position, _) = self.find(compatible, index)?;

@@ -81,13 +81,21 @@ impl Broker {
         }
     }
 
+    /// The component a badge names, if the badge is of its current life.
+    fn sender(&self, badge: u64) -> Option<usize> {
+        let index = (badge & 0xffff) as usize;
+        let generation = (badge >> 16) & 0xffff;
+        let component = self.components.get(index)?;
+        (component.life.is_some() && u64::from(component.generation) & 0xffff == generation)
+            .then_some(index)
+    }
+
     fn on_fault(&mut self, received: &Received) -> Event {
-        let index = (received.badge & 0xffff) as usize;
         // The faulting thread waits for a reply; stop it before it is destroyed.
         let _ = ipc::reply(&Message::new(fault::STOP, [0; 4]));
-        if index >= self.components.len() || self.components[index].life.is_none() {
+        let Some(index) = self.sender(received.badge) else {
             return Event::Stray;
-        }
+        };
         let message = received.message;
         let kind = match message.info.label {
             fault::LABEL_MEMORY => "memory fault",
@@ -143,12 +151,11 @@ impl Broker {
     }
 
     fn on_request(&mut self, received: &Received) -> Event {
-        let index = (received.badge & 0xffff) as usize;
         let label = received.message.info.label;
-        if index >= self.components.len() {
+        let Some(index) = self.sender(received.badge) else {
             let _ = ipc::reply(&reply_message(Err(Error::InvalidArgument)));
             return Event::Stray;
-        }
+        };
         let words = received.message.words;
         let allowed = self.components[index].spec.services;
         let need = |service: u32| {

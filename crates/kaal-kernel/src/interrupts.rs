@@ -25,8 +25,14 @@ pub struct IrqBinding {
 }
 
 impl Kernel {
-    fn irq_handler(&self, cspace: &Capability, pointer: u64) -> Result<u32, Error> {
+    /// The line of the handler capability at `pointer`, which must carry `right`:
+    /// write to route the line, read to acknowledge it. A driver given a read-only
+    /// handler can serve its line but not send it elsewhere.
+    fn irq_handler(&self, cspace: &Capability, pointer: u64, right: Rights) -> Result<u32, Error> {
         let cap = self.lookup(cspace, pointer, ObjectType::IrqHandler)?;
+        if !cap.rights.contains(right) {
+            return Err(Error::MissingRights);
+        }
         Ok(cap.object as u32)
     }
 
@@ -63,7 +69,7 @@ impl Kernel {
         handler: u64,
         notification: u64,
     ) -> SyscallResult {
-        let irq = self.irq_handler(cspace, handler)?;
+        let irq = self.irq_handler(cspace, handler, Rights::WRITE)?;
         let cap = self.lookup(cspace, notification, ObjectType::Notification)?;
         if !cap.rights.contains(Rights::WRITE) {
             return Err(Error::MissingRights);
@@ -77,7 +83,7 @@ impl Kernel {
 
     /// `irq_handler_ack`.
     pub(crate) fn irq_ack(&mut self, cspace: &Capability, handler: u64) -> SyscallResult {
-        let irq = self.irq_handler(cspace, handler)?;
+        let irq = self.irq_handler(cspace, handler, Rights::READ)?;
         if self.irqs[irq as usize].notification != 0 {
             self.services.gic.enable(irq);
         }

@@ -217,8 +217,13 @@ impl Cap<Untyped> {
     /// Retypes one object of kind `K` into a slot from the task-wide allocator.
     pub fn retype_one<K: ObjectKind>(&self, size_bits: u8) -> Result<Cap<K>, Error> {
         let slot = allocate_slot()?;
-        self.retype::<K>(size_bits, slot, 1)?;
-        Ok(Cap::from_slot(slot))
+        match self.retype::<K>(size_bits, slot, 1) {
+            Ok(_) => Ok(Cap::from_slot(slot)),
+            Err(error) => {
+                let _ = free_slot(slot);
+                Err(error)
+            }
+        }
     }
 }
 

@@ -104,6 +104,22 @@ fn main(boot: &BootInfo<'_>) -> i32 {
             let handler: Cap<IrqHandler> = control
                 .get(irq, cap::allocate_slot().map_err(err)?)
                 .map_err(err)?;
+            // A read-only copy of the handler acknowledges but cannot route the line.
+            let ack_only = handler
+                .copy(cap::allocate_slot().map_err(err)?, rights::READ)
+                .map_err(err)?;
+            check!(
+                ack_only.set_notification(badged) == Err(Error::MissingRights),
+                "routing through a read-only handler"
+            );
+            let write_only = handler
+                .copy(cap::allocate_slot().map_err(err)?, rights::WRITE)
+                .map_err(err)?;
+            check!(
+                write_only.ack() == Err(Error::MissingRights),
+                "acknowledging through a write-only handler"
+            );
+            write_only.delete().map_err(err)?;
             handler.set_notification(badged).map_err(err)?;
             rtc.write32(RTCIMSC, 1);
 
@@ -130,7 +146,7 @@ fn main(boot: &BootInfo<'_>) -> i32 {
                     "round {round}: RTC shows no pending interrupt"
                 );
                 rtc.write32(RTCICR, 1);
-                handler.ack().map_err(err)?;
+                ack_only.ack().map_err(err)?;
                 println!(
                     "[interrupts] PL031 interrupt {irq} delivered and acknowledged (round {round})"
                 );

@@ -31,6 +31,15 @@ fn main(_argument: u64) -> i32 {
     if seconds == 0 || rtc.irq.is_none() {
         return 14;
     }
+    // Its IRQ handler acknowledges but cannot route the line elsewhere.
+    if let Some(irq) = rtc.irq {
+        if irq.handler.set_notification(irq.notification) != Err(kaal_abi::Error::MissingRights) {
+            return 16;
+        }
+        if irq.ack().is_err() {
+            return 17;
+        }
+    }
     // Outside the granted registers: refused, not a fault.
     if rtc.registers.read32(rtc.registers.bytes() as usize).is_some() {
         return 15;
