@@ -21,6 +21,9 @@
 //! [`image::ImageSpec::system`] has [`image::build_image`] do that too, before it builds
 //! anything, and embed the result in the archive for the broker.
 //!
+//! [`system::write_accessors`], called from a component's build script, generates typed
+//! accessors for the component's grants, so that a misspelt grant name is a compile error.
+//!
 //! ```no_run
 //! use kaal_build::{image::{build_image, ImageSpec}, qemu::{self, QemuConfig}, Workspace};
 //!
@@ -34,6 +37,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod accessors;
 pub mod archive;
 mod error;
 pub mod image;

@@ -53,6 +53,39 @@
 //!
 //! Every error names the file, the line and column of the offending key or value, and
 //! the problem: `system.toml:12:1: duplicate component name `producer``.
+//!
+//! # Typed accessors
+//!
+//! [`accessors`] generates, for one component, a `Grants` struct with one method per
+//! grant of that component, named after the grant and typed from the description
+//! (`grants.samples()` is `startup.producer::<u64, 64>("samples")`), so that a misspelt
+//! grant name fails to compile instead of failing at run time with
+//! `StartupError::NotGranted`. [`write_accessors`] does it from a component's build
+//! script:
+//!
+//! ```no_run
+//! // build.rs of the component `sensor`, with `kaal-build` as a build dependency.
+//! use std::path::{Path, PathBuf};
+//!
+//! fn main() {
+//!     let system = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../system.toml");
+//!     let out = PathBuf::from(std::env::var_os("OUT_DIR").unwrap()).join("grants.rs");
+//!     if let Err(error) = kaal_build::system::write_accessors(&system, "sensor", &out) {
+//!         println!("cargo::error={error}");
+//!     }
+//! }
+//! ```
+//!
+//! ```ignore
+//! // src/main.rs of the component.
+//! mod grants {
+//!     include!(concat!(env!("OUT_DIR"), "/grants.rs"));
+//! }
+//!
+//! let grants = grants::Grants::new(kaal_user::startup()?);
+//! let mut samples = grants.samples()?;   // ChannelProducer<u64, 64>
+//! let control = grants.control()?;       // served: Cap<Endpoint>
+//! ```
 
 use std::fmt;
 use std::io;
@@ -65,6 +98,7 @@ use kaal_bootinfo::system::{
     ChannelSpec, ComponentSpec, DeviceSpec, EndpointSpec, RestartPolicy, SystemDescription,
     services,
 };
+pub use crate::accessors::{AccessorError, accessors, write_accessors};
 pub use kaal_bootinfo::system::SYSTEM_ENTRY;
 use toml::Spanned;
 use toml::de::{DeArray, DeTable, DeValue};
@@ -85,7 +119,7 @@ const DEFAULT_HEAP_BYTES: u64 = 1024 * 1024;
 const DEFAULT_MEMORY_QUOTA: u64 = 8 * 1024 * 1024;
 
 /// The element types every system knows: name, size, alignment.
-const BUILTIN_TYPES: [(&str, u32, u32); 8] = [
+pub(crate) const BUILTIN_TYPES: [(&str, u32, u32); 8] = [
     ("u8", 1, 1),
     ("u16", 2, 2),
     ("u32", 4, 4),
@@ -97,7 +131,7 @@ const BUILTIN_TYPES: [(&str, u32, u32); 8] = [
 ];
 
 /// The broker services by their `system.toml` names.
-const SERVICES: [(&str, u32); 3] = [
+pub(crate) const SERVICES: [(&str, u32); 3] = [
     ("memory", services::MEMORY),
     ("processes", services::PROCESSES),
     ("system-control", services::SYSTEM_CONTROL),
@@ -164,7 +198,7 @@ impl SystemTomlError {
         &self.message
     }
 
-    fn io(path: &Path, what: &str, source: io::Error) -> Self {
+    pub(crate) fn io(path: &Path, what: &str, source: io::Error) -> Self {
         SystemTomlError {
             path: path.to_path_buf(),
             location: None,
@@ -250,6 +284,25 @@ pub fn parse(path: &Path, text: &str, ram_bytes: u64) -> Result<SystemDescriptio
         component_types: Vec::new(),
     }
     .document(root.get_ref())
+}
+
+/// An error at byte `span` of `text` (the contents of `path`), or at no line if `span` is
+/// `None`.
+pub(crate) fn error_at(
+    path: &Path,
+    text: &str,
+    span: Option<Range<usize>>,
+    message: impl Into<String>,
+) -> SystemTomlError {
+    match span {
+        Some(span) => Cx { path, text }.error(span, message),
+        None => SystemTomlError {
+            path: path.to_path_buf(),
+            location: None,
+            message: message.into(),
+            source: None,
+        },
+    }
 }
 
 /// The file being checked, for locating errors.
