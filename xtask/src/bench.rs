@@ -93,14 +93,16 @@ pub fn run(_rest: &[String]) -> Result<ExitCode> {
             None => println!("{name:<32} {count:>8} {:>8} {:>8}", "-", "-"),
         }
     }
-    if let Some((_, kaal)) = results
-        .iter()
-        .find(|(name, _)| name == "ring_round_trip_two_processes")
-    {
-        println!(
-            "ring round trip between two processes: KaaL {kaal}, Linux 6.1 (SysV shm ring + futex) {LINUX_RING_ROUND_TRIP}, ratio {:.2}",
-            *kaal as f64 / LINUX_RING_ROUND_TRIP as f64
-        );
+    for (name, what) in [
+        ("ring_round_trip_two_processes", "both at one priority"),
+        ("ring_round_trip_server_above_client", "server above client"),
+    ] {
+        if let Some((_, kaal)) = results.iter().find(|(n, _)| n == name) {
+            println!(
+                "ring round trip between two processes, {what}: KaaL {kaal}, Linux 6.1 (SysV shm ring + futex) {LINUX_RING_ROUND_TRIP}, ratio {:.2}",
+                *kaal as f64 / LINUX_RING_ROUND_TRIP as f64
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

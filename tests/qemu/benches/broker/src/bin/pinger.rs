@@ -1,6 +1,10 @@
 //! Sends one message over ring `ping` and waits for the answer on ring `pong`, `N`
-//! times: the round trip between two processes with KaaL notifications. Then tells the
-//! streamer to start.
+//! times: the round trip between two processes with KaaL notifications.
+//!
+//! Two pairs run one after the other. Argument 0: the pair whose two sides have the same
+//! priority; when done it tells the next pinger over ring `next`. Argument 1: the pair
+//! whose answering side (the server) runs above the client; it waits for `next` first,
+//! and when done tells the streamer to start over ring `go`.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
@@ -11,17 +15,30 @@ kaal_user::component!(main);
 
 const N: u64 = 10_000;
 
-fn main(_argument: u64) -> i32 {
+fn main(argument: u64) -> i32 {
     let Ok(startup) = kaal_user::startup() else {
         return 10;
     };
-    let (Ok(mut ping), Ok(mut pong), Ok(mut go)) = (
-        startup.producer::<u64, 64>("ping"),
-        startup.consumer::<u64, 64>("pong"),
-        startup.producer::<u64, 1>("go"),
+    let (ping, pong, after, name) = if argument == 0 {
+        ("ping", "pong", "next", "ring_round_trip_two_processes")
+    } else {
+        ("ping2", "pong2", "go", "ring_round_trip_server_above_client")
+    };
+    let (Ok(mut ping), Ok(mut pong), Ok(mut after)) = (
+        startup.producer::<u64, 64>(ping),
+        startup.consumer::<u64, 64>(pong),
+        startup.producer::<u64, 1>(after),
     ) else {
         return 11;
     };
+    if argument != 0 {
+        let Ok(mut before) = startup.consumer::<u64, 1>("next") else {
+            return 11;
+        };
+        if before.pop().is_err() {
+            return 11;
+        }
+    }
     // Warm up (both sides attached and running).
     for i in 0..100 {
         if ping.push(i).is_err() || pong.pop() != Ok(i + 1) {
@@ -36,11 +53,8 @@ fn main(_argument: u64) -> i32 {
     }
     let ticks = time::now_ticks() - start;
     let nanoseconds_per_tick = 1_000_000_000 / time::ticks_per_second();
-    println!(
-        "[bench] ring_round_trip_two_processes: {} instructions",
-        ticks * nanoseconds_per_tick / N
-    );
-    if ping.push(u64::MAX).is_err() || go.push(1).is_err() {
+    println!("[bench] {name}: {} instructions", ticks * nanoseconds_per_tick / N);
+    if ping.push(u64::MAX).is_err() || after.push(1).is_err() {
         return 14;
     }
     0

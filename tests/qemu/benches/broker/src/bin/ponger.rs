@@ -1,18 +1,23 @@
-//! Answers every message on ring `ping` with the message plus one on ring `pong`, until
-//! `u64::MAX`.
+//! Answers every message on ring `ping` (argument 0) or `ping2` (argument 1) with the
+//! message plus one on ring `pong` or `pong2`, until `u64::MAX`.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
 
 kaal_user::component!(main);
 
-fn main(_argument: u64) -> i32 {
+fn main(argument: u64) -> i32 {
     let Ok(startup) = kaal_user::startup() else {
         return 10;
     };
+    let (ping, pong) = if argument == 0 {
+        ("ping", "pong")
+    } else {
+        ("ping2", "pong2")
+    };
     let (Ok(mut ping), Ok(mut pong)) = (
-        startup.consumer::<u64, 64>("ping"),
-        startup.producer::<u64, 64>("pong"),
+        startup.consumer::<u64, 64>(ping),
+        startup.producer::<u64, 64>(pong),
     ) else {
         return 11;
     };
