@@ -80,6 +80,8 @@ pub struct Memory {
     pub untyped: Cap<Untyped>,
     /// Its size in bytes (a power of two at least as large as asked).
     pub bytes: u64,
+    /// Its physical address (the block is physically contiguous and naturally aligned).
+    pub physical: u64,
     pub(crate) block: crate::untyped::BlockId,
 }
 
@@ -196,6 +198,7 @@ impl Broker {
         let own = Memory {
             untyped: own_block.handle,
             bytes: own_block.bytes(),
+            physical: own_block.base,
             block: own_block.id,
         };
         // Threads the root task spawns from now on take their memory here.
@@ -264,10 +267,11 @@ impl Broker {
         self.accounts.charge(owner, 1 << size_bits)?;
         match self.untyped.allocate(&mut self.backend, size_bits) {
             Ok(Block {
-                id, handle, ..
+                id, handle, base, ..
             }) => Ok(Memory {
                 untyped: handle,
                 bytes: 1 << size_bits,
+                physical: base,
                 block: id,
             }),
             Err(error) => {

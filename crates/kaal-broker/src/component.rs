@@ -400,8 +400,13 @@ impl Broker {
     }
 
     /// Maps `bytes` of fresh memory, charged to component `index`, into it; returns the
-    /// address and size. Blocks of 2 MiB and more are mapped as 2 MiB frames.
-    pub(crate) fn grant_memory(&mut self, index: usize, bytes: u64) -> Result<(u64, u64), BrokerError> {
+    /// address, size and physical address (the block is physically contiguous: usable
+    /// for DMA). Blocks of 2 MiB and more are mapped as 2 MiB frames.
+    pub(crate) fn grant_memory(
+        &mut self,
+        index: usize,
+        bytes: u64,
+    ) -> Result<(u64, u64, u64), BrokerError> {
         if bytes == 0 || bytes > 1 << 40 {
             return Err(BrokerError::Kernel(Error::InvalidArgument));
         }
@@ -466,7 +471,7 @@ impl Broker {
                     }
                 }
                 life.extra.push(memory);
-                Ok((vaddr, memory.bytes))
+                Ok((vaddr, memory.bytes, memory.physical))
             }
             Err(error) => {
                 // The revoke in `free_for` deletes the frames; their slots return here.

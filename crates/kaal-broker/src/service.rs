@@ -169,7 +169,7 @@ impl Broker {
         let result: Result<[u64; 4], Error> = match label {
             protocol::ALLOCATE => need(services::MEMORY).and_then(|()| {
                 self.grant_memory(index, words[0])
-                    .map(|(vaddr, bytes)| [vaddr, bytes, 0, 0])
+                    .map(|(vaddr, bytes, physical)| [vaddr, bytes, physical, 0])
                     .map_err(|e| e.code())
             }),
             protocol::COMPONENT => need(services::PROCESSES).and_then(|()| self.status(words[0])),

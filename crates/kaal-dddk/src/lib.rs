@@ -1,12 +1,64 @@
-//! # kaal-dddk (skeleton)
+//! # kaal-dddk: the KaaL driver development kit
 //!
-//! The KaaL driver development kit runtime. It will provide what `#[derive(Driver)]`
-//! (from `kaal-dddk-macros`) generates code against: owned MMIO regions and IRQ lines
-//! that prove the broker granted them, register blocks declared with `tock-registers`,
-//! DMA buffers, and the driver lifecycle (probe, serve requests, handle interrupts).
+//! Drivers are components of a broker-built system. A driver declares its resources on a
+//! struct with `#[derive(Driver)]` (from `kaal-dddk-macros`, re-exported here) and
+//! implements the lifecycle hooks of [`Driver`]; [`run`] probes it from the component's
+//! grants and serves its requests and interrupts.
 //!
-//! It is empty on purpose until the kernel object model and the broker exist: the first
-//! drivers (PL011, PL031, PL061, virtio-blk) will be written against real capabilities,
-//! not against a mock.
+//! * [`Mmio`]: a `tock-registers` register block over a granted device region, checked
+//!   against the region's size: holding one proves the region was granted.
+//! * [`IrqLine`]: a granted interrupt line (wait, acknowledge; it cannot be re-routed).
+//! * [`DmaBuffer`]: physically contiguous memory from the broker with its physical
+//!   address, and cache maintenance for devices that do not snoop.
+//!
+//! The only `unsafe` of a driver stack lives in [`Mmio`]'s dereference and
+//! [`DmaBuffer`]'s slices and cache operations; drivers are `#![forbid(unsafe_code)]`.
+//!
+//! ```ignore
+//! #![no_std]
+//! #![no_main]
+//! #![forbid(unsafe_code)]
+//! use kaal_dddk::{Driver, Mmio, Request, tock_registers::{register_structs, registers::ReadOnly, interfaces::Readable}};
+//!
+//! register_structs! {
+//!     Registers { (0x000 => data: ReadOnly<u32>), (0x004 => @END), }
+//! }
+//!
+//! #[derive(Driver)]
+//! #[driver(name = "pl031")]
+//! #[platform(compatible = "arm,pl031")]
+//! struct Pl031 {
+//!     #[mmio]
+//!     registers: Mmio<Registers>,
+//! }
+//!
+//! impl kaal_dddk::Driver for Pl031 {
+//!     fn request(&mut self, _: &Request) -> Result<[u64; 4], kaal_abi::Error> {
+//!         Ok([u64::from(self.registers.data.get()), 0, 0, 0])
+//!     }
+//! }
+//!
+//! kaal_user::component!(main);
+//! fn main(_: u64) -> i32 {
+//!     kaal_dddk::run::<Pl031>()
+//! }
+//! ```
 #![no_std]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
+
+extern crate alloc;
+
+mod dma;
+mod driver;
+mod error;
+mod irq;
+mod mmio;
+mod resources;
+
+pub use dma::DmaBuffer;
+pub use driver::{Driver, Request, SHUTDOWN, run};
+pub use error::DriverError;
+pub use irq::IrqLine;
+pub use mmio::Mmio;
+pub use resources::{DriverMetadata, Probe, Resources};
+pub use tock_registers;

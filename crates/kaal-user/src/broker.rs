@@ -18,8 +18,9 @@ use kaal_abi::{Error, MessageInfo};
 
 /// Request labels and reply layouts.
 pub mod protocol {
-    /// `allocate(bytes)` → `(vaddr, bytes)`: maps fresh zeroed memory into the caller,
-    /// charged to its quota. Needs the `memory` service.
+    /// `allocate(bytes)` → `(vaddr, bytes, physical)`: maps fresh zeroed, physically
+    /// contiguous memory into the caller, charged to its quota. Needs the `memory`
+    /// service.
     pub const ALLOCATE: u64 = 1;
     /// `component(index)` → `(id | state << 32, priority | restarts << 32, memory_used,
     /// quota)`; `NotFound` past the last. Needs the `processes` service.
@@ -122,8 +123,15 @@ impl BrokerClient {
     /// Asks for `bytes` of memory; returns where it is mapped and its size (rounded up
     /// to whole pages). Refused with `NotEnoughMemory` past the component's quota.
     pub fn allocate_memory(&self, bytes: u64) -> Result<(u64, u64), Error> {
-        let [vaddr, size, _, _] = self.request(protocol::ALLOCATE, [bytes, 0, 0, 0])?;
-        Ok((vaddr, size))
+        self.allocate_contiguous(bytes)
+            .map(|(vaddr, size, _)| (vaddr, size))
+    }
+
+    /// As [`BrokerClient::allocate_memory`], also returning the memory's physical
+    /// address: it is one physically contiguous block, usable for DMA.
+    pub fn allocate_contiguous(&self, bytes: u64) -> Result<(u64, u64, u64), Error> {
+        let [vaddr, size, physical, _] = self.request(protocol::ALLOCATE, [bytes, 0, 0, 0])?;
+        Ok((vaddr, size, physical))
     }
 
     /// The status of component number `index` (0, 1, ... until `NotFound`).

@@ -18,7 +18,8 @@
 
 use crate::cap::{Cap, Endpoint, IrqHandler, Notification};
 use core::sync::atomic::{AtomicU64, Ordering};
-use kaal_bootinfo::startup::{Grant, GrantKind};
+use kaal_bootinfo::startup::Grant;
+pub use kaal_bootinfo::startup::GrantKind;
 pub use kaal_bootinfo::startup::{StartupError, StartupInfo};
 use kaal_ipc::{Attached, Consumer, Notify, Producer, SharedRing};
 pub use kaal_ipc::PeerState;
@@ -97,6 +98,11 @@ impl DeviceRegisters {
     /// Size of the mapped range.
     pub fn bytes(&self) -> u64 {
         self.bytes
+    }
+
+    /// Where the registers are mapped in this component.
+    pub fn address(&self) -> usize {
+        self.vaddr as usize
     }
 
     /// Physical address of the registers.
