@@ -176,10 +176,17 @@ fn configs(args: &Args, suite: &Suite) -> Vec<QemuConfig> {
     }
 }
 
-/// Adds the boot argument the suites read to check the RAM size.
+/// Adds the boot arguments the suites read: the RAM size, and the host's time (Unix
+/// seconds) for the real-time clock driver to be checked against.
 fn with_test_bootargs(config: &QemuConfig) -> QemuConfig {
     let mib = config.memory_mib;
-    config.clone().bootarg(&format!("kaal.test.ram_mib={mib}"))
+    let unix_time = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    config
+        .clone()
+        .bootarg(&format!("kaal.test.ram_mib={mib}"))
+        .bootarg(&format!("kaal.test.unix_time={unix_time}"))
 }
 
 /// `cargo xtask test` step: every suite on every configuration, each run one test.

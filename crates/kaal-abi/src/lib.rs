@@ -266,6 +266,10 @@ numbered! {
         /// A page table the mapping needs is missing; map one with `page_table_map`.
         #[error("page table missing")]
         MissingPageTable = 17,
+        /// The thread that received this call ended (faulted, exited, was suspended or
+        /// destroyed) before replying: the request may or may not have been carried out.
+        #[error("the receiver ended before replying")]
+        Aborted = 18,
     }
     from_code
 }

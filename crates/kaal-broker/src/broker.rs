@@ -563,6 +563,15 @@ impl Broker {
         self.components.iter().find(|c| c.spec.name == name)
     }
 
+    /// The endpoint the description names `name` (the broker's own capability, unbadged):
+    /// for the root task to call a component's service itself.
+    pub fn endpoint_named(&self, name: &str) -> Option<Cap<Endpoint>> {
+        self.endpoints
+            .iter()
+            .find(|e| e.name == name)
+            .map(|e| e.endpoint)
+    }
+
     /// The channels.
     pub fn channels(&self) -> &[Channel] {
         &self.channels

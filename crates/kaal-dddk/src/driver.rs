@@ -11,6 +11,13 @@ use crate::{DriverError, Probe, Resources};
 /// Label of the request that asks a driver to shut down: its `shutdown` hook runs, the
 /// request is answered, and the driver's component exits.
 pub const SHUTDOWN: u64 = 0xffff;
+/// Label of the fault-injection request: the driver faults on purpose (its supervisor
+/// restarts it as its policy says). Honoured only when the component's start argument
+/// has [`FAULT_INJECTION`] set; otherwise refused with `NotSupported`.
+pub const CRASH: u64 = 0xfffe;
+/// Bit of a driver component's start argument (`arguments` in `system.toml`) that lets
+/// clients crash it on purpose with [`CRASH`], for restart tests.
+pub const FAULT_INJECTION: u64 = 1 << 63;
 
 /// A request from a client: its label, four words and the badge the client calls with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,6 +76,7 @@ pub fn run<D: Driver>() -> i32 {
 
 fn serve<D: Driver>() -> Result<(), DriverError> {
     let startup = kaal_user::startup().map_err(DriverError::NoStartup)?;
+    let fault_injection = startup.argument() & FAULT_INJECTION != 0;
     let mut resources = Resources::from_startup(startup);
     let mut driver = D::probe(&mut resources)?;
     driver.init()?;
@@ -110,6 +118,9 @@ fn serve<D: Driver>() -> Result<(), DriverError> {
             words: received.message.words,
             badge: received.badge,
         };
+        if request.label == CRASH && fault_injection {
+            kaal_user::sys::raise_memory_fault();
+        }
         if request.label == SHUTDOWN {
             driver.shutdown();
             let _ = ipc::reply(&reply_message(Ok([0; 4])));

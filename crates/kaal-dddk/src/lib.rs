@@ -56,7 +56,7 @@ mod mmio;
 mod resources;
 
 pub use dma::DmaBuffer;
-pub use driver::{Driver, Request, SHUTDOWN, run};
+pub use driver::{CRASH, Driver, FAULT_INJECTION, Request, SHUTDOWN, run};
 pub use error::DriverError;
 pub use irq::IrqLine;
 pub use mmio::Mmio;

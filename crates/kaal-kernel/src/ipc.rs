@@ -494,6 +494,30 @@ impl Kernel {
         unsafe { tcb(server) }.reply_to = caller;
     }
 
+    /// `server` ends without replying: its caller gets `Aborted` instead of waiting
+    /// forever (a caller blocked in a fault it can no longer have handled ends as
+    /// faulted).
+    pub(crate) fn abort_caller(&mut self, server: ThreadRef) {
+        // SAFETY: callers pass live TCBs.
+        let caller = core::mem::take(&mut unsafe { tcb(server) }.reply_to);
+        if caller == 0 {
+            return;
+        }
+        // SAFETY: a caller blocked on our reply is live (destroying it clears `reply_to`
+        // through `cancel_ipc`).
+        let c = unsafe { tcb(caller) };
+        if c.state != ThreadState::BlockedOnReply || c.blocked_on != server {
+            return;
+        }
+        c.blocked_on = 0;
+        if c.in_fault {
+            self.stop(caller, ThreadState::Faulted);
+            return;
+        }
+        c.context.x[0] = Error::Aborted as u64;
+        self.make_ready(caller);
+    }
+
     /// Drops `server`'s reply right, unlinking the caller that waits on it.
     pub(crate) fn drop_reply_right(&mut self, server: ThreadRef) {
         // SAFETY: callers pass live TCBs.

@@ -223,7 +223,7 @@ impl Kernel {
     pub(crate) fn stop(&mut self, thread: ThreadRef, state: ThreadState) {
         self.unready(thread);
         self.cancel_ipc(thread);
-        self.drop_reply_right(thread);
+        self.abort_caller(thread);
         // SAFETY: callers pass live TCBs.
         let t = unsafe { tcb(thread) };
         let was_live = !matches!(t.state, ThreadState::Inactive) && !t.state.has_ended();

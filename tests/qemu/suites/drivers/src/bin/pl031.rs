@@ -1,0 +1,103 @@
+//! The PL031 real-time clock driver, written with the driver kit. Requests: `TIME` →
+//! seconds since the epoch; `ALARM(seconds)` → an interrupt that many seconds from now;
+//! `ALARMS` → how many alarms have fired.
+#![no_std]
+#![no_main]
+#![forbid(unsafe_code)]
+
+use kaal_abi::Error;
+use kaal_dddk::tock_registers::interfaces::{Readable, Writeable};
+use kaal_dddk::tock_registers::register_structs;
+use kaal_dddk::tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
+use kaal_dddk::{Driver, DriverError, DriverMetadata, IrqLine, Mmio, Probe, Request, Resources};
+
+register_structs! {
+    /// PL031 registers (ARM DDI 0224).
+    Registers {
+        (0x000 => data: ReadOnly<u32>),
+        (0x004 => match_value: ReadWrite<u32>),
+        (0x008 => load: ReadWrite<u32>),
+        (0x00c => control: ReadWrite<u32>),
+        (0x010 => interrupt_mask: ReadWrite<u32>),
+        (0x014 => raw_status: ReadOnly<u32>),
+        (0x018 => masked_status: ReadOnly<u32>),
+        (0x01c => interrupt_clear: WriteOnly<u32>),
+        (0x020 => _reserved),
+        (0xfe0 => peripheral_id0: ReadOnly<u32>),
+        (0xfe4 => @END),
+    }
+}
+
+/// `TIME` request.
+const TIME: u64 = 1;
+/// `ALARM(seconds)` request.
+const ALARM: u64 = 2;
+/// `ALARMS` request.
+const ALARMS: u64 = 3;
+
+struct Pl031 {
+    registers: Mmio<Registers>,
+    irq: IrqLine,
+    alarms: u64,
+}
+
+impl Probe for Pl031 {
+    const METADATA: DriverMetadata = DriverMetadata {
+        name: "pl031",
+        compatible: &["arm,pl031"],
+        pci: &[],
+        mmio: 1,
+        irqs: 1,
+        dma: &[],
+    };
+
+    fn probe(resources: &mut Resources) -> Result<Self, DriverError> {
+        Ok(Self {
+            registers: resources.mmio(0)?,
+            irq: resources.irq(0)?,
+            alarms: 0,
+        })
+    }
+}
+
+impl Driver for Pl031 {
+    fn init(&mut self) -> Result<(), DriverError> {
+        if self.registers.peripheral_id0.get() != 0x31 {
+            return Err(DriverError::Device("not a PL031"));
+        }
+        self.registers.control.set(1);
+        self.registers.interrupt_mask.set(0);
+        self.registers.interrupt_clear.set(1);
+        Ok(())
+    }
+
+    fn interrupt(&mut self) {
+        if self.registers.masked_status.get() & 1 != 0 {
+            self.alarms += 1;
+            self.registers.interrupt_mask.set(0);
+            self.registers.interrupt_clear.set(1);
+        }
+    }
+
+    fn request(&mut self, request: &Request) -> Result<[u64; 4], Error> {
+        match request.label {
+            TIME => Ok([u64::from(self.registers.data.get()), 0, 0, 0]),
+            ALARM => {
+                let seconds = u32::try_from(request.words[0]).map_err(|_| Error::InvalidArgument)?;
+                let at = self.registers.data.get().wrapping_add(seconds);
+                self.registers.interrupt_clear.set(1);
+                self.registers.match_value.set(at);
+                self.registers.interrupt_mask.set(1);
+                Ok([u64::from(at), u64::from(self.irq.line()), 0, 0])
+            }
+            ALARMS => Ok([self.alarms, 0, 0, 0]),
+            _ => Err(Error::InvalidArgument),
+        }
+    }
+}
+
+kaal_user::component!(main);
+
+fn main(_argument: u64) -> i32 {
+    kaal_dddk::run::<Pl031>()
+}
