@@ -13,7 +13,7 @@ use kaal_build::{
     archive::Component,
     image::{Image, link_image},
     qemu::{self, Console, QemuConfig},
-    runner::{RunOptions, run_captured},
+    runner::{QmpAction, RunOptions, run_captured},
     serial,
 };
 
@@ -45,6 +45,10 @@ struct Suite {
     covering: bool,
     /// Per-run timeout from `suite.txt` (`timeout = SECS`), if longer than the default.
     timeout: Option<std::time::Duration>,
+    /// `powerdown_after = TEXT` in `suite.txt`: once the console shows TEXT, the harness
+    /// presses the machine's power button (QMP `system_powerdown`); the run must then end
+    /// with QEMU exiting 0.
+    powerdown_after: Option<String>,
 }
 
 /// RAM the test configurations give the smallest machine; a suite's `system.toml` must
@@ -107,6 +111,7 @@ fn discover() -> Result<Vec<Suite>> {
             system: system.is_file().then_some(system),
             covering: suite_option(&options, "matrix").as_deref() == Some("covering"),
             timeout,
+            powerdown_after: suite_option(&options, "powerdown_after"),
         });
     }
     suites.sort_by(|a, b| a.name.cmp(&b.name));
@@ -268,12 +273,32 @@ fn test_inner(args: &Args) -> Result<Tally> {
 /// Runs one suite on one configuration, prints the verdict and keeps the log of a failure.
 fn run_one(suite: &Suite, kernel: &Path, config: &QemuConfig, args: &Args) -> bool {
     let label = config.label();
-    let cmd = with_test_bootargs(config).command(kernel, Console::Captured);
+    let mut config = with_test_bootargs(config);
+    let qmp = suite.powerdown_after.as_ref().map(|after| {
+        let socket = std::env::temp_dir().join(format!(
+            "kaal-qmp-{}-{label}-{}.sock",
+            suite.name,
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&socket);
+        config.qmp_socket = Some(socket.clone());
+        QmpAction {
+            socket,
+            after: after.clone(),
+            command: "system_powerdown".into(),
+        }
+    });
+    let cmd = config.command(kernel, Console::Captured);
     let options = RunOptions {
         timeout: suite.timeout.map_or(args.timeout, |t| t.max(args.timeout)),
         echo: false,
+        qmp,
     };
-    let reasons = match run_captured(cmd, &options) {
+    let run = run_captured(cmd, &options);
+    if let Some(action) = &options.qmp {
+        let _ = std::fs::remove_file(&action.socket);
+    }
+    let reasons = match run {
         Ok(output) => {
             let reasons = serial::judge(&output, &suite.expected);
             if reasons.is_empty() {

@@ -166,6 +166,7 @@ impl Broker {
             }
         };
         let mut exited = None;
+        let mut power_off = false;
         let result: Result<[u64; 4], Error> = match label {
             protocol::ALLOCATE => need(services::MEMORY).and_then(|()| {
                 self.grant_memory(index, words[0])
@@ -180,12 +181,10 @@ impl Broker {
                 exited = Some(words[0] as u32 as i32);
                 Ok([0; 4])
             }
-            protocol::POWER_OFF => {
-                need(services::SYSTEM_CONTROL).map(|()| {
-                    let _ = kaal_user::sys::power_off();
-                    [0; 4]
-                })
-            }
+            protocol::POWER_OFF => need(services::SYSTEM_CONTROL).map(|()| {
+                power_off = true;
+                [0; 4]
+            }),
             protocol::DEBUG_EXIT => need(services::SYSTEM_CONTROL).and_then(|()| {
                 let code = u32::try_from(words[0]).map_err(|_| Error::InvalidArgument)?;
                 Err(kaal_user::sys::debug_exit(code))
@@ -194,6 +193,10 @@ impl Broker {
         };
         let ok = result.is_ok();
         let _ = ipc::reply(&reply_message(result));
+        if power_off {
+            let name = self.components[index].spec.name.clone();
+            self.power_off(&name);
+        }
         if let Some(code) = exited {
             self.destroy(index);
             let component = &mut self.components[index];
@@ -202,6 +205,46 @@ impl Broker {
             return Event::Exited { index, code };
         }
         Event::Served { index, label, ok }
+    }
+
+    /// Shuts the system down in order and switches the machine off: components in the
+    /// reverse of their start order, each that serves an endpoint first told with a
+    /// `SHUTDOWN` request (it answers and ends: a driver built with the kit runs its
+    /// `shutdown` hook), then destroyed.
+    ///
+    /// A component that serves an endpoint is trusted to answer; one that faults instead
+    /// is seen as `Aborted`.
+    pub fn power_off(&mut self, requested_by: &str) -> ! {
+        if self.log {
+            kaal_user::println!("[broker] power off requested by {requested_by}; stopping the system");
+        }
+        for index in (0..self.components.len()).rev() {
+            if self.components[index].life.is_none() {
+                continue;
+            }
+            let served: alloc::vec::Vec<_> = self
+                .endpoints
+                .iter()
+                .filter(|e| e.server == Some(index))
+                .map(|e| e.endpoint)
+                .collect();
+            for endpoint in served {
+                let _ = endpoint.call(&Message::new(protocol::SHUTDOWN, [0; 4]));
+            }
+            self.destroy(index);
+            self.components[index].state = ComponentState::Exited;
+            if self.log {
+                kaal_user::println!("[broker] stopped {}", self.components[index].spec.name);
+            }
+        }
+        if self.log {
+            kaal_user::println!("[broker] system stopped; switching off");
+        }
+        let error = kaal_user::sys::power_off();
+        kaal_user::println!("[broker] could not switch off: {error}");
+        loop {
+            kaal_user::sys::yield_now();
+        }
     }
 
     fn status(&self, index: u64) -> Result<[u64; 4], Error> {

@@ -114,6 +114,8 @@ pub struct QemuConfig {
     pub smp: u32,
     /// Kernel command line (`-append`); empty for none.
     pub bootargs: String,
+    /// A Unix socket for QEMU's QMP monitor (`-qmp unix:PATH,server=on,wait=off`).
+    pub qmp_socket: Option<std::path::PathBuf>,
 }
 
 impl Default for QemuConfig {
@@ -126,6 +128,7 @@ impl Default for QemuConfig {
             memory_mib: 256,
             smp: 1,
             bootargs: String::new(),
+            qmp_socket: None,
         }
     }
 }
@@ -220,6 +223,10 @@ impl QemuConfig {
         if !self.bootargs.is_empty() {
             push("-append");
             push(&self.bootargs);
+        }
+        if let Some(socket) = &self.qmp_socket {
+            push("-qmp");
+            push(&format!("unix:{},server=on,wait=off", socket.display()));
         }
         args.push("-kernel".into());
         args.push(kernel.as_os_str().to_owned());

@@ -2,8 +2,9 @@
 
 use std::{
     io::{Read, Write},
-    path::Path,
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
     thread,
     time::{Duration, Instant},
 };
@@ -17,16 +18,58 @@ pub struct RunOptions {
     pub timeout: Duration,
     /// Also copy the command's standard output to ours as it arrives.
     pub echo: bool,
+    /// A QMP command to send once a line appears on the console (QEMU must have been
+    /// started with `-qmp unix:SOCKET,server=on,wait=off`, see
+    /// [`QemuConfig::qmp_socket`](crate::qemu::QemuConfig::qmp_socket)).
+    pub qmp: Option<QmpAction>,
+}
+
+/// A QMP command sent to a running QEMU when its console shows a marker: for tests of
+/// what a machine event (`system_powerdown`, ...) does to the guest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QmpAction {
+    /// QEMU's QMP socket.
+    pub socket: PathBuf,
+    /// Text on the console after which the command is sent.
+    pub after: String,
+    /// The QMP command name, e.g. `system_powerdown`.
+    pub command: String,
 }
 
 impl Default for RunOptions {
-    /// 60 seconds, no echo.
+    /// 60 seconds, no echo, no QMP command.
     fn default() -> Self {
         RunOptions {
             timeout: Duration::from_secs(60),
             echo: false,
+            qmp: None,
         }
     }
+}
+
+/// Sends `command` over the QMP socket: greeting, capabilities negotiation, command.
+#[cfg(unix)]
+fn send_qmp(socket: &Path, command: &str) -> std::io::Result<()> {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::net::UnixStream;
+    let stream = UnixStream::connect(socket)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?; // the greeting
+    let mut writer = stream;
+    writer.write_all(b"{\"execute\":\"qmp_capabilities\"}\n")?;
+    line.clear();
+    reader.read_line(&mut line)?;
+    writer.write_all(format!("{{\"execute\":\"{command}\"}}\n").as_bytes())?;
+    line.clear();
+    reader.read_line(&mut line)?;
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn send_qmp(_socket: &Path, _command: &str) -> std::io::Result<()> {
+    Err(std::io::Error::other("QMP over a Unix socket needs a Unix host"))
 }
 
 /// How a captured run ended.
@@ -129,8 +172,13 @@ pub fn run_captured(mut cmd: Command, options: &RunOptions) -> Result<RunOutput>
         command: process::display(&cmd),
         source,
     })?;
-    let stdout = child.stdout.take().map(|s| reader(s, options.echo));
-    let stderr = child.stderr.take().map(|s| reader(s, false));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let stdout = child
+        .stdout
+        .take()
+        .map(|s| reader(s, options.echo, Some(Arc::clone(&seen))));
+    let stderr = child.stderr.take().map(|s| reader(s, false, None));
+    let mut pending = options.qmp.clone();
 
     let termination = loop {
         match child
@@ -146,7 +194,20 @@ pub fn run_captured(mut cmd: Command, options: &RunOptions) -> Result<RunOutput>
                 kill(&mut child);
                 break Termination::TimedOut;
             }
-            None => thread::sleep(Duration::from_millis(20)),
+            None => {
+                if let Some(action) = &pending {
+                    let shown = seen.lock().is_ok_and(|bytes| {
+                        String::from_utf8_lossy(&bytes).contains(action.after.as_str())
+                    });
+                    if shown {
+                        if let Err(e) = send_qmp(&action.socket, &action.command) {
+                            eprintln!("kaal-build: QMP `{}` failed: {e}", action.command);
+                        }
+                        pending = None;
+                    }
+                }
+                thread::sleep(Duration::from_millis(20))
+            }
         }
     };
     let elapsed = start.elapsed();
@@ -166,7 +227,11 @@ pub fn run_captured(mut cmd: Command, options: &RunOptions) -> Result<RunOutput>
     })
 }
 
-fn reader(mut source: impl Read + Send + 'static, echo: bool) -> thread::JoinHandle<Vec<u8>> {
+fn reader(
+    mut source: impl Read + Send + 'static,
+    echo: bool,
+    seen: Option<Arc<Mutex<Vec<u8>>>>,
+) -> thread::JoinHandle<Vec<u8>> {
     thread::spawn(move || {
         let mut all = Vec::new();
         let mut buf = [0u8; 4096];
@@ -175,6 +240,11 @@ fn reader(mut source: impl Read + Send + 'static, echo: bool) -> thread::JoinHan
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     all.extend_from_slice(&buf[..n]);
+                    if let Some(seen) = &seen
+                        && let Ok(mut seen) = seen.lock()
+                    {
+                        seen.extend_from_slice(&buf[..n]);
+                    }
                     if echo {
                         let mut out = std::io::stdout().lock();
                         let _ = out.write_all(&buf[..n]);
@@ -229,6 +299,7 @@ mod tests {
     #[test]
     fn kills_the_whole_group_on_timeout() {
         let opts = RunOptions {
+            qmp: None,
             timeout: Duration::from_millis(300),
             echo: false,
         };

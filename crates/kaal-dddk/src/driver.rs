@@ -8,9 +8,10 @@ use kaal_user::startup::GrantKind;
 
 use crate::{DriverError, Probe, Resources};
 
-/// Label of the request that asks a driver to shut down: its `shutdown` hook runs, the
-/// request is answered, and the driver's component exits.
-pub const SHUTDOWN: u64 = 0xffff;
+/// Label of the request that asks a driver to shut down (the broker sends it when the
+/// system powers off): its `shutdown` hook runs, the request is answered, and the
+/// driver's component exits.
+pub const SHUTDOWN: u64 = kaal_user::broker::protocol::SHUTDOWN;
 /// Label of the fault-injection request: the driver faults on purpose (its supervisor
 /// restarts it as its policy says). Honoured only when the component's start argument
 /// has [`FAULT_INJECTION`] set; otherwise refused with `NotSupported`.

@@ -34,6 +34,10 @@ pub mod protocol {
     pub const POWER_OFF: u64 = 5;
     /// `debug_exit(code)`: ends the emulator with `code`. Needs `system-control`.
     pub const DEBUG_EXIT: u64 = 6;
+    /// Sent by the broker to a component serving an endpoint when the system shuts
+    /// down: the component answers and ends (the driver kit's event loop runs the
+    /// driver's `shutdown` hook).
+    pub const SHUTDOWN: u64 = 0xffff;
 }
 
 /// A component's state, as the broker reports it.

@@ -97,7 +97,14 @@ fn client(slot: usize) -> u64 {
             Ok(())
         },
     );
-    suite.finish() as u64
+    if suite.report() {
+        // The harness presses the power button now; the system must switch itself off.
+        kaal_user::println!("[drivers] waiting for the power button");
+        0
+    } else {
+        kaal_user::sys::debug_exit(1);
+        1
+    }
 }
 
 fn main(boot: &BootInfo<'_>) -> i32 {

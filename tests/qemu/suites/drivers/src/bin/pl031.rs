@@ -94,6 +94,11 @@ impl Driver for Pl031 {
             _ => Err(Error::InvalidArgument),
         }
     }
+
+    fn shutdown(&mut self) {
+        self.registers.interrupt_mask.set(0);
+        kaal_user::println!("[pl031] shut down");
+    }
 }
 
 kaal_user::component!(main);
