@@ -98,6 +98,7 @@
 extern crate alloc;
 
 pub mod archive;
+pub mod driver;
 mod error;
 pub mod layout;
 mod parser;

@@ -24,6 +24,9 @@
 //! [`system::write_accessors`], called from a component's build script, generates typed
 //! accessors for the component's grants, so that a misspelt grant name is a compile error.
 //!
+//! [`driver::read_metadata`] reads what `#[derive(Driver)]` recorded in a driver's binary
+//! (its name, the devices it drives, the resources it needs) without running it.
+//!
 //! ```no_run
 //! use kaal_build::{image::{build_image, ImageSpec}, qemu::{self, QemuConfig}, Workspace};
 //!
@@ -39,6 +42,7 @@
 
 mod accessors;
 pub mod archive;
+pub mod driver;
 mod error;
 pub mod image;
 pub mod process;

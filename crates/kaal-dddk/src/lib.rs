@@ -59,6 +59,7 @@ pub use dma::DmaBuffer;
 pub use driver::{CRASH, Driver, FAULT_INJECTION, Request, SHUTDOWN, run};
 pub use error::DriverError;
 pub use irq::IrqLine;
+pub use kaal_dddk_macros::Driver;
 pub use mmio::Mmio;
 pub use resources::{DriverMetadata, Probe, Resources};
 pub use tock_registers;

@@ -9,7 +9,7 @@ use kaal_abi::Error;
 use kaal_dddk::tock_registers::interfaces::{Readable, Writeable};
 use kaal_dddk::tock_registers::register_structs;
 use kaal_dddk::tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
-use kaal_dddk::{Driver, DriverError, DriverMetadata, IrqLine, Mmio, Probe, Request, Resources};
+use kaal_dddk::{Driver, DriverError, IrqLine, Mmio, Request};
 
 register_structs! {
     /// PL031 registers (ARM DDI 0224).
@@ -35,29 +35,15 @@ const ALARM: u64 = 2;
 /// `ALARMS` request.
 const ALARMS: u64 = 3;
 
+#[derive(Driver)]
+#[driver(name = "pl031")]
+#[platform(compatible = "arm,pl031")]
 struct Pl031 {
+    #[mmio]
     registers: Mmio<Registers>,
+    #[irq]
     irq: IrqLine,
     alarms: u64,
-}
-
-impl Probe for Pl031 {
-    const METADATA: DriverMetadata = DriverMetadata {
-        name: "pl031",
-        compatible: &["arm,pl031"],
-        pci: &[],
-        mmio: 1,
-        irqs: 1,
-        dma: &[],
-    };
-
-    fn probe(resources: &mut Resources) -> Result<Self, DriverError> {
-        Ok(Self {
-            registers: resources.mmio(0)?,
-            irq: resources.irq(0)?,
-            alarms: 0,
-        })
-    }
 }
 
 impl Driver for Pl031 {

@@ -8,7 +8,7 @@
 use kaal_dddk::tock_registers::interfaces::{Readable, Writeable};
 use kaal_dddk::tock_registers::register_structs;
 use kaal_dddk::tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
-use kaal_dddk::{Driver, DriverError, DriverMetadata, IrqLine, Mmio, Probe, Resources};
+use kaal_dddk::{Driver, DriverError, IrqLine, Mmio};
 use kaal_user::broker::BrokerClient;
 
 register_structs! {
@@ -32,33 +32,21 @@ register_structs! {
 /// The GPIO line QEMU `virt` wires its power button to.
 const POWER_BUTTON: u32 = 1 << 3;
 
+#[derive(Driver)]
+#[driver(name = "pl061")]
+#[platform(compatible = "arm,pl061")]
 struct Pl061 {
+    #[mmio]
     registers: Mmio<Registers>,
+    #[irq]
     _irq: IrqLine,
+    /// Filled in `init`: the broker client, to ask for the power off.
     broker: Option<BrokerClient>,
-}
-
-impl Probe for Pl061 {
-    const METADATA: DriverMetadata = DriverMetadata {
-        name: "pl061",
-        compatible: &["arm,pl061"],
-        pci: &[],
-        mmio: 1,
-        irqs: 1,
-        dma: &[],
-    };
-
-    fn probe(resources: &mut Resources) -> Result<Self, DriverError> {
-        Ok(Self {
-            registers: resources.mmio(0)?,
-            _irq: resources.irq(0)?,
-            broker: resources.startup().broker().ok(),
-        })
-    }
 }
 
 impl Driver for Pl061 {
     fn init(&mut self) -> Result<(), DriverError> {
+        self.broker = kaal_user::startup().and_then(|s| s.broker()).ok();
         if self.registers.peripheral_id0.get() != 0x61 {
             return Err(DriverError::Device("not a PL061"));
         }

@@ -1,0 +1,12 @@
+use kaal_dddk::{Driver, Mmio};
+
+struct Registers;
+
+#[derive(Driver)]
+#[driver(name = "pl031")]
+struct Pl031 {
+    #[mmio]
+    registers: Mmio<Registers>,
+}
+
+fn main() {}
