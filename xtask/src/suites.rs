@@ -157,7 +157,13 @@ fn build(ws: &Workspace, suites: &[Suite]) -> Vec<(Suite, Result<Image, String>)
                         .join("target")
                         .join("kaal-systems")
                         .join(format!("{}.system", suite.name));
-                    kaal_build::system::compile(system, &out, TEST_RAM_BYTES)
+                    let description = kaal_build::system::compile(system, &out, TEST_RAM_BYTES)
+                        .map_err(|e| e.to_string())?;
+                    let images: Vec<(String, PathBuf)> = components
+                        .iter()
+                        .map(|c| (c.name.clone(), c.elf.clone()))
+                        .collect();
+                    kaal_build::driver::check_drivers(system, &description, &images)
                         .map_err(|e| e.to_string())?;
                     components.push(Component::new(kaal_build::system::SYSTEM_ENTRY, out));
                 }

@@ -229,3 +229,67 @@ fn symbol_bytes<'f>(
     let end = start.checked_add(size)?;
     file.get(usize::try_from(start).ok()?..usize::try_from(end).ok()?)
 }
+
+/// Checks every `driver = "NAME"` of the `system.toml` at `system_toml` (already parsed
+/// into `description`) against the built images: the component's image (`images` maps
+/// archive entry names to ELF files) must contain driver NAME, and each device granted to
+/// the component must be one the driver matches (`#[platform(compatible = ...)]`).
+///
+/// # Errors
+///
+/// A [`SystemTomlError`](crate::system::SystemTomlError) at the `driver` value naming the
+/// problem, or the image's metadata cannot be read.
+pub fn check_drivers(
+    system_toml: &Path,
+    description: &kaal_bootinfo::system::SystemDescription,
+    images: &[(String, std::path::PathBuf)],
+) -> crate::Result<()> {
+    let text =
+        std::fs::read_to_string(system_toml).map_err(|e| crate::Error::io(system_toml, e))?;
+    for declaration in crate::system::driver_declarations(system_toml, &text)? {
+        let at = |message: String| {
+            crate::Error::from(crate::system::error_at(
+                system_toml,
+                &text,
+                Some(declaration.span.clone()),
+                message,
+            ))
+        };
+        let Some(component) = description.component(&declaration.component) else {
+            continue;
+        };
+        let Some((_, elf)) = images.iter().find(|(name, _)| *name == component.image) else {
+            return Err(at(format!(
+                "component `{}` declares driver `{}`, but its image `{}` is not built",
+                component.name, declaration.driver, component.image
+            )));
+        };
+        let drivers = read_metadata(elf)?;
+        let Some(driver) = drivers.iter().find(|d| d.name == declaration.driver) else {
+            let found: Vec<&str> = drivers.iter().map(|d| d.name.as_str()).collect();
+            return Err(at(format!(
+                "component `{}` declares driver `{}`, but its image `{}` holds {}",
+                component.name,
+                declaration.driver,
+                component.image,
+                if found.is_empty() {
+                    "no driver".to_owned()
+                } else {
+                    format!("only {}", found.join(", "))
+                }
+            )));
+        };
+        for device_name in &component.devices {
+            let Some(device) = description.device(device_name) else {
+                continue;
+            };
+            if !driver.compatible.contains(&device.compatible) {
+                return Err(at(format!(
+                    "driver `{}` of component `{}` does not match device `{}` ({:?}); it drives {:?}",
+                    driver.name, component.name, device.name, device.compatible, driver.compatible
+                )));
+            }
+        }
+    }
+    Ok(())
+}

@@ -133,6 +133,14 @@ pub fn build_image(ws: &Workspace, spec: &ImageSpec) -> Result<Image> {
         .zip(elfs)
         .map(|((name, _), elf)| Component::new(name.clone(), elf))
         .collect();
+    if let (Some(path), Some(_)) = (&spec.system, &system) {
+        let description = system::load(path, spec.ram_bytes)?;
+        let images: Vec<(String, std::path::PathBuf)> = components
+            .iter()
+            .map(|c| (c.name.clone(), c.elf.clone()))
+            .collect();
+        crate::driver::check_drivers(path, &description, &images)?;
+    }
     components.extend(system);
     link_image(ws, &spec.name, &spec.kernel, &components)
 }

@@ -92,14 +92,14 @@ use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+pub use crate::accessors::{AccessorError, accessors, write_accessors};
 use kaal_bootinfo::archive::MAX_NAME_BYTES as MAX_IMAGE_NAME_BYTES;
 use kaal_bootinfo::startup::MAX_GRANT_NAME_BYTES;
+pub use kaal_bootinfo::system::SYSTEM_ENTRY;
 use kaal_bootinfo::system::{
     ChannelSpec, ComponentSpec, DeviceSpec, EndpointSpec, RestartPolicy, SystemDescription,
     services,
 };
-pub use crate::accessors::{AccessorError, accessors, write_accessors};
-pub use kaal_bootinfo::system::SYSTEM_ENTRY;
 use toml::Spanned;
 use toml::de::{DeArray, DeTable, DeValue};
 
@@ -160,6 +160,7 @@ const COMPONENT_KEYS: &[&str] = &[
     "services",
     "types",
     "arguments",
+    "driver",
 ];
 const RESTART_KEYS: &[&str] = &["at_most", "within_seconds"];
 const CHANNEL_KEYS: &[&str] = &["element", "capacity", "from", "to"];
@@ -284,6 +285,59 @@ pub fn parse(path: &Path, text: &str, ram_bytes: u64) -> Result<SystemDescriptio
         component_types: Vec::new(),
     }
     .document(root.get_ref())
+}
+
+/// A component's `driver = "NAME"`: the driver (by its `#[driver(name = "...")]`) its
+/// image must contain, whose device matches must cover the devices the component is
+/// granted. Checked against the built image by
+/// [`driver::check_drivers`](crate::driver::check_drivers).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DriverDeclaration {
+    /// The component.
+    pub component: String,
+    /// The driver's name.
+    pub driver: String,
+    /// Where the value is in the file.
+    pub(crate) span: Range<usize>,
+}
+
+/// The `driver` keys of a `system.toml` (which [`parse`] has checked).
+///
+/// # Errors
+///
+/// The text is not TOML, or a `driver` is not a string.
+pub fn driver_declarations(path: &Path, text: &str) -> Result<Vec<DriverDeclaration>> {
+    let cx = Cx { path, text };
+    let root = DeTable::parse(text).map_err(|e| cx.toml_error(&e))?;
+    let mut declarations = Vec::new();
+    let Some(components) = root.get_ref().get("components") else {
+        return Ok(declarations);
+    };
+    let Some(components) = components.get_ref().as_table() else {
+        return Ok(declarations);
+    };
+    for (name, table) in components {
+        let Some(table) = table.get_ref().as_table() else {
+            continue;
+        };
+        if let Some(driver) = table.get("driver") {
+            let text = driver.get_ref().as_str().ok_or_else(|| {
+                cx.error(
+                    driver.span(),
+                    format!(
+                        "`driver` of component `{}` must be a string",
+                        name.get_ref()
+                    ),
+                )
+            })?;
+            declarations.push(DriverDeclaration {
+                component: name.get_ref().to_string(),
+                driver: text.to_owned(),
+                span: driver.span(),
+            });
+        }
+    }
+    Ok(declarations)
 }
 
 /// An error at byte `span` of `text` (the contents of `path`), or at no line if `span` is
@@ -945,6 +999,16 @@ impl Parser<'_> {
             }
         }
         self.component_types.push(types);
+
+        if let Some(v) = get(table, "driver") {
+            let driver = self.string(v, &of("driver"))?;
+            if driver.is_empty() || driver.len() > 64 {
+                return Err(self.error(
+                    v.span(),
+                    format!("{} must be 1 to 64 bytes long", of("driver")),
+                ));
+            }
+        }
 
         let arguments = match get(table, "arguments") {
             Some(v) => self.ranged(v, &of("arguments"), 0..=i128::from(u64::MAX))?,

@@ -238,3 +238,43 @@ fn not_an_elf_file() {
         kaal_build::Error::Io { .. }
     ));
 }
+
+/// `system.toml` for [`system_toml_driver_declarations_are_checked_against_the_image`]:
+/// component `clock` (image `driver`) gets device `dev` of `compatible`, and declares
+/// driver `driver_name` (line 9).
+fn system_toml(compatible: &str, driver_name: &str) -> String {
+    format!(
+        "[devices.dev]\ncompatible = \"{compatible}\"\n\n[components.clock]\nimage = \"driver\"\npriority = 100\nheap_bytes = 0\ndevices = [\"dev\"]\ndriver = \"{driver_name}\"\n"
+    )
+}
+
+#[test]
+fn system_toml_driver_declarations_are_checked_against_the_image() {
+    if !is_elf_host() {
+        eprintln!("skipped: the host does not produce ELF files");
+        return;
+    }
+    let statics = rodata_static("PL031", &pl031().encode().unwrap());
+    let Some(binary) = rustc("declarations", &program(&statics), "driver", &[]) else {
+        return;
+    };
+    let images = vec![("driver".to_owned(), binary)];
+    let dir = scratch_dir("declarations");
+    let check = |compatible: &str, driver: &str| {
+        let path = dir.join("system.toml");
+        std::fs::write(&path, system_toml(compatible, driver)).unwrap();
+        let description = kaal_build::system::load(&path, 256 << 20).unwrap();
+        kaal_build::driver::check_drivers(&path, &description, &images).map_err(|e| e.to_string())
+    };
+    assert_eq!(check("arm,pl031", "pl031"), Ok(()));
+    let wrong_device = check("arm,pl061", "pl031").unwrap_err();
+    assert!(
+        wrong_device.contains("system.toml:9:10: driver `pl031` of component `clock` does not match device `dev` (\"arm,pl061\")"),
+        "{wrong_device}"
+    );
+    let wrong_driver = check("arm,pl031", "pl011").unwrap_err();
+    assert!(
+        wrong_driver.contains("system.toml:9:10: component `clock` declares driver `pl011`, but its image `driver` holds only pl031"),
+        "{wrong_driver}"
+    );
+}
