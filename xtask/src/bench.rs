@@ -55,6 +55,7 @@ fn run_image(ws: &Workspace, package: &str) -> Result<Vec<(String, u64)>> {
         timeout: std::time::Duration::from_secs(300),
         echo: false,
         qmp: None,
+        input: None,
     };
     let output = run_captured(command, &options)?;
     let results: Vec<(String, u64)> = output

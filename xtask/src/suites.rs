@@ -13,7 +13,7 @@ use kaal_build::{
     archive::Component,
     image::{Image, link_image},
     qemu::{self, Console, QemuConfig},
-    runner::{QmpAction, RunOptions, run_captured},
+    runner::{QmpAction, RunOptions, SerialInput, run_captured},
     serial,
 };
 
@@ -49,6 +49,26 @@ struct Suite {
     /// presses the machine's power button (QMP `system_powerdown`); the run must then end
     /// with QEMU exiting 0.
     powerdown_after: Option<String>,
+    /// `disk = MIB` in `suite.txt`: each configuration gets a fresh zero-filled raw disk
+    /// image of that size in `target/qemu-disks/`, attached as a virtio block device.
+    disk_mib: Option<u64>,
+    /// `boots = N` in `suite.txt` (default 1): the configuration is booted N times on
+    /// the same disk image, each boot with `kaal.test.boot=<n>`; every boot must pass,
+    /// `expect.txt` is checked against the last one.
+    boots: u32,
+    /// Which boot of `boots` this run is (set on the copy that [`run_boots`] runs).
+    boot: Option<(u32, u32)>,
+    /// Further boot arguments: `bootargs = ...` in `suite.txt`.
+    bootargs: Option<String>,
+    /// `serial_input_after = TEXT` and `serial_input_bytes = N`: once the console shows
+    /// TEXT, the harness types N bytes of [`serial_pattern`] on the serial line.
+    serial_input: Option<(String, usize)>,
+}
+
+/// The bytes a suite's serial input carries: byte `i` is `(i * 31 + 7) % 251`, so that
+/// the guest can check every byte and its order.
+fn serial_pattern(bytes: usize) -> Vec<u8> {
+    (0..bytes).map(|i| ((i * 31 + 7) % 251) as u8).collect()
 }
 
 /// RAM the test configurations give the smallest machine; a suite's `system.toml` must
@@ -102,6 +122,23 @@ fn discover() -> Result<Vec<Suite>> {
             )),
             None => None,
         };
+        let disk_mib = match suite_option(&options, "disk") {
+            Some(mib) => Some(
+                mib.parse::<u64>()
+                    .ok()
+                    .filter(|&mib| mib > 0)
+                    .ok_or_else(|| format!("{}: disk `{mib}` is not a size in MiB", path.display()))?,
+            ),
+            None => None,
+        };
+        let boots = match suite_option(&options, "boots") {
+            Some(n) => n
+                .parse::<u32>()
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| format!("{}: boots `{n}` is not a positive number", path.display()))?,
+            None => 1,
+        };
         let system = path.join("system.toml");
         suites.push(Suite {
             package: format!("suite-{name}"),
@@ -112,6 +149,22 @@ fn discover() -> Result<Vec<Suite>> {
             covering: suite_option(&options, "matrix").as_deref() == Some("covering"),
             timeout,
             powerdown_after: suite_option(&options, "powerdown_after"),
+            disk_mib,
+            boots,
+            boot: None,
+            bootargs: suite_option(&options, "bootargs"),
+            serial_input: match (
+                suite_option(&options, "serial_input_after"),
+                suite_option(&options, "serial_input_bytes"),
+            ) {
+                (Some(after), Some(bytes)) => Some((
+                    after,
+                    bytes.parse().map_err(|_| {
+                        format!("{}: serial_input_bytes `{bytes}` is not a number", path.display())
+                    })?,
+                )),
+                _ => None,
+            },
         });
     }
     suites.sort_by(|a, b| a.name.cmp(&b.name));
@@ -261,7 +314,7 @@ fn test_inner(args: &Args) -> Result<Tally> {
                 while let Some((suite, kernel, config)) =
                     queue.lock().ok().and_then(|mut q| q.next())
                 {
-                    let ok = run_one(&suite, &kernel, &config, args);
+                    let ok = run_boots(&suite, &kernel, &config, args);
                     if tx.send(ok).is_err() {
                         break;
                     }
@@ -276,10 +329,78 @@ fn test_inner(args: &Args) -> Result<Tally> {
     Ok(tally)
 }
 
+/// Where the disk images of suites with `disk = MIB` go (created).
+fn disk_dir() -> Result<PathBuf> {
+    let dir = root().join("target").join("qemu-disks");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Creates (or empties) the raw image `path`: `mib` MiB of zeros (a sparse file).
+fn create_disk(path: &Path, mib: u64) -> Result<()> {
+    let file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    file.set_len(mib << 20)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(())
+}
+
+/// Runs one suite on one configuration, one test: `boots` boots in a row (each judged
+/// by [`run_one`], `expect.txt` only against the last), all on one fresh disk image if
+/// the suite has `disk`. The image is named after the configuration and this process
+/// (so that concurrent harnesses do not share it), removed after a pass, kept after a
+/// failure.
+fn run_boots(suite: &Suite, kernel: &Path, config: &QemuConfig, args: &Args) -> bool {
+    let label = config.label();
+    let mut config = config.clone();
+    if let Some(mib) = suite.disk_mib {
+        let image = disk_dir().and_then(|dir| {
+            let image = dir.join(format!("{}-{label}-{}.img", suite.name, std::process::id()));
+            create_disk(&image, mib).map(|()| image)
+        });
+        match image {
+            Ok(image) => config.disk = Some(image),
+            Err(e) => {
+                print!("qemu: {:<24} {label:<26} FAILED\n    disk image: {e}\n", suite.package);
+                return false;
+            }
+        }
+    }
+    let mut ok = true;
+    for boot in 1..=suite.boots {
+        let mut this = suite.clone();
+        let mut config = config.clone();
+        if suite.boots > 1 {
+            this.boot = Some((boot, suite.boots));
+            config = config.bootarg(&format!("kaal.test.boot={boot}"));
+            if boot < suite.boots {
+                this.expected.clear();
+            }
+        }
+        if !run_one(&this, kernel, &config, args) {
+            ok = false;
+            break;
+        }
+    }
+    if let Some(image) = &config.disk {
+        if ok {
+            let _ = std::fs::remove_file(image);
+        } else {
+            println!("    disk image kept: {}", image.display());
+        }
+    }
+    ok
+}
+
 /// Runs one suite on one configuration, prints the verdict and keeps the log of a failure.
 fn run_one(suite: &Suite, kernel: &Path, config: &QemuConfig, args: &Args) -> bool {
-    let label = config.label();
+    let label = match suite.boot {
+        Some((boot, _)) => format!("{}-boot{boot}", config.label()),
+        None => config.label(),
+    };
     let mut config = with_test_bootargs(config);
+    if let Some(bootargs) = &suite.bootargs {
+        config = config.bootarg(bootargs);
+    }
     let qmp = suite.powerdown_after.as_ref().map(|after| {
         let socket = std::env::temp_dir().join(format!(
             "kaal-qmp-{}-{label}-{}.sock",
@@ -299,6 +420,13 @@ fn run_one(suite: &Suite, kernel: &Path, config: &QemuConfig, args: &Args) -> bo
         timeout: suite.timeout.map_or(args.timeout, |t| t.max(args.timeout)),
         echo: false,
         qmp,
+        input: suite
+            .serial_input
+            .as_ref()
+            .map(|(after, bytes)| SerialInput {
+                after: after.clone(),
+                bytes: serial_pattern(*bytes),
+            }),
     };
     let run = run_captured(cmd, &options);
     if let Some(action) = &options.qmp {
@@ -356,15 +484,37 @@ pub fn interactive(args: Args) -> Result<ExitCode> {
     let (_, image) = build(&ws, std::slice::from_ref(suite)).remove(0);
     let image = image?;
     if args.check {
-        return Ok(if run_one(suite, &image.kernel, &args.qemu, &args) {
+        return Ok(if run_boots(suite, &image.kernel, &args.qemu, &args) {
             ExitCode::SUCCESS
         } else {
             ExitCode::FAILURE
         });
     }
-    let status = qemu::run_interactive(&with_test_bootargs(&args.qemu), &image.kernel)?;
+    let mut config = with_test_bootargs(&args.qemu);
+    if let Some(mib) = suite.disk_mib {
+        // Kept between interactive boots, so that a second boot sees what the first wrote.
+        let image = disk_dir()?.join(format!("{}-interactive.img", suite.name));
+        if !image.is_file() {
+            create_disk(&image, mib)?;
+        }
+        println!("qemu: disk image {} (kept between boots; delete it for a fresh disk)", image.display());
+        config.disk = Some(image);
+    }
+    let status = qemu::run_interactive(&config, &image.kernel)?;
     println!("\nqemu: exited with {status}");
     Ok(ExitCode::from(
         status.code().map_or(1, |c| c.clamp(0, 255) as u8),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn blk_suite_gets_a_disk_and_two_boots() {
+        let suites = super::discover().unwrap();
+        let blk = suites.iter().find(|s| s.name == "blk").unwrap();
+        assert_eq!((blk.disk_mib, blk.boots, blk.covering), (Some(8), 2, true));
+        let drivers = suites.iter().find(|s| s.name == "drivers").unwrap();
+        assert_eq!((drivers.disk_mib, drivers.boots), (None, 1));
+    }
 }

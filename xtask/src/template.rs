@@ -233,6 +233,7 @@ fn boot_check(dir: &Path, mib: u32, args: &Args) -> bool {
         timeout: args.timeout + Duration::from_secs(60),
         echo: false,
         qmp: None,
+        input: None,
     };
     let expected = [format!("RAM: {mib} MiB"), format!("{NAME} is ready.")];
     let (ok, reasons, output, monitor) = match run_captured(cmd, &options) {

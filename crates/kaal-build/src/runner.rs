@@ -22,6 +22,18 @@ pub struct RunOptions {
     /// started with `-qmp unix:SOCKET,server=on,wait=off`, see
     /// [`QemuConfig::qmp_socket`](crate::qemu::QemuConfig::qmp_socket)).
     pub qmp: Option<QmpAction>,
+    /// Bytes to write to the command's standard input (for QEMU: the serial line) once
+    /// a line appears on the console; without it standard input is closed.
+    pub input: Option<SerialInput>,
+}
+
+/// Bytes typed on QEMU's serial line when its console shows a marker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SerialInput {
+    /// Text on the console after which the bytes are sent.
+    pub after: String,
+    /// The bytes.
+    pub bytes: Vec<u8>,
 }
 
 /// A QMP command sent to a running QEMU when its console shows a marker: for tests of
@@ -43,6 +55,7 @@ impl Default for RunOptions {
             timeout: Duration::from_secs(60),
             echo: false,
             qmp: None,
+            input: None,
         }
     }
 }
@@ -69,7 +82,9 @@ fn send_qmp(socket: &Path, command: &str) -> std::io::Result<()> {
 
 #[cfg(not(unix))]
 fn send_qmp(_socket: &Path, _command: &str) -> std::io::Result<()> {
-    Err(std::io::Error::other("QMP over a Unix socket needs a Unix host"))
+    Err(std::io::Error::other(
+        "QMP over a Unix socket needs a Unix host",
+    ))
 }
 
 /// How a captured run ended.
@@ -162,9 +177,13 @@ pub fn tail(text: &str, n: usize) -> String {
 /// On Unix the command gets its own process group, and the whole group is killed on
 /// timeout, so a `cargo run` that started QEMU takes QEMU with it.
 pub fn run_captured(mut cmd: Command, options: &RunOptions) -> Result<RunOutput> {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.stdin(if options.input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     #[cfg(unix)]
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let start = Instant::now();
@@ -179,6 +198,9 @@ pub fn run_captured(mut cmd: Command, options: &RunOptions) -> Result<RunOutput>
         .map(|s| reader(s, options.echo, Some(Arc::clone(&seen))));
     let stderr = child.stderr.take().map(|s| reader(s, false, None));
     let mut pending = options.qmp.clone();
+    let mut stdin = child.stdin.take();
+    let mut input = options.input.clone();
+    let mut writer: Option<thread::JoinHandle<std::process::ChildStdin>> = None;
 
     let termination = loop {
         match child
@@ -195,6 +217,23 @@ pub fn run_captured(mut cmd: Command, options: &RunOptions) -> Result<RunOutput>
                 break Termination::TimedOut;
             }
             None => {
+                if let Some(send) = &input {
+                    let shown = seen.lock().is_ok_and(|bytes| {
+                        String::from_utf8_lossy(&bytes).contains(send.after.as_str())
+                    });
+                    if shown && let Some(mut pipe) = stdin.take() {
+                        // Written from a thread: the guest takes the bytes at its own pace.
+                        let bytes = send.bytes.clone();
+                        writer = Some(thread::spawn(move || {
+                            let _ = pipe.write_all(&bytes);
+                            let _ = pipe.flush();
+                            // Handed back, so that the line stays open (no end of file)
+                            // until the run ends.
+                            pipe
+                        }));
+                        input = None;
+                    }
+                }
                 if let Some(action) = &pending {
                     let shown = seen.lock().is_ok_and(|bytes| {
                         String::from_utf8_lossy(&bytes).contains(action.after.as_str())
@@ -211,6 +250,9 @@ pub fn run_captured(mut cmd: Command, options: &RunOptions) -> Result<RunOutput>
         }
     };
     let elapsed = start.elapsed();
+    drop(stdin);
+    // The command is gone, so a write still blocked on the pipe fails and returns.
+    drop(writer.map(thread::JoinHandle::join));
     // Children of the command may still hold the pipes open; take the group down with it.
     #[cfg(unix)]
     kill_group(child.id());
@@ -300,6 +342,7 @@ mod tests {
     fn kills_the_whole_group_on_timeout() {
         let opts = RunOptions {
             qmp: None,
+            input: None,
             timeout: Duration::from_millis(300),
             echo: false,
         };

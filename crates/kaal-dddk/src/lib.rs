@@ -54,6 +54,7 @@ mod error;
 mod irq;
 mod mmio;
 mod resources;
+mod virtio;
 
 pub use dma::DmaBuffer;
 pub use driver::{CRASH, Driver, FAULT_INJECTION, Request, SHUTDOWN, run};
@@ -63,3 +64,7 @@ pub use kaal_dddk_macros::Driver;
 pub use mmio::Mmio;
 pub use resources::{DriverMetadata, Probe, Resources};
 pub use tock_registers;
+pub use virtio::{
+    KaalHal, VirtioBlk, VirtioMmioHeader, add_dma_memory, dma_free_bytes, mmio_transport,
+    virtio_drivers,
+};

@@ -397,7 +397,17 @@ fn build_root_cspace(
     }
     let ram_count = regions.len();
     // Device memory: every device's pages, merged, minus what the kernel drives itself.
-    let mut kernel_devices = Vec::from([platform.uart]);
+    // With the boot argument `kaal.console=shared` the console UART is handed out too,
+    // for a user-space driver to take its receive side; the kernel goes on writing its
+    // own messages to it.
+    let share_console = platform
+        .bootargs
+        .split_whitespace()
+        .any(|argument| argument == "kaal.console=shared");
+    let mut kernel_devices = Vec::new();
+    if !share_console {
+        kernel_devices.push(platform.uart);
+    }
     match platform.gic {
         GicDescription::V2 {
             distributor,

@@ -98,8 +98,9 @@ fn client(slot: usize) -> u64 {
         },
     );
     if suite.report() {
-        // The harness presses the power button now; the system must switch itself off.
-        kaal_user::println!("[drivers] waiting for the power button");
+        // The harness types on the serial line now, then presses the power button; the
+        // system must switch itself off.
+        kaal_user::println!("[drivers] waiting for serial input");
         0
     } else {
         kaal_user::sys::debug_exit(1);
