@@ -58,42 +58,54 @@ impl DmaBuffer {
     /// the caches to read what the CPU wrote. (QEMU's devices are coherent; real ones
     /// may not be.)
     pub fn clean(&self) {
-        self.each_line(|line| {
-            #[cfg(target_arch = "aarch64")]
-            // SAFETY: `dc cvac` on an address of this buffer's mapping only writes the
-            // line back; it changes no memory contents.
-            unsafe {
-                core::arch::asm!("dc cvac, {line}", line = in(reg) line, options(nostack, preserves_flags))
-            };
-            let _ = line;
-        });
+        clean_range(self.address, self.bytes);
     }
 
-    /// Discards the buffer's cache lines, so that the CPU reads what a non-snooping
-    /// device wrote. Clean first any line the CPU wrote and still needs.
+    /// Writes back and discards the buffer's cache lines, so that the CPU reads what a
+    /// non-snooping device wrote (and no dirty line is evicted over it later).
     pub fn invalidate(&mut self) {
-        self.each_line(|line| {
-            #[cfg(target_arch = "aarch64")]
-            // SAFETY: `dc civac` cleans and invalidates a line of this buffer's mapping:
-            // the memory then holds what the CPU or the device wrote last; `&mut self`
-            // means no reference into the buffer is live.
-            unsafe {
-                core::arch::asm!("dc civac, {line}", line = in(reg) line, options(nostack, preserves_flags))
-            };
-            let _ = line;
-        });
+        clean_invalidate_range(self.address, self.bytes);
     }
+}
 
-    fn each_line(&self, mut operation: impl FnMut(usize)) {
-        let mut line = self.address & !(CACHE_LINE - 1);
-        while line < self.address + self.bytes {
-            operation(line);
-            line += CACHE_LINE;
-        }
+/// Writes the cache lines of `[address, address + bytes)` (mapped in this component)
+/// back to memory (`DC CVAC`), then waits for that to complete.
+pub(crate) fn clean_range(address: usize, bytes: usize) {
+    each_line(address, bytes, |line| {
         #[cfg(target_arch = "aarch64")]
-        // SAFETY: a barrier only orders memory accesses.
+        // SAFETY: `dc cvac` on an address this component has mapped only writes the
+        // line back to memory; it changes no contents (the kernel lets EL0 use it).
         unsafe {
-            core::arch::asm!("dsb sy", options(nostack, preserves_flags))
+            core::arch::asm!("dc cvac, {line}", line = in(reg) line, options(nostack, preserves_flags))
         };
+        let _ = line;
+    });
+}
+
+/// Writes back and invalidates the cache lines of `[address, address + bytes)`
+/// (`DC CIVAC`), then waits for that to complete.
+pub(crate) fn clean_invalidate_range(address: usize, bytes: usize) {
+    each_line(address, bytes, |line| {
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: `dc civac` on an address this component has mapped writes the line back
+        // and drops it: memory then holds what the CPU or a device wrote last, which is
+        // what the caller's protocol with the device asks for.
+        unsafe {
+            core::arch::asm!("dc civac, {line}", line = in(reg) line, options(nostack, preserves_flags))
+        };
+        let _ = line;
+    });
+}
+
+fn each_line(address: usize, bytes: usize, mut operation: impl FnMut(usize)) {
+    let mut line = address & !(CACHE_LINE - 1);
+    while line < address.saturating_add(bytes) {
+        operation(line);
+        line += CACHE_LINE;
     }
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: a barrier only orders memory accesses.
+    unsafe {
+        core::arch::asm!("dsb sy", options(nostack, preserves_flags))
+    };
 }

@@ -12,12 +12,10 @@
 //!
 //! The buffers a driver passes (`&[u8]` anywhere in its memory, physical address
 //! unknown) are copied through bounce buffers of the pool ([`Hal::share`] may do this,
-//! says `virtio-drivers`). Bounce buffers are cache-line granular, and a barrier orders
-//! the copies before the device is told; devices are taken to be cache-coherent, as
-//! virtio devices (and QEMU's) are. A non-snooping device would need the bounce lines
-//! cleaned and invalidated where the barriers are, which EL0 cannot do on the KaaL
-//! kernel (it leaves `SCTLR_EL1.UCI` clear: `dc cvac` traps, [`DmaBuffer::clean`]
-//! included).
+//! says `virtio-drivers`). Bounce buffers are cache-line granular; their lines are
+//! cleaned and invalidated before the device is told and after it is done (the kernel
+//! lets EL0 do cache maintenance by address), so a device that does not snoop the caches
+//! sees the CPU's data and the CPU the device's.
 //!
 //! ```ignore
 //! #[derive(Driver)]
@@ -230,33 +228,17 @@ pub fn dma_free_bytes() -> usize {
 }
 
 /// Makes the CPU's writes to `[address, address + bytes)` visible to a device before it
-/// is told about them.
-///
-/// Only a barrier: QEMU's devices (and virtio devices generally) are cache-coherent. A
-/// device that does not snoop the caches would need the lines cleaned here (`dc cvac`;
-/// cleaned and invalidated, `dc civac`, for a buffer the device writes, so that no dirty
-/// line is evicted over its data), but cache maintenance by address at EL0 needs
-/// `SCTLR_EL1.UCI`, which the KaaL kernel leaves clear (the instruction traps, as
-/// [`DmaBuffer::clean`] does); this is where it goes once the kernel allows it.
+/// is told about them: the lines are cleaned and invalidated (`dc civac`), for a device
+/// that does not snoop the caches (QEMU's are coherent; then this costs a little time),
+/// and so that no dirty line is evicted over what the device writes there later.
 fn sync_for_device(address: usize, bytes: usize) {
-    let _ = (address, bytes);
-    barrier();
+    crate::dma::clean_invalidate_range(address, bytes);
 }
 
-/// Makes what a device wrote to `[address, address + bytes)` visible to the CPU. As
-/// [`sync_for_device`]: a barrier; a non-snooping device would need `dc civac` on the
-/// lines.
+/// Makes what a device wrote to `[address, address + bytes)` visible to the CPU: the
+/// lines the CPU may have fetched meanwhile are dropped (`dc civac`).
 fn sync_for_cpu(address: usize, bytes: usize) {
-    let _ = (address, bytes);
-    barrier();
-}
-
-fn barrier() {
-    #[cfg(target_arch = "aarch64")]
-    // SAFETY: a barrier only orders memory accesses.
-    unsafe {
-        core::arch::asm!("dsb sy", options(nostack, preserves_flags))
-    };
+    crate::dma::clean_invalidate_range(address, bytes);
 }
 
 /// The driver kit's `virtio_drivers::Hal`: virtqueue pages and bounce buffers from the

@@ -24,8 +24,13 @@ pub const EARLY_TCR: u64 = TNSZ
 
 const SCTLR_RES1: u64 = (1 << 11) | (1 << 20) | (1 << 22) | (1 << 23) | (1 << 28) | (1 << 29);
 /// `SCTLR_EL1` for the early map: MMU and caches on, stack alignment checks, EL0 may use
-/// `WFI`/`WFE`, `DC ZVA` and `CTR_EL0`. No WXN yet: the early map is one RWX block.
+/// `WFI`/`WFE`, `DC ZVA`, `CTR_EL0` and (`UCI`, bit 26) data-cache maintenance by
+/// address on its own mappings (`DC CVAC`, `DC CIVAC`, ...: a driver cleans and
+/// invalidates DMA buffers for devices that do not snoop the caches; the instructions
+/// check the access permissions of the address like a read). No WXN yet: the early map
+/// is one RWX block.
 pub const EARLY_SCTLR: u64 = SCTLR_RES1
+    | (1 << 26)
     | (1 << 0)
     | (1 << 2)
     | (1 << 3)
