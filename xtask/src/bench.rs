@@ -28,7 +28,12 @@ const LINUX_RING_ROUND_TRIP: u64 = 14_286;
 
 /// Builds one benchmark image (a root task package, its components and its
 /// `system.toml`, if any) and returns its `[bench]` lines.
-fn run_image(ws: &Workspace, package: &str) -> Result<Vec<(String, u64)>> {
+fn run_image(
+    ws: &Workspace,
+    package: &str,
+    qemu_args: &[&str],
+    disk_mib: Option<u64>,
+) -> Result<Vec<(String, u64)>> {
     let dir = root().join("tests/qemu/benches").join(package.trim_start_matches("bench-"));
     let elf = ws.build_user(&[Bin::package(package)])?.remove(0);
     let mut components = vec![Component::new(kaal_build::ROOT_TASK, elf)];
@@ -48,7 +53,15 @@ fn run_image(ws: &Workspace, package: &str) -> Result<Vec<(String, u64)>> {
         components.push(Component::new(kaal_build::system::SYSTEM_ENTRY, out));
     }
     let image = link_image(ws, package, &Bin::package("kaal-test-kernel"), &components)?;
-    let config = QemuConfig::default().cpu(Cpu::CortexA53);
+    let mut config = QemuConfig::default().cpu(Cpu::CortexA53);
+    config.extra_args = qemu_args.iter().map(|a| (*a).to_owned()).collect();
+    if let Some(mib) = disk_mib {
+        let dir = ws.root().join("target/qemu-disks");
+        std::fs::create_dir_all(&dir)?;
+        let disk = dir.join(format!("{package}.img"));
+        std::fs::File::create(&disk)?.set_len(mib << 20)?;
+        config.disk = Some(disk);
+    }
     let mut command = config.command(&image.kernel, Console::Captured);
     command.args(["-icount", "shift=0"]);
     let options = RunOptions {
@@ -79,8 +92,14 @@ fn run_image(ws: &Workspace, package: &str) -> Result<Vec<(String, u64)>> {
 pub fn run(_rest: &[String]) -> Result<ExitCode> {
     kaal_build::tools::ensure_all()?;
     let ws = Workspace::new(root().join("tests").join("qemu")).profile("benchmark");
-    let mut results = run_image(&ws, "bench-kernel")?;
-    results.extend(run_image(&ws, "bench-broker")?);
+    let mut results = run_image(&ws, "bench-kernel", &[], None)?;
+    results.extend(run_image(&ws, "bench-broker", &[], None)?);
+    // The real-time clock follows the virtual clock, so its alarm fires at a known
+    // virtual time and the interrupt latency is a count of instructions.
+    results.extend(run_image(&ws, "bench-drivers", &["-rtc", "clock=vm"], None)?);
+    // Virtual time per 4 KiB read: guest instructions plus the host's I/O time while the
+    // guest waits (varies with the host).
+    results.extend(run_image(&ws, "bench-blk", &[], Some(8))?);
     println!("guest instructions per operation (qemu virt, cortex-a53, -smp 1, -icount shift=0)");
     println!(
         "{:<32} {:>8} {:>8} {:>8}",

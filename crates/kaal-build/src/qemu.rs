@@ -121,6 +121,8 @@ pub struct QemuConfig {
     /// on QEMU `virt` it sits on the virtio-mmio transport with the highest address
     /// (`0x0a003e00`, IRQ 79), the last of the 32 in device-tree order.
     pub disk: Option<std::path::PathBuf>,
+    /// Further QEMU arguments, appended as they are (e.g. `-rtc clock=vm`).
+    pub extra_args: Vec<String>,
 }
 
 impl Default for QemuConfig {
@@ -135,6 +137,7 @@ impl Default for QemuConfig {
             bootargs: String::new(),
             qmp_socket: None,
             disk: None,
+            extra_args: Vec::new(),
         }
     }
 }
@@ -239,6 +242,9 @@ impl QemuConfig {
         if let Some(socket) = &self.qmp_socket {
             push("-qmp");
             push(&format!("unix:{},server=on,wait=off", socket.display()));
+        }
+        for extra in &self.extra_args {
+            push(extra);
         }
         if let Some(disk) = &self.disk {
             // QEMU's option syntax doubles a comma inside a value.

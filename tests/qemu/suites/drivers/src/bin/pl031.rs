@@ -1,6 +1,9 @@
 //! The PL031 real-time clock driver, written with the driver kit. Requests: `TIME` →
 //! seconds since the epoch; `ALARM(seconds)` → an interrupt that many seconds from now;
-//! `ALARMS` → how many alarms have fired.
+//! `ALARMS` → how many alarms have fired; `LATENCY` → counter ticks from the last alarm's
+//! due time to this driver running (QEMU schedules the alarm exactly whole seconds after
+//! the match register is written; with `-rtc clock=vm` and `-icount` that is a count of
+//! instructions).
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
@@ -34,6 +37,8 @@ const TIME: u64 = 1;
 const ALARM: u64 = 2;
 /// `ALARMS` request.
 const ALARMS: u64 = 3;
+/// `LATENCY` request.
+const LATENCY: u64 = 4;
 
 #[derive(Driver)]
 #[driver(name = "pl031")]
@@ -44,6 +49,10 @@ struct Pl031 {
     #[irq]
     irq: IrqLine,
     alarms: u64,
+    /// Counter value at which the pending alarm is due.
+    due: u64,
+    /// Ticks from the last alarm's due time to its interrupt reaching this driver.
+    latency: u64,
 }
 
 impl Driver for Pl031 {
@@ -58,7 +67,9 @@ impl Driver for Pl031 {
     }
 
     fn interrupt(&mut self) {
+        let now = kaal_user::time::now_ticks();
         if self.registers.masked_status.get() & 1 != 0 {
+            self.latency = now.wrapping_sub(self.due);
             self.alarms += 1;
             self.registers.interrupt_mask.set(0);
             self.registers.interrupt_clear.set(1);
@@ -72,11 +83,14 @@ impl Driver for Pl031 {
                 let seconds = u32::try_from(request.words[0]).map_err(|_| Error::InvalidArgument)?;
                 let at = self.registers.data.get().wrapping_add(seconds);
                 self.registers.interrupt_clear.set(1);
+                let ticks = kaal_user::time::ticks_per_second() * u64::from(seconds);
+                self.due = kaal_user::time::now_ticks() + ticks;
                 self.registers.match_value.set(at);
                 self.registers.interrupt_mask.set(1);
                 Ok([u64::from(at), u64::from(self.irq.line()), 0, 0])
             }
             ALARMS => Ok([self.alarms, 0, 0, 0]),
+            LATENCY => Ok([self.latency, 0, 0, 0]),
             _ => Err(Error::InvalidArgument),
         }
     }
