@@ -119,10 +119,16 @@ fn serve<D: Driver>() -> Result<(), DriverError> {
             words: received.message.words,
             badge: received.badge,
         };
-        if request.label == CRASH && fault_injection {
-            kaal_user::sys::raise_memory_fault();
+        if request.label == CRASH {
+            if fault_injection {
+                kaal_user::sys::raise_memory_fault();
+            }
+            received = endpoint.reply_recv(&reply_message(Err(Error::NotSupported)))?;
+            continue;
         }
-        if request.label == SHUTDOWN {
+        // Only the broker (its unbadged copy; clients' copies are badged) shuts a driver
+        // down: a client asking would end the driver for every other client.
+        if request.label == SHUTDOWN && request.badge == 0 {
             driver.shutdown();
             let _ = ipc::reply(&reply_message(Ok([0; 4])));
             return Ok(());
