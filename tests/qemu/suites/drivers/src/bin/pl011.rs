@@ -1,6 +1,6 @@
-//! The PL011 UART driver, written with the driver kit: receive is interrupt-driven (every
-//! byte typed on the serial line goes into ring channel `serial`), transmit serves
-//! `WRITE` requests on endpoint `console`. The kernel keeps writing its own messages to
+//! The PL011 UART driver, written with the driver kit, interrupt-driven both ways: every
+//! byte typed on the serial line goes into ring channel `serial`; `WRITE` requests on
+//! endpoint `console` queue bytes that the transmit interrupt feeds to the FIFO. The kernel keeps writing its own messages to
 //! the same UART (boot argument `kaal.console=shared`); this driver only switches the
 //! receiver on and adds receive interrupts, and never changes the line's settings.
 #![no_std]
@@ -40,8 +40,51 @@ const RECEIVE_ENABLE: u32 = 1 | (1 << 9);
 const TRANSMIT_FIFO_FULL: u32 = 1 << 5;
 /// Receive and receive-timeout interrupts.
 const RECEIVE_INTERRUPTS: u32 = (1 << 4) | (1 << 6);
-/// `WRITE(length, bytes...)`: up to 24 bytes in words 1 to 3.
+/// Transmit interrupt.
+const TRANSMIT_INTERRUPT: u32 = 1 << 5;
+/// `WRITE(length, bytes...)`: up to 24 bytes in words 1 to 3; `WouldBlock` while the
+/// transmit queue has no room for them.
 const WRITE: u64 = 1;
+
+/// Bytes waiting for the transmit FIFO.
+struct TransmitQueue {
+    bytes: [u8; 1024],
+    head: usize,
+    len: usize,
+}
+
+impl Default for TransmitQueue {
+    fn default() -> Self {
+        Self {
+            bytes: [0; 1024],
+            head: 0,
+            len: 0,
+        }
+    }
+}
+
+impl TransmitQueue {
+    fn push(&mut self, bytes: &[u8]) -> bool {
+        if self.len + bytes.len() > self.bytes.len() {
+            return false;
+        }
+        for &byte in bytes {
+            let at = (self.head + self.len) % self.bytes.len();
+            self.bytes[at] = byte;
+            self.len += 1;
+        }
+        true
+    }
+
+    fn pop(&mut self) -> Option<u8> {
+        (self.len > 0).then(|| {
+            let byte = self.bytes[self.head];
+            self.head = (self.head + 1) % self.bytes.len();
+            self.len -= 1;
+            byte
+        })
+    }
+}
 
 #[derive(Driver)]
 #[driver(name = "pl011")]
@@ -53,6 +96,27 @@ struct Pl011 {
     _irq: IrqLine,
     /// Where received bytes go (taken in `init`).
     input: Option<ChannelProducer<u8, 4096>>,
+    /// Bytes to send.
+    output: TransmitQueue,
+}
+
+impl Pl011 {
+    /// Fills the transmit FIFO from the queue; the transmit interrupt is on while bytes
+    /// wait.
+    fn transmit(&mut self) {
+        while self.registers.flags.get() & TRANSMIT_FIFO_FULL == 0 {
+            let Some(byte) = self.output.pop() else {
+                break;
+            };
+            self.registers.data.set(u32::from(byte));
+        }
+        let mask = self.registers.interrupt_mask.get();
+        if self.output.len > 0 {
+            self.registers.interrupt_mask.set(mask | TRANSMIT_INTERRUPT);
+        } else {
+            self.registers.interrupt_mask.set(mask & !TRANSMIT_INTERRUPT);
+        }
+    }
 }
 
 impl Driver for Pl011 {
@@ -72,7 +136,8 @@ impl Driver for Pl011 {
     fn interrupt(&mut self) {
         // Clear first, then drain: a byte that arrives after the clear raises the
         // interrupt again, so none is left in the FIFO unannounced.
-        self.registers.interrupt_clear.set(RECEIVE_INTERRUPTS);
+        self.registers.interrupt_clear.set(RECEIVE_INTERRUPTS | TRANSMIT_INTERRUPT);
+        self.transmit();
         while self.registers.flags.get() & RECEIVE_FIFO_EMPTY == 0 {
             let byte = self.registers.data.get() as u8;
             if let Some(input) = &mut self.input {
@@ -95,12 +160,10 @@ impl Driver for Pl011 {
         for (chunk, word) in bytes.chunks_exact_mut(8).zip(&request.words[1..]) {
             chunk.copy_from_slice(&word.to_le_bytes());
         }
-        for &byte in &bytes[..length] {
-            while self.registers.flags.get() & TRANSMIT_FIFO_FULL != 0 {
-                core::hint::spin_loop();
-            }
-            self.registers.data.set(u32::from(byte));
+        if !self.output.push(&bytes[..length]) {
+            return Err(Error::WouldBlock);
         }
+        self.transmit();
         Ok([length as u64, 0, 0, 0])
     }
 }

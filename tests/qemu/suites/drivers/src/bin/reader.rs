@@ -20,9 +20,15 @@ fn write_line(console: kaal_user::cap::Cap<kaal_user::cap::Endpoint>, text: &[u8
             raw[..bytes.len()].copy_from_slice(bytes);
             *word = u64::from_le_bytes(raw);
         }
-        match console.call(&Message::new(1, words)) {
-            Ok(reply) if reply.info.label == 0 => {}
-            _ => return false,
+        // The driver's transmit queue may be full for a moment: try again.
+        loop {
+            match console.call(&Message::new(1, words)) {
+                Ok(reply) if reply.info.label == 0 => break,
+                Ok(reply) if reply.info.label == kaal_abi::Error::WouldBlock as u64 => {
+                    kaal_user::sys::yield_now();
+                }
+                _ => return false,
+            }
         }
     }
     true
@@ -40,6 +46,7 @@ fn main(_argument: u64) -> i32 {
     };
 
     let mut batch = [0u8; 512];
+    let mut first = [0u8; 8];
     let mut received = 0usize;
     while received < BYTES {
         let got = match serial.pop_slice(&mut batch) {
@@ -59,10 +66,19 @@ fn main(_argument: u64) -> i32 {
                 println!("[reader] byte {received} is {byte:#x}, expected {expected:#x}");
                 return 14;
             }
+            if received < first.len() {
+                first[received] = byte;
+            }
             received += 1;
         }
     }
-    if !write_line(console, b"[uart] written by the user-space PL011 driver\n") {
+    // The first bytes typed come back out through the driver, as hex.
+    let mut line = *b"[uart] echo 0000000000000000 from the user-space PL011 driver\n";
+    for (i, byte) in first.iter().enumerate() {
+        line[12 + 2 * i] = b"0123456789abcdef"[usize::from(byte >> 4)];
+        line[13 + 2 * i] = b"0123456789abcdef"[usize::from(byte & 15)];
+    }
+    if !write_line(console, &line) {
         return 15;
     }
     println!("[reader] {received} bytes from the serial line, in order");
