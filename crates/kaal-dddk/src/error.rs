@@ -44,6 +44,15 @@ pub enum DriverError {
         /// How many are granted.
         granted: usize,
     },
+    /// The resource was handed out already in this process: a region or line has one
+    /// owner.
+    #[error("{what} {index} was handed out already")]
+    Taken {
+        /// `register region` or `IRQ line`.
+        what: &'static str,
+        /// Its index.
+        index: usize,
+    },
     /// DMA memory was refused by the broker (no `memory` service, or past the quota).
     #[error("DMA buffer of {bytes} bytes refused: {error}")]
     Dma {

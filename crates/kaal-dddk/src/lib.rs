@@ -5,8 +5,9 @@
 //! implements the lifecycle hooks of [`Driver`]; [`run`] probes it from the component's
 //! grants and serves its requests and interrupts.
 //!
-//! * [`Mmio`]: a `tock-registers` register block over a granted device region, checked
-//!   against the region's size: holding one proves the region was granted.
+//! * [`Mmio`]: a register block ([`register_block!`], over `tock-registers`) over a
+//!   granted device region, checked against the region's size: holding one proves the
+//!   region was granted.
 //! * [`IrqLine`]: a granted interrupt line (wait, acknowledge; it cannot be re-routed).
 //! * [`DmaBuffer`]: physically contiguous memory from the broker with its physical
 //!   address, and cache maintenance for devices that do not snoop.
@@ -18,9 +19,9 @@
 //! #![no_std]
 //! #![no_main]
 //! #![forbid(unsafe_code)]
-//! use kaal_dddk::{Driver, Mmio, Request, tock_registers::{register_structs, registers::ReadOnly, interfaces::Readable}};
+//! use kaal_dddk::{Driver, Mmio, Request, tock_registers::{registers::ReadOnly, interfaces::Readable}};
 //!
-//! register_structs! {
+//! kaal_dddk::register_block! {
 //!     Registers { (0x000 => data: ReadOnly<u32>), (0x004 => @END), }
 //! }
 //!
@@ -53,6 +54,7 @@ mod driver;
 mod error;
 mod irq;
 mod mmio;
+mod registers;
 mod resources;
 mod virtio;
 
@@ -62,9 +64,21 @@ pub use error::DriverError;
 pub use irq::IrqLine;
 pub use kaal_dddk_macros::Driver;
 pub use mmio::Mmio;
+pub use registers::{RegisterBlock, RegisterCell};
 pub use resources::{DriverMetadata, Probe, Resources};
 pub use tock_registers;
 pub use virtio::{
     KaalHal, VirtioBlk, VirtioMmioHeader, add_dma_memory, dma_free_bytes, mmio_transport,
     virtio_drivers,
 };
+
+/// Not public API: what [`register_block!`] expands to.
+#[doc(hidden)]
+pub mod __private {
+    /// Seals [`RegisterBlock`](crate::RegisterBlock): implemented only by
+    /// [`register_block!`](crate::register_block).
+    pub trait Sealed {}
+
+    /// Compiles only for a register cell.
+    pub const fn assert_cell<T: crate::RegisterCell>() {}
+}

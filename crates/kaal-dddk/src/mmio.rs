@@ -7,15 +7,15 @@ use core::ops::Deref;
 
 use kaal_user::startup::DeviceRegisters;
 
-use crate::DriverError;
+use crate::{DriverError, RegisterBlock};
 
-/// A register block `R` (declared with `tock_registers::register_structs!`) over a
+/// A register block `R` (declared with [`register_block!`](crate::register_block)) over a
 /// device region the broker granted and mapped as device memory. It exists only if the
 /// region was granted and is large enough: holding one proves both.
 ///
 /// ```ignore
-/// use kaal_dddk::tock_registers::{register_structs, registers::ReadOnly, interfaces::Readable};
-/// register_structs! {
+/// use kaal_dddk::tock_registers::{registers::ReadOnly, interfaces::Readable};
+/// kaal_dddk::register_block! {
 ///     Pl031Registers {
 ///         (0x000 => data: ReadOnly<u32>),
 ///         (0x004 => @END),
@@ -32,7 +32,7 @@ pub struct Mmio<R> {
     registers: PhantomData<R>,
 }
 
-impl<R> Mmio<R> {
+impl<R: RegisterBlock> Mmio<R> {
     /// The block over region `index`, mapped at `registers`: checked against the size
     /// and alignment of `R`.
     pub fn new(registers: &DeviceRegisters, index: usize) -> Result<Self, DriverError> {
@@ -71,15 +71,16 @@ impl<R> Mmio<R> {
     }
 }
 
-impl<R> Deref for Mmio<R> {
+impl<R: RegisterBlock> Deref for Mmio<R> {
     type Target = R;
 
     fn deref(&self) -> &R {
         // SAFETY: `new` checked that the granted region (mapped by the broker as device
         // memory, read-write, for the component's whole life) covers `size_of::<R>()`
-        // bytes at a suitably aligned address. `R` is a register block whose fields are
-        // tock-registers cells (`UnsafeCell`s accessed with volatile reads and writes),
-        // so a shared reference asserts nothing the device's own changes could break.
+        // bytes at a suitably aligned address. `R: RegisterBlock` is only implemented by
+        // `register_block!`, whose fields are checked to be tock-registers cells
+        // (`UnsafeCell`s accessed with volatile reads and writes), so a shared reference
+        // asserts nothing the device's own changes could break.
         unsafe { &*(self.address as *const R) }
     }
 }

@@ -3,7 +3,19 @@
 use alloc::vec::Vec;
 use kaal_user::startup::{DeviceRegisters, GrantKind, Irq, Startup};
 
-use crate::{DmaBuffer, DriverError, IrqLine, Mmio};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use crate::{DmaBuffer, DriverError, IrqLine, Mmio, RegisterBlock};
+
+/// Register regions handed out in this process (bit per region): each once.
+static REGIONS_TAKEN: AtomicU64 = AtomicU64::new(0);
+/// IRQ lines handed out in this process (bit per line index): each once.
+static IRQS_TAKEN: AtomicU64 = AtomicU64::new(0);
+
+/// Claims bit `index` of `taken`; `false` if it was claimed before (or is past 63).
+fn claim(taken: &AtomicU64, index: usize) -> bool {
+    index < 64 && taken.fetch_or(1 << index, Ordering::AcqRel) & (1 << index) == 0
+}
 
 /// What `#[derive(Driver)]` records about a driver, and `kaal-build` reads from its
 /// binary without running it: its name and the devices it drives.
@@ -83,7 +95,7 @@ impl Resources {
     }
 
     /// Register region `index` as the register block `R`.
-    pub fn mmio<R>(&mut self, index: usize) -> Result<Mmio<R>, DriverError> {
+    pub fn mmio<R: RegisterBlock>(&mut self, index: usize) -> Result<Mmio<R>, DriverError> {
         let region = self
             .regions
             .get(index)
@@ -92,6 +104,12 @@ impl Resources {
                 granted: self.regions.len(),
             })?;
         let mmio = Mmio::new(region, index)?;
+        if !claim(&REGIONS_TAKEN, index) {
+            return Err(DriverError::Taken {
+                what: "register region",
+                index,
+            });
+        }
         self.taken_regions |= 1 << index.min(63);
         Ok(mmio)
     }
@@ -102,6 +120,12 @@ impl Resources {
             index,
             granted: self.irqs.len(),
         })?;
+        if !claim(&IRQS_TAKEN, index) {
+            return Err(DriverError::Taken {
+                what: "IRQ line",
+                index,
+            });
+        }
         self.taken_irqs |= 1 << index.min(63);
         Ok(IrqLine::new(irq))
     }

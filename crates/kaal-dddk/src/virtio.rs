@@ -44,7 +44,6 @@ use core::ptr::NonNull;
 
 use spin::Mutex;
 use tock_registers::interfaces::Readable;
-use tock_registers::register_structs;
 use tock_registers::registers::ReadOnly;
 use virtio_drivers::device::blk::{BlkReq, BlkResp, VirtIOBlk};
 use virtio_drivers::transport::DeviceType;
@@ -55,7 +54,7 @@ pub use virtio_drivers;
 
 use crate::{DmaBuffer, DriverError, IrqLine, Mmio, Resources};
 
-register_structs! {
+crate::register_block! {
     /// A virtio-mmio transport's register header (virtio 1.2 §4.2.2): 0x100 bytes, the
     /// device's configuration follows. Claim a region as `Mmio<VirtioMmioHeader>` (with
     /// `#[mmio]` in a `#[derive(Driver)]` struct, or [`Resources::mmio`]) and hand it to

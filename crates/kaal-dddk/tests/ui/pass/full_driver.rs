@@ -4,11 +4,10 @@
 #![deny(warnings)]
 
 use kaal_dddk::tock_registers::interfaces::{Readable, Writeable};
-use kaal_dddk::tock_registers::register_structs;
 use kaal_dddk::tock_registers::registers::{ReadOnly, ReadWrite};
 use kaal_dddk::{DmaBuffer, Driver, DriverMetadata, IrqLine, Mmio, Probe, Request};
 
-register_structs! {
+kaal_dddk::register_block! {
     Registers {
         (0x000 => data: ReadOnly<u32>),
         (0x004 => match_value: ReadWrite<u32>),
@@ -16,7 +15,7 @@ register_structs! {
     }
 }
 
-register_structs! {
+kaal_dddk::register_block! {
     Extra {
         (0x000 => control: ReadWrite<u32>),
         (0x004 => @END),

@@ -9,12 +9,11 @@
 
 use kaal_abi::Error;
 use kaal_dddk::tock_registers::interfaces::{Readable, Writeable};
-use kaal_dddk::tock_registers::register_structs;
 use kaal_dddk::tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
 use kaal_dddk::{Driver, DriverError, IrqLine, Mmio, Request};
 use kaal_user::startup::ChannelProducer;
 
-register_structs! {
+kaal_dddk::register_block! {
     /// PL011 registers (ARM DDI 0183).
     Registers {
         (0x000 => data: ReadWrite<u32>),

@@ -10,11 +10,10 @@
 
 use kaal_abi::Error;
 use kaal_dddk::tock_registers::interfaces::{Readable, Writeable};
-use kaal_dddk::tock_registers::register_structs;
 use kaal_dddk::tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
 use kaal_dddk::{Driver, DriverError, IrqLine, Mmio, Request};
 
-register_structs! {
+kaal_dddk::register_block! {
     /// PL031 registers (ARM DDI 0224).
     Registers {
         (0x000 => data: ReadOnly<u32>),

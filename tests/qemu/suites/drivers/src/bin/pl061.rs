@@ -6,12 +6,11 @@
 #![forbid(unsafe_code)]
 
 use kaal_dddk::tock_registers::interfaces::{Readable, Writeable};
-use kaal_dddk::tock_registers::register_structs;
 use kaal_dddk::tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
 use kaal_dddk::{Driver, DriverError, IrqLine, Mmio};
 use kaal_user::broker::BrokerClient;
 
-register_structs! {
+kaal_dddk::register_block! {
     /// PL061 registers (ARM DDI 0190).
     Registers {
         (0x000 => _data),
