@@ -212,8 +212,10 @@ impl Broker {
     /// `SHUTDOWN` request (it answers and ends: a driver built with the kit runs its
     /// `shutdown` hook), then destroyed.
     ///
-    /// A component that serves an endpoint is trusted to answer; one that faults instead
-    /// is seen as `Aborted`.
+    /// Before each `SHUTDOWN`, messages waiting on the broker's endpoint are answered
+    /// (refused), so a server blocked calling the broker can take the request. A
+    /// component that serves an endpoint is trusted to answer it then; one that faults
+    /// instead is seen as `Aborted`.
     pub fn power_off(&mut self, requested_by: &str) -> ! {
         if self.log {
             kaal_user::println!("[broker] power off requested by {requested_by}; stopping the system");
@@ -229,6 +231,9 @@ impl Broker {
                 .map(|e| e.endpoint)
                 .collect();
             for endpoint in served {
+                // A server blocked calling the broker could not receive the request and
+                // the broker would wait for it forever: answer whatever is waiting first.
+                self.refuse_pending();
                 let _ = endpoint.call(&Message::new(protocol::SHUTDOWN, [0; 4]));
             }
             self.destroy(index);
@@ -244,6 +249,19 @@ impl Broker {
         kaal_user::println!("[broker] could not switch off: {error}");
         loop {
             kaal_user::sys::yield_now();
+        }
+    }
+
+    /// Answers every message waiting on the broker's endpoint without serving it (the
+    /// system is shutting down): faults with `STOP`, requests with `Aborted`.
+    fn refuse_pending(&mut self) {
+        while let Ok(received) = self.endpoint.nb_recv() {
+            let answer = if received.badge & FAULT_BADGE != 0 {
+                Message::new(fault::STOP, [0; 4])
+            } else {
+                reply_message(Err(Error::Aborted))
+            };
+            let _ = ipc::reply(&answer);
         }
     }
 
