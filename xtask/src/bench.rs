@@ -34,7 +34,9 @@ fn run_image(
     qemu_args: &[&str],
     disk_mib: Option<u64>,
 ) -> Result<Vec<(String, u64)>> {
-    let dir = root().join("tests/qemu/benches").join(package.trim_start_matches("bench-"));
+    let dir = root()
+        .join("tests/qemu/benches")
+        .join(package.trim_start_matches("bench-"));
     let elf = ws.build_user(&[Bin::package(package)])?.remove(0);
     let mut components = vec![Component::new(kaal_build::ROOT_TASK, elf)];
     let extra: Vec<String> = std::fs::read_to_string(dir.join("components.txt"))
@@ -48,7 +50,10 @@ fn run_image(
     }
     let system = dir.join("system.toml");
     if system.is_file() {
-        let out = ws.root().join("target/kaal-systems").join(format!("{package}.system"));
+        let out = ws
+            .root()
+            .join("target/kaal-systems")
+            .join(format!("{package}.system"));
         kaal_build::system::compile(&system, &out, 256 << 20)?;
         components.push(Component::new(kaal_build::system::SYSTEM_ENTRY, out));
     }
@@ -96,7 +101,12 @@ pub fn run(_rest: &[String]) -> Result<ExitCode> {
     results.extend(run_image(&ws, "bench-broker", &[], None)?);
     // The real-time clock follows the virtual clock, so its alarm fires at a known
     // virtual time and the interrupt latency is a count of instructions.
-    results.extend(run_image(&ws, "bench-drivers", &["-rtc", "clock=vm"], None)?);
+    results.extend(run_image(
+        &ws,
+        "bench-drivers",
+        &["-rtc", "clock=vm"],
+        None,
+    )?);
     // Virtual time per 4 KiB read: guest instructions plus the host's I/O time while the
     // guest waits (varies with the host).
     results.extend(run_image(&ws, "bench-blk", &[], Some(8))?);

@@ -116,27 +116,22 @@ fn discover() -> Result<Vec<Suite>> {
         };
         let options = std::fs::read_to_string(path.join("suite.txt")).unwrap_or_default();
         let timeout = match suite_option(&options, "timeout") {
-            Some(secs) => Some(std::time::Duration::from_secs(
-                secs.parse()
-                    .map_err(|_| format!("{}: timeout `{secs}` is not seconds", path.display()))?,
-            )),
+            Some(secs) => Some(std::time::Duration::from_secs(secs.parse().map_err(
+                |_| format!("{}: timeout `{secs}` is not seconds", path.display()),
+            )?)),
             None => None,
         };
-        let disk_mib = match suite_option(&options, "disk") {
-            Some(mib) => Some(
-                mib.parse::<u64>()
-                    .ok()
-                    .filter(|&mib| mib > 0)
-                    .ok_or_else(|| format!("{}: disk `{mib}` is not a size in MiB", path.display()))?,
-            ),
-            None => None,
-        };
+        let disk_mib =
+            match suite_option(&options, "disk") {
+                Some(mib) => Some(mib.parse::<u64>().ok().filter(|&mib| mib > 0).ok_or_else(
+                    || format!("{}: disk `{mib}` is not a size in MiB", path.display()),
+                )?),
+                None => None,
+            };
         let boots = match suite_option(&options, "boots") {
-            Some(n) => n
-                .parse::<u32>()
-                .ok()
-                .filter(|&n| n > 0)
-                .ok_or_else(|| format!("{}: boots `{n}` is not a positive number", path.display()))?,
+            Some(n) => n.parse::<u32>().ok().filter(|&n| n > 0).ok_or_else(|| {
+                format!("{}: boots `{n}` is not a positive number", path.display())
+            })?,
             None => 1,
         };
         let system = path.join("system.toml");
@@ -160,7 +155,10 @@ fn discover() -> Result<Vec<Suite>> {
                 (Some(after), Some(bytes)) => Some((
                     after,
                     bytes.parse().map_err(|_| {
-                        format!("{}: serial_input_bytes `{bytes}` is not a number", path.display())
+                        format!(
+                            "{}: serial_input_bytes `{bytes}` is not a number",
+                            path.display()
+                        )
                     })?,
                 )),
                 _ => None,
@@ -360,7 +358,10 @@ fn run_boots(suite: &Suite, kernel: &Path, config: &QemuConfig, args: &Args) -> 
         match image {
             Ok(image) => config.disk = Some(image),
             Err(e) => {
-                print!("qemu: {:<24} {label:<26} FAILED\n    disk image: {e}\n", suite.package);
+                print!(
+                    "qemu: {:<24} {label:<26} FAILED\n    disk image: {e}\n",
+                    suite.package
+                );
                 return false;
             }
         }
@@ -497,7 +498,10 @@ pub fn interactive(args: Args) -> Result<ExitCode> {
         if !image.is_file() {
             create_disk(&image, mib)?;
         }
-        println!("qemu: disk image {} (kept between boots; delete it for a fresh disk)", image.display());
+        println!(
+            "qemu: disk image {} (kept between boots; delete it for a fresh disk)",
+            image.display()
+        );
         config.disk = Some(image);
     }
     let status = qemu::run_interactive(&config, &image.kernel)?;

@@ -214,7 +214,9 @@ fn malformed_description_fails_the_build(dir: &Path) -> bool {
     if ok {
         println!("template: a misspelt key fails the build: `{expected}`");
     } else {
-        println!("template: a misspelt key in system.toml did not fail the build as expected (`{expected}`)");
+        println!(
+            "template: a misspelt key in system.toml did not fail the build as expected (`{expected}`)"
+        );
         for line in stderr.lines().rev().take(10) {
             println!("    | {line}");
         }

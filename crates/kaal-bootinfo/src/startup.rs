@@ -311,7 +311,8 @@ impl<'a> StartupInfo<'a> {
             needed,
             available: bytes.len(),
         };
-        let (header, _) = StartupHeader::read_from_prefix(bytes).map_err(|_| too_short(HEADER_SIZE))?;
+        let (header, _) =
+            StartupHeader::read_from_prefix(bytes).map_err(|_| too_short(HEADER_SIZE))?;
         if header.magic != STARTUP_MAGIC {
             return Err(StartupError::BadMagic);
         }
@@ -348,8 +349,8 @@ impl<'a> StartupInfo<'a> {
         let entries = &bytes[header_size as usize..needed];
         let mut name = "";
         for index in 0..count {
-            let entry_name =
-                name_at(entries, entry_size as usize, index).ok_or(StartupError::BadName { index })?;
+            let entry_name = name_at(entries, entry_size as usize, index)
+                .ok_or(StartupError::BadName { index })?;
             if index == 0 {
                 name = entry_name;
             }
@@ -527,7 +528,6 @@ impl<'b> StartupWriter<'b> {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -590,7 +590,10 @@ mod tests {
         }
         let mut bad = page;
         bad[0] = b'X';
-        assert_eq!(StartupInfo::parse(&bad[..used]).err(), Some(StartupError::BadMagic));
+        assert_eq!(
+            StartupInfo::parse(&bad[..used]).err(),
+            Some(StartupError::BadMagic)
+        );
     }
 
     #[test]

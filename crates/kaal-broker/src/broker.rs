@@ -520,7 +520,8 @@ impl Broker {
     pub fn start_system(&mut self) -> Result<(), BrokerError> {
         let description = self.description.clone();
         for spec in &description.components {
-            self.components.push(Component::new(spec.clone(), self.components.len())?);
+            self.components
+                .push(Component::new(spec.clone(), self.components.len())?);
             let owner = self.components[self.components.len() - 1].owner();
             self.accounts.set_quota(owner, spec.memory_quota_bytes);
         }

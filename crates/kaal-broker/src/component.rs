@@ -7,7 +7,7 @@ use kaal_bootinfo::startup::{Grant, GrantKind, STARTUP_VADDR, StartupWriter};
 use kaal_bootinfo::system::ComponentSpec;
 use kaal_user::broker::ComponentState;
 use kaal_user::cap::{self, Cap, Endpoint, Frame2M, Frame4K};
-use kaal_user::process::{FIRST_FREE_SLOT, CHILD_OWN_SLOTS, Process, ProcessOptions};
+use kaal_user::process::{CHILD_OWN_SLOTS, FIRST_FREE_SLOT, Process, ProcessOptions};
 
 use crate::broker::{Broker, DeviceId, FAULT_BADGE, Memory, SERVICE_BADGE};
 use crate::devices::Owner;
@@ -128,15 +128,20 @@ impl Component {
 fn footprint(image: &[u8], spec: &ComponentSpec) -> Result<u64, BrokerError> {
     use elf::ElfBytes;
     use elf::endian::LittleEndian;
-    let file = ElfBytes::<LittleEndian>::minimal_parse(image)
-        .map_err(|_| BrokerError::BadImage { name: spec.image.clone() })?;
-    let segments = file
-        .segments()
-        .ok_or(BrokerError::BadImage { name: spec.image.clone() })?;
+    let file =
+        ElfBytes::<LittleEndian>::minimal_parse(image).map_err(|_| BrokerError::BadImage {
+            name: spec.image.clone(),
+        })?;
+    let segments = file.segments().ok_or(BrokerError::BadImage {
+        name: spec.image.clone(),
+    })?;
     let mut bytes: u64 = 0;
     for segment in segments.iter().filter(|p| p.p_type == elf::abi::PT_LOAD) {
         let start = segment.p_vaddr & !0xfff;
-        let end = segment.p_vaddr.saturating_add(segment.p_memsz).next_multiple_of(4096);
+        let end = segment
+            .p_vaddr
+            .saturating_add(segment.p_memsz)
+            .next_multiple_of(4096);
         bytes = bytes.saturating_add(end.saturating_sub(start));
     }
     // Stack, heap, IPC buffer and start-up page; 24 page tables; CNode (32-byte slots),
@@ -218,11 +223,19 @@ impl Broker {
         // The badge carries the life's generation, so a message queued by a previous
         // life (with a copy it passed on) is not taken for this one.
         let identity = u64::from(id) | (u64::from(generation) & 0xffff) << 16;
-        let fault_slot =
-            Self::give(life, self.endpoint, rights::WRITE, Some(FAULT_BADGE | identity))?;
+        let fault_slot = Self::give(
+            life,
+            self.endpoint,
+            rights::WRITE,
+            Some(FAULT_BADGE | identity),
+        )?;
         life.process.set_fault_endpoint(fault_slot)?;
-        let service_slot =
-            Self::give(life, self.endpoint, rights::WRITE, Some(SERVICE_BADGE | identity))?;
+        let service_slot = Self::give(
+            life,
+            self.endpoint,
+            rights::WRITE,
+            Some(SERVICE_BADGE | identity),
+        )?;
         writer.push(
             &Grant::new("broker", GrantKind::Broker)
                 .slots([service_slot, 0, 0, 0])
@@ -239,11 +252,20 @@ impl Broker {
             let (kind, access, badge) = if endpoint.server == Some(index) {
                 (GrantKind::EndpointServer, rights::READ, 0)
             } else if endpoint.clients.contains(&index) {
-                (GrantKind::EndpointClient, rights::WRITE | rights::GRANT, u64::from(id) + 1)
+                (
+                    GrantKind::EndpointClient,
+                    rights::WRITE | rights::GRANT,
+                    u64::from(id) + 1,
+                )
             } else {
                 continue;
             };
-            let slot = Self::give(life, endpoint.endpoint, access, (badge != 0).then_some(badge))?;
+            let slot = Self::give(
+                life,
+                endpoint.endpoint,
+                access,
+                (badge != 0).then_some(badge),
+            )?;
             writer.push(&Grant::new(&endpoint.name, kind).slots([slot, 0, 0, 0]))?;
         }
 
@@ -277,21 +299,19 @@ impl Broker {
         }
 
         for device_name in &spec.devices {
-            let device = self
-                .description
-                .device(device_name)
-                .cloned()
-                .ok_or(BrokerError::UnknownDevice {
+            let device = self.description.device(device_name).cloned().ok_or(
+                BrokerError::UnknownDevice {
                     name: device_name.clone(),
-                })?;
-            let grant = self.device_for(
-                DeviceId::new(&device.compatible, device.index),
-                Owner(id),
+                },
             )?;
+            let grant =
+                self.device_for(DeviceId::new(&device.compatible, device.index), Owner(id))?;
             // The frames in the grant are copies already: keep them all (so that they go
             // with the life even if a step fails), then map them.
             life.copies.extend(grant.frames.iter().copied());
-            let vaddr = life.vspace.allocate(grant.frames.len() as u64 * 4096, 4096)?;
+            let vaddr = life
+                .vspace
+                .allocate(grant.frames.len() as u64 * 4096, 4096)?;
             for (i, frame) in grant.frames.iter().enumerate() {
                 life.process.map(
                     *frame,
@@ -310,7 +330,12 @@ impl Broker {
             writer.push(
                 &Grant::new(&device.name, GrantKind::Device)
                     .slots([handler_slot, notification_slot, 0, 0])
-                    .values([vaddr + (grant.base & 0xfff), grant.size_bytes, grant.base, line]),
+                    .values([
+                        vaddr + (grant.base & 0xfff),
+                        grant.size_bytes,
+                        grant.base,
+                        line,
+                    ]),
             )?;
         }
 
@@ -454,9 +479,11 @@ impl Broker {
                 let at = vaddr + page * step;
                 let access = rights::READ | rights::WRITE;
                 if frame_bits == 21 {
-                    life.process.map(Cap::<Frame2M>::from_slot(slot), at, access, 0)?;
+                    life.process
+                        .map(Cap::<Frame2M>::from_slot(slot), at, access, 0)?;
                 } else {
-                    life.process.map(Cap::<Frame4K>::from_slot(slot), at, access, 0)?;
+                    life.process
+                        .map(Cap::<Frame4K>::from_slot(slot), at, access, 0)?;
                 }
             }
             Ok::<_, BrokerError>(vaddr)

@@ -16,7 +16,11 @@ impl UntypedBackend for KernelUntyped {
     type Handle = Cap<Untyped>;
     type Error = Error;
 
-    fn split(&mut self, parent: Cap<Untyped>, child_size_bits: u8) -> Result<[Cap<Untyped>; 2], Error> {
+    fn split(
+        &mut self,
+        parent: Cap<Untyped>,
+        child_size_bits: u8,
+    ) -> Result<[Cap<Untyped>; 2], Error> {
         let first = cap::allocate_slot()?;
         let second = match cap::allocate_slot() {
             Ok(slot) => slot,
@@ -26,11 +30,17 @@ impl UntypedBackend for KernelUntyped {
             }
         };
         let retyped = if second == first + 1 {
-            parent.retype::<Untyped>(child_size_bits, first, 2).map(|_| ())
+            parent
+                .retype::<Untyped>(child_size_bits, first, 2)
+                .map(|_| ())
         } else {
             parent
                 .retype::<Untyped>(child_size_bits, first, 1)
-                .and_then(|_| parent.retype::<Untyped>(child_size_bits, second, 1).map(|_| ()))
+                .and_then(|_| {
+                    parent
+                        .retype::<Untyped>(child_size_bits, second, 1)
+                        .map(|_| ())
+                })
         };
         if let Err(error) = retyped {
             // Undo a half-done split: the parent loses its children again.

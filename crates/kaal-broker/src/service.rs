@@ -218,7 +218,9 @@ impl Broker {
     /// instead is seen as `Aborted`.
     pub fn power_off(&mut self, requested_by: &str) -> ! {
         if self.log {
-            kaal_user::println!("[broker] power off requested by {requested_by}; stopping the system");
+            kaal_user::println!(
+                "[broker] power off requested by {requested_by}; stopping the system"
+            );
         }
         for index in (0..self.components.len()).rev() {
             if self.components[index].life.is_none() {

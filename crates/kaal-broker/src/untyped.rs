@@ -174,7 +174,10 @@ impl<H: Copy + fmt::Debug + PartialEq> UntypedAllocator<H> {
     /// How many blocks were made by splitting (each holds a capability of its own in
     /// the backend; boot regions do not count).
     pub fn split_blocks(&self) -> usize {
-        self.nodes.values().filter(|node| node.parent.is_some()).count()
+        self.nodes
+            .values()
+            .filter(|node| node.parent.is_some())
+            .count()
     }
 
     /// An allocator without memory.

@@ -96,13 +96,10 @@ impl Resources {
 
     /// Register region `index` as the register block `R`.
     pub fn mmio<R: RegisterBlock>(&mut self, index: usize) -> Result<Mmio<R>, DriverError> {
-        let region = self
-            .regions
-            .get(index)
-            .ok_or(DriverError::MmioNotGranted {
-                index,
-                granted: self.regions.len(),
-            })?;
+        let region = self.regions.get(index).ok_or(DriverError::MmioNotGranted {
+            index,
+            granted: self.regions.len(),
+        })?;
         let mmio = Mmio::new(region, index)?;
         if !claim(&REGIONS_TAKEN, index) {
             return Err(DriverError::Taken {

@@ -828,9 +828,8 @@ mod tests {
                 unsafe { region.add(at).cast::<u32>().write(value) };
             }
             // SAFETY: the region is valid, aligned, and used only through this attachment.
-            let attached = unsafe {
-                SharedRing::<T, N>::attach(region, SharedRing::<T, N>::REGION_SIZE)
-            };
+            let attached =
+                unsafe { SharedRing::<T, N>::attach(region, SharedRing::<T, N>::REGION_SIZE) };
             assert!(attached.is_ok());
         }
         check::<u64, 1024>();

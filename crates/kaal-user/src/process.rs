@@ -117,7 +117,9 @@ pub fn write_frame(
     bytes: &[u8],
     untyped: Cap<Untyped>,
 ) -> Result<(), Error> {
-    let end = offset.checked_add(bytes.len()).ok_or(Error::InvalidArgument)?;
+    let end = offset
+        .checked_add(bytes.len())
+        .ok_or(Error::InvalidArgument)?;
     if end > PAGE as usize {
         return Err(Error::InvalidArgument);
     }
@@ -277,7 +279,12 @@ impl Process {
         )?;
         let ipc_buffer_vaddr = ipc_buffer_vaddr(options.stack_bytes);
         let ipc_buffer: Cap<Frame4K> = self.retype(0)?;
-        self.map(ipc_buffer, ipc_buffer_vaddr, rights::READ | rights::WRITE, 0)?;
+        self.map(
+            ipc_buffer,
+            ipc_buffer_vaddr,
+            rights::READ | rights::WRITE,
+            0,
+        )?;
 
         let cnode = self.cnode;
         cnode.copy_to(cnode, slots::ROOT_CNODE, rights::ALL)?;

@@ -98,9 +98,7 @@ extern "C" fn kaal_user_start(boot_info: usize, boot_info_bytes: usize) -> ! {
     match heap {
         // SAFETY: the broker mapped `bytes` of fresh read-write memory at `vaddr` for this
         // component alone, for its whole life; runs once, before any allocation.
-        Some((vaddr, bytes)) => unsafe {
-            ALLOCATOR.lock().init(vaddr as *mut u8, bytes as usize)
-        },
+        Some((vaddr, bytes)) => unsafe { ALLOCATOR.lock().init(vaddr as *mut u8, bytes as usize) },
         // SAFETY: runs once, first thing, before any allocation; nothing else uses
         // HEAP_MEMORY.
         None => unsafe {

@@ -21,15 +21,13 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use kaal_bootinfo::startup::Grant;
 pub use kaal_bootinfo::startup::GrantKind;
 pub use kaal_bootinfo::startup::{StartupError, StartupInfo};
-use kaal_ipc::{Attached, Consumer, Notify, Producer, SharedRing};
 pub use kaal_ipc::PeerState;
+use kaal_ipc::{Attached, Consumer, Notify, Producer, SharedRing};
 
 /// A ring channel's producing end in a component.
-pub type ChannelProducer<T, const N: usize> =
-    Producer<T, N, Attached<'static, T, N>, KaalNotify>;
+pub type ChannelProducer<T, const N: usize> = Producer<T, N, Attached<'static, T, N>, KaalNotify>;
 /// A ring channel's consuming end in a component.
-pub type ChannelConsumer<T, const N: usize> =
-    Consumer<T, N, Attached<'static, T, N>, KaalNotify>;
+pub type ChannelConsumer<T, const N: usize> = Consumer<T, N, Attached<'static, T, N>, KaalNotify>;
 
 /// Why a channel end could not be taken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -208,12 +206,16 @@ impl Startup {
 
     /// A client capability to endpoint `name`.
     pub fn endpoint(&self, name: &str) -> Result<Cap<Endpoint>, StartupError> {
-        Ok(Cap::from_slot(self.find(name, GrantKind::EndpointClient)?.slots[0]))
+        Ok(Cap::from_slot(
+            self.find(name, GrantKind::EndpointClient)?.slots[0],
+        ))
     }
 
     /// The endpoint `name` this component serves.
     pub fn serve(&self, name: &str) -> Result<Cap<Endpoint>, StartupError> {
-        Ok(Cap::from_slot(self.find(name, GrantKind::EndpointServer)?.slots[0]))
+        Ok(Cap::from_slot(
+            self.find(name, GrantKind::EndpointServer)?.slots[0],
+        ))
     }
 
     /// The broker's service endpoint and the services this component may use.
@@ -253,7 +255,11 @@ impl Startup {
         })
     }
 
-    fn take(&self, name: &str, kind: GrantKind) -> Result<(Grant<'static>, *mut u8, usize), ChannelError> {
+    fn take(
+        &self,
+        name: &str,
+        kind: GrantKind,
+    ) -> Result<(Grant<'static>, *mut u8, usize), ChannelError> {
         let grant = self.find(name, kind)?;
         let index = self
             .info
@@ -268,7 +274,10 @@ impl Startup {
     }
 
     fn notify(grant: &Grant<'_>) -> KaalNotify {
-        KaalNotify::new(Cap::from_slot(grant.slots[0]), Cap::from_slot(grant.slots[1]))
+        KaalNotify::new(
+            Cap::from_slot(grant.slots[0]),
+            Cap::from_slot(grant.slots[1]),
+        )
     }
 
     /// The producing end of channel `name`, carrying `T`s in `N` slots. Blocking pushes

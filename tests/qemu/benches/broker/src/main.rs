@@ -25,7 +25,11 @@ fn main(boot: &BootInfo<'_>) -> i32 {
     });
     for component in broker.components() {
         if component.exit_code() != Some(0) {
-            println!("[bench] {} failed: {:?}", component.name(), component.exit_code());
+            println!(
+                "[bench] {} failed: {:?}",
+                component.name(),
+                component.exit_code()
+            );
             return 1;
         }
     }

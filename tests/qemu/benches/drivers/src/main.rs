@@ -40,7 +40,10 @@ fn client(slot: usize) -> u64 {
         *latency = request(clock, LATENCY, 0).unwrap_or(0) * nanoseconds_per_tick;
     }
     latencies.sort_unstable();
-    println!("[bench] irq_to_driver_pl031: {} instructions", latencies[ROUNDS / 2]);
+    println!(
+        "[bench] irq_to_driver_pl031: {} instructions",
+        latencies[ROUNDS / 2]
+    );
     println!("[bench] done");
     sys::debug_exit(0);
     0

@@ -50,7 +50,10 @@ fn client(slot: usize) -> u64 {
         let now = seconds(clock)?;
         let host = HOST_TIME.load(Ordering::Relaxed);
         check!(host != 0, "no kaal.test.unix_time boot argument");
-        check!(now.abs_diff(host) <= 300, "RTC says {now}, the host said {host}");
+        check!(
+            now.abs_diff(host) <= 300,
+            "RTC says {now}, the host said {host}"
+        );
         Ok(())
     });
     suite.run("rtc_time_advances", || {
@@ -90,7 +93,10 @@ fn client(slot: usize) -> u64 {
             for _ in 0..3 {
                 let now = seconds(clock)?;
                 let host = HOST_TIME.load(Ordering::Relaxed);
-                check!(now.abs_diff(host) <= 300, "after the restart the RTC says {now}");
+                check!(
+                    now.abs_diff(host) <= 300,
+                    "after the restart the RTC says {now}"
+                );
             }
             let alarms = request(clock, ALARMS, 0).map_err(|e| format!("{e:?}"))?[0];
             check!(alarms == 0, "a new life counts alarms from 0, not {alarms}");
@@ -109,7 +115,8 @@ fn client(slot: usize) -> u64 {
 }
 
 fn main(boot: &BootInfo<'_>) -> i32 {
-    if let Some(host) = bootarg(boot.bootargs(), "kaal.test.unix_time").and_then(|t| t.parse().ok()) {
+    if let Some(host) = bootarg(boot.bootargs(), "kaal.test.unix_time").and_then(|t| t.parse().ok())
+    {
         HOST_TIME.store(host, Ordering::Relaxed);
     }
     let mut broker = match Broker::new(boot) {

@@ -246,28 +246,34 @@ fn main(boot: &BootInfo<'_>) -> i32 {
         Ok(())
     });
 
-    suite.run("a_call_whose_receiver_ends_without_replying_is_aborted", || {
-        // The server receives the call and exits without replying: the caller must get
-        // `Aborted`, not wait forever.
-        let endpoint: Cap<Endpoint> = untyped.retype_one(0).map_err(err)?;
-        let server = thread::spawn(
-            |slot| {
-                let endpoint = Cap::<Endpoint>::from_slot(slot as u64);
-                match endpoint.recv() {
-                    Ok(_) => 7,
-                    Err(_) => 1,
-                }
-            },
-            endpoint.slot() as usize,
-            PRIORITY,
-        )
-        .map_err(err)?;
-        sys::yield_now(); // the server blocks in recv
-        let answer = endpoint.call(&Message::new(1, [0; 4]));
-        check!(answer == Err(Error::Aborted), "call answered {answer:?}");
-        check!(server.join() == ThreadState::Exited(7), "server did not exit");
-        Ok(())
-    });
+    suite.run(
+        "a_call_whose_receiver_ends_without_replying_is_aborted",
+        || {
+            // The server receives the call and exits without replying: the caller must get
+            // `Aborted`, not wait forever.
+            let endpoint: Cap<Endpoint> = untyped.retype_one(0).map_err(err)?;
+            let server = thread::spawn(
+                |slot| {
+                    let endpoint = Cap::<Endpoint>::from_slot(slot as u64);
+                    match endpoint.recv() {
+                        Ok(_) => 7,
+                        Err(_) => 1,
+                    }
+                },
+                endpoint.slot() as usize,
+                PRIORITY,
+            )
+            .map_err(err)?;
+            sys::yield_now(); // the server blocks in recv
+            let answer = endpoint.call(&Message::new(1, [0; 4]));
+            check!(answer == Err(Error::Aborted), "call answered {answer:?}");
+            check!(
+                server.join() == ThreadState::Exited(7),
+                "server did not exit"
+            );
+            Ok(())
+        },
+    );
 
     suite.run("notifications_accumulate_badges", || {
         let notification: Cap<Notification> = untyped.retype_one(0).map_err(err)?;

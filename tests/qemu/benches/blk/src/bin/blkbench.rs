@@ -37,7 +37,11 @@ fn main(_argument: u64) -> i32 {
     let mut read_block = |block: u64| -> bool {
         for sector in 0..SECTORS_PER_BLOCK {
             if requests
-                .push(BlkRequest::new(id + sector, READ, block * SECTORS_PER_BLOCK + sector))
+                .push(BlkRequest::new(
+                    id + sector,
+                    READ,
+                    block * SECTORS_PER_BLOCK + sector,
+                ))
                 .is_err()
             {
                 return false;

@@ -22,7 +22,12 @@ fn main(argument: u64) -> i32 {
     let (ping, pong, after, name) = if argument == 0 {
         ("ping", "pong", "next", "ring_round_trip_two_processes")
     } else {
-        ("ping2", "pong2", "go", "ring_round_trip_server_above_client")
+        (
+            "ping2",
+            "pong2",
+            "go",
+            "ring_round_trip_server_above_client",
+        )
     };
     let (Ok(mut ping), Ok(mut pong), Ok(mut after)) = (
         startup.producer::<u64, 64>(ping),
@@ -53,7 +58,10 @@ fn main(argument: u64) -> i32 {
     }
     let ticks = time::now_ticks() - start;
     let nanoseconds_per_tick = 1_000_000_000 / time::ticks_per_second();
-    println!("[bench] {name}: {} instructions", ticks * nanoseconds_per_tick / N);
+    println!(
+        "[bench] {name}: {} instructions",
+        ticks * nanoseconds_per_tick / N
+    );
     if ping.push(u64::MAX).is_err() || after.push(1).is_err() {
         return 14;
     }

@@ -61,7 +61,9 @@ fn main(_argument: u64) -> i32 {
         producer_generation = current;
     }
     let restarts = producer_generation.saturating_sub(1);
-    println!("[checker] {expected} messages, each once and in order; producer restarts seen through the ring: {restarts}");
+    println!(
+        "[checker] {expected} messages, each once and in order; producer restarts seen through the ring: {restarts}"
+    );
     if restarts != 100 {
         return 15;
     }

@@ -41,7 +41,11 @@ fn main(_argument: u64) -> i32 {
         }
     }
     // Outside the granted registers: refused, not a fault.
-    if rtc.registers.read32(rtc.registers.bytes() as usize).is_some() {
+    if rtc
+        .registers
+        .read32(rtc.registers.bytes() as usize)
+        .is_some()
+    {
         return 15;
     }
     kaal_user::println!(

@@ -59,7 +59,10 @@ fn main(_argument: u64) -> i32 {
         "channel not granted",
     );
     checks.check(
-        matches!(startup.serve("results"), Err(StartupError::WrongKind { .. })),
+        matches!(
+            startup.serve("results"),
+            Err(StartupError::WrongKind { .. })
+        ),
         "serving an endpoint it may only call",
     );
     checks.check(startup.endpoint("results").is_ok(), "endpoint it may call");
@@ -70,7 +73,10 @@ fn main(_argument: u64) -> i32 {
     let stolen = Cap::<Endpoint>::from_slot(30).call(&Message::new(1, [0; 4]));
     checks.check(stolen == Err(Error::InvalidCapability), "empty slot 30");
     let irq_control = Cap::<Notification>::from_slot(kaal_abi::slots::IRQ_CONTROL).signal();
-    checks.check(irq_control == Err(Error::InvalidCapability), "slot 2 (root's IRQ control)");
+    checks.check(
+        irq_control == Err(Error::InvalidCapability),
+        "slot 2 (root's IRQ control)",
+    );
     let system = Cap::<Notification>::from_slot(kaal_abi::slots::SYSTEM_CONTROL).signal();
     checks.check(system.is_err(), "slot 5 holds no system control");
 
@@ -78,7 +84,10 @@ fn main(_argument: u64) -> i32 {
     // re-minting one with another component's badge is refused by the kernel.
     for (slot, badge) in [(5u64, (1u64 << 33) | 1), (6, 1 << 33 | 2), (6, 3)] {
         let forged = Cap::<Endpoint>::from_slot(slot).mint(40, kaal_abi::rights::WRITE, badge);
-        checks.check(forged == Err(Error::IllegalOperation), "re-minting a broker capability");
+        checks.check(
+            forged == Err(Error::IllegalOperation),
+            "re-minting a broker capability",
+        );
         let _ = Cap::<Endpoint>::from_slot(40).delete();
     }
     let Ok(broker) = startup.broker() else {
@@ -109,9 +118,7 @@ fn main(_argument: u64) -> i32 {
     );
     // The process list.
     let listed = broker.components().count();
-    let me = broker
-        .components()
-        .find(|c| c.name() == "intruder");
+    let me = broker.components().find(|c| c.name() == "intruder");
     checks.check(listed == 7, "seven components listed");
     checks.check(
         matches!(me, Some(c) if c.state == ComponentState::Running && c.priority == 90 && c.memory_bytes > 0),
@@ -141,7 +148,10 @@ fn main(_argument: u64) -> i32 {
     }
     checks.check(answered == RANDOM_REQUESTS, "random requests answered");
     // The broker still serves.
-    checks.check(broker.components().count() == 7, "broker serves after the storm");
+    checks.check(
+        broker.components().count() == 7,
+        "broker serves after the storm",
+    );
     // However the storm went, a component holds at most 16 blocks from the broker.
     let mut blocks = 0;
     while broker.allocate_memory(64 * 1024).is_ok() {
@@ -151,6 +161,9 @@ fn main(_argument: u64) -> i32 {
         }
     }
     checks.check(blocks <= 16, "more than 16 memory blocks in one life");
-    println!("[intruder] {answered} random requests answered; checks failed: {:#x}", checks.0);
+    println!(
+        "[intruder] {answered} random requests answered; checks failed: {:#x}",
+        checks.0
+    );
     checks.0
 }

@@ -113,7 +113,9 @@ impl Pl011 {
         if self.output.len > 0 {
             self.registers.interrupt_mask.set(mask | TRANSMIT_INTERRUPT);
         } else {
-            self.registers.interrupt_mask.set(mask & !TRANSMIT_INTERRUPT);
+            self.registers
+                .interrupt_mask
+                .set(mask & !TRANSMIT_INTERRUPT);
         }
     }
 }
@@ -135,7 +137,9 @@ impl Driver for Pl011 {
     fn interrupt(&mut self) {
         // Clear first, then drain: a byte that arrives after the clear raises the
         // interrupt again, so none is left in the FIFO unannounced.
-        self.registers.interrupt_clear.set(RECEIVE_INTERRUPTS | TRANSMIT_INTERRUPT);
+        self.registers
+            .interrupt_clear
+            .set(RECEIVE_INTERRUPTS | TRANSMIT_INTERRUPT);
         self.transmit();
         while self.registers.flags.get() & RECEIVE_FIFO_EMPTY == 0 {
             let byte = self.registers.data.get() as u8;

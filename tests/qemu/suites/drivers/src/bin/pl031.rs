@@ -79,7 +79,8 @@ impl Driver for Pl031 {
         match request.label {
             TIME => Ok([u64::from(self.registers.data.get()), 0, 0, 0]),
             ALARM => {
-                let seconds = u32::try_from(request.words[0]).map_err(|_| Error::InvalidArgument)?;
+                let seconds =
+                    u32::try_from(request.words[0]).map_err(|_| Error::InvalidArgument)?;
                 let at = self.registers.data.get().wrapping_add(seconds);
                 self.registers.interrupt_clear.set(1);
                 let ticks = kaal_user::time::ticks_per_second() * u64::from(seconds);

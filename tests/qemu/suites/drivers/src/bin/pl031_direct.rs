@@ -37,7 +37,11 @@ fn main(_argument: u64) -> i32 {
     let Ok(startup) = kaal_user::startup() else {
         return 1;
     };
-    let Some(grant) = startup.info().grants().find(|g| g.kind == GrantKind::Device) else {
+    let Some(grant) = startup
+        .info()
+        .grants()
+        .find(|g| g.kind == GrantKind::Device)
+    else {
         return 2;
     };
     let Ok(device) = startup.device(grant.name) else {
@@ -53,7 +57,10 @@ fn main(_argument: u64) -> i32 {
     rtc.write32(RTCCR, 1);
     rtc.write32(RTCIMSC, 0);
     rtc.write32(RTCICR, 1);
-    let Some(server) = startup.info().grants().find(|g| g.kind == GrantKind::EndpointServer)
+    let Some(server) = startup
+        .info()
+        .grants()
+        .find(|g| g.kind == GrantKind::EndpointServer)
     else {
         return 6;
     };

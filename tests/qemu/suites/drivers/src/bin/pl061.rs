@@ -52,9 +52,12 @@ impl Driver for Pl061 {
         let r = &self.registers;
         r.direction.set(r.direction.get() & !POWER_BUTTON);
         // Edge-sensitive, rising edge only.
-        r.interrupt_sense.set(r.interrupt_sense.get() & !POWER_BUTTON);
-        r.interrupt_both_edges.set(r.interrupt_both_edges.get() & !POWER_BUTTON);
-        r.interrupt_event.set(r.interrupt_event.get() | POWER_BUTTON);
+        r.interrupt_sense
+            .set(r.interrupt_sense.get() & !POWER_BUTTON);
+        r.interrupt_both_edges
+            .set(r.interrupt_both_edges.get() & !POWER_BUTTON);
+        r.interrupt_event
+            .set(r.interrupt_event.get() | POWER_BUTTON);
         r.interrupt_clear.set(POWER_BUTTON);
         r.interrupt_mask.set(r.interrupt_mask.get() | POWER_BUTTON);
         kaal_user::println!("[pl061] power button armed (GPIO line 3)");
