@@ -13,8 +13,8 @@ use crate::broker::{Broker, DeviceId, FAULT_BADGE, Memory, SERVICE_BADGE};
 use crate::devices::Owner;
 use crate::error::BrokerError;
 use crate::restart::RestartBudget;
-use crate::slots::SlotAllocator;
 use crate::vspace::VirtualRanges;
+use kaal_user::slots::SlotAllocator;
 
 /// Where a component's heap is mapped.
 pub const HEAP_VADDR: u64 = 0x0000_0001_0000_0000;

@@ -4,9 +4,9 @@ use alloc::string::String;
 
 use crate::accounts::QuotaError;
 use crate::devices::DeviceError;
-use crate::slots::SlotError;
 use crate::untyped::UntypedError;
 use crate::vspace::VirtualError;
+use kaal_user::slots::SlotError;
 
 /// Why the broker refused or failed an operation.
 #[derive(Debug, thiserror::Error)]

@@ -43,7 +43,9 @@ extern crate alloc;
 pub mod accounts;
 pub mod devices;
 pub mod restart;
-pub mod slots;
+/// CSpace slots: the runtime's allocator, which the broker uses for the root CSpace and
+/// for each component's.
+pub use kaal_user::slots;
 pub mod untyped;
 pub mod vspace;
 

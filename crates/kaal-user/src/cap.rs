@@ -237,26 +237,18 @@ pub fn largest_ram_untyped(boot: &crate::BootInfo<'_>) -> Option<Cap<Untyped>> {
         .map(|(index, _)| Cap::from_slot(u64::from(caps.untyped.start) + index as u64))
 }
 
-/// Hands out empty slots of the task's CSpace, from the boot info's first free slot up,
-/// lowest free first; freed slots are handed out again, singly and in runs.
-#[derive(Debug)]
-pub struct SlotAllocator {
-    first: u64,
-    end: u64,
-    /// Bit `i` set: slot `first + i` is handed out (grown on demand).
-    used: alloc::vec::Vec<u64>,
+pub use crate::slots::{SlotAllocator, SlotError};
+
+impl From<SlotError> for Error {
+    fn from(error: SlotError) -> Self {
+        match error {
+            SlotError::OutOfSlots | SlotError::ZeroCount => Error::OutOfResources,
+            SlotError::NotAllocated(_) => Error::InvalidArgument,
+        }
+    }
 }
 
 impl SlotAllocator {
-    /// Free slots `[first, end)`.
-    pub const fn new(first: u64, end: u64) -> Self {
-        Self {
-            first,
-            end,
-            used: alloc::vec::Vec::new(),
-        }
-    }
-
     /// The root task's free slots, as the boot info describes them.
     pub fn from_boot_info(boot: &crate::BootInfo<'_>) -> Self {
         Self::new(
@@ -264,108 +256,42 @@ impl SlotAllocator {
             1 << kaal_abi::slots::ROOT_CNODE_RADIX,
         )
     }
-
-    fn is_used(&self, index: u64) -> bool {
-        self.used
-            .get((index / 64) as usize)
-            .is_some_and(|word| word & (1 << (index % 64)) != 0)
-    }
-
-    fn mark(&mut self, index: u64, used: bool) {
-        let word = (index / 64) as usize;
-        if word >= self.used.len() {
-            self.used.resize(word + 1, 0);
-        }
-        if used {
-            self.used[word] |= 1 << (index % 64);
-        } else {
-            self.used[word] &= !(1 << (index % 64));
-        }
-    }
-
-    /// The lowest free slot.
-    pub fn allocate(&mut self) -> Result<u64, Error> {
-        let size = self.end.saturating_sub(self.first);
-        let index = match self.used.iter().position(|&word| word != u64::MAX) {
-            Some(word) => word as u64 * 64 + u64::from(self.used[word].trailing_ones()),
-            None => self.used.len() as u64 * 64,
-        };
-        if index >= size {
-            return Err(Error::OutOfResources);
-        }
-        self.mark(index, true);
-        Ok(self.first + index)
-    }
-
-    /// The lowest run of `count` consecutive free slots; returns the first.
-    pub fn allocate_range(&mut self, count: u64) -> Result<u64, Error> {
-        let size = self.end.saturating_sub(self.first);
-        if count == 0 || count > size {
-            return Err(Error::OutOfResources);
-        }
-        let mut run = 0;
-        let mut index = 0;
-        while index < size {
-            if self.is_used(index) {
-                run = 0;
-            } else {
-                run += 1;
-                if run == count {
-                    let start = index + 1 - count;
-                    for i in start..=index {
-                        self.mark(i, true);
-                    }
-                    return Ok(self.first + start);
-                }
-            }
-            index += 1;
-        }
-        Err(Error::OutOfResources)
-    }
-
-    /// Returns `slot` (which must be empty again) for reuse. A slot this allocator
-    /// does not have handed out is refused with `InvalidArgument`.
-    pub fn free(&mut self, slot: u64) -> Result<(), Error> {
-        let index = slot.checked_sub(self.first).ok_or(Error::InvalidArgument)?;
-        if slot >= self.end || !self.is_used(index) {
-            return Err(Error::InvalidArgument);
-        }
-        self.mark(index, false);
-        Ok(())
-    }
-
-    /// Slots left to hand out.
-    pub fn available(&self) -> u64 {
-        let used: u64 = self.used.iter().map(|w| u64::from(w.count_ones())).sum();
-        self.end.saturating_sub(self.first) - used
-    }
 }
 
-static SLOTS: spin::Mutex<SlotAllocator> = spin::Mutex::new(SlotAllocator::new(0, 0));
+/// The task-wide allocator (none until the runtime gives it the task's free slots).
+static SLOTS: spin::Mutex<Option<SlotAllocator>> = spin::Mutex::new(None);
 
 /// Gives the task's free slots to the global allocator (done by the runtime at start).
 pub fn init_slots(allocator: SlotAllocator) {
-    *SLOTS.lock() = allocator;
+    *SLOTS.lock() = Some(allocator);
+}
+
+fn with_slots<T>(
+    operation: impl FnOnce(&mut SlotAllocator) -> Result<T, SlotError>,
+) -> Result<T, Error> {
+    let mut slots = SLOTS.lock();
+    let slots = slots.as_mut().ok_or(Error::OutOfResources)?;
+    operation(slots).map_err(Error::from)
 }
 
 /// An empty slot of the task's CSpace, from the task-wide allocator.
 pub fn allocate_slot() -> Result<u64, Error> {
-    SLOTS.lock().allocate()
+    with_slots(SlotAllocator::allocate)
 }
 
 /// `count` consecutive empty slots from the task-wide allocator; returns the first.
 pub fn allocate_slots(count: u64) -> Result<u64, Error> {
-    SLOTS.lock().allocate_range(count)
+    with_slots(|slots| slots.allocate_range(count))
 }
 
 /// Returns an empty slot to the task-wide allocator.
 pub fn free_slot(slot: u64) -> Result<(), Error> {
-    SLOTS.lock().free(slot)
+    with_slots(|slots| slots.free(slot))
 }
 
 /// How many slots the task-wide allocator can still hand out.
 pub fn available_slots() -> u64 {
-    SLOTS.lock().available()
+    SLOTS.lock().as_ref().map_or(0, SlotAllocator::free_count)
 }
 
 impl Cap<Tcb> {
@@ -577,33 +503,5 @@ impl Cap<IrqHandler> {
     /// Unmasks the interrupt after the device was served.
     pub fn ack(&self) -> Result<(), Error> {
         call(Syscall::IrqHandlerAck, [self.slot, 0, 0, 0, 0, 0]).map(|_| ())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::SlotAllocator;
-    use kaal_abi::Error;
-
-    #[test]
-    fn slots_are_reused_singly_and_in_runs() {
-        let mut slots = SlotAllocator::new(10, 20);
-        assert_eq!(slots.allocate(), Ok(10));
-        assert_eq!(slots.allocate_range(4), Ok(11));
-        assert_eq!(slots.allocate(), Ok(15));
-        assert_eq!(slots.available(), 4);
-        assert_eq!(slots.free(12), Ok(()));
-        assert_eq!(slots.free(12), Err(Error::InvalidArgument));
-        assert_eq!(slots.free(9), Err(Error::InvalidArgument));
-        assert_eq!(slots.free(20), Err(Error::InvalidArgument));
-        assert_eq!(slots.allocate(), Ok(12));
-        for slot in 11..15 {
-            slots.free(slot).unwrap();
-        }
-        assert_eq!(slots.allocate_range(4), Ok(11));
-        assert_eq!(slots.allocate_range(5), Err(Error::OutOfResources));
-        assert_eq!(slots.allocate_range(4), Ok(16));
-        assert_eq!(slots.allocate(), Err(Error::OutOfResources));
-        assert_eq!(slots.available(), 0);
     }
 }

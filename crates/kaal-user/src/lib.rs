@@ -35,6 +35,7 @@ pub mod cap;
 pub mod ipc;
 pub mod memory;
 pub mod process;
+pub mod slots;
 pub mod startup;
 pub mod sys;
 pub mod thread;

@@ -24,7 +24,7 @@ const WORD_BITS: u64 = u64::BITS as u64;
 /// One bit per slot.
 ///
 /// ```
-/// use kaal_broker::slots::{SlotAllocator, SlotError};
+/// use kaal_user::slots::{SlotAllocator, SlotError};
 ///
 /// let mut slots = SlotAllocator::new(18, 22);
 /// assert_eq!(slots.allocate(), Ok(18));
