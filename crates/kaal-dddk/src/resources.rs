@@ -52,7 +52,6 @@ pub struct Resources {
     startup: Startup,
     regions: Vec<DeviceRegisters>,
     irqs: Vec<Irq>,
-    taken_regions: u64,
     taken_irqs: u64,
 }
 
@@ -83,7 +82,6 @@ impl Resources {
             startup,
             regions,
             irqs,
-            taken_regions: 0,
             taken_irqs: 0,
         }
     }
@@ -107,7 +105,6 @@ impl Resources {
                 index,
             });
         }
-        self.taken_regions |= 1 << index.min(63);
         Ok(mmio)
     }
 

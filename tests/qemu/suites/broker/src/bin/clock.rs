@@ -40,6 +40,11 @@ fn main(_argument: u64) -> i32 {
             return 17;
         }
     }
+    // A bare IRQ line, granted by number.
+    match startup.irq("irq46") {
+        Ok(irq) if irq.line == 46 && irq.ack().is_ok() => {}
+        _ => return 18,
+    }
     // Outside the granted registers: refused, not a fault.
     if rtc
         .registers

@@ -127,7 +127,7 @@ fn main(_argument: u64) -> i32 {
 
     // Garbage: random labels (any but exit) and words.
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let mut answered = 0u32;
+    let mut wrong = 0u32;
     for _ in 0..RANDOM_REQUESTS {
         let pick = random(&mut state);
         let label = match pick % 4 {
@@ -142,11 +142,30 @@ fn main(_argument: u64) -> i32 {
             random(&mut state),
             random(&mut state),
         ];
-        // Every call comes back (with a result or an error): the broker never hangs.
-        let _ = broker.request(label, words);
-        answered += 1;
+        // Every call comes back (a hang ends the run by timeout), with the answer its
+        // label and words call for.
+        let answer = broker.request(label, words);
+        let expected = match label {
+            protocol::ALLOCATE => matches!(
+                answer,
+                Ok(_)
+                    | Err(Error::NotEnoughMemory | Error::OutOfResources | Error::InvalidArgument)
+            ),
+            protocol::COMPONENT | protocol::COMPONENT_NAME => {
+                answer.is_ok() == (words[0] < 7)
+                    && (answer.is_ok() || answer == Err(Error::InvalidArgument))
+            }
+            protocol::POWER_OFF | protocol::DEBUG_EXIT => answer == Err(Error::MissingRights),
+            _ => answer == Err(Error::InvalidArgument),
+        };
+        if !expected {
+            wrong += 1;
+        }
     }
-    checks.check(answered == RANDOM_REQUESTS, "random requests answered");
+    checks.check(
+        wrong == 0,
+        "random requests answered as their labels call for",
+    );
     // The broker still serves.
     checks.check(
         broker.components().count() == 7,
@@ -162,7 +181,7 @@ fn main(_argument: u64) -> i32 {
     }
     checks.check(blocks <= 16, "more than 16 memory blocks in one life");
     println!(
-        "[intruder] {answered} random requests answered; checks failed: {:#x}",
+        "[intruder] {RANDOM_REQUESTS} random requests answered, {wrong} wrongly; checks failed: {:#x}",
         checks.0
     );
     checks.0
