@@ -133,21 +133,23 @@ pub fn build_image(ws: &Workspace, spec: &ImageSpec) -> Result<Image> {
         .zip(elfs)
         .map(|((name, _), elf)| Component::new(name.clone(), elf))
         .collect();
-    if let (Some(path), Some(_)) = (&spec.system, &system) {
-        let description = system::load(path, spec.ram_bytes)?;
+    if let (Some(path), Some((_, description))) = (&spec.system, &system) {
         let images: Vec<(String, std::path::PathBuf)> = components
             .iter()
             .map(|c| (c.name.clone(), c.elf.clone()))
             .collect();
-        crate::driver::check_drivers(path, &description, &images)?;
+        crate::driver::check_drivers(path, description, &images)?;
     }
-    components.extend(system);
+    components.extend(system.map(|(entry, _)| entry));
     link_image(ws, &spec.name, &spec.kernel, &components)
 }
 
 /// Checks and compiles the system description of `spec`, if it has one, into
-/// `<image dir>/`[`SYSTEM_FILE`]; returns the archive entry for it.
-fn compile_system(ws: &Workspace, spec: &ImageSpec) -> Result<Option<Component>> {
+/// `<image dir>/`[`SYSTEM_FILE`]; returns the archive entry for it and the description.
+fn compile_system(
+    ws: &Workspace,
+    spec: &ImageSpec,
+) -> Result<Option<(Component, kaal_bootinfo::system::SystemDescription)>> {
     let Some(path) = &spec.system else {
         return Ok(None);
     };
@@ -168,7 +170,7 @@ fn compile_system(ws: &Workspace, spec: &ImageSpec) -> Result<Option<Component>>
             return Err(missing_image(path, &component.name, &component.image));
         }
     }
-    Ok(Some(Component::new(SYSTEM_ENTRY, out)))
+    Ok(Some((Component::new(SYSTEM_ENTRY, out), description)))
 }
 
 fn missing_image(path: &Path, component: &str, image: &str) -> Error {
@@ -268,7 +270,7 @@ to = "monitor"
         let scratch = Scratch::new("compiled");
         let path = scratch.write("system.toml", SYSTEM);
         let ws = Workspace::new(&scratch.0);
-        let entry = compile_system(&ws, &spec(&path))
+        let (entry, _) = compile_system(&ws, &spec(&path))
             .expect("valid system")
             .expect("an entry");
         assert_eq!(entry.name, SYSTEM_ENTRY);
