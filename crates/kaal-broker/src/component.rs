@@ -121,6 +121,11 @@ impl Component {
     pub(crate) fn owner(&self) -> Owner {
         Owner(self.id)
     }
+
+    /// The thread its current life started in, if it has a life.
+    pub(crate) fn main_thread(&self) -> Option<kaal_user::cap::Cap<kaal_user::cap::Tcb>> {
+        self.life.as_ref().map(|life| life.process.tcb())
+    }
 }
 
 /// Estimated bytes a process needs for `image` with this description: its pages, stack,

@@ -177,6 +177,16 @@ impl Broker {
             protocol::COMPONENT_NAME => {
                 need(services::PROCESSES).and_then(|()| self.status_name(words[0]))
             }
+            protocol::MEMORY => need(services::PROCESSES).map(|()| self.memory_status()),
+            protocol::DEVICE => need(services::PROCESSES).and_then(|()| self.device_status(words[0])),
+            protocol::CHANNEL => {
+                need(services::PROCESSES).and_then(|()| self.channel_status(words[0]))
+            }
+            protocol::NAME => {
+                need(services::PROCESSES).and_then(|()| self.name_text(words[0], words[1], words[2]))
+            }
+            protocol::INJECT_FAULT => need(services::SYSTEM_CONTROL)
+                .and_then(|()| self.inject_fault(index, words[0])),
             protocol::EXIT => {
                 exited = Some(words[0] as u32 as i32);
                 Ok([0; 4])
@@ -286,16 +296,115 @@ impl Broker {
             .ok()
             .and_then(|i| self.components.get(i))
             .ok_or(Error::InvalidArgument)?;
-        let mut bytes = [0u8; 32];
-        let name = component.spec.name.as_bytes();
-        let len = name.len().min(32);
-        bytes[..len].copy_from_slice(&name[..len]);
-        let mut words = [0u64; 4];
-        for (word, chunk) in words.iter_mut().zip(bytes.chunks_exact(8)) {
-            let mut raw = [0u8; 8];
-            raw.copy_from_slice(chunk);
-            *word = u64::from_le_bytes(raw);
-        }
-        Ok(words)
+        Ok(text_chunk(component.spec.name.as_bytes(), 0))
     }
+
+    fn memory_status(&self) -> [u64; 4] {
+        let components: u64 = self
+            .components
+            .iter()
+            .map(|c| self.accounts.used(c.owner()))
+            .sum();
+        [
+            self.free_bytes(),
+            self.untyped.free_bytes() + self.untyped.allocated_bytes(),
+            components,
+            0,
+        ]
+    }
+
+    fn device_status(&self, index: u64) -> Result<[u64; 4], Error> {
+        let spec = usize::try_from(index)
+            .ok()
+            .and_then(|i| self.description.devices.get(i))
+            .ok_or(Error::InvalidArgument)?;
+        let (_, record) = self
+            .devices
+            .find(&spec.compatible, spec.index)
+            .ok_or(Error::InvalidArgument)?;
+        let irq = record.irqs.first().copied().unwrap_or(u32::MAX);
+        let holder = self
+            .devices
+            .owner_of_device(&spec.compatible, spec.index)
+            .and_then(|owner| self.components.iter().position(|c| c.owner() == owner))
+            .map_or(0, |i| i as u64 + 1);
+        Ok([record.base, record.size_bytes, u64::from(irq) | holder << 32, 0])
+    }
+
+    fn channel_status(&self, index: u64) -> Result<[u64; 4], Error> {
+        let channel = usize::try_from(index)
+            .ok()
+            .and_then(|i| self.channels.get(i))
+            .ok_or(Error::InvalidArgument)?;
+        let end = |i: Option<usize>| i.map_or(0, |i| i as u64 + 1);
+        Ok([
+            u64::from(channel.capacity) | u64::from(channel.element.0) << 32,
+            end(channel.producer) | end(channel.consumer) << 32,
+            channel.region_bytes,
+            0,
+        ])
+    }
+
+    fn name_text(&self, kind: u64, index: u64, chunk: u64) -> Result<[u64; 4], Error> {
+        let index = usize::try_from(index).map_err(|_| Error::InvalidArgument)?;
+        let text = match kind {
+            protocol::NAME_DEVICE => {
+                let spec = self
+                    .description
+                    .devices
+                    .get(index)
+                    .ok_or(Error::InvalidArgument)?;
+                alloc::format!("{} {}", spec.name, spec.compatible)
+            }
+            protocol::NAME_CHANNEL => {
+                let channel = self.channels.get(index).ok_or(Error::InvalidArgument)?;
+                let element = self
+                    .description
+                    .channels
+                    .iter()
+                    .find(|c| c.name == channel.name)
+                    .map_or("?", |c| c.element.as_str());
+                alloc::format!("{} {element}", channel.name)
+            }
+            _ => return Err(Error::InvalidArgument),
+        };
+        let chunk = usize::try_from(chunk).map_err(|_| Error::InvalidArgument)?;
+        Ok(text_chunk(text.as_bytes(), chunk))
+    }
+
+    /// Makes component `target` fault: its main thread is stopped and continues at an
+    /// address nothing maps, so the kernel reports an instruction abort to the broker's
+    /// fault endpoint and the component's restart policy decides what follows.
+    fn inject_fault(&mut self, caller: usize, target: u64) -> Result<[u64; 4], Error> {
+        let target = usize::try_from(target)
+            .ok()
+            .filter(|&t| t != caller)
+            .ok_or(Error::InvalidArgument)?;
+        let component = self.components.get(target).ok_or(Error::InvalidArgument)?;
+        let tcb = component.main_thread().ok_or(Error::InvalidArgument)?;
+        tcb.suspend()?;
+        let mut registers = tcb.read_registers()?;
+        registers.pc = UNMAPPED_PC;
+        tcb.write_registers(&registers)?;
+        tcb.resume()?;
+        Ok([0; 4])
+    }
+}
+
+/// Where an injected fault sends a component: the first page, never mapped.
+const UNMAPPED_PC: u64 = 0x10;
+
+/// 32 bytes of `text` from byte `32 * chunk` (zero padded) as four little-endian words.
+fn text_chunk(text: &[u8], chunk: usize) -> [u64; 4] {
+    let mut bytes = [0u8; 32];
+    let start = chunk.saturating_mul(32).min(text.len());
+    let part = &text[start..text.len().min(start + 32)];
+    bytes[..part.len()].copy_from_slice(part);
+    let mut words = [0u64; 4];
+    for (word, chunk) in words.iter_mut().zip(bytes.chunks_exact(8)) {
+        let mut raw = [0u8; 8];
+        raw.copy_from_slice(chunk);
+        *word = u64::from_le_bytes(raw);
+    }
+    words
 }

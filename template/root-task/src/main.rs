@@ -3,17 +3,19 @@
 //! It prints what the kernel reports in the boot info (RAM, CPUs, devices, untyped
 //! memory), then becomes the broker: it reads the system description (`system.toml`,
 //! which `cargo xtask build` checks and embeds in the image), builds every component it
-//! describes as an isolated process holding exactly the memory, channels and endpoints
-//! granted to it, and serves them (their faults, restarts and requests) until all of
-//! them have ended. Then it reports how each ended and switches the machine off.
+//! describes as an isolated process holding exactly the memory, devices, channels and
+//! endpoints granted to it, and serves them: their requests, their faults (a component
+//! that faults is restarted per its `restart` policy) and their exits. The system runs
+//! until a component with the `system-control` service asks for the power off (the
+//! shell's `poweroff`, the power key); the broker then stops the components in reverse
+//! order and switches the machine off.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
 
 use core::fmt;
 
-use kaal_broker::{Broker, Event};
-use kaal_user::broker::ComponentState;
+use kaal_broker::Broker;
 use kaal_user::{BootInfo, println};
 
 kaal_user::entry!(main);
@@ -22,26 +24,12 @@ const MIB: u64 = 1024 * 1024;
 
 fn main(boot: &BootInfo<'_>) -> i32 {
     print_boot_info(boot);
-    if run_system(boot) {
-        println!("{{project-name}} is ready.");
-    } else {
-        println!("{{project-name}}: a component did not end well.");
-    }
-    // Only returns if the machine could not be switched off.
-    let error = kaal_user::sys::power_off();
-    println!("power off failed: {error:?}");
-    1
-}
-
-/// Builds and serves the system of `system.toml` until every component has ended, and
-/// prints how each ended. Returns whether all of them exited with code 0.
-fn run_system(boot: &BootInfo<'_>) -> bool {
     // The broker takes over the root task's untyped memory, devices and IRQ lines.
     let mut broker = match Broker::new(boot) {
         Ok(broker) => broker,
         Err(error) => {
             println!("broker: {error}");
-            return false;
+            return 1;
         }
     };
     let system = broker.description();
@@ -52,44 +40,11 @@ fn run_system(boot: &BootInfo<'_>) -> bool {
     );
     if let Err(error) = broker.start_system() {
         println!("broker: {error}");
-        return false;
+        return 1;
     }
-    if !broker.components().is_empty() {
-        // The components' faults (the broker restarts a component per its `restart`
-        // policy), requests and exits arrive here, each reported as an `Event`
-        // (`Exited`, `Restarted`, `Failed`, `Served`); stop once nothing runs any more.
-        broker.serve_until(|broker, _event: &Event| all_ended(broker).then_some(()));
-    }
-    println!(
-        "System {}: every component has ended",
-        broker.description().name
-    );
-    let mut ok = true;
-    for component in broker.components() {
-        let name = component.name();
-        match (component.state(), component.exit_code()) {
-            (ComponentState::Exited, Some(code)) => {
-                println!("  {name}: exited with code {code}");
-                ok &= code == 0;
-            }
-            (state, _) => {
-                println!(
-                    "  {name}: {state:?} after {} restarts",
-                    component.restarts()
-                );
-                ok = false;
-            }
-        }
-    }
-    ok
-}
-
-/// Whether every component has exited or failed for good.
-fn all_ended(broker: &Broker) -> bool {
-    broker
-        .components()
-        .iter()
-        .all(|c| matches!(c.state(), ComponentState::Exited | ComponentState::Failed))
+    println!("{{project-name}} is ready.");
+    // Requests, faults and exits of the components, until one asks for the power off.
+    broker.serve()
 }
 
 /// Prints the boot info: RAM, CPUs, devices and untyped memory.

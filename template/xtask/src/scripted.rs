@@ -1,0 +1,132 @@
+//! `cargo xtask test`: boots the system with a scripted shell session on its serial line
+//! and checks what every command printed, then that the system switched itself off
+//! (QEMU exits with 0). Each check is one test; the last line is `N passed, M failed`.
+
+use std::{process::ExitCode, time::Duration};
+
+use kaal_build::{
+    image::Image,
+    qemu::{Console, QemuConfig},
+    runner::{RunOptions, SerialInput, run_captured},
+};
+
+use crate::{EXAMPLES, NAME, Result, STORAGE};
+
+/// One scripted command and what its output must contain.
+struct Step {
+    input: &'static str,
+    expect: &'static [&'static str],
+}
+
+/// The session every system runs.
+const SESSION: &[Step] = &[
+    Step { input: "help", expect: &["Commands:", "poweroff"] },
+    Step { input: "ps", expect: &["NAME", "console", "shell", "running"] },
+    Step { input: "mem", expect: &["memory: ", " free of "] },
+    Step { input: "devices", expect: &["uart", "arm,pl011", "rtc", "arm,pl031"] },
+    Step { input: "channels", expect: &["console-input", "echo-ping"] },
+    Step { input: "uptime", expect: &["up 0:"] },
+    Step { input: "date", expect: &[" UTC"] },
+    Step { input: "echo hello from the echo server", expect: &["hello from the echo server"] },
+    Step { input: "call echo 1 7 8", expect: &["reply: [7, 8, 0, 0]"] },
+    Step { input: "call nowhere 1", expect: &["not a client of endpoint `nowhere`"] },
+    Step { input: "frobnicate", expect: &["frobnicate: unknown command"] },
+    Step { input: "crash rtc", expect: &["crash: rtc faulted", "[broker] rtc: "] },
+    Step { input: "date", expect: &[" UTC"] },
+    Step { input: "bench", expect: &["bench: call round trip", "bench: ring round trip"] },
+];
+
+/// The file commands, for a system with storage (on a fresh disk image).
+const FILES: &[Step] = &[
+    Step { input: "write test.txt scripted hello", expect: &["wrote 15 bytes to test.txt"] },
+    Step { input: "ls", expect: &["test.txt", "1 files"] },
+    Step { input: "cat test.txt", expect: &["scripted hello"] },
+    Step { input: "rm test.txt", expect: &["removed test.txt"] },
+    Step { input: "cat test.txt", expect: &["cat: "] },
+];
+
+/// Runs the session; prints one line per check and the tally.
+pub fn test(config: &QemuConfig, image: &Image) -> Result<ExitCode> {
+    let mut config = config.clone();
+    let mut steps: Vec<&Step> = SESSION.iter().collect();
+    if STORAGE {
+        let disk = crate::root().join("target").join("test-disk.img");
+        kaal_build::disk::create_fat_image(&disk, crate::DISK_BYTES)?;
+        config = config.disk(disk);
+        steps.extend(FILES);
+    }
+    let mut input = String::new();
+    for step in &steps {
+        input.push_str(step.input);
+        input.push('\n');
+    }
+    input.push_str("ps\npoweroff\n");
+    let options = RunOptions {
+        timeout: Duration::from_secs(120),
+        echo: false,
+        qmp: None,
+        input: Some(SerialInput {
+            after: crate::shell_prompt().into(),
+            bytes: input.into_bytes(),
+        }),
+    };
+    println!("test: booting {NAME} ({}) with a scripted shell session", config.label());
+    let output = run_captured(config.command(&image.kernel, Console::Captured), &options)?;
+    let transcript = output.stdout.replace('\r', "");
+    let mut passed = 0;
+    let mut failed = 0;
+    let mut check = |name: &str, ok: bool| {
+        println!("test {name} ... {}", if ok { "ok" } else { "FAILED" });
+        if ok {
+            passed += 1;
+        } else {
+            failed += 1;
+        }
+    };
+    check("boot", transcript.contains(&format!("{NAME} is ready.")));
+    // Each command's output is what follows its echoed line up to the next prompt.
+    let mut rest = transcript.as_str();
+    for step in &steps {
+        let echoed = format!("{}{}\n", crate::shell_prompt(), step.input);
+        let Some(at) = rest.find(&echoed) else {
+            check(&format!("`{}`", step.input), false);
+            continue;
+        };
+        rest = &rest[at + echoed.len()..];
+        let end = rest.find(crate::shell_prompt()).unwrap_or(rest.len());
+        let answer = &rest[..end];
+        let missing: Vec<_> = step.expect.iter().filter(|e| !answer.contains(*e)).collect();
+        if !missing.is_empty() {
+            println!("    `{}` printed:\n{}", step.input, indent(answer));
+            println!("    expected {missing:?}");
+        }
+        check(&format!("`{}`", step.input), missing.is_empty());
+    }
+    if EXAMPLES {
+        check(
+            "example: monitor agrees with sensor",
+            transcript.contains("samples, sum") && transcript.contains("sensor agrees"),
+        );
+    }
+    check(
+        "`poweroff` stops the system and QEMU exits with 0",
+        output.success() && transcript.contains("[broker] system stopped"),
+    );
+    if failed > 0 {
+        let log = crate::root().join("target").join("test.log");
+        if output.save_log(&log).is_ok() {
+            println!("log: {}", log.display());
+        }
+        println!("{}", indent(&output.tail(40)));
+    }
+    println!("{passed} passed, {failed} failed");
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("    | {l}\n")).collect()
+}
