@@ -10,7 +10,7 @@ use std::{
 
 use kaal_build::{
     process,
-    runner::{RunOptions, run_captured},
+    runner::{RunOptions, SerialInput, run_captured},
     tools,
 };
 
@@ -19,18 +19,102 @@ use crate::{Result, Tally, args::Args, log_dir, root};
 /// Project name the template is rendered with.
 pub const NAME: &str = "kaal-demo";
 
-/// The line the template's monitor component prints when its count agrees with the
-/// sensor's: `monitor: 1000 samples, sum S; sensor agrees`.
-const MONITOR_PREFIX: &str = "monitor: 1000 samples, sum ";
-const MONITOR_SUFFIX: &str = "; sensor agrees";
+/// One answer to each of the template's placeholders (`template/cargo-generate.toml`).
+#[derive(Clone, Copy, Debug)]
+pub struct Variant {
+    /// Names the rendered directory.
+    pub label: &'static str,
+    /// `cpu`.
+    pub cpu: &'static str,
+    /// `memory_mib`.
+    pub memory_mib: u32,
+    /// `cores`.
+    pub cores: u32,
+    /// `storage`: the virtio-blk driver and the FAT file server.
+    pub storage: bool,
+    /// `examples`: the sensor/monitor example.
+    pub examples: bool,
+}
 
-/// Renders the template into `<parent>/<NAME>` with cargo-generate (keeping an existing
-/// `target/` there) and adds a `[patch.crates-io]` section to its `.cargo/config.toml` that
-/// points the `kaal-*` crates of its `[workspace.dependencies]` at this workspace (crates
-/// they use in turn come along as path dependencies). Returns the project directory.
-pub fn render(parent: &Path) -> Result<PathBuf> {
+impl Variant {
+    /// The `--define` arguments of cargo-generate.
+    fn defines(&self) -> Vec<String> {
+        [
+            format!("cpu={}", self.cpu),
+            format!("memory_mib={}", self.memory_mib),
+            format!("cores={}", self.cores),
+            format!("storage={}", self.storage),
+            format!("examples={}", self.examples),
+        ]
+        .into_iter()
+        .flat_map(|d| ["--define".to_owned(), d])
+        .collect()
+    }
+}
+
+impl std::fmt::Display for Variant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cpu={} memory_mib={} cores={} storage={} examples={}",
+            self.cpu, self.memory_mib, self.cores, self.storage, self.examples
+        )
+    }
+}
+
+/// The template's defaults: everything in.
+pub const FULL: Variant = Variant {
+    label: "full",
+    cpu: "cortex-a72",
+    memory_mib: 256,
+    cores: 1,
+    storage: true,
+    examples: true,
+};
+
+/// A covering set of placeholder answers: both values of each boolean placeholder that
+/// changes code (every one of their four combinations), every CPU, several memory sizes
+/// and core counts.
+pub const VARIANTS: [Variant; 4] = [
+    FULL,
+    Variant {
+        label: "no-storage",
+        cpu: "cortex-a53",
+        memory_mib: 1024,
+        cores: 2,
+        storage: false,
+        examples: true,
+    },
+    Variant {
+        label: "no-examples",
+        cpu: "max",
+        memory_mib: 512,
+        cores: 4,
+        storage: true,
+        examples: false,
+    },
+    Variant {
+        label: "minimal",
+        cpu: "cortex-a53",
+        memory_mib: 128,
+        cores: 1,
+        storage: false,
+        examples: false,
+    },
+];
+
+/// Renders the template into `<parent>/<NAME>` with cargo-generate and `variant`'s
+/// answers (keeping an existing `target/` there) and adds a `[patch.crates-io]` section
+/// to its `.cargo/config.toml` that points the `kaal-*` crates of its
+/// `[workspace.dependencies]` at this workspace (crates they use in turn come along as
+/// path dependencies). Returns the project directory.
+pub fn render(parent: &Path, variant: &Variant) -> Result<PathBuf> {
     tools::ensure_cargo_generate()?;
     let dir = parent.join(NAME);
+    // Files of an earlier rendering that this variant leaves out must not linger.
+    for sub in ["components", "protocol", "xtask", "kernel", "root-task"] {
+        let _ = std::fs::remove_dir_all(dir.join(sub));
+    }
     std::fs::create_dir_all(&dir)?;
     let mut cmd = process::cargo();
     cmd.current_dir(root())
@@ -50,7 +134,8 @@ pub fn render(parent: &Path) -> Result<PathBuf> {
             "--vcs",
             "none",
             "--no-workspace",
-        ]);
+        ])
+        .args(variant.defines());
     println!("$ {}", process::display(&cmd));
     process::run(&mut cmd)?;
     let manifest = std::fs::read_to_string(dir.join("Cargo.toml"))?;
@@ -134,7 +219,7 @@ fn project_xtask(dir: &Path, args: &[String]) -> std::process::Command {
 /// serial console on this terminal.
 pub fn run(options: &[String]) -> Result<ExitCode> {
     tools::ensure_all()?;
-    let dir = render(&root().join("target").join("template-run"))?;
+    let dir = render(&root().join("target").join("template-run"), &FULL)?;
     let mut args = vec!["run".to_owned()];
     args.extend_from_slice(options);
     let mut cmd = project_xtask(&dir, &args);
@@ -145,41 +230,319 @@ pub fn run(options: &[String]) -> Result<ExitCode> {
     ))
 }
 
-/// `cargo xtask test` step: render with real cargo-generate, build, and boot at 256 MiB
-/// and 1 GiB checking the RAM line, the monitor component's line (its count agreed with
-/// the sensor's) and the readiness line. One test for render + build, one for a
-/// malformed `system.toml`, one per boot.
+/// Where the renderings of the template test live; they share one target directory.
+fn smoke_dir() -> PathBuf {
+    root().join("target").join("template-smoke")
+}
+
+/// `cargo xtask` in a rendered project, building into the shared target directory.
+fn smoke_xtask(dir: &Path, args: &[&str]) -> std::process::Command {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let mut cmd = project_xtask(dir, &args);
+    cmd.env("CARGO_TARGET_DIR", smoke_dir().join("target"));
+    cmd
+}
+
+/// `cargo xtask test` step: for each of [`VARIANTS`], render the template with real
+/// cargo-generate and run the generated project's own `cargo xtask test` (it builds the
+/// image, boots it, drives its shell with a script: `ps` and the rest, and checks that
+/// `poweroff` ends QEMU with 0). On the full variant also: a misspelt key in
+/// `system.toml` fails the build; a file written through the shell is on the disk image
+/// for the host's mtools and for the next boot; a corrupt disk image gets a clear error.
 pub fn smoke_test(args: &Args) -> Tally {
-    let dir = match tools::ensure_all()
-        .and(Ok(()))
-        .map_err(Into::into)
-        .and_then(|()| render(&root().join("target").join("template-smoke")))
-    {
-        Ok(dir) => dir,
+    let mut tally = Tally::default();
+    if let Err(e) = tools::ensure_all() {
+        eprintln!("template: {e}");
+        return Tally::one(false);
+    }
+    println!("template: placeholder combinations:");
+    for variant in &VARIANTS {
+        println!("    {:<12} {variant}", variant.label);
+    }
+    let mut full = None;
+    for variant in &VARIANTS {
+        let parent = smoke_dir().join(variant.label);
+        let dir = match render(&parent, variant) {
+            Ok(dir) => dir,
+            Err(e) => {
+                println!("template[{}]: rendering failed: {e}", variant.label);
+                tally += Tally::one(false);
+                continue;
+            }
+        };
+        let ok = project_test(&dir, variant, args);
+        tally += Tally::one(ok);
+        if ok && variant.label == FULL.label {
+            full = Some(dir);
+        }
+    }
+    let Some(dir) = full else {
+        println!("template: the full variant did not pass; its further checks are skipped");
+        tally += Tally {
+            passed: 0,
+            failed: 4,
+        };
+        return tally;
+    };
+    tally += Tally::one(malformed_description_fails_the_build(&dir));
+    tally += Tally::one(debug_session(&dir, args));
+    tally += Tally::one(files_persist(&dir, args));
+    tally += Tally::one(corrupt_disk_is_reported(&dir, args));
+    tally
+}
+
+/// Runs the generated project's `cargo xtask test`; passes if it ends with `N passed,
+/// 0 failed` and success.
+fn project_test(dir: &Path, variant: &Variant, args: &Args) -> bool {
+    let cmd = smoke_xtask(dir, &["test"]);
+    println!("$ (cd {}; {})", dir.display(), process::display(&cmd));
+    // The timeout covers building the project as well.
+    let options = RunOptions {
+        timeout: args.timeout * 5 + Duration::from_secs(600),
+        echo: false,
+        qmp: None,
+        input: None,
+    };
+    let output = match run_captured(cmd, &options) {
+        Ok(output) => output,
         Err(e) => {
-            eprintln!("template: {e}");
-            return Tally {
-                passed: 0,
-                failed: 4,
-            };
+            println!("template[{}]: {e}", variant.label);
+            return false;
         }
     };
-    let mut build = project_xtask(&dir, &["build".to_owned()]);
-    println!("$ (cd {}; {})", dir.display(), process::display(&build));
-    if let Err(e) = process::run(&mut build) {
-        eprintln!("template: build failed: {e}");
-        return Tally {
-            passed: 0,
-            failed: 3,
-        };
+    let summary = output
+        .stdout
+        .lines()
+        .rev()
+        .find(|l| l.ends_with(" failed"))
+        .unwrap_or("no summary line")
+        .to_owned();
+    let ok = output.success() && summary.ends_with(" 0 failed");
+    println!(
+        "template[{}]: generated project's `cargo xtask test`: {summary}{}",
+        variant.label,
+        if ok { "" } else { " FAILED" }
+    );
+    if !ok {
+        save_and_show(&output, &format!("template-{}", variant.label));
     }
-    let mut tally = Tally::one(true);
-    println!("template: rendered and built {NAME}");
-    tally += Tally::one(malformed_description_fails_the_build(&dir));
-    for mib in [256u32, 1024] {
-        tally += Tally::one(boot_check(&dir, mib, args));
+    ok
+}
+
+/// Saves a failed run's log and prints its tail.
+fn save_and_show(output: &kaal_build::runner::RunOutput, name: &str) {
+    let log = log_dir().join(format!("{name}.log"));
+    match output.save_log(&log) {
+        Ok(()) => println!("    log: {}", log.display()),
+        Err(e) => println!("    (log not saved: {e})"),
     }
-    tally
+    for line in output.tail(40).lines() {
+        println!("    | {line}");
+    }
+}
+
+/// `cargo xtask run` in the generated project with `script` on its standard input, as
+/// `printf SCRIPT | cargo xtask run` does.
+fn scripted_run(dir: &Path, script: &str, args: &Args) -> Result<kaal_build::runner::RunOutput> {
+    let cmd = smoke_xtask(dir, &["run"]);
+    let options = RunOptions {
+        timeout: args.timeout + Duration::from_secs(120),
+        echo: false,
+        qmp: None,
+        input: Some(SerialInput {
+            // At once, before QEMU even starts: the bytes wait in the pipe.
+            after: String::new(),
+            bytes: script.as_bytes().to_vec(),
+        }),
+    };
+    Ok(run_captured(cmd, &options)?)
+}
+
+/// `printf 'write hello.txt hi\npoweroff\n' | cargo xtask run` creates the disk image and
+/// writes the file; the host's `mtype` reads `hi` from the image; the next boot's
+/// `cat hello.txt` prints it.
+fn files_persist(dir: &Path, args: &Args) -> bool {
+    let disk = dir.join("disk.img");
+    let _ = std::fs::remove_file(&disk);
+    let step = |what: &str, ok: bool, output: Option<&kaal_build::runner::RunOutput>| {
+        if !ok {
+            println!("template: files: {what} FAILED");
+            if let Some(output) = output {
+                save_and_show(output, "template-files");
+            }
+        }
+        ok
+    };
+    let first = match scripted_run(dir, "write hello.txt hi\npoweroff\n", args) {
+        Ok(output) => output,
+        Err(e) => return step(&format!("first boot: {e}"), false, None),
+    };
+    if !step(
+        "first boot writes hello.txt and powers off",
+        first.success() && first.stdout.contains("wrote 3 bytes to hello.txt") && disk.is_file(),
+        Some(&first),
+    ) {
+        return false;
+    }
+    if !tools::has_program("mtype") {
+        return step(
+            "mtype is missing (install mtools: `apt-get install -y mtools`; `.ci/run` does)",
+            false,
+            None,
+        );
+    }
+    let image = format!("{}@@1M", disk.display());
+    let mtype =
+        process::output(std::process::Command::new("mtype").args(["-i", &image, "::hello.txt"]));
+    let host = match mtype {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).into_owned(),
+        Ok(out) => {
+            return step(
+                &format!("mtype: {}", String::from_utf8_lossy(&out.stderr).trim()),
+                false,
+                None,
+            );
+        }
+        Err(e) => return step(&format!("mtype: {e}"), false, None),
+    };
+    if !step(
+        &format!("mtype reads `hi` from the image (read {host:?})"),
+        host.trim_end() == "hi",
+        None,
+    ) {
+        return false;
+    }
+    let second = match scripted_run(dir, "cat hello.txt\npoweroff\n", args) {
+        Ok(output) => output,
+        Err(e) => return step(&format!("second boot: {e}"), false, None),
+    };
+    let shown = second
+        .stdout
+        .replace('\r', "")
+        .split("kaal> cat hello.txt\n")
+        .nth(1)
+        .is_some_and(|rest| rest.starts_with("hi\n"));
+    if !step(
+        "the next boot's `cat hello.txt` prints `hi`",
+        second.success() && shown,
+        Some(&second),
+    ) {
+        return false;
+    }
+    println!(
+        "template: files: `write hello.txt hi` reached the disk image: mtype read `hi`, the next boot's `cat` printed it"
+    );
+    true
+}
+
+/// Marks the sections of the debug session's output.
+const MARK: &str = "KAAL-DEBUG";
+
+/// `cargo xtask debug --batch FILE --component shell` in the generated project: GDB
+/// stops at the kernel's Rust entry, then at the shell's `main`, and prints a backtrace
+/// with symbols.
+fn debug_session(dir: &Path, args: &Args) -> bool {
+    let script = smoke_dir().join("session.gdb");
+    let text = format!(
+        "echo {MARK} kernel\\n\n\
+         hbreak *kaal_kernel_start\n\
+         continue\n\
+         bt 1\n\
+         delete\n\
+         echo {MARK} main\\n\n\
+         kaal-break shell\n\
+         continue\n\
+         bt\n\
+         echo {MARK} end\\n\n"
+    );
+    let port = match crate::debug::free_port() {
+        Ok(port) => port.to_string(),
+        Err(e) => {
+            println!("template: debug: no free port: {e}");
+            return false;
+        }
+    };
+    if std::fs::write(&script, text).is_err() {
+        return false;
+    }
+    let script = script.display().to_string();
+    let cmd = smoke_xtask(dir, &["debug", "--batch", &script, "--port", &port]);
+    println!("$ (cd {}; {})", dir.display(), process::display(&cmd));
+    let options = RunOptions {
+        timeout: args.timeout + Duration::from_secs(120),
+        ..RunOptions::default()
+    };
+    let output = match run_captured(cmd, &options) {
+        Ok(output) => output,
+        Err(e) => {
+            println!("template: debug: {e}");
+            return false;
+        }
+    };
+    let section = |name: &str| -> Vec<String> {
+        let marker = format!("{MARK} {name}");
+        output
+            .stdout
+            .lines()
+            .skip_while(|l| l.trim() != marker)
+            .skip(1)
+            .take_while(|l| !l.starts_with(MARK))
+            .map(str::to_owned)
+            .collect()
+    };
+    let kernel = section("kernel");
+    let main = section("main");
+    let frames: Vec<&String> = main.iter().filter(|l| l.starts_with('#')).collect();
+    let stopped_in_kernel = kernel.iter().any(|l| l.starts_with("#0") && l.contains("kaal_kernel_start"));
+    let stopped_in_shell = frames.first().is_some_and(|l| l.contains("shell::main"));
+    let symbolic = frames.iter().any(|l| l.contains("kaal_user_start"));
+    let ended = output.stdout.lines().any(|l| l.trim() == format!("{MARK} end"));
+    let ok = stopped_in_kernel && stopped_in_shell && symbolic && ended;
+    if ok {
+        println!(
+            "template: `cargo xtask debug --batch` stopped at `kaal_kernel_start` and at `shell::main`, backtrace of {} frames with symbols",
+            frames.len()
+        );
+    } else {
+        println!(
+            "template: debug session FAILED (kernel stop: {stopped_in_kernel}, shell main: {stopped_in_shell}, symbols: {symbolic}, ended: {ended})"
+        );
+        save_and_show(&output, "template-debug");
+    }
+    ok
+}
+
+/// A disk image that holds no FAT file system: `ls` reports it and the system still
+/// powers off.
+fn corrupt_disk_is_reported(dir: &Path, args: &Args) -> bool {
+    let disk = dir.join("disk.img");
+    let garbage: Vec<u8> = (0..8u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    if std::fs::write(&disk, garbage).is_err() {
+        return false;
+    }
+    let output = scripted_run(dir, "ls\npoweroff\n", args);
+    let _ = std::fs::remove_file(&disk);
+    let Ok(output) = output else {
+        println!("template: corrupt disk: could not run");
+        return false;
+    };
+    let answer = output
+        .stdout
+        .replace('\r', "")
+        .split("kaal> ls\n")
+        .nth(1)
+        .and_then(|rest| rest.lines().next().map(str::to_owned))
+        .unwrap_or_default();
+    let ok = output.success() && answer.starts_with("ls: ") && answer.contains("FAT");
+    if ok {
+        println!("template: a corrupt disk image is reported: `{answer}`");
+    } else {
+        println!("template: corrupt disk image: expected `ls: ...FAT...`, got `{answer}` FAILED");
+        save_and_show(&output, "template-corrupt-disk");
+    }
+    ok
 }
 
 /// `cargo xtask build` in the generated project refuses a `system.toml` with a misspelt
@@ -190,9 +553,9 @@ fn malformed_description_fails_the_build(dir: &Path) -> bool {
         println!("template: no system.toml in the generated project");
         return false;
     };
-    let anchor = "[components.monitor]\n";
+    let anchor = "[components.echo]\n";
     let Some(at) = original.find(anchor) else {
-        println!("template: system.toml has no [components.monitor] table");
+        println!("template: system.toml has no [components.echo] table");
         return false;
     };
     let insert = at + anchor.len();
@@ -201,7 +564,7 @@ fn malformed_description_fails_the_build(dir: &Path) -> bool {
     if std::fs::write(&path, broken).is_err() {
         return false;
     }
-    let mut build = project_xtask(dir, &["build".to_owned()]);
+    let mut build = smoke_xtask(dir, &["build"]);
     let output = process::output(&mut build);
     let restored = std::fs::write(&path, &original).is_ok();
     let Ok(output) = output else {
@@ -222,77 +585,6 @@ fn malformed_description_fails_the_build(dir: &Path) -> bool {
         }
     }
     ok
-}
-
-/// Boots the generated project with `--mem <mib>` and checks its output.
-fn boot_check(dir: &Path, mib: u32, args: &Args) -> bool {
-    let cmd = project_xtask(
-        dir,
-        &["run".to_owned(), "--mem".to_owned(), mib.to_string()],
-    );
-    // The timeout also covers cargo checking that the build is fresh.
-    let options = RunOptions {
-        timeout: args.timeout + Duration::from_secs(60),
-        echo: false,
-        qmp: None,
-        input: None,
-    };
-    let expected = [format!("RAM: {mib} MiB"), format!("{NAME} is ready.")];
-    let (ok, reasons, output, monitor) = match run_captured(cmd, &options) {
-        Ok(output) => {
-            let mut reasons: Vec<String> = Vec::new();
-            if !output.success() {
-                reasons.push(format!("QEMU ended with {}", output.termination));
-            }
-            for e in &expected {
-                if !output.stdout.contains(e.as_str()) {
-                    reasons.push(format!("expected `{e}` in the output"));
-                }
-            }
-            let monitor = monitor_line(&output.stdout).map(str::to_owned);
-            if monitor.is_none() {
-                reasons.push(format!(
-                    "expected `{MONITOR_PREFIX}S{MONITOR_SUFFIX}` in the output"
-                ));
-            }
-            (reasons.is_empty(), reasons, Some(output), monitor)
-        }
-        Err(e) => (false, vec![e.to_string()], None, None),
-    };
-    if ok {
-        println!(
-            "template: boot with -m {mib}M ok: found `{}`, `{}` and `{}`",
-            expected[0],
-            monitor.unwrap_or_default(),
-            expected[1]
-        );
-        return true;
-    }
-    println!("template: boot with -m {mib}M FAILED");
-    for r in reasons {
-        println!("    {r}");
-    }
-    if let Some(output) = output {
-        let log = log_dir().join(format!("template-{mib}m.log"));
-        match output.save_log(&log) {
-            Ok(()) => println!("    log: {}", log.display()),
-            Err(e) => println!("    (log not saved: {e})"),
-        }
-        for line in output.tail(30).lines() {
-            println!("    | {line}");
-        }
-    }
-    false
-}
-
-/// The monitor's line in `output`, `monitor: 1000 samples, sum S; sensor agrees` with a
-/// number `S`, if it is there.
-fn monitor_line(output: &str) -> Option<&str> {
-    output.lines().map(str::trim_end).find(|line| {
-        line.strip_prefix(MONITOR_PREFIX)
-            .and_then(|rest| rest.strip_suffix(MONITOR_SUFFIX))
-            .is_some_and(|sum| !sum.is_empty() && sum.bytes().all(|b| b.is_ascii_digit()))
-    })
 }
 
 #[cfg(test)]
@@ -353,24 +645,6 @@ kaal-abi = "0.1"
                 assert!(line.contains(".workspace = true"), "{member}: {line}");
             }
         }
-    }
-
-    #[test]
-    fn monitor_line_is_found() {
-        let out =
-            "RAM: 256 MiB at 0x40000000\r\nmonitor: 1000 samples, sum 21249500; sensor agrees\r\n";
-        assert_eq!(
-            monitor_line(out),
-            Some("monitor: 1000 samples, sum 21249500; sensor agrees")
-        );
-        assert_eq!(
-            monitor_line("monitor: 999 samples, sum 5; sensor agrees"),
-            None
-        );
-        assert_eq!(
-            monitor_line("monitor: 1000 samples, sum 5; sensor says 999, sum 5"),
-            None
-        );
     }
 
     #[test]

@@ -106,6 +106,10 @@ pub struct Image {
     pub kernel: PathBuf,
     /// The component archive embedded in the kernel.
     pub archive: PathBuf,
+    /// The archive entries that are ELF programs (the root task and the components, not
+    /// the system description), in archive order: each entry's name and the path of the
+    /// ELF file packed under it, with its symbols ([`crate::debug`] loads them into GDB).
+    pub components: Vec<Component>,
 }
 
 /// Checks the system description of `spec` (first, so that a mistake in it fails fast),
@@ -198,7 +202,29 @@ pub fn link_image(
     let built = ws.build_kernel(kernel, &archive)?;
     let kernel = dir.join("kernel.elf");
     std::fs::copy(&built, &kernel).map_err(|e| Error::io(&kernel, e))?;
-    Ok(Image { kernel, archive })
+    let mut programs = Vec::new();
+    for component in components {
+        if is_elf(&component.elf)? {
+            programs.push(component.clone());
+        }
+    }
+    Ok(Image {
+        kernel,
+        archive,
+        components: programs,
+    })
+}
+
+/// Whether the file at `path` starts with the ELF magic number.
+fn is_elf(path: &Path) -> Result<bool> {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    match file.read_exact(&mut magic) {
+        Ok(()) => Ok(magic == *b"\x7fELF"),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(Error::io(path, e)),
+    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! * The Rust targets [`KERNEL_TARGET`] and [`USER_TARGET`]: added with `rustup target add`.
 //! * `qemu-system-aarch64`: installed with `apt-get` when running as root on a Debian-like
 //!   system; otherwise [`Error::MissingTool`] carries the exact command to run.
+//! * `gdb-multiarch` (only for [`crate::debug`]): installed like QEMU, with [`ensure_gdb`].
 //! * `cargo-generate` (only for rendering the project template): `cargo install`.
 //!
 //! Each check is cheap when the tool is already there.
@@ -19,6 +20,12 @@ pub const QEMU: &str = "qemu-system-aarch64";
 
 /// Debian package that provides [`QEMU`].
 pub const QEMU_DEBIAN_PACKAGE: &str = "qemu-system-arm";
+
+/// Name of the debugger [`crate::debug`] runs: a GDB that knows AArch64.
+pub const GDB: &str = "gdb-multiarch";
+
+/// Debian package that provides [`GDB`].
+pub const GDB_DEBIAN_PACKAGE: &str = "gdb-multiarch";
 
 /// Version requirement used when installing `cargo-generate`.
 pub const CARGO_GENERATE_VERSION: &str = "~0.23";
@@ -82,23 +89,45 @@ pub fn is_root() -> bool {
 
 /// The shell command that installs QEMU on Debian or Ubuntu.
 pub fn qemu_install_command(as_root: bool) -> String {
+    apt_install_command(QEMU_DEBIAN_PACKAGE, as_root)
+}
+
+/// The shell command that installs [`GDB`] on Debian or Ubuntu.
+pub fn gdb_install_command(as_root: bool) -> String {
+    apt_install_command(GDB_DEBIAN_PACKAGE, as_root)
+}
+
+/// `apt-get update && apt-get install -y PACKAGE`, with `sudo` unless `as_root`.
+fn apt_install_command(package: &str, as_root: bool) -> String {
     let sudo = if as_root { "" } else { "sudo " };
-    format!("{sudo}apt-get update && {sudo}apt-get install -y {QEMU_DEBIAN_PACKAGE}")
+    format!("{sudo}apt-get update && {sudo}apt-get install -y {package}")
 }
 
 /// Ensures [`QEMU`] is on `PATH`, installing it with `apt-get` when running as root.
 pub fn ensure_qemu() -> Result<()> {
-    if has_program(QEMU) {
+    ensure_apt_program(QEMU, QEMU_DEBIAN_PACKAGE)
+}
+
+/// Ensures [`GDB`] (`gdb-multiarch`) is on `PATH`, installing it with `apt-get` when
+/// running as root; otherwise [`Error::MissingTool`] carries the command to run.
+pub fn ensure_gdb() -> Result<()> {
+    ensure_apt_program(GDB, GDB_DEBIAN_PACKAGE)
+}
+
+/// Ensures `program` runs, installing Debian package `package` with `apt-get` when it
+/// does not and this process runs as root.
+fn ensure_apt_program(program: &str, package: &str) -> Result<()> {
+    if has_program(program) {
         return Ok(());
     }
     let missing = || Error::MissingTool {
-        tool: QEMU.to_owned(),
-        install: qemu_install_command(is_root()),
+        tool: program.to_owned(),
+        install: apt_install_command(package, is_root()),
     };
     if !is_root() || !has_program("apt-get") {
         return Err(missing());
     }
-    eprintln!("kaal-build: {QEMU} is missing; installing {QEMU_DEBIAN_PACKAGE} with apt-get");
+    eprintln!("kaal-build: {program} is missing; installing {package} with apt-get");
     let apt = |args: &[&str]| {
         let mut cmd = Command::new("apt-get");
         cmd.args(args)
@@ -107,8 +136,8 @@ pub fn ensure_qemu() -> Result<()> {
         cmd
     };
     process::run(&mut apt(&["update"]))?;
-    process::run(&mut apt(&["install", "-y", QEMU_DEBIAN_PACKAGE]))?;
-    if has_program(QEMU) {
+    process::run(&mut apt(&["install", "-y", package]))?;
+    if has_program(program) {
         Ok(())
     } else {
         Err(missing())
@@ -170,6 +199,10 @@ mod tests {
         assert_eq!(
             qemu_install_command(false),
             "sudo apt-get update && sudo apt-get install -y qemu-system-arm"
+        );
+        assert_eq!(
+            gdb_install_command(false),
+            "sudo apt-get update && sudo apt-get install -y gdb-multiarch"
         );
     }
 }

@@ -50,12 +50,18 @@ pub struct Workspace {
 }
 
 impl Workspace {
-    /// The workspace at `root`, built into `root/target` with the `release` profile.
+    /// The workspace at `root`, built with the `release` profile into the directory of
+    /// the environment variable `CARGO_TARGET_DIR` when it is set (as cargo does), else
+    /// into `root/target`.
     pub fn new(root: impl Into<PathBuf>) -> Self {
         let root = root.into();
         let root = std::path::absolute(&root).unwrap_or(root);
+        let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+            .filter(|dir| !dir.is_empty())
+            .map(PathBuf::from)
+            .map_or_else(|| root.join("target"), |dir| root.join(dir));
         Workspace {
-            target_dir: root.join("target"),
+            target_dir: std::path::absolute(&target_dir).unwrap_or(target_dir),
             root,
             profile: "release".into(),
             quiet: false,

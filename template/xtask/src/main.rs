@@ -4,7 +4,7 @@
 //! cargo xtask run   [QEMU options]       boot; the shell is on this terminal
 //! cargo xtask build [--mem MIB]          build the image, print the kernel's path
 //! cargo xtask test  [QEMU options]       boot with a scripted shell session and check it
-//! cargo xtask debug [--batch FILE] [--component NAME] [QEMU options]
+//! cargo xtask debug [--batch FILE] [--component NAME]... [--port PORT] [QEMU options]
 //!                                        boot under GDB (QEMU's GDB stub + gdb-multiarch)
 //!
 //! QEMU options: --cpu cortex-a53|cortex-a72|max  --mem MIB  --smp N  --gic 2|3  --el2
@@ -32,7 +32,7 @@ use kaal_build::{
 const USAGE: &str = "usage: cargo xtask run   [--cpu cortex-a53|cortex-a72|max] [--mem MIB] [--smp N] [--gic 2|3] [--el2]
        cargo xtask build [--mem MIB]
        cargo xtask test  [QEMU options]
-       cargo xtask debug [--batch FILE] [--component NAME] [QEMU options]";
+       cargo xtask debug [--batch FILE] [--component NAME]... [--port PORT] [QEMU options]";
 
 /// The project's name.
 pub const NAME: &str = "{{project-name}}";
@@ -105,11 +105,14 @@ fn run(args: Vec<String>) -> Result<ExitCode> {
                 kaal_build::disk::ensure_fat_image(&disk, DISK_BYTES)?;
                 config = config.disk(disk);
             }
-            let debug = kaal_build::debug::DebugOptions {
+            let mut debug = kaal_build::debug::DebugOptions {
                 batch: options.batch.clone(),
-                component: options.component.clone(),
+                components: options.components.clone(),
                 ..Default::default()
             };
+            if let Some(port) = options.port {
+                debug.port = port;
+            }
             let status = kaal_build::debug::debug(&config, &image, &debug)?;
             Ok(exit_code(status.code()))
         }
@@ -162,7 +165,8 @@ fn exit_code(code: Option<i32>) -> ExitCode {
 struct Options {
     qemu: QemuConfig,
     batch: Option<PathBuf>,
-    component: Option<String>,
+    components: Vec<String>,
+    port: Option<u16>,
 }
 
 impl Options {
@@ -175,7 +179,8 @@ impl Options {
             // driver too.
             .bootarg("kaal.console=shared");
         let mut batch = None;
-        let mut component = None;
+        let mut components = Vec::new();
+        let mut port = None;
         let mut it = options.iter();
         while let Some(option) = it.next() {
             let mut value = || it.next().ok_or_else(|| format!("{option} needs a value"));
@@ -188,14 +193,16 @@ impl Options {
                 "--smp" => config.smp = value()?.parse()?,
                 "--el2" => config.el2 = true,
                 "--batch" => batch = Some(PathBuf::from(value()?)),
-                "--component" => component = Some(value()?.clone()),
+                "--component" => components.push(value()?.clone()),
+                "--port" => port = Some(value()?.parse()?),
                 _ => return Err(format!("unknown option `{option}`\n{USAGE}").into()),
             }
         }
         Ok(Self {
             qemu: config,
             batch,
-            component,
+            components,
+            port,
         })
     }
 }
