@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo xtask run  [--mem MIB] [--cpu CPU] [--gic 2|3] [--el2] [--smp N]
-//! cargo xtask test [--quick] [--skip clippy,host,loom,qemu,template,publish] [--suite NAME] [--jobs N] [--timeout SECS]
+//! cargo xtask test [--quick] [--skip clippy,host,book,loom,qemu,debug,template,publish] [--suite NAME] [--jobs N] [--timeout SECS]
 //! cargo xtask qemu SUITE [--mem MIB] [--cpu CPU] [--gic 2|3] [--el2] [--smp N] [--check]
 //! cargo xtask bench
 //! ```
@@ -10,6 +10,8 @@
 
 mod args;
 mod bench;
+mod book;
+mod debug;
 mod host;
 mod suites;
 mod tally;
@@ -27,8 +29,8 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
   run   [QEMU options]      render the template, build it against the local crates and boot it
-  test  [--quick] [--skip clippy,host,loom,qemu,template,publish] [--suite NAME] [--jobs N] [--timeout SECS]
-                            host tests, QEMU suites, template smoke test, publish dry run
+  test  [--quick] [--skip clippy,host,book,loom,qemu,debug,template,publish] [--suite NAME] [--jobs N] [--timeout SECS]
+                            host tests, the book's samples, QEMU suites, a GDB session, template smoke test, publish dry run
   qemu  SUITE [QEMU options] [--check]
                             build one QEMU test suite and boot it with the serial console
                             on the terminal (--check: capture and judge it like `test` does)
@@ -72,16 +74,18 @@ fn dispatch(argv: Vec<String>) -> Result<ExitCode> {
 fn test(args: Args) -> Result<ExitCode> {
     let mut total = Tally::default();
     type Step = fn(&Args) -> Tally;
-    let steps: [(&str, Step); 6] = [
+    let steps: &[(&str, Step)] = &[
         ("clippy", host::clippy),
         ("host", host::test),
+        ("book", book::test),
         ("loom", host::loom),
         ("qemu", suites::test),
+        ("debug", debug::test),
         ("template", template::smoke_test),
         ("publish", host::publish_dry_run),
     ];
     let mut report = Vec::new();
-    for (name, step) in steps {
+    for &(name, step) in steps {
         if args.skip.iter().any(|s| s == name) {
             continue;
         }

@@ -52,6 +52,11 @@ struct Suite {
     /// `disk = MIB` in `suite.txt`: each configuration gets a fresh zero-filled raw disk
     /// image of that size in `target/qemu-disks/`, attached as a virtio block device.
     disk_mib: Option<u64>,
+    /// `disk_fat_after_boot = N` in `suite.txt`: after boot N passed, the harness
+    /// formats the disk image as FAT (`kaal_build::disk::create_fat_image`), so that
+    /// the boots before see a zero-filled disk and the ones after a fresh FAT volume.
+    /// Interactively (`cargo xtask qemu SUITE`) the image is FAT from the start.
+    disk_fat_after_boot: Option<u32>,
     /// `boots = N` in `suite.txt` (default 1): the configuration is booted N times on
     /// the same disk image, each boot with `kaal.test.boot=<n>`; every boot must pass,
     /// `expect.txt` is checked against the last one.
@@ -134,6 +139,15 @@ fn discover() -> Result<Vec<Suite>> {
             })?,
             None => 1,
         };
+        let disk_fat_after_boot = match suite_option(&options, "disk_fat_after_boot") {
+            Some(n) => Some(n.parse::<u32>().map_err(|_| {
+                format!(
+                    "{}: disk_fat_after_boot `{n}` is not a boot number",
+                    path.display()
+                )
+            })?),
+            None => None,
+        };
         let system = path.join("system.toml");
         suites.push(Suite {
             package: format!("suite-{name}"),
@@ -145,6 +159,7 @@ fn discover() -> Result<Vec<Suite>> {
             timeout,
             powerdown_after: suite_option(&options, "powerdown_after"),
             disk_mib,
+            disk_fat_after_boot,
             boots,
             boot: None,
             bootargs: suite_option(&options, "bootargs"),
@@ -381,6 +396,17 @@ fn run_boots(suite: &Suite, kernel: &Path, config: &QemuConfig, args: &Args) -> 
             ok = false;
             break;
         }
+        if let (Some(image), Some(mib)) = (&config.disk, suite.disk_mib)
+            && suite.disk_fat_after_boot == Some(boot)
+            && let Err(e) = kaal_build::disk::create_fat_image(image, mib << 20)
+        {
+            print!(
+                "qemu: {:<24} {label:<26} FAILED\n    formatting the disk image as FAT: {e}\n",
+                suite.package
+            );
+            ok = false;
+            break;
+        }
     }
     if let Some(image) = &config.disk {
         if ok {
@@ -495,7 +521,9 @@ pub fn interactive(args: Args) -> Result<ExitCode> {
     if let Some(mib) = suite.disk_mib {
         // Kept between interactive boots, so that a second boot sees what the first wrote.
         let image = disk_dir()?.join(format!("{}-interactive.img", suite.name));
-        if !image.is_file() {
+        if suite.disk_fat_after_boot.is_some() {
+            kaal_build::disk::ensure_fat_image(&image, mib << 20)?;
+        } else if !image.is_file() {
             create_disk(&image, mib)?;
         }
         println!(

@@ -280,7 +280,7 @@ pub fn smoke_test(args: &Args) -> Tally {
         println!("template: the full variant did not pass; its further checks are skipped");
         tally += Tally {
             passed: 0,
-            failed: 4,
+            failed: 5,
         };
         return tally;
     };
@@ -288,7 +288,52 @@ pub fn smoke_test(args: &Args) -> Tally {
     tally += Tally::one(debug_session(&dir, args));
     tally += Tally::one(files_persist(&dir, args));
     tally += Tally::one(corrupt_disk_is_reported(&dir, args));
+    tally += Tally::one(newcomer_chapters(args));
     tally
+}
+
+/// Follows the book's "Writing a driver" and "Adding a service and a channel" chapters
+/// on a freshly generated project (with the template's defaults, as a newcomer gets
+/// it): writes their files, appends their `system.toml` tables, then types their shell
+/// session into `cargo xtask run` and checks the output they show.
+fn newcomer_chapters(args: &Args) -> bool {
+    let dir = match render(&smoke_dir().join("newcomer"), &FULL) {
+        Ok(dir) => dir,
+        Err(e) => {
+            println!("template: newcomer: rendering failed: {e}");
+            return false;
+        }
+    };
+    let chapter = match crate::book::apply_chapters(&dir) {
+        Ok(chapter) => chapter,
+        Err(e) => {
+            println!("template: newcomer: applying the chapters failed: {e}");
+            return false;
+        }
+    };
+    let _ = std::fs::remove_file(dir.join("disk.img"));
+    let script = format!("{}poweroff\n", chapter.script());
+    let output = match scripted_run(&dir, &script, args) {
+        Ok(output) => output,
+        Err(e) => {
+            println!("template: newcomer: {e}");
+            return false;
+        }
+    };
+    let text = output.stdout.replace('\r', "");
+    let missing = chapter.missing(&text);
+    let ok = output.success() && missing.is_empty();
+    if ok {
+        println!(
+            "template: the book's driver and service chapters, followed on a new project ({} files written), run: {} expected lines seen",
+            chapter.files.len(),
+            chapter.expect.len()
+        );
+    } else {
+        println!("template: newcomer chapters FAILED; missing: {missing:?}");
+        save_and_show(&output, "template-newcomer");
+    }
+    ok
 }
 
 /// Runs the generated project's `cargo xtask test`; passes if it ends with `N passed,
@@ -493,10 +538,15 @@ fn debug_session(dir: &Path, args: &Args) -> bool {
     let kernel = section("kernel");
     let main = section("main");
     let frames: Vec<&String> = main.iter().filter(|l| l.starts_with('#')).collect();
-    let stopped_in_kernel = kernel.iter().any(|l| l.starts_with("#0") && l.contains("kaal_kernel_start"));
+    let stopped_in_kernel = kernel
+        .iter()
+        .any(|l| l.starts_with("#0") && l.contains("kaal_kernel_start"));
     let stopped_in_shell = frames.first().is_some_and(|l| l.contains("shell::main"));
     let symbolic = frames.iter().any(|l| l.contains("kaal_user_start"));
-    let ended = output.stdout.lines().any(|l| l.trim() == format!("{MARK} end"));
+    let ended = output
+        .stdout
+        .lines()
+        .any(|l| l.trim() == format!("{MARK} end"));
     let ok = stopped_in_kernel && stopped_in_shell && symbolic && ended;
     if ok {
         println!(
@@ -638,11 +688,30 @@ kaal-abi = "0.1"
             .lines()
             .find_map(|l| l.trim().strip_prefix("members = ["))
             .unwrap();
+        let mut packages = Vec::new();
         for member in members.trim_end_matches(']').split(',') {
             let member = member.trim().trim_matches('"');
-            let text = std::fs::read_to_string(template.join(member).join("Cargo.toml")).unwrap();
-            for line in text.lines().filter(|l| l.starts_with("kaal-")) {
-                assert!(line.contains(".workspace = true"), "{member}: {line}");
+            match member.strip_suffix("/*") {
+                Some(parent) => {
+                    for entry in std::fs::read_dir(template.join(parent)).unwrap() {
+                        packages.push(entry.unwrap().path());
+                    }
+                }
+                None => packages.push(template.join(member)),
+            }
+        }
+        assert!(packages.len() >= 10, "{packages:?}");
+        for package in packages {
+            let text = std::fs::read_to_string(package.join("Cargo.toml")).unwrap();
+            for line in text
+                .lines()
+                .filter(|l| l.starts_with("kaal-") || l.starts_with("protocol"))
+            {
+                assert!(
+                    line.contains(".workspace = true") || line.contains("workspace = true,"),
+                    "{}: {line}",
+                    package.display()
+                );
             }
         }
     }

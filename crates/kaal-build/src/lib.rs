@@ -14,7 +14,9 @@
 //!    test with a timeout and a captured serial log ([`runner::run_captured`]), whose
 //!    output [`serial`] parses.
 //!
-//! [`image::build_image`] does steps 2 to 4 in one call.
+//! [`image::build_image`] does steps 2 to 4 in one call. [`debug::debug`] boots an image
+//! paused under QEMU's GDB stub with `gdb-multiarch` attached, the symbols of the kernel
+//! and of every component loaded.
 //!
 //! [`system`] checks a system's `system.toml` (its components, devices, channels and
 //! endpoints) and compiles it into the binary description the root task reads;
@@ -42,6 +44,8 @@
 
 mod accessors;
 pub mod archive;
+pub mod debug;
+pub mod disk;
 pub mod driver;
 mod error;
 pub mod image;

@@ -20,29 +20,102 @@ struct Step {
 
 /// The session every system runs.
 const SESSION: &[Step] = &[
-    Step { input: "help", expect: &["Commands:", "poweroff"] },
-    Step { input: "ps", expect: &["NAME", "console", "shell", "running"] },
-    Step { input: "mem", expect: &["memory: ", " free of "] },
-    Step { input: "devices", expect: &["uart", "arm,pl011", "rtc", "arm,pl031"] },
-    Step { input: "channels", expect: &["console-input", "echo-ping"] },
-    Step { input: "uptime", expect: &["up 0:"] },
-    Step { input: "date", expect: &[" UTC"] },
-    Step { input: "echo hello from the echo server", expect: &["hello from the echo server"] },
-    Step { input: "call echo 1 7 8", expect: &["reply: [7, 8, 0, 0]"] },
-    Step { input: "call nowhere 1", expect: &["not a client of endpoint `nowhere`"] },
-    Step { input: "frobnicate", expect: &["frobnicate: unknown command"] },
-    Step { input: "crash rtc", expect: &["crash: rtc faulted", "[broker] rtc: "] },
-    Step { input: "date", expect: &[" UTC"] },
-    Step { input: "bench", expect: &["bench: call round trip", "bench: ring round trip"] },
+    Step {
+        input: "help",
+        expect: &["Commands:", "poweroff"],
+    },
+    Step {
+        input: "ps",
+        expect: &["NAME", "console", "shell", "running"],
+    },
+    Step {
+        input: "mem",
+        expect: &["memory: ", " free of "],
+    },
+    Step {
+        input: "devices",
+        expect: &["uart", "arm,pl011", "rtc", "arm,pl031"],
+    },
+    Step {
+        input: "channels",
+        expect: &["console-input", "echo-ping"],
+    },
+    Step {
+        input: "uptime",
+        expect: &["up 0:"],
+    },
+    Step {
+        input: "date",
+        expect: &[" UTC"],
+    },
+    Step {
+        input: "echo hello from the echo server",
+        expect: &["hello from the echo server"],
+    },
+    Step {
+        input: "call echo 1 7 8",
+        expect: &["reply: [7, 8, 0, 0]"],
+    },
+    Step {
+        input: "call nowhere 1",
+        expect: &["not a client of endpoint `nowhere`"],
+    },
+    Step {
+        input: "frobnicate",
+        expect: &["frobnicate: unknown command"],
+    },
+    Step {
+        input: "crash rtc",
+        expect: &["crash: rtc faulted", "[broker] rtc: "],
+    },
+    Step {
+        input: "date",
+        expect: &[" UTC"],
+    },
+    Step {
+        input: "bench",
+        expect: &["bench: call round trip", "bench: ring round trip"],
+    },
 ];
 
 /// The file commands, for a system with storage (on a fresh disk image).
 const FILES: &[Step] = &[
-    Step { input: "write test.txt scripted hello", expect: &["wrote 15 bytes to test.txt"] },
-    Step { input: "ls", expect: &["test.txt", "1 files"] },
-    Step { input: "cat test.txt", expect: &["scripted hello"] },
-    Step { input: "rm test.txt", expect: &["removed test.txt"] },
-    Step { input: "cat test.txt", expect: &["cat: "] },
+    Step {
+        input: "write test.txt scripted hello",
+        expect: &["wrote 15 bytes to test.txt"],
+    },
+    Step {
+        input: "ls",
+        expect: &["TEST.TXT", "1 files"],
+    },
+    Step {
+        input: "cat test.txt",
+        expect: &["scripted hello"],
+    },
+    Step {
+        input: "crash files",
+        expect: &["crash: files faulted", "[broker] files: "],
+    },
+    Step {
+        input: "cat test.txt",
+        expect: &["scripted hello"],
+    },
+    Step {
+        input: "crash blk",
+        expect: &["crash: blk faulted", "[broker] blk: "],
+    },
+    Step {
+        input: "cat test.txt",
+        expect: &["scripted hello"],
+    },
+    Step {
+        input: "rm test.txt",
+        expect: &["removed test.txt"],
+    },
+    Step {
+        input: "cat test.txt",
+        expect: &["cat: "],
+    },
 ];
 
 /// Runs the session; prints one line per check and the tally.
@@ -51,6 +124,7 @@ pub fn test(config: &QemuConfig, image: &Image) -> Result<ExitCode> {
     let mut steps: Vec<&Step> = SESSION.iter().collect();
     if STORAGE {
         let disk = crate::root().join("target").join("test-disk.img");
+        std::fs::create_dir_all(crate::root().join("target"))?;
         kaal_build::disk::create_fat_image(&disk, crate::DISK_BYTES)?;
         config = config.disk(disk);
         steps.extend(FILES);
@@ -70,7 +144,10 @@ pub fn test(config: &QemuConfig, image: &Image) -> Result<ExitCode> {
             bytes: input.into_bytes(),
         }),
     };
-    println!("test: booting {NAME} ({}) with a scripted shell session", config.label());
+    println!(
+        "test: booting {NAME} ({}) with a scripted shell session",
+        config.label()
+    );
     let output = run_captured(config.command(&image.kernel, Console::Captured), &options)?;
     let transcript = output.stdout.replace('\r', "");
     let mut passed = 0;
@@ -95,7 +172,11 @@ pub fn test(config: &QemuConfig, image: &Image) -> Result<ExitCode> {
         rest = &rest[at + echoed.len()..];
         let end = rest.find(crate::shell_prompt()).unwrap_or(rest.len());
         let answer = &rest[..end];
-        let missing: Vec<_> = step.expect.iter().filter(|e| !answer.contains(*e)).collect();
+        let missing: Vec<_> = step
+            .expect
+            .iter()
+            .filter(|e| !answer.contains(*e))
+            .collect();
         if !missing.is_empty() {
             println!("    `{}` printed:\n{}", step.input, indent(answer));
             println!("    expected {missing:?}");

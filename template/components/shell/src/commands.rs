@@ -7,8 +7,8 @@ use kaal_abi::Error;
 use kaal_user::broker::{BrokerClient, ComponentState};
 use kaal_user::cap::{Cap, Endpoint};
 use kaal_user::ipc::Message;
-use kaal_user::startup::{ChannelConsumer, ChannelProducer, Startup};
 use kaal_user::println;
+use kaal_user::startup::{ChannelConsumer, ChannelProducer, Startup};
 
 use crate::grants::Grants;
 
@@ -31,22 +31,86 @@ struct Command {
 }
 
 const COMMANDS: &[Command] = &[
-    Command { name: "help", arguments: "", help: "list the commands" },
-    Command { name: "ps", arguments: "", help: "components: state, priority, memory, restarts" },
-    Command { name: "mem", arguments: "", help: "memory: free, total, held by components" },
-    Command { name: "devices", arguments: "", help: "devices of system.toml and who holds them" },
-    Command { name: "channels", arguments: "", help: "ring channels and their ends" },
-    Command { name: "uptime", arguments: "", help: "time since boot" },
-    Command { name: "date", arguments: "", help: "date and time from the real-time clock" },
-    Command { name: "ls", arguments: "", help: "files on the disk" },
-    Command { name: "cat", arguments: "FILE", help: "print a file" },
-    Command { name: "write", arguments: "FILE TEXT", help: "write TEXT (and a newline) to FILE" },
-    Command { name: "rm", arguments: "FILE", help: "remove a file" },
-    Command { name: "echo", arguments: "TEXT", help: "TEXT, round trip through the echo server" },
-    Command { name: "crash", arguments: "COMPONENT", help: "make a component fault; the broker restarts it" },
-    Command { name: "bench", arguments: "", help: "call and ring round trips to the echo server" },
-    Command { name: "call", arguments: "ENDPOINT LABEL [WORD...]", help: "call an endpoint, print the reply" },
-    Command { name: "poweroff", arguments: "", help: "stop every component and switch off" },
+    Command {
+        name: "help",
+        arguments: "",
+        help: "list the commands",
+    },
+    Command {
+        name: "ps",
+        arguments: "",
+        help: "components: state, priority, memory, restarts",
+    },
+    Command {
+        name: "mem",
+        arguments: "",
+        help: "memory: free, total, held by components",
+    },
+    Command {
+        name: "devices",
+        arguments: "",
+        help: "devices of system.toml and who holds them",
+    },
+    Command {
+        name: "channels",
+        arguments: "",
+        help: "ring channels and their ends",
+    },
+    Command {
+        name: "uptime",
+        arguments: "",
+        help: "time since boot",
+    },
+    Command {
+        name: "date",
+        arguments: "",
+        help: "date and time from the real-time clock",
+    },
+    Command {
+        name: "ls",
+        arguments: "",
+        help: "files on the disk",
+    },
+    Command {
+        name: "cat",
+        arguments: "FILE",
+        help: "print a file",
+    },
+    Command {
+        name: "write",
+        arguments: "FILE TEXT",
+        help: "write TEXT (and a newline) to FILE",
+    },
+    Command {
+        name: "rm",
+        arguments: "FILE",
+        help: "remove a file",
+    },
+    Command {
+        name: "echo",
+        arguments: "TEXT",
+        help: "TEXT, round trip through the echo server",
+    },
+    Command {
+        name: "crash",
+        arguments: "COMPONENT",
+        help: "make a component fault; the broker restarts it",
+    },
+    Command {
+        name: "bench",
+        arguments: "",
+        help: "call and ring round trips to the echo server",
+    },
+    Command {
+        name: "call",
+        arguments: "ENDPOINT LABEL [WORD...]",
+        help: "call an endpoint, print the reply",
+    },
+    Command {
+        name: "poweroff",
+        arguments: "",
+        help: "stop every component and switch off",
+    },
 ];
 
 /// What the shell holds.
@@ -247,7 +311,9 @@ impl Shell {
     }
 
     fn date(&self) -> Outcome {
-        let rtc = self.rtc.ok_or_else(|| Failure::Text("no endpoint `rtc`".into()))?;
+        let rtc = self
+            .rtc
+            .ok_or_else(|| Failure::Text("no endpoint `rtc`".into()))?;
         let [seconds, ..] = call(rtc, RTC_TIME, [0; 4])?;
         println!("{}", Date(seconds));
         Ok(())
@@ -340,7 +406,9 @@ impl Shell {
     }
 
     fn bench(&mut self) -> Outcome {
-        let echo = self.echo.ok_or_else(|| Failure::Text("no endpoint `echo`".into()))?;
+        let echo = self
+            .echo
+            .ok_or_else(|| Failure::Text("no endpoint `echo`".into()))?;
         let frequency = kaal_user::time::ticks_per_second().max(1);
         let nanos = |ticks: u64| ticks * 1_000_000_000 / frequency / BENCH_ROUNDS;
         let start = kaal_user::time::now_ticks();
@@ -358,8 +426,11 @@ impl Shell {
         call(echo, ECHO_RING, [BENCH_ROUNDS, 0, 0, 0])?;
         let start = kaal_user::time::now_ticks();
         for round in 0..BENCH_ROUNDS {
-            ping.push(round).map_err(|_| Failure::Text("`echo-ping` is closed".into()))?;
-            let back = pong.pop().map_err(|_| Failure::Text("`echo-pong` is closed".into()))?;
+            ping.push(round)
+                .map_err(|_| Failure::Text("`echo-ping` is closed".into()))?;
+            let back = pong
+                .pop()
+                .map_err(|_| Failure::Text("`echo-pong` is closed".into()))?;
             if back != round {
                 fail!("sent {round}, got {back} back");
             }
