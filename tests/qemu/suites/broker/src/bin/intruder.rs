@@ -132,7 +132,7 @@ fn main(_argument: u64) -> i32 {
         let pick = random(&mut state);
         let label = match pick % 4 {
             0 => random(&mut state),
-            _ => pick % 9,
+            _ => pick % 12,
         };
         // Exit would only end the intruder itself; send an unknown label instead.
         let label = if label == protocol::EXIT { 0 } else { label };
@@ -155,7 +155,21 @@ fn main(_argument: u64) -> i32 {
                 answer.is_ok() == (words[0] < 7)
                     && (answer.is_ok() || answer == Err(Error::InvalidArgument))
             }
-            protocol::POWER_OFF | protocol::DEBUG_EXIT => answer == Err(Error::MissingRights),
+            protocol::POWER_OFF | protocol::DEBUG_EXIT | protocol::INJECT_FAULT => {
+                answer == Err(Error::MissingRights)
+            }
+            protocol::MEMORY => answer.is_ok(),
+            // One device and two channels in this suite's system.toml.
+            protocol::DEVICE => answer.is_ok() == (words[0] < 1) && answer != Err(Error::MissingRights),
+            protocol::CHANNEL => answer.is_ok() == (words[0] < 2) && answer != Err(Error::MissingRights),
+            protocol::NAME => {
+                let valid = match words[0] {
+                    protocol::NAME_DEVICE => words[1] < 1,
+                    protocol::NAME_CHANNEL => words[1] < 2,
+                    _ => false,
+                };
+                answer.is_ok() == valid && (valid || answer == Err(Error::InvalidArgument))
+            }
             _ => answer == Err(Error::InvalidArgument),
         };
         if !expected {
