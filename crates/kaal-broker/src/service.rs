@@ -102,6 +102,17 @@ impl Broker {
             fault::LABEL_UNDEFINED => "undefined instruction",
             _ => "fault",
         };
+        self.handle_fault(
+            index,
+            kind,
+            message.words[fault::PC],
+            message.words[fault::ADDRESS],
+        )
+    }
+
+    /// Component `index` faulted (or is taken as faulted): destroys its life, then
+    /// rebuilds it or keeps it down as its restart policy says.
+    fn handle_fault(&mut self, index: usize, kind: &str, pc: u64, address: u64) -> Event {
         let now = self.now_ms();
         let component = &mut self.components[index];
         let decision = component.budget.on_fault(now);
@@ -111,10 +122,8 @@ impl Broker {
                 RestartDecision::GiveUp { .. } => alloc::string::String::from("no restart left"),
             };
             kaal_user::println!(
-                "[broker] {}: {kind} at pc {:#x}, address {:#x}; {outcome}",
+                "[broker] {}: {kind} at pc {pc:#x}, address {address:#x}; {outcome}",
                 component.spec.name,
-                message.words[fault::PC],
-                message.words[fault::ADDRESS],
             );
         }
         self.destroy(index);
@@ -178,15 +187,17 @@ impl Broker {
                 need(services::PROCESSES).and_then(|()| self.status_name(words[0]))
             }
             protocol::MEMORY => need(services::PROCESSES).map(|()| self.memory_status()),
-            protocol::DEVICE => need(services::PROCESSES).and_then(|()| self.device_status(words[0])),
+            protocol::DEVICE => {
+                need(services::PROCESSES).and_then(|()| self.device_status(words[0]))
+            }
             protocol::CHANNEL => {
                 need(services::PROCESSES).and_then(|()| self.channel_status(words[0]))
             }
-            protocol::NAME => {
-                need(services::PROCESSES).and_then(|()| self.name_text(words[0], words[1], words[2]))
+            protocol::NAME => need(services::PROCESSES)
+                .and_then(|()| self.name_text(words[0], words[1], words[2])),
+            protocol::INJECT_FAULT => {
+                need(services::SYSTEM_CONTROL).and_then(|()| self.inject_fault(index, words[0]))
             }
-            protocol::INJECT_FAULT => need(services::SYSTEM_CONTROL)
-                .and_then(|()| self.inject_fault(index, words[0])),
             protocol::EXIT => {
                 exited = Some(words[0] as u32 as i32);
                 Ok([0; 4])
@@ -242,6 +253,11 @@ impl Broker {
                 .filter(|e| e.server == Some(index))
                 .map(|e| e.endpoint)
                 .collect();
+            if !served.is_empty() {
+                // A server blocked on a ring whose other end was stopped before it would
+                // wait forever, and never take its `SHUTDOWN`: close those ends.
+                self.close_stopped_peers(index);
+            }
             for endpoint in served {
                 // A server blocked calling the broker could not receive the request and
                 // the broker would wait for it forever: answer whatever is waiting first.
@@ -262,6 +278,63 @@ impl Broker {
         loop {
             kaal_user::sys::yield_now();
         }
+    }
+
+    /// Marks closed, in every ring channel component `index` is an end of, the other
+    /// end if its component has no life any more (stopped, exited or failed), and wakes
+    /// `index` on that ring. A ring end is only marked closed when its holder drops it,
+    /// which a destroyed component never does: without this, a server waiting to pop
+    /// from (or push to) a ring whose peer was stopped first sleeps forever. Best effort:
+    /// the system is shutting down.
+    fn close_stopped_peers(&mut self, index: usize) {
+        let gone = |end: usize| self.components.get(end).is_some_and(|c| c.life.is_none());
+        let work: alloc::vec::Vec<_> = self
+            .channels
+            .iter()
+            .filter_map(|channel| {
+                let flags = ends_to_close(channel.producer, channel.consumer, index, gone);
+                (flags != 0).then(|| {
+                    (
+                        channel.frames.first().copied(),
+                        flags,
+                        channel.data,
+                        channel.space,
+                    )
+                })
+            })
+            .collect();
+        for (header, flags, data, space) in work {
+            let Some(header) = header else { continue };
+            if self.set_ring_state(header, flags).is_err() {
+                continue;
+            }
+            if flags & PRODUCER_CLOSED != 0 {
+                let _ = data.signal();
+            }
+            if flags & CONSUMER_CLOSED != 0 {
+                let _ = space.signal();
+            }
+        }
+    }
+
+    /// ORs `flags` into the state word of the ring whose header is in `header`.
+    fn set_ring_state(
+        &mut self,
+        header: kaal_user::cap::Cap<kaal_user::cap::Frame4K>,
+        flags: u32,
+    ) -> Result<(), crate::error::BrokerError> {
+        use kaal_ipc::layout::STATE_OFFSET;
+        let scratch = header.copy(kaal_user::cap::allocate_slot()?, kaal_abi::rights::ALL)?;
+        let vaddr = self.own_mappings.allocate(4096, 4096)?;
+        let page = kaal_user::memory::MappedFrame::new(scratch, vaddr, self.own.untyped)?;
+        // The broker runs above every component on the one CPU: no end changes the
+        // word between this read and write.
+        let state = page.read32(STATE_OFFSET).unwrap_or(0);
+        page.write32(STATE_OFFSET, state | flags);
+        let scratch = page.unmap()?;
+        scratch.delete()?;
+        self.own_mappings.free(vaddr, 4096)?;
+        Ok(())
     }
 
     /// Answers every message waiting on the broker's endpoint without serving it (the
@@ -328,7 +401,12 @@ impl Broker {
             .owner_of_device(&spec.compatible, spec.index)
             .and_then(|owner| self.components.iter().position(|c| c.owner() == owner))
             .map_or(0, |i| i as u64 + 1);
-        Ok([record.base, record.size_bytes, u64::from(irq) | holder << 32, 0])
+        Ok([
+            record.base,
+            record.size_bytes,
+            u64::from(irq) | holder << 32,
+            0,
+        ])
     }
 
     fn channel_status(&self, index: u64) -> Result<[u64; 4], Error> {
@@ -383,12 +461,43 @@ impl Broker {
         let component = self.components.get(target).ok_or(Error::InvalidArgument)?;
         let tcb = component.main_thread().ok_or(Error::InvalidArgument)?;
         tcb.suspend()?;
+        // A main thread that has already ended (it called `thread_exit` without telling
+        // the broker, or faulted with its fault endpoint slot emptied) ignores suspend and
+        // resume: it would never fault, and the component would stay "running" holding
+        // its memory. Take it as faulted now instead.
+        if matches!(
+            tcb.status(),
+            Ok(kaal_user::sys::ThreadState::Exited(_) | kaal_user::sys::ThreadState::Faulted)
+        ) {
+            self.handle_fault(target, "injected fault (its thread had ended)", 0, 0);
+            return Ok([0; 4]);
+        }
         let mut registers = tcb.read_registers()?;
         registers.pc = UNMAPPED_PC;
         tcb.write_registers(&registers)?;
         tcb.resume()?;
         Ok([0; 4])
     }
+}
+
+use kaal_ipc::layout::{CONSUMER_CLOSED, PRODUCER_CLOSED};
+
+/// The state flags to set in a ring between `producer` and `consumer` before component
+/// `index` is asked to stop: the far end of each side `index` holds, if it is `gone`.
+fn ends_to_close(
+    producer: Option<usize>,
+    consumer: Option<usize>,
+    index: usize,
+    gone: impl Fn(usize) -> bool,
+) -> u32 {
+    let mut flags = 0;
+    if consumer == Some(index) && producer.is_some_and(&gone) {
+        flags |= PRODUCER_CLOSED;
+    }
+    if producer == Some(index) && consumer.is_some_and(&gone) {
+        flags |= CONSUMER_CLOSED;
+    }
+    flags
 }
 
 /// Where an injected fault sends a component: the first page, never mapped.
@@ -407,4 +516,37 @@ fn text_chunk(text: &[u8], chunk: usize) -> [u64; 4] {
         *word = u64::from_le_bytes(raw);
     }
     words
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_chunks_past_the_end_are_zero() {
+        let text = b"0123456789abcdefghijklmnopqrstuvwxyz";
+        assert_eq!(text_chunk(text, 0)[0], u64::from_le_bytes(*b"01234567"));
+        assert_eq!(
+            text_chunk(text, 1),
+            [u64::from_le_bytes(*b"wxyz\0\0\0\0"), 0, 0, 0]
+        );
+        for chunk in [2, 3, usize::MAX / 32, usize::MAX / 32 + 1, usize::MAX] {
+            assert_eq!(text_chunk(text, chunk), [0; 4]);
+        }
+        assert_eq!(text_chunk(b"", usize::MAX), [0; 4]);
+    }
+
+    #[test]
+    fn only_far_ends_of_stopped_peers_close() {
+        let gone = |i: usize| i == 7;
+        // The server consumes from a stopped producer, produces to a stopped consumer.
+        assert_eq!(ends_to_close(Some(7), Some(3), 3, gone), PRODUCER_CLOSED);
+        assert_eq!(ends_to_close(Some(3), Some(7), 3, gone), CONSUMER_CLOSED);
+        // A live peer, a ring the server is no end of, an end no component holds.
+        assert_eq!(ends_to_close(Some(5), Some(3), 3, gone), 0);
+        assert_eq!(ends_to_close(Some(7), Some(5), 3, gone), 0);
+        assert_eq!(ends_to_close(None, Some(3), 3, gone), 0);
+        // Both ends the server's own: nothing to close.
+        assert_eq!(ends_to_close(Some(3), Some(3), 3, gone), 0);
+    }
 }

@@ -30,8 +30,16 @@ pub mod layout {
     pub const ELEMENT_ALIGN_OFFSET: usize = 16;
     /// Offset of the word holding the slot array's offset.
     pub const SLOT_OFFSET_OFFSET: usize = 20;
-    /// Offset of the state word: bit 0 producer closed, bit 1 consumer closed.
+    /// Offset of the state word: bit 0 producer closed ([`PRODUCER_CLOSED`]), bit 1
+    /// consumer closed ([`CONSUMER_CLOSED`]).
     pub const STATE_OFFSET: usize = 24;
+    /// State-word flag: the producer closed its end (a consumer's pop of an empty ring
+    /// then fails with `Closed`). A supervisor that stopped the producer for good may set
+    /// it so the consumer does not wait forever.
+    pub const PRODUCER_CLOSED: u32 = 1;
+    /// State-word flag: the consumer closed its end (a producer's push then fails with
+    /// `Closed`).
+    pub const CONSUMER_CLOSED: u32 = 2;
     /// Offset of the producer generation word (0: never attached).
     pub const PRODUCER_GENERATION_OFFSET: usize = 28;
     /// Offset of the consumer generation word (0: never attached).
@@ -142,8 +150,7 @@ pub mod layout {
     }
 }
 
-pub(crate) const PRODUCER_CLOSED: u32 = 1;
-pub(crate) const CONSUMER_CLOSED: u32 = 2;
+pub(crate) use layout::{CONSUMER_CLOSED, PRODUCER_CLOSED};
 
 #[repr(C, align(128))]
 struct Meta {

@@ -56,7 +56,8 @@ pub mod protocol {
     pub const NAME_CHANNEL: u64 = 2;
     /// `inject_fault(index)`: makes component `index` fault now (its main thread
     /// continues at an unmapped address), so the broker handles it as any fault: the
-    /// restart policy applies. Needs `system-control`; not on the caller itself.
+    /// restart policy applies. A component whose main thread has already ended is taken
+    /// as faulted at once. Needs `system-control`; not on the caller itself.
     pub const INJECT_FAULT: u64 = 11;
     /// Sent by the broker to a component serving an endpoint when the system shuts
     /// down: the component answers and ends (the driver kit's event loop runs the
@@ -278,8 +279,7 @@ impl BrokerClient {
     fn name_text(&self, kind: u64, index: u32) -> Result<[u8; 64], Error> {
         let mut text = [0u8; 64];
         for (chunk, part) in text.chunks_exact_mut(32).enumerate() {
-            let words =
-                self.request(protocol::NAME, [kind, u64::from(index), chunk as u64, 0])?;
+            let words = self.request(protocol::NAME, [kind, u64::from(index), chunk as u64, 0])?;
             for (bytes, word) in part.chunks_exact_mut(8).zip(words) {
                 bytes.copy_from_slice(&word.to_le_bytes());
             }

@@ -118,6 +118,13 @@ const FILES: &[Step] = &[
     },
 ];
 
+/// Last: the echo server is left waiting on its ring for pings that never come, which
+/// the power off must still get past (the broker closes the rings of stopped peers).
+const LAST: Step = Step {
+    input: "call echo 2 5",
+    expect: &["reply: [5, 0, 0, 0]"],
+};
+
 /// Runs the session; prints one line per check and the tally.
 pub fn test(config: &QemuConfig, image: &Image) -> Result<ExitCode> {
     let mut config = config.clone();
@@ -129,6 +136,7 @@ pub fn test(config: &QemuConfig, image: &Image) -> Result<ExitCode> {
         config = config.disk(disk);
         steps.extend(FILES);
     }
+    steps.push(&LAST);
     let mut input = String::new();
     for step in &steps {
         input.push_str(step.input);
