@@ -37,6 +37,12 @@ pub const ENTRY_BYTES: usize = 24;
 pub const ENTRY_NAME_BYTES: usize = 16;
 /// [`LIST`] entries a reply carries at most.
 pub const ENTRIES_PER_REPLY: usize = CHUNK / ENTRY_BYTES;
+/// Entries a FAT directory holds at most (65536 directory entries of 32 bytes):
+/// [`FilesClient::list`] refuses a listing longer than that.
+pub const MAX_ENTRIES: u64 = 65536;
+/// Bytes a FAT file holds at most (its size is a `u32`): [`FilesClient::read`] refuses a
+/// larger size.
+pub const MAX_FILE_BYTES: u64 = u32::MAX as u64;
 
 /// The root directory's files from entry `offset` on: the reply's `length` entries in
 /// `data`, `value` = how many files the directory holds.
@@ -109,8 +115,12 @@ pub struct FileReply {
 }
 
 impl FileRequest {
-    /// A request without data; `None` if `name` does not fit [`NAME_BYTES`].
+    /// A request without data; `None` if `name` does not fit [`NAME_BYTES`] or holds a
+    /// zero byte (the server would read the name only up to it).
     pub fn new(id: u64, op: u32, name: &str, offset: u64) -> Option<Self> {
+        if name.contains('\0') {
+            return None;
+        }
         let mut request = Self {
             id,
             op,
@@ -286,15 +296,19 @@ pub struct FilesClient {
 }
 
 impl FilesClient {
-    /// A client over the two ends of the server's channels.
+    /// A client over the two ends of the server's channels. Its request ids carry the
+    /// component's generation in their top bits, so that an answer to a request of an
+    /// earlier life of the client (still in the reply ring when it restarted) is not
+    /// taken for the answer to this life's request of the same number.
     pub fn new(
         requests: ChannelProducer<FileRequest, SLOTS>,
         replies: ChannelConsumer<FileReply, SLOTS>,
     ) -> Self {
+        let generation = kaal_user::startup().map_or(0, |startup| startup.generation());
         Self {
             requests,
             replies,
-            next_id: 0,
+            next_id: u64::from(generation) << 40,
         }
     }
 
@@ -312,6 +326,11 @@ impl FilesClient {
             if n == 0 || index >= reply.value {
                 return Ok(());
             }
+            if index >= MAX_ENTRIES {
+                return Err(FileError::Failed(alloc::format!(
+                    "it lists more than the {MAX_ENTRIES} entries of a FAT directory"
+                )));
+            }
         }
     }
 
@@ -322,6 +341,19 @@ impl FilesClient {
         loop {
             let reply = self.call(READ, name, offset, &[])?;
             let data = reply.data();
+            if reply.value > MAX_FILE_BYTES {
+                return Err(FileError::Failed(alloc::format!(
+                    "it says the file holds {} bytes, more than a FAT file",
+                    reply.value
+                )));
+            }
+            if offset + data.len() as u64 > reply.value {
+                return Err(FileError::Failed(alloc::format!(
+                    "it sent {} bytes from byte {offset} of a file of {} bytes",
+                    data.len(),
+                    reply.value
+                )));
+            }
             if !data.is_empty() {
                 each(data);
             }
@@ -348,6 +380,14 @@ impl FilesClient {
         self.call(REMOVE, name, 0, &[]).map(drop)
     }
 
+    /// Sends `request` as it is (its id, operation and every field) and returns the
+    /// server's reply to it, whatever its status: for tools and tests that speak the
+    /// protocol directly. Its id should not be one this client uses (they count up from
+    /// the generation shifted left by 40) nor 0, which the server ignores.
+    pub fn request(&mut self, request: FileRequest) -> Result<FileReply, FileError> {
+        self.exchange(request)
+    }
+
     /// One request, answered: the reply if its status is [`OK`].
     fn call(
         &mut self,
@@ -364,6 +404,21 @@ impl FilesClient {
         let mut request = FileRequest::new(id, op, name, offset).ok_or(FileError::InvalidName)?;
         request.data[..data.len()].copy_from_slice(data);
         request.length = data.len() as u32;
+        let reply = self.exchange(request)?;
+        match reply.status {
+            OK => Ok(reply),
+            NOT_FOUND => Err(FileError::NotFound),
+            BAD_NAME => Err(FileError::InvalidName),
+            NO_FILE_SYSTEM => Err(FileError::NoFileSystem(reply.message())),
+            DISK_ERROR => Err(FileError::Disk(reply.message())),
+            DISK_FULL => Err(FileError::DiskFull),
+            _ => Err(FileError::Failed(reply.message())),
+        }
+    }
+
+    /// Sends `request` and waits for the reply with its id.
+    fn exchange(&mut self, request: FileRequest) -> Result<FileReply, FileError> {
+        let id = request.id;
         // Replies nobody waits for any more (to requests given up on) and greetings of
         // lives that started while no request was in flight.
         while self.replies.try_pop().is_ok() {}
@@ -387,18 +442,9 @@ impl FilesClient {
                 }
                 return Err(FileError::Restarted);
             }
-            if reply.id != id {
-                continue;
+            if reply.id == id {
+                return Ok(reply);
             }
-            return match reply.status {
-                OK => Ok(reply),
-                NOT_FOUND => Err(FileError::NotFound),
-                BAD_NAME => Err(FileError::InvalidName),
-                NO_FILE_SYSTEM => Err(FileError::NoFileSystem(reply.message())),
-                DISK_ERROR => Err(FileError::Disk(reply.message())),
-                DISK_FULL => Err(FileError::DiskFull),
-                _ => Err(FileError::Failed(reply.message())),
-            };
         }
     }
 }

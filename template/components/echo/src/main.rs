@@ -34,14 +34,14 @@ fn main(_argument: u64) -> i32 {
             return 1;
         }
     };
-    let (endpoint, mut ping, mut pong) = match (grants.echo(), grants.echo_ping(), grants.echo_pong())
-    {
-        (Ok(endpoint), Ok(ping), Ok(pong)) => (endpoint, ping, pong),
-        _ => {
-            println!("echo: a grant of system.toml is missing");
-            return 1;
-        }
-    };
+    let (endpoint, mut ping, mut pong) =
+        match (grants.echo(), grants.echo_ping(), grants.echo_pong()) {
+            (Ok(endpoint), Ok(ping), Ok(pong)) => (endpoint, ping, pong),
+            _ => {
+                println!("echo: a grant of system.toml is missing");
+                return 1;
+            }
+        };
     let Ok(mut received) = endpoint.recv() else {
         return 1;
     };

@@ -87,6 +87,11 @@ fn serve() -> Result<(), String> {
             Err(RecvError::Closed) => return Ok(()),
             Err(error) => return Err(format!("files-requests: {error}")),
         };
+        // Id 0 is the server's `HELLO`: a reply with it would be taken for one (a
+        // `DISK_FULL` reply has the status of a `HELLO`), so such a request is ignored.
+        if request.id == 0 {
+            continue;
+        }
         let reply = match &volumes {
             Ok(volumes) => handle(volumes, &request),
             Err(reason) => FileReply::error(&request, DISK_ERROR, reason),
@@ -103,6 +108,22 @@ type FsError = Error<DiskError>;
 /// Serves one request: mounts the volume, does the operation, unmounts, flushes the
 /// disk after a change.
 fn handle(volumes: &Volumes, request: &FileRequest) -> FileReply {
+    // `embedded-sdmmc` divides by the boot sector's sectors per cluster and subtracts
+    // its sizes unchecked: a damaged (or hostile) boot sector is refused here, and the
+    // sectors checked are the ones it reads (pinned for this request).
+    match volumes.device(|disk| disk.pin_boot_sectors()) {
+        Ok(()) => {}
+        Err(BootError::Disk(error)) => {
+            return FileReply::error(request, DISK_ERROR, &error.to_string());
+        }
+        Err(BootError::Damaged(what)) => {
+            return FileReply::error(
+                request,
+                NO_FILE_SYSTEM,
+                &format!("the FAT volume's boot sector is damaged: {what}"),
+            );
+        }
+    }
     let volume = match volumes.open_raw_volume(VolumeIdx(0)) {
         Ok(volume) => volume,
         Err(Error::DeviceError(error)) => {
@@ -134,9 +155,15 @@ fn handle(volumes: &Volumes, request: &FileRequest) -> FileReply {
         (Ok(reply), Ok(())) => reply,
         (Err(error), _) | (_, Err(error)) => error_reply(request, error),
     };
+    // A change is flushed even when it failed half-way (a full disk): what it did
+    // write, it wrote whole.
     if matches!(request.op, WRITE | REMOVE)
-        && reply.status == OK
+        && !matches!(
+            reply.status,
+            BAD_NAME | BAD_REQUEST | NOT_FOUND | NO_FILE_SYSTEM
+        )
         && let Err(error) = volumes.device(|disk| disk.flush())
+        && reply.status == OK
     {
         reply = FileReply::error(request, DISK_ERROR, &error.to_string());
     }
@@ -160,9 +187,7 @@ fn operation(
         ));
     }
     // Only plain 8.3 names: not `.`, `..` or the directory itself.
-    let Some(name) = request.name().filter(|name| {
-        !name.is_empty() && !name.starts_with('.') && ShortFileName::create_from_str(name).is_ok()
-    }) else {
+    let Some(name) = request.name().filter(|name| is_short_name(name)) else {
         return Ok(FileReply::error(request, BAD_NAME, "not an 8.3 file name"));
     };
     let Ok(offset) = u32::try_from(request.offset) else {
@@ -172,6 +197,37 @@ fn operation(
             "offset past the largest FAT file",
         ));
     };
+    if request.op == WRITE {
+        if request.length as usize > CHUNK {
+            return Ok(FileReply::error(
+                request,
+                BAD_REQUEST,
+                &format!("a write of {} bytes (at most {CHUNK})", request.length),
+            ));
+        }
+        if u64::from(offset) + u64::from(request.length) > u64::from(u32::MAX) {
+            return Ok(FileReply::error(
+                request,
+                BAD_REQUEST,
+                "a FAT file holds less than 4 GiB",
+            ));
+        }
+    }
+    // The root directory also holds the volume label (and long-name entries, which
+    // carry its attribute bit): not files, whatever their 11 bytes spell.
+    match volumes.find_directory_entry(root, name) {
+        Ok(entry) if entry.attributes.is_volume() => {
+            return Ok(match request.op {
+                WRITE => FileReply::error(request, FAILED, "the name of the volume label"),
+                _ => FileReply::error(request, NOT_FOUND, "no such file"),
+            });
+        }
+        Ok(entry) if entry.attributes.is_directory() && request.op == REMOVE => {
+            return Ok(FileReply::error(request, FAILED, "it is a directory"));
+        }
+        Ok(_) | Err(Error::NotFound) => {}
+        Err(error) => return Err(error),
+    }
     let mut reply = FileReply::to(request, OK);
     match request.op {
         READ => {
@@ -222,9 +278,25 @@ fn operation(
             let closed = volumes.close_file(file);
             result.and(closed)?;
         }
-        _ => volumes.delete_entry_in_dir(root, name)?,
+        _ => {
+            // `delete_entry_in_dir` only marks the entry deleted and leaves its clusters
+            // allocated: truncating first frees all but the first one.
+            let file = volumes.open_file_in_dir(root, name, Mode::ReadWriteTruncate)?;
+            volumes.close_file(file)?;
+            volumes.delete_entry_in_dir(root, name)?;
+        }
     }
     Ok(reply)
+}
+
+/// Whether `name` is a plain 8.3 file name: printable ASCII only (`embedded-sdmmc`
+/// would store a character of U+0080..=U+00FF as its byte, and `å` as the first one is
+/// 0xE5, the mark of a deleted entry), not `.` or `..`, and accepted by `embedded-sdmmc`.
+fn is_short_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name.bytes().all(|b| b.is_ascii_graphic())
+        && ShortFileName::create_from_str(name).is_ok()
 }
 
 /// [`LIST`]: the directory's files (and directories, named with a trailing `/`), from
@@ -267,6 +339,7 @@ fn error_reply(request: &FileRequest, error: FsError) -> FileReply {
             FileReply::error(request, DISK_FULL, "the disk is full")
         }
         Error::OpenedDirAsFile => FileReply::error(request, FAILED, "it is a directory"),
+        Error::ReadOnly => FileReply::error(request, FAILED, "the file is read-only"),
         Error::DeleteNonEmptyDir => FileReply::error(request, FAILED, "the directory is not empty"),
         Error::FormatError(reason) => FileReply::error(
             request,
@@ -292,6 +365,67 @@ impl TimeSource for Clock {
             seconds: 0,
         }
     }
+}
+
+/// The little-endian `u16` at `offset` of `bytes`.
+fn u16_at(bytes: &[u8], offset: usize) -> u16 {
+    u16::from_le_bytes([bytes[offset], bytes[offset + 1]])
+}
+
+/// The little-endian `u32` at `offset` of `bytes`.
+fn u32_at(bytes: &[u8], offset: usize) -> u32 {
+    u32::from_le_bytes([
+        bytes[offset],
+        bytes[offset + 1],
+        bytes[offset + 2],
+        bytes[offset + 3],
+    ])
+}
+
+/// Checks the values of a FAT boot sector (at sector `start` of the disk) that
+/// `embedded-sdmmc` computes with without checking them: 512-byte sectors, sectors per
+/// cluster a power of two, at least one reserved sector and one FAT, and sizes that add
+/// up within the volume and the 32-bit sector numbers.
+fn check_boot_sector(boot: &[u8; blk::SECTOR], start: u32) -> Result<(), &'static str> {
+    if u16_at(boot, 11) != 512 {
+        return Err("its sectors are not of 512 bytes");
+    }
+    if !boot[13].is_power_of_two() {
+        return Err("its sectors per cluster are not a power of two");
+    }
+    let reserved = u32::from(u16_at(boot, 14));
+    let fats = u32::from(boot[16]);
+    let root_entries = u32::from(u16_at(boot, 17));
+    let fat_size = match u16_at(boot, 22) {
+        0 => u32_at(boot, 36),
+        size => u32::from(size),
+    };
+    let total = match u16_at(boot, 19) {
+        0 => u32_at(boot, 32),
+        total => u32::from(total),
+    };
+    if reserved == 0 || fats == 0 || fat_size == 0 {
+        return Err("no reserved sector, no FAT or an empty FAT");
+    }
+    let root_sectors = (root_entries * 32).div_ceil(512);
+    let system = fats
+        .checked_mul(fat_size)
+        .and_then(|fat_sectors| fat_sectors.checked_add(reserved + root_sectors));
+    let Some(data) = system.and_then(|system| total.checked_sub(system)) else {
+        return Err("its FATs and root directory do not fit in the volume");
+    };
+    if start.checked_add(total).is_none() {
+        return Err("the volume ends past the 32-bit sector numbers");
+    }
+    // FAT32 (as `embedded-sdmmc` tells it, by its clusters): the root directory's first
+    // cluster and the information sector, in the reserved sectors.
+    let fs_info = u32::from(u16_at(boot, 48));
+    if data / u32::from(boot[13]) >= 65525
+        && (u32_at(boot, 44) < 2 || fs_info == 0 || fs_info >= reserved)
+    {
+        return Err("its root directory cluster or information sector is invalid");
+    }
+    Ok(())
 }
 
 /// Why the disk failed.
@@ -333,8 +467,25 @@ impl fmt::Display for DiskError {
 
 impl core::error::Error for DiskError {}
 
+/// Why the boot sectors of the disk cannot be mounted.
+enum BootError {
+    /// Reading them failed.
+    Disk(DiskError),
+    /// The FAT volume's boot sector holds values `embedded-sdmmc` cannot take.
+    Damaged(&'static str),
+}
+
+/// Sectors read once for a request and served from this copy for the rest of it.
+type Pinned = [Option<(u64, [u8; blk::SECTOR])>; 2];
+
 /// The block driver, seen as `embedded-sdmmc`'s block device: one request in flight.
-struct Disk(RefCell<Link>);
+/// The sectors [`Disk::pin_boot_sectors`] checked (the partition table, the volume's
+/// boot sector) are pinned: read from the driver once per request, so that a driver
+/// answering differently the second time cannot get past the check.
+struct Disk {
+    link: RefCell<Link>,
+    pinned: RefCell<Pinned>,
+}
 
 struct Link {
     requests: ChannelProducer<BlkRequest, { blk::SLOTS }>,
@@ -352,18 +503,46 @@ impl Disk {
         replies: ChannelConsumer<BlkReply, { blk::SLOTS }>,
         generation: u32,
     ) -> Self {
-        Disk(RefCell::new(Link {
-            requests,
-            replies,
-            next_id: u64::from(generation) << 40,
-            gone: None,
-        }))
+        Disk {
+            link: RefCell::new(Link {
+                requests,
+                replies,
+                next_id: u64::from(generation) << 40,
+                gone: None,
+            }),
+            pinned: RefCell::new([None, None]),
+        }
+    }
+
+    /// Reads the partition table and the first partition's boot sector afresh, pins
+    /// them, and checks the boot sector's values that `embedded-sdmmc` computes with
+    /// unchecked (a zero sectors per cluster divides by zero). What is not FAT at all
+    /// (no signature, another partition type) is left to `embedded-sdmmc` to name.
+    fn pin_boot_sectors(&mut self) -> Result<(), BootError> {
+        *self.pinned.get_mut() = [None, None];
+        let mbr = self.call(blk::READ, 0, None).map_err(BootError::Disk)?.data;
+        self.pinned.get_mut()[0] = Some((0, mbr));
+        let partition = &mbr[446..462];
+        if u16_at(&mbr, 510) != 0xAA55 || !matches!(partition[4], 0x04 | 0x06 | 0x0B | 0x0C | 0x0E)
+        {
+            return Ok(());
+        }
+        let start = u32_at(partition, 8);
+        let boot = self
+            .call(blk::READ, u64::from(start), None)
+            .map_err(BootError::Disk)?
+            .data;
+        self.pinned.get_mut()[1] = Some((u64::from(start), boot));
+        if u16_at(&boot, 510) != 0xAA55 {
+            return Ok(());
+        }
+        check_boot_sector(&boot, start).map_err(BootError::Damaged)
     }
 
     /// One request to the driver, answered with status `OK`.
     fn call(&self, op: u32, sector: u64, data: Option<&[u8]>) -> Result<BlkReply, DiskError> {
         let mut link = self
-            .0
+            .link
             .try_borrow_mut()
             .map_err(|_| DiskError::Ring("busy".into()))?;
         let result = link.call(op, sector, data);
@@ -437,7 +616,17 @@ impl BlockDevice for Disk {
 
     fn read(&self, blocks: &mut [Block], start: BlockIdx) -> Result<(), DiskError> {
         for (sector, block) in (u64::from(start.0)..).zip(blocks) {
-            block.contents = self.call(blk::READ, sector, None)?.data;
+            let pinned = self
+                .pinned
+                .borrow()
+                .iter()
+                .flatten()
+                .find(|(s, _)| *s == sector)
+                .map(|(_, data)| *data);
+            block.contents = match pinned {
+                Some(data) => data,
+                None => self.call(blk::READ, sector, None)?.data,
+            };
         }
         Ok(())
     }
@@ -445,6 +634,11 @@ impl BlockDevice for Disk {
     fn write(&self, blocks: &[Block], start: BlockIdx) -> Result<(), DiskError> {
         for (sector, block) in (u64::from(start.0)..).zip(blocks) {
             self.call(blk::WRITE, sector, Some(&block.contents))?;
+            for (s, data) in self.pinned.borrow_mut().iter_mut().flatten() {
+                if *s == sector {
+                    *data = block.contents;
+                }
+            }
         }
         Ok(())
     }

@@ -24,7 +24,10 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::cell::{Cell, RefCell};
 use kaal_test_harness::{Suite, check};
-use protocol::files::{FileError, FileReply, FileRequest, FilesClient};
+use protocol::files::{
+    BAD_NAME, BAD_REQUEST, CHUNK, FAILED, FileError, FileReply, FileRequest, FilesClient, LIST,
+    NOT_FOUND, OK, READ, REMOVE, WRITE,
+};
 
 mod grants {
     include!(concat!(env!("OUT_DIR"), "/filesclient-grants.rs"));
@@ -91,6 +94,150 @@ fn no_file_system(files: &mut FilesClient, first: &FileError) -> Result<()> {
             matches!(&result, Err(FileError::NoFileSystem(_))),
             "{what} on a disk without FAT: {result:?}"
         );
+    }
+    Ok(())
+}
+
+/// Ids of the requests [`raw`] sends: far from the client's own (1, 2, ...).
+static RAW_ID: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(1 << 62);
+
+/// Sends a request built field by field, as a hostile client could write it into the
+/// ring: `name` as raw bytes (cut to the field), `length` whatever the data holds.
+fn raw(
+    files: &mut FilesClient,
+    op: u32,
+    name: &[u8],
+    offset: u64,
+    length: u32,
+) -> Result<FileReply> {
+    let id = RAW_ID.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    let mut request = FileRequest::new(id, op, "", offset).ok_or("no request")?;
+    let n = name.len().min(request.name.len());
+    request.name[..n].copy_from_slice(&name[..n]);
+    request.length = length;
+    request.data.fill(b'x');
+    files
+        .request(request)
+        .map_err(|e| format!("op {op} on {name:?}: {e}"))
+}
+
+/// Requests no honest client sends, each answered with its error and changing nothing.
+fn garbage_requests(files: &mut FilesClient) -> Result<()> {
+    let cases: [(&str, u32, &[u8], u64, u32, u32); 14] = [
+        ("an unknown operation", 99, b"X.TXT", 0, 0, BAD_REQUEST),
+        (
+            "a write longer than a chunk",
+            WRITE,
+            b"X.TXT",
+            0,
+            4096,
+            BAD_REQUEST,
+        ),
+        (
+            "a write past 4 GiB",
+            WRITE,
+            b"X.TXT",
+            u64::from(u32::MAX) - 10,
+            100,
+            BAD_REQUEST,
+        ),
+        (
+            "a read past 4 GiB",
+            READ,
+            b"X.TXT",
+            u64::MAX,
+            0,
+            BAD_REQUEST,
+        ),
+        // U+00E5 would be stored as 0xE5, the first byte of a deleted entry.
+        (
+            "a Latin-1 name",
+            WRITE,
+            "\u{e5}.TXT".as_bytes(),
+            0,
+            1,
+            BAD_NAME,
+        ),
+        (
+            "a name that is not UTF-8",
+            WRITE,
+            &[0xff, 0xfe, b'A'],
+            0,
+            1,
+            BAD_NAME,
+        ),
+        ("a name with a slash", WRITE, b"A/B", 0, 1, BAD_NAME),
+        (
+            "a name with a control character",
+            WRITE,
+            b"A\x05B",
+            0,
+            1,
+            BAD_NAME,
+        ),
+        ("the parent directory", REMOVE, b"..", 0, 0, BAD_NAME),
+        (
+            "a name filling the field",
+            WRITE,
+            &[b'A'; 40],
+            0,
+            1,
+            BAD_NAME,
+        ),
+        // The harness's image has the volume label `KAAL` in its root directory.
+        ("the volume label, written", WRITE, b"KAAL", 0, 1, FAILED),
+        ("the volume label, read", READ, b"KAAL", 0, 0, NOT_FOUND),
+        (
+            "the volume label, removed",
+            REMOVE,
+            b"kaal",
+            0,
+            0,
+            NOT_FOUND,
+        ),
+        ("a listing from a huge offset", LIST, b"", u64::MAX, 0, OK),
+    ];
+    for (what, op, name, offset, length, status) in cases {
+        let reply = raw(files, op, name, offset, length)?;
+        check!(
+            reply.status == status && (status != OK || reply.length == 0),
+            "{what}: status {}, length {}, {:?} (expected status {status})",
+            reply.status,
+            reply.length,
+            reply.message()
+        );
+    }
+    check!(
+        listing(files)?.is_empty(),
+        "the garbage requests left files: {:?}",
+        listing(files)?
+    );
+    Ok(())
+}
+
+/// Writing and removing more than the disk holds: a removal frees the file's clusters.
+fn removal_frees_space(files: &mut FilesClient) -> Result<()> {
+    // 4 x 2.5 MiB on the harness's 8 MiB disk.
+    const CHUNKS: u64 = 5 * 1024;
+    for round in 0..4 {
+        for chunk in 0..CHUNKS {
+            let reply = raw(
+                files,
+                WRITE,
+                b"SPACE.BIN",
+                chunk * CHUNK as u64,
+                CHUNK as u32,
+            )?;
+            check!(
+                reply.status == OK,
+                "round {round}, chunk {chunk}: {} ({})",
+                reply.status,
+                reply.message()
+            );
+        }
+        files
+            .remove("SPACE.BIN")
+            .map_err(|e| format!("round {round}: remove: {e}"))?;
     }
     Ok(())
 }
@@ -240,8 +387,14 @@ fn main(_argument: u64) -> i32 {
         }
         Ok(()) => match read_all(&mut files, BOOT_FILE) {
             Err(FileError::NotFound) => {
+                suite.run("garbage_requests_get_errors", || {
+                    garbage_requests(&mut files)
+                });
                 suite.run("files_written_read_back_listed_and_removed", || {
                     fresh(&mut files)
+                });
+                suite.run("a_removal_frees_the_space", || {
+                    removal_frees_space(&mut files)
                 });
                 suite.run("files_left_for_the_next_boot", || leave(&mut files, 2));
                 boot.set(2);
