@@ -7,7 +7,7 @@ use std::{process::ExitCode, time::Duration};
 use kaal_build::{
     image::Image,
     qemu::{Console, QemuConfig},
-    runner::{RunOptions, SerialInput, run_captured},
+    runner::{QmpAction, RunOptions, SerialInput, run_captured},
 };
 
 use crate::{EXAMPLES, NAME, Result, STORAGE};
@@ -201,6 +201,14 @@ pub fn test(config: &QemuConfig, image: &Image) -> Result<ExitCode> {
         "`poweroff` stops the system and QEMU exits with 0",
         output.success() && transcript.contains("[broker] system stopped"),
     );
+    let power_key = power_key(&config, image);
+    check(
+        "the power key (QEMU's system_powerdown) stops the system and QEMU exits with 0",
+        power_key.is_ok(),
+    );
+    if let Err(problem) = power_key {
+        println!("    {problem}");
+    }
     if failed > 0 {
         let log = crate::root().join("target").join("test.log");
         if output.save_log(&log).is_ok() {
@@ -218,4 +226,38 @@ pub fn test(config: &QemuConfig, image: &Image) -> Result<ExitCode> {
 
 fn indent(text: &str) -> String {
     text.lines().map(|l| format!("    | {l}\n")).collect()
+}
+
+/// Boots again and presses the power key through QEMU's monitor once the shell is up:
+/// the `power` driver asks the broker for the power off, which stops every component in
+/// order.
+fn power_key(config: &QemuConfig, image: &Image) -> std::result::Result<(), String> {
+    let mut config = config.clone();
+    let socket = crate::root().join("target").join("qmp.sock");
+    let _ = std::fs::remove_file(&socket);
+    config.qmp_socket = Some(socket.clone());
+    let options = RunOptions {
+        timeout: Duration::from_secs(60),
+        echo: false,
+        qmp: Some(QmpAction {
+            socket,
+            after: crate::shell_prompt().into(),
+            command: "system_powerdown".into(),
+        }),
+        input: None,
+    };
+    let output = run_captured(config.command(&image.kernel, Console::Captured), &options)
+        .map_err(|e| e.to_string())?;
+    for expected in ["[pl061] power button pressed", "[broker] system stopped"] {
+        if !output.stdout.contains(expected) {
+            return Err(format!(
+                "expected `{expected}`; last lines:\n{}",
+                indent(&output.tail(15))
+            ));
+        }
+    }
+    if !output.success() {
+        return Err(format!("QEMU ended with {}", output.termination));
+    }
+    Ok(())
 }
