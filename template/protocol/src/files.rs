@@ -448,3 +448,39 @@ impl FilesClient {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_with_a_zero_byte_or_too_long_makes_no_request() {
+        assert!(FileRequest::new(1, READ, "A\0B", 0).is_none());
+        assert!(FileRequest::new(1, READ, &"A".repeat(NAME_BYTES + 1), 0).is_none());
+        let request = FileRequest::new(1, READ, "NOTES.TXT", 0).unwrap();
+        assert_eq!(request.name(), Some("NOTES.TXT"));
+    }
+
+    #[test]
+    fn lengths_from_a_peer_are_clamped() {
+        let mut request = FileRequest::new(1, WRITE, "A", 0).unwrap();
+        request.length = u32::MAX;
+        assert_eq!(request.data().len(), CHUNK);
+        let mut reply = FileReply::to(&request, OK);
+        reply.length = u32::MAX;
+        assert_eq!(reply.data().len(), CHUNK);
+        // Entries past what a reply can hold are none, whatever `length` says.
+        assert!(reply.entry(ENTRIES_PER_REPLY).is_none());
+        reply.data[..2].copy_from_slice(&[0xff, 0xfe]);
+        assert!(reply.entry(0).is_none());
+    }
+
+    #[test]
+    fn an_error_message_is_cut_at_a_character_boundary() {
+        let request = FileRequest::new(1, READ, "A", 0).unwrap();
+        let message = "é".repeat(CHUNK);
+        let reply = FileReply::error(&request, FAILED, &message);
+        assert_eq!(reply.length as usize, CHUNK);
+        assert!(core::str::from_utf8(reply.data()).is_ok());
+    }
+}

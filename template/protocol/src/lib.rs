@@ -9,7 +9,7 @@
 //! Every element type is `#[repr(C)]` and declared in `system.toml` as a `[types.NAME]`
 //! table with its size and alignment; the components' generated accessors check them at
 //! compile time.
-#![no_std]
+#![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
 extern crate alloc;

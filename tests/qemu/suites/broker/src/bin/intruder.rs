@@ -160,8 +160,12 @@ fn main(_argument: u64) -> i32 {
             }
             protocol::MEMORY => answer.is_ok(),
             // One device and two channels in this suite's system.toml.
-            protocol::DEVICE => answer.is_ok() == (words[0] < 1) && answer != Err(Error::MissingRights),
-            protocol::CHANNEL => answer.is_ok() == (words[0] < 2) && answer != Err(Error::MissingRights),
+            protocol::DEVICE => {
+                answer.is_ok() == (words[0] < 1) && answer != Err(Error::MissingRights)
+            }
+            protocol::CHANNEL => {
+                answer.is_ok() == (words[0] < 2) && answer != Err(Error::MissingRights)
+            }
             protocol::NAME => {
                 let valid = match words[0] {
                     protocol::NAME_DEVICE => words[1] < 1,

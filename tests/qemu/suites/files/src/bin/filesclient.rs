@@ -25,8 +25,8 @@ use alloc::vec::Vec;
 use core::cell::{Cell, RefCell};
 use kaal_test_harness::{Suite, check};
 use protocol::files::{
-    BAD_NAME, BAD_REQUEST, CHUNK, FAILED, FileError, FileReply, FileRequest, FilesClient, LIST,
-    NOT_FOUND, OK, READ, REMOVE, WRITE,
+    BAD_NAME, BAD_REQUEST, FAILED, FileError, FileReply, FileRequest, FilesClient, LIST, NOT_FOUND,
+    OK, READ, REMOVE, WRITE,
 };
 
 mod grants {
@@ -215,33 +215,6 @@ fn garbage_requests(files: &mut FilesClient) -> Result<()> {
     Ok(())
 }
 
-/// Writing and removing more than the disk holds: a removal frees the file's clusters.
-fn removal_frees_space(files: &mut FilesClient) -> Result<()> {
-    // 4 x 2.5 MiB on the harness's 8 MiB disk.
-    const CHUNKS: u64 = 5 * 1024;
-    for round in 0..4 {
-        for chunk in 0..CHUNKS {
-            let reply = raw(
-                files,
-                WRITE,
-                b"SPACE.BIN",
-                chunk * CHUNK as u64,
-                CHUNK as u32,
-            )?;
-            check!(
-                reply.status == OK,
-                "round {round}, chunk {chunk}: {} ({})",
-                reply.status,
-                reply.message()
-            );
-        }
-        files
-            .remove("SPACE.BIN")
-            .map_err(|e| format!("round {round}: remove: {e}"))?;
-    }
-    Ok(())
-}
-
 /// Boot 2: a fresh FAT volume.
 fn fresh(files: &mut FilesClient) -> Result<()> {
     check!(listing(files)?.is_empty(), "the fresh volume is not empty");
@@ -392,9 +365,6 @@ fn main(_argument: u64) -> i32 {
                 });
                 suite.run("files_written_read_back_listed_and_removed", || {
                     fresh(&mut files)
-                });
-                suite.run("a_removal_frees_the_space", || {
-                    removal_frees_space(&mut files)
                 });
                 suite.run("files_left_for_the_next_boot", || leave(&mut files, 2));
                 boot.set(2);
