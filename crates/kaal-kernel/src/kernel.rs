@@ -591,6 +591,11 @@ impl Kernel {
     /// Physical address of user address `va` in the current thread's address space, if
     /// mapped for user access (and writable if `write`).
     pub(crate) fn user_translate(&mut self, va: u64, write: bool) -> Option<u64> {
+        // The tables are indexed by the low 39 bits of an address in either half: an
+        // upper-half pointer would reach the user mapping its low bits name.
+        if va >= kaal_abi::layout::USER_END {
+            return None;
+        }
         let (root, _) = self.current_space()?;
         let (physical, attrs) = TranslationTable::at(root).translate(&mut LinearTables, va)?;
         // Device frames may be mapped in user space but are not in the kernel's linear
@@ -636,7 +641,9 @@ impl Kernel {
     ) -> Result<(), Error> {
         let end = pointer
             .checked_add(length as u64)
+            .filter(|&end| end <= kaal_abi::layout::USER_END)
             .ok_or(Error::BadAddress)?;
+        // Every address below is under `USER_END`, so the page steps cannot overflow.
         // Check every page before touching any, so a failed copy changes nothing.
         let mut at = pointer;
         while at < end {

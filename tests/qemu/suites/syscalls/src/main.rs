@@ -113,6 +113,44 @@ fn main(boot: &BootInfo<'_>) -> i32 {
         )?;
         Ok(())
     });
+    suite.run("user_pointers_beyond_user_space_are_refused", || {
+        // The upper-half alias of mapped read-only data: the tables are indexed by the
+        // low 39 bits, which name `rodata`; the pointer is not a user address.
+        expect_error(
+            Syscall::ConsoleWrite,
+            [rodata | !(layout::USER_END - 1), 8, 0, 0],
+            Error::BadAddress,
+        )?;
+        // A frame in the last page of user space.
+        let untyped = kaal_user::cap::largest_ram_untyped(boot).ok_or("no RAM untyped")?;
+        let frame: Cap<Frame4K> = untyped.retype_one(0).map_err(|e| format!("{e:?}"))?;
+        let page = kaal_user::memory::MappedFrame::new(frame, layout::USER_END - 4096, untyped)
+            .map_err(|e| format!("mapping the last user page: {e:?}"))?;
+        check!(page.write32(0x800, u32::from_le_bytes(*b"top\n")), "write");
+        let last = layout::USER_END - 2048;
+        let result = (|| {
+            check!(
+                expect_ok(Syscall::ConsoleWrite, [last, 4, 0, 0])? == 4,
+                "the last user page is usable"
+            );
+            // Runs past the end of user space.
+            expect_error(
+                Syscall::ConsoleWrite,
+                [layout::USER_END - 8, 16, 0, 0],
+                Error::BadAddress,
+            )?;
+            // The same page's alias in the last page of the address space: stepping to
+            // the next page from there overflows.
+            expect_error(
+                Syscall::ConsoleWrite,
+                [last | !(layout::USER_END - 1), 256, 0, 0],
+                Error::BadAddress,
+            )
+        })();
+        let frame = page.unmap().map_err(|e| format!("unmap: {e:?}"))?;
+        frame.delete().map_err(|e| format!("delete: {e:?}"))?;
+        result
+    });
     suite.run("tcb_calls_reject_bad_arguments", || {
         let untyped = kaal_user::cap::largest_ram_untyped(boot).ok_or("no RAM untyped")?;
         let tcb: Cap<Tcb> = untyped.retype_one(0).map_err(|e| format!("{e:?}"))?;
