@@ -233,7 +233,8 @@ fn indent(text: &str) -> String {
 /// order.
 fn power_key(config: &QemuConfig, image: &Image) -> std::result::Result<(), String> {
     let mut config = config.clone();
-    let socket = crate::root().join("target").join("qmp.sock");
+    // In the temporary directory: a Unix socket's path must stay short.
+    let socket = std::env::temp_dir().join(format!("kaal-qmp-{}.sock", std::process::id()));
     let _ = std::fs::remove_file(&socket);
     config.qmp_socket = Some(socket.clone());
     let options = RunOptions {
@@ -247,7 +248,11 @@ fn power_key(config: &QemuConfig, image: &Image) -> std::result::Result<(), Stri
         input: None,
     };
     let output = run_captured(config.command(&image.kernel, Console::Captured), &options)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string());
+    if let Some(socket) = &config.qmp_socket {
+        let _ = std::fs::remove_file(socket);
+    }
+    let output = output?;
     for expected in ["[pl061] power button pressed", "[broker] system stopped"] {
         if !output.stdout.contains(expected) {
             return Err(format!(
