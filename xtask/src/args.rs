@@ -49,6 +49,7 @@ impl Args {
                 "--gic" => args.qemu.gic = value()?.parse()?,
                 "--smp" => args.qemu.smp = value()?.parse()?,
                 "--el2" => args.qemu.el2 = true,
+                "--bootarg" => args.qemu = args.qemu.clone().bootarg(value()?),
                 "--quick" => args.quick = true,
                 "--check" => args.check = true,
                 "--skip" => args.skip.extend(value()?.split(',').map(str::to_owned)),

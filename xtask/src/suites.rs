@@ -65,6 +65,9 @@ struct Suite {
     boot: Option<(u32, u32)>,
     /// Further boot arguments: `bootargs = ...` in `suite.txt`.
     bootargs: Option<String>,
+    /// `report = TEXT` in `suite.txt`: console lines starting with TEXT are shown in the
+    /// test output after a pass (a figure the suite computed, e.g. its fuzzing count).
+    report: Option<String>,
     /// `serial_input_after = TEXT` and `serial_input_bytes = N`: once the console shows
     /// TEXT, the harness types N bytes of [`serial_pattern`] on the serial line.
     serial_input: Option<(String, usize)>,
@@ -163,6 +166,7 @@ fn discover() -> Result<Vec<Suite>> {
             boots,
             boot: None,
             bootargs: suite_option(&options, "bootargs"),
+            report: suite_option(&options, "report"),
             serial_input: match (
                 suite_option(&options, "serial_input_after"),
                 suite_option(&options, "serial_input_bytes"),
@@ -463,11 +467,19 @@ fn run_one(suite: &Suite, kernel: &Path, config: &QemuConfig, args: &Args) -> bo
         Ok(output) => {
             let reasons = serial::judge(&output, &suite.expected);
             if reasons.is_empty() {
-                println!(
-                    "qemu: {:<24} {label:<26} ok ({:.1} s)",
+                let mut text = format!(
+                    "qemu: {:<24} {label:<26} ok ({:.1} s)\n",
                     suite.package,
                     output.elapsed.as_secs_f64()
                 );
+                if let Some(prefix) = &suite.report {
+                    for line in output.stdout.lines().map(str::trim_end) {
+                        if line.starts_with(prefix.as_str()) {
+                            text.push_str(&format!("    {line}\n"));
+                        }
+                    }
+                }
+                print!("{text}");
                 return true;
             }
             let log = log_dir().join(format!("{}-{label}.log", suite.name));
