@@ -1,4 +1,5 @@
-//! Puts the user linker script where the linker finds it (`-Tkaal-user.ld`).
+//! Puts the user linker script where the linker finds it (`-Tkaal-user.ld`), and declares
+//! the `loom` cfg (the lock's model checks build with `RUSTFLAGS="--cfg loom"`).
 use std::{env, fs, path::PathBuf};
 
 fn main() {
@@ -7,4 +8,5 @@ fn main() {
         .expect("write linker script");
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rerun-if-changed=kaal-user.ld");
+    println!("cargo::rustc-check-cfg=cfg(loom)");
 }

@@ -38,15 +38,24 @@ pub fn clippy(_args: &Args) -> Tally {
     Tally::one(ok)
 }
 
-/// The loom models of `kaal-ipc` (its own build, with `--cfg loom`, in its own target
-/// directory so the normal build stays cached).
+/// The loom models of `kaal-ipc` and of `kaal-user`'s lock (their own build, with
+/// `--cfg loom`, in its own target directory so the normal build stays cached).
 pub fn loom(_args: &Args) -> Tally {
     let mut cmd = process::cargo();
     cmd.current_dir(root())
         .env("RUSTFLAGS", "--cfg loom")
         .env("CARGO_TARGET_DIR", root().join("target").join("loom"))
-        .args(["test", "-p", "kaal-ipc", "--release", "--test", "loom"]);
-    run_counted(cmd, "loom models of kaal-ipc")
+        .args([
+            "test",
+            "-p",
+            "kaal-ipc",
+            "-p",
+            "kaal-user",
+            "--release",
+            "--test",
+            "loom",
+        ]);
+    run_counted(cmd, "loom models of kaal-ipc and kaal-user")
 }
 
 /// Runs a `cargo test` command, echoing it and counting its `test result:` lines. A run

@@ -1,8 +1,11 @@
 //! Process start, heap and panic handling.
 
+use crate::sync::Mutex;
 use crate::{BootInfo, HEAP_BYTES, sys};
+use core::alloc::{GlobalAlloc, Layout};
 use core::fmt::Write;
-use linked_list_allocator::LockedHeap;
+use core::ptr::NonNull;
+use linked_list_allocator::Heap;
 
 core::arch::global_asm!(
     r#"
@@ -20,8 +23,43 @@ _start:
 struct HeapMemory([u8; HEAP_BYTES]);
 static mut HEAP_MEMORY: HeapMemory = HeapMemory([0; HEAP_BYTES]);
 
+/// The task's heap: a first-fit list allocator behind a lock whose waiters sleep (see
+/// [`crate::sync`]), so a thread that allocates while a preempted thread of lower
+/// priority is in the middle of an allocation lets it finish instead of spinning.
+struct RuntimeHeap(Mutex<Heap>);
+
+// SAFETY: every allocation and deallocation goes through the lock to the one
+// `linked_list_allocator::Heap`, which returns blocks of the layout's size and alignment
+// from memory handed to it once at start-up, and takes back only blocks it gave.
+unsafe impl GlobalAlloc for RuntimeHeap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        self.0
+            .lock()
+            .allocate_first_fit(layout)
+            .map_or(core::ptr::null_mut(), NonNull::as_ptr)
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if let Some(ptr) = NonNull::new(ptr) {
+            // SAFETY: the caller passes a block `alloc` returned with this layout.
+            unsafe { self.0.lock().deallocate(ptr, layout) };
+        }
+    }
+}
+
 #[global_allocator]
-static ALLOCATOR: LockedHeap = LockedHeap::empty();
+static ALLOCATOR: RuntimeHeap = RuntimeHeap(Mutex::new(Heap::empty()));
+
+/// The heap's lock (to give it a notification).
+pub(crate) fn heap_lock() -> &'static Mutex<Heap> {
+    &ALLOCATOR.0
+}
+
+/// Runs `f` with the heap's lock held (a test hook: see `crate::test_hooks`).
+pub(crate) fn with_heap_locked<R>(f: impl FnOnce() -> R) -> R {
+    let _heap = ALLOCATOR.0.lock();
+    f()
+}
 
 unsafe extern "Rust" {
     fn __kaal_user_main() -> i32;
@@ -98,11 +136,14 @@ extern "C" fn kaal_user_start(boot_info: usize, boot_info_bytes: usize) -> ! {
     match heap {
         // SAFETY: the broker mapped `bytes` of fresh read-write memory at `vaddr` for this
         // component alone, for its whole life; runs once, before any allocation.
-        Some((vaddr, bytes)) => unsafe { ALLOCATOR.lock().init(vaddr as *mut u8, bytes as usize) },
+        Some((vaddr, bytes)) => unsafe {
+            ALLOCATOR.0.lock().init(vaddr as *mut u8, bytes as usize)
+        },
         // SAFETY: runs once, first thing, before any allocation; nothing else uses
         // HEAP_MEMORY.
         None => unsafe {
             ALLOCATOR
+                .0
                 .lock()
                 .init((&raw mut HEAP_MEMORY).cast::<u8>(), HEAP_BYTES)
         },

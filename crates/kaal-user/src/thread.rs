@@ -8,6 +8,9 @@
 //! Each thread is a TCB retyped from the task's thread memory (an untyped capability the
 //! runtime picks at start: the root task's largest RAM untyped), configured with the
 //! task's own CSpace and address space (slots `ROOT_CNODE` and `ROOT_ADDRESS_SPACE`).
+//! Before the first one starts, the runtime's locks (heap, slot allocator) each get a
+//! notification from the same memory, so that a thread waiting for one sleeps instead of
+//! spinning (see [`crate::sync`]).
 
 use crate::cap::{self, AddressSpace, CNode, Cap, Tcb, Untyped};
 use crate::sys::{self, ThreadState};
@@ -119,8 +122,11 @@ pub fn spawn_configured(
     if memory == 0 {
         return Err(Error::NotSupported);
     }
+    let memory = Cap::<Untyped>::from_slot(memory);
+    // Before a second thread exists, the runtime's locks get what they sleep on.
+    crate::sync::prepare_runtime_locks(memory)?;
     let slot = cap::allocate_slot()?;
-    Cap::<Untyped>::from_slot(memory).retype::<Tcb>(0, slot, 1)?;
+    memory.retype::<Tcb>(0, slot, 1)?;
     let tcb = Cap::<Tcb>::from_slot(slot);
     let stack = vec![0u8; STACK_BYTES].leak();
     let top = (stack.as_ptr() as usize + STACK_BYTES) & !15;

@@ -1,4 +1,5 @@
-//! Threads: timer preemption, exit codes, yield, priorities and FP state across switches.
+//! Threads: timer preemption, exit codes, yield, priorities, FP state across switches,
+//! and the runtime's locks under priority inversion.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
@@ -7,10 +8,10 @@ extern crate alloc;
 
 use alloc::vec::Vec;
 use core::hint::black_box;
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use kaal_abi::Error;
 use kaal_test_harness::{Suite, check};
-use kaal_user::cap::{Cap, Tcb};
+use kaal_user::cap::{self, Cap, Notification, Tcb};
 use kaal_user::sys::{self, ThreadState};
 use kaal_user::{BootInfo, println, thread, time};
 
@@ -42,7 +43,101 @@ fn fp_work(seed: usize) -> u64 {
 
 static FLAG: AtomicBool = AtomicBool::new(false);
 
-fn main(_boot: &BootInfo<'_>) -> i32 {
+/// What the lock tests contend for.
+const HEAP: usize = 0;
+const SLOTS: usize = 1;
+
+/// Notifications of the lock tests: the low thread holds the lock, the high thread may
+/// go, the high thread is done, the low thread is done.
+static HOLDING: AtomicU64 = AtomicU64::new(0);
+static GO: AtomicU64 = AtomicU64::new(0);
+static HIGH_DONE: AtomicU64 = AtomicU64::new(0);
+static LOW_DONE: AtomicU64 = AtomicU64::new(0);
+/// What the high thread's allocation gave (0: failed).
+static HIGH_RESULT: AtomicU64 = AtomicU64::new(0);
+
+fn note(which: &AtomicU64) -> Cap<Notification> {
+    Cap::from_slot(which.load(Ordering::SeqCst))
+}
+
+/// Low priority: takes the runtime lock, tells the main thread (which preempts it at
+/// once), and releases the lock when it runs again.
+fn hold_lock(what: usize) -> u64 {
+    let announce = || {
+        let _ = note(&HOLDING).signal();
+    };
+    match what {
+        HEAP => kaal_user::test_hooks::with_heap_locked(announce),
+        _ => kaal_user::test_hooks::with_slots_locked(announce),
+    }
+    let _ = note(&LOW_DONE).signal();
+    0
+}
+
+/// High priority: once released, allocates what the low thread's lock guards. With a
+/// spin lock this spins for ever: the holder has a lower priority and never runs again.
+fn allocate_under_contention(what: usize) -> u64 {
+    let _ = note(&GO).wait();
+    let result = match what {
+        HEAP => {
+            let block = alloc::vec![0x5au8; 256];
+            block.iter().map(|&b| u64::from(b)).sum::<u64>()
+        }
+        _ => match cap::allocate_slot() {
+            Ok(slot) => {
+                let _ = cap::free_slot(slot);
+                slot
+            }
+            Err(_) => 0,
+        },
+    };
+    HIGH_RESULT.store(result, Ordering::SeqCst);
+    let _ = note(&HIGH_DONE).signal();
+    0
+}
+
+/// A low-priority thread holds the heap's or slot allocator's lock and is preempted; a
+/// higher-priority thread then allocates. It must sleep until the holder releases the
+/// lock and then finish, not spin for ever.
+fn contend(boot: &BootInfo<'_>, what: usize) -> Result<(), alloc::string::String> {
+    let untyped = cap::largest_ram_untyped(boot).ok_or("no untyped memory")?;
+    for which in [&HOLDING, &GO, &HIGH_DONE, &LOW_DONE] {
+        if which.load(Ordering::SeqCst) == 0 {
+            let notification: Cap<Notification> = untyped
+                .retype_one(0)
+                .map_err(|e| alloc::format!("notification: {e}"))?;
+            which.store(notification.slot(), Ordering::SeqCst);
+        }
+    }
+    HIGH_RESULT.store(0, Ordering::SeqCst);
+    // The high thread first waits for `GO`, so the low one can take the lock.
+    let high = thread::spawn(allocate_under_contention, what, PRIORITY - 1)
+        .map_err(|e| alloc::format!("spawn high: {e}"))?;
+    let low = thread::spawn(hold_lock, what, PRIORITY - 2)
+        .map_err(|e| alloc::format!("spawn low: {e}"))?;
+    // Nothing below allocates until the high thread is done: the lock is held.
+    let _ = note(&HOLDING).wait();
+    let _ = note(&GO).signal();
+    let _ = note(&HIGH_DONE).wait();
+    let _ = note(&LOW_DONE).wait();
+    let result = HIGH_RESULT.load(Ordering::SeqCst);
+    check!(result != 0, "the high thread's allocation failed");
+    check!(
+        high.join() == ThreadState::Exited(0),
+        "high thread ended as {:?}",
+        high.state()
+    );
+    // The low thread may still be on its way out: it runs only when we wait.
+    check!(
+        matches!(low.state(), ThreadState::Alive | ThreadState::Exited(0)),
+        "low thread ended as {:?}",
+        low.state()
+    );
+    println!("[threads] contended allocation ({what}) done: {result}");
+    Ok(())
+}
+
+fn main(boot: &BootInfo<'_>) -> i32 {
     let mut suite = Suite::new("threads");
 
     suite.run("timer_preempts_busy_threads", || {
@@ -213,6 +308,16 @@ fn main(_boot: &BootInfo<'_>) -> i32 {
         }
         Ok(())
     });
+
+    suite.run(
+        "high_priority_allocation_waits_for_a_preempted_heap_holder",
+        || contend(boot, HEAP),
+    );
+
+    suite.run(
+        "high_priority_slot_allocation_waits_for_a_preempted_holder",
+        || contend(boot, SLOTS),
+    );
 
     suite.finish()
 }
