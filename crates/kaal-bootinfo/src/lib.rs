@@ -101,6 +101,7 @@ pub mod archive;
 pub mod driver;
 mod error;
 pub mod layout;
+pub mod loader;
 mod parser;
 pub mod startup;
 #[cfg(feature = "alloc")]

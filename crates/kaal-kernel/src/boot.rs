@@ -246,6 +246,41 @@ fn build_kernel_map(platform: &Platform<'_>, image: PhysRange) -> TranslationTab
     table
 }
 
+/// Stops the boot on a root task image the loader refuses: prints why and halts (ends
+/// QEMU through semihosting when it is configured). A bad image is a configuration
+/// error, not a kernel fault, so this is not a panic.
+fn refuse_root_task(name: &str, error: loader::LoadError) -> ! {
+    kprintln!("[kaal] root task \"{name}\" refused: {error}; halting");
+    if crate::semihosting_enabled() {
+        // SAFETY: semihosting was configured as available.
+        unsafe { crate::arch::semihosting::exit(1) }
+    }
+    loop {
+        crate::arch::wait_for_interrupt();
+    }
+}
+
+/// Maps the pages of `segment` into `table`, each a fresh zeroed frame into which the
+/// segment's bytes are copied straight from `elf` (the image the plan was made from).
+fn load_segment(table: &mut TranslationTable, elf: &[u8], segment: &loader::Segment) {
+    let attrs = PageAttrs::user(segment.write, segment.execute);
+    let (mut page, end) = segment.page_span();
+    while page < end {
+        let frame =
+            allocate_zeroed_frame().unwrap_or_else(|error| panic!("loading root task: {error}"));
+        if let Some((offset, range)) = segment.file_bytes_in_page(page) {
+            let bytes = &elf[range];
+            // SAFETY: the frame was just allocated for this page and nothing else uses
+            // it; the planner keeps `offset + bytes.len()` within the page.
+            unsafe { ram_bytes_mut(frame + offset as u64, bytes.len()).copy_from_slice(bytes) };
+        }
+        table
+            .map_page(&mut LinearTables, page, frame, attrs)
+            .unwrap_or_else(|error| panic!("mapping root task page {page:#x}: {error}"));
+        page += PAGE_SIZE;
+    }
+}
+
 /// Copies `bytes` into fresh frames mapped at `vaddr` with `attrs` (zero-filling the
 /// mapping up to `size`), returning the physical address of the first frame.
 fn map_copy(
@@ -289,24 +324,15 @@ fn load_root_task(
             config.root_task
         )
     });
-    let plan = loader::plan(elf, layout::USER_START, layout::USER_END)
-        .unwrap_or_else(|error| panic!("root task \"{}\": {error}", config.root_task));
+    // The image's segments may take half the free memory: the rest is for its page
+    // tables, stack, archive copy, boot info and root CNode.
+    let limit = FRAMES.lock().free_bytes() / 2;
+    let plan = loader::plan_root_task(elf, config.components.len() as u64, limit)
+        .unwrap_or_else(|error| refuse_root_task(config.root_task, error));
     let mut table = TranslationTable::new(&mut LinearTables).expect("root task table");
 
     for segment in plan.segments() {
-        let (first_page, end_page) = segment.page_span();
-        let lead = (segment.vaddr - first_page) as usize;
-        let file =
-            &elf[segment.file_offset as usize..(segment.file_offset + segment.file_size) as usize];
-        let mut bytes = alloc::vec![0u8; lead + file.len()];
-        bytes[lead..].copy_from_slice(file);
-        map_copy(
-            &mut table,
-            first_page,
-            end_page - first_page,
-            &bytes,
-            PageAttrs::user(segment.write, segment.execute),
-        );
+        load_segment(&mut table, elf, segment);
     }
     let stack_bottom = layout::ROOT_STACK_TOP - layout::ROOT_STACK_BYTES;
     map_copy(
@@ -327,7 +353,7 @@ fn load_root_task(
     kprintln!(
         "  root task \"{}\": entry {:#x}, {} segment(s), {} KiB stack, archive of {} component(s) at {:#x}",
         config.root_task,
-        plan.entry,
+        plan.entry(),
         plan.segments().len(),
         layout::ROOT_STACK_BYTES / 1024,
         archive.len(),
@@ -357,7 +383,7 @@ fn load_root_task(
     // SAFETY: the root TCB was initialised above and nothing else refers to it yet.
     let root = unsafe { crate::kernel::tcb(thread) };
     root.context = UserContext::new(
-        plan.entry,
+        plan.entry(),
         layout::ROOT_STACK_TOP,
         BOOT_INFO_VADDR,
         boot_info_size as u64,

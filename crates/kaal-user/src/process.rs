@@ -18,15 +18,23 @@
 //! slot of the builder's CSpace that the build used is recorded ([`Process::slots`]): a
 //! supervisor destroys the process by revoking that untyped capability, then returns the
 //! slots with [`Process::release_slots`].
+//!
+//! The image is checked before anything is made, by the planner the kernel uses for the
+//! root task ([`kaal_bootinfo::loader`]): a malformed image, a segment over the stack,
+//! the IPC buffer, the start-up record or a window the caller reserves
+//! ([`ProcessOptions::reserved`]), overlapping or writable and executable segments are
+//! refused with a [`ProcessError::BadImage`] that names the segment and the rule. A build
+//! that fails later (out of memory, a refused system call) deletes every capability it
+//! made and returns every slot it took, so the untyped memory and the slot allocator are
+//! as they were before.
 
 use crate::cap::{
     self, AddressSpace, CNode, Cap, Frame, Frame4K, ObjectKind, PageTable, Tcb, Untyped,
 };
 use alloc::vec::Vec;
-use elf::ElfBytes;
-use elf::abi::{PF_W, PF_X, PT_LOAD};
-use elf::endian::LittleEndian;
 use kaal_abi::{Error, UserRegisters, layout, map_attributes, rights, slots};
+use kaal_bootinfo::loader::{self, LoadError, LoadPlan, Rules, Window};
+use kaal_bootinfo::startup::{STARTUP_MAX_BYTES, STARTUP_VADDR};
 
 /// First slot of a new process's CSpace that the builder leaves free; its starter puts
 /// the capabilities it hands over in `FIRST_FREE_SLOT..CHILD_OWN_SLOTS.start`.
@@ -37,6 +45,9 @@ pub const CHILD_OWN_SLOTS: core::ops::Range<u64> = 32..64;
 pub const MIN_CNODE_RADIX: u8 = 6;
 /// Default stack size of a new process.
 pub const STACK_BYTES: u64 = 64 * 1024;
+/// Default limit on the memory an image's segments may take
+/// ([`ProcessOptions::max_image_bytes`]).
+pub const MAX_IMAGE_BYTES: u64 = 64 << 20;
 /// Where the builder maps frames in its own address space to fill them.
 const SCRATCH_VADDR: u64 = 0x10_0000_0000;
 const PAGE: u64 = 4096;
@@ -52,8 +63,9 @@ pub const fn ipc_buffer_vaddr(stack_bytes: u64) -> u64 {
 /// Why a process could not be built.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProcessError {
-    /// The ELF image is malformed or not a static AArch64 executable.
-    BadImage,
+    /// The ELF image is malformed, not a static AArch64 executable, or breaks a loading
+    /// rule; the error names which (and the segment).
+    BadImage(LoadError),
     /// A system call failed.
     Kernel(Error),
 }
@@ -67,7 +79,7 @@ impl From<Error> for ProcessError {
 impl core::fmt::Display for ProcessError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            Self::BadImage => f.write_str("malformed or unsupported ELF image"),
+            Self::BadImage(error) => write!(f, "ELF image refused: {error}"),
             Self::Kernel(error) => write!(f, "kernel refused: {error}"),
         }
     }
@@ -85,6 +97,13 @@ pub struct ProcessOptions {
     /// supervisor that rebuilds processes passes its own memory, so that the tables are
     /// made once and never charged to, or destroyed with, a process.
     pub scratch: Option<Cap<Untyped>>,
+    /// Windows of the new address space the caller maps itself after the build (a heap,
+    /// mappings it grants): no segment of the image may touch them. The stack, its guard
+    /// page, the IPC buffer and the start-up record page at
+    /// [`STARTUP_VADDR`] are always reserved.
+    pub reserved: &'static [Window],
+    /// Most bytes of memory the image's segments may take (whole pages).
+    pub max_image_bytes: u64,
 }
 
 impl Default for ProcessOptions {
@@ -93,7 +112,37 @@ impl Default for ProcessOptions {
             cnode_radix: 8,
             stack_bytes: STACK_BYTES,
             scratch: None,
+            reserved: &[],
+            max_image_bytes: MAX_IMAGE_BYTES,
         }
+    }
+}
+
+impl ProcessOptions {
+    /// Checks `image` against the loading rules for a process built with these options.
+    pub fn plan(&self, image: &[u8]) -> Result<LoadPlan, LoadError> {
+        let ipc_buffer = ipc_buffer_vaddr(self.stack_bytes);
+        let mut reserved = Vec::with_capacity(self.reserved.len() + 3);
+        reserved.extend([
+            Window::new("IPC buffer", ipc_buffer, ipc_buffer + PAGE),
+            // From the guard page under the stack to its top.
+            Window::new("stack", ipc_buffer + PAGE, layout::ROOT_STACK_TOP),
+            Window::new(
+                "start-up record",
+                STARTUP_VADDR,
+                STARTUP_VADDR + STARTUP_MAX_BYTES as u64,
+            ),
+        ]);
+        reserved.extend_from_slice(self.reserved);
+        loader::plan(
+            image,
+            &Rules {
+                user_start: layout::USER_START,
+                user_end: layout::USER_END,
+                reserved: &reserved,
+                max_bytes: self.max_image_bytes,
+            },
+        )
     }
 }
 
@@ -117,6 +166,17 @@ pub fn write_frame(
     bytes: &[u8],
     untyped: Cap<Untyped>,
 ) -> Result<(), Error> {
+    write_frame_with(frame, offset, bytes, || untyped.retype_one(0))
+}
+
+/// As [`write_frame`], with the page tables of the scratch mapping (if it needs any)
+/// made by `new_table`.
+fn write_frame_with(
+    frame: Cap<Frame4K>,
+    offset: usize,
+    bytes: &[u8],
+    mut new_table: impl FnMut() -> Result<Cap<PageTable>, Error>,
+) -> Result<(), Error> {
     let end = offset
         .checked_add(bytes.len())
         .ok_or(Error::InvalidArgument)?;
@@ -124,15 +184,24 @@ pub fn write_frame(
         return Err(Error::InvalidArgument);
     }
     let own = Cap::<AddressSpace>::from_slot(slots::ROOT_ADDRESS_SPACE);
-    let scratch = frame.copy(cap::allocate_slot()?, rights::ALL)?;
-    let result = cap::map_with_tables(
-        scratch,
-        own,
-        SCRATCH_VADDR,
-        rights::READ | rights::WRITE,
-        0,
-        untyped,
-    )
+    let slot = cap::allocate_slot()?;
+    let scratch = match frame.copy(slot, rights::ALL) {
+        Ok(scratch) => scratch,
+        Err(error) => {
+            let _ = cap::free_slot(slot);
+            return Err(error);
+        }
+    };
+    let result = loop {
+        match scratch.map(own, SCRATCH_VADDR, rights::READ | rights::WRITE, 0) {
+            Err(Error::MissingPageTable) => {
+                if let Err(error) = new_table().and_then(|table| table.map(own, SCRATCH_VADDR)) {
+                    break Err(error);
+                }
+            }
+            other => break other,
+        }
+    }
     .map(|()| {
         // SAFETY: the frame was just mapped writable at SCRATCH_VADDR in this address
         // space and nothing else uses that address while the builder runs (one build at
@@ -142,7 +211,6 @@ pub fn write_frame(
         page[offset..end].copy_from_slice(bytes);
     });
     let _ = scratch.unmap();
-    let slot = scratch.slot();
     let deleted = scratch.delete();
     if deleted.is_ok() {
         let _ = cap::free_slot(slot);
@@ -174,8 +242,11 @@ impl Process {
         retype_recorded(self.untyped, &mut self.slots, size_bits)
     }
 
-    /// As [`Process::create`], with options; on failure every slot used is returned
-    /// (the objects made so far stay in `untyped` until the caller revokes it).
+    /// As [`Process::create`], with options. The image is checked first
+    /// ([`ProcessOptions::plan`]); nothing is made from a bad one. If the build fails
+    /// after that, every capability it made is deleted and every slot it took returned:
+    /// `untyped` has no children left that the build made, and the slot allocator is as
+    /// before.
     pub fn build(
         untyped: Cap<Untyped>,
         image: &[u8],
@@ -188,9 +259,7 @@ impl Process {
         {
             return Err(ProcessError::Kernel(Error::InvalidArgument));
         }
-        let file =
-            ElfBytes::<LittleEndian>::minimal_parse(image).map_err(|_| ProcessError::BadImage)?;
-        let segments = file.segments().ok_or(ProcessError::BadImage)?;
+        let plan = options.plan(image).map_err(ProcessError::BadImage)?;
         let mut recorded = Vec::new();
         let made = (|| {
             let cnode: Cap<CNode> = retype_recorded(untyped, &mut recorded, options.cnode_radix)?;
@@ -201,7 +270,7 @@ impl Process {
         let (cnode, space, tcb) = match made {
             Ok(objects) => objects,
             Err(error) => {
-                release(&recorded);
+                abandon(&recorded);
                 return Err(error.into());
             }
         };
@@ -209,64 +278,57 @@ impl Process {
             tcb,
             cnode,
             space,
-            entry: file.ehdr.e_entry,
+            entry: plan.entry(),
             untyped,
             slots: recorded,
             ipc_buffer: None,
         };
-        match process.load(image, segments.iter(), options) {
+        match process.load(image, &plan, options) {
             Ok(()) => Ok(process),
             Err(error) => {
-                release(&process.slots);
-                Err(error)
+                abandon(&process.slots);
+                Err(error.into())
             }
+        }
+    }
+
+    /// Fills `frame` at `offset` with `bytes`. The scratch mapping's page tables come
+    /// from `scratch`, or else from the process's memory, recorded with its slots.
+    fn fill(
+        &mut self,
+        frame: Cap<Frame4K>,
+        offset: usize,
+        bytes: &[u8],
+        scratch: Option<Cap<Untyped>>,
+    ) -> Result<(), Error> {
+        match scratch {
+            Some(untyped) => write_frame(frame, offset, bytes, untyped),
+            None => write_frame_with(frame, offset, bytes, || self.retype(0)),
         }
     }
 
     fn load(
         &mut self,
         image: &[u8],
-        segments: impl Iterator<Item = elf::segment::ProgramHeader>,
+        plan: &LoadPlan,
         options: &ProcessOptions,
-    ) -> Result<(), ProcessError> {
-        let scratch = options.scratch.unwrap_or(self.untyped);
-        for segment in segments.filter(|p| p.p_type == PT_LOAD && p.p_memsz > 0) {
-            let start = segment.p_vaddr & !(PAGE - 1);
-            let end = segment
-                .p_vaddr
-                .checked_add(segment.p_memsz)
-                .filter(|&end| end <= layout::USER_END && start >= layout::USER_START)
-                .ok_or(ProcessError::BadImage)?;
-            let file_end = segment
-                .p_offset
-                .checked_add(segment.p_filesz)
-                .filter(|_| segment.p_filesz <= segment.p_memsz)
-                .ok_or(ProcessError::BadImage)?;
-            let data = image
-                .get(segment.p_offset as usize..file_end as usize)
-                .ok_or(ProcessError::BadImage)?;
+    ) -> Result<(), Error> {
+        for segment in plan.segments() {
             let mut access = rights::READ;
             let mut attributes = 0;
-            if segment.p_flags & PF_W != 0 {
+            if segment.write {
                 access |= rights::WRITE;
             }
-            if segment.p_flags & PF_X != 0 {
+            if segment.execute {
                 attributes |= map_attributes::EXECUTE;
             }
-            let mut page = start;
+            let (mut page, end) = segment.page_span();
             while page < end {
                 let frame: Cap<Frame4K> = self.retype(0)?;
-                // The part of the file that lands in this page.
-                let from = page.max(segment.p_vaddr);
-                let to = (page + PAGE).min(segment.p_vaddr + segment.p_filesz);
-                if from < to {
-                    let offset = (from - segment.p_vaddr) as usize;
-                    write_frame(
-                        frame,
-                        (from - page) as usize,
-                        &data[offset..offset + (to - from) as usize],
-                        scratch,
-                    )?;
+                if let Some((offset, range)) = segment.file_bytes_in_page(page) {
+                    // The plan keeps every range inside the image.
+                    let bytes = image.get(range).ok_or(Error::InvalidArgument)?;
+                    self.fill(frame, offset, bytes, options.scratch)?;
                 }
                 self.map(frame, page, access, attributes)?;
                 page += PAGE;
@@ -401,6 +463,16 @@ fn retype_recorded<K: ObjectKind>(
             let _ = cap::free_slot(slot);
             Err(error)
         }
+    }
+}
+
+/// Undoes a build that failed: revokes and deletes every capability it made (last made
+/// first, so that copies it put into the new CSpace or thread go too) and returns the slots.
+fn abandon(slots: &[u64]) {
+    for &slot in slots.iter().rev() {
+        let _ = cap::call(kaal_abi::Syscall::CapRevoke, [slot, 0, 0, 0, 0, 0]);
+        let _ = cap::call(kaal_abi::Syscall::CapDelete, [slot, 0, 0, 0, 0, 0]);
+        let _ = cap::free_slot(slot);
     }
 }
 
