@@ -3,6 +3,7 @@
 
 use alloc::vec::Vec;
 use kaal_abi::{Error, rights};
+use kaal_bootinfo::loader::Window;
 use kaal_bootinfo::startup::{Grant, GrantKind, STARTUP_VADDR, StartupWriter};
 use kaal_bootinfo::system::ComponentSpec;
 use kaal_user::broker::ComponentState;
@@ -21,6 +22,12 @@ pub const HEAP_VADDR: u64 = 0x0000_0001_0000_0000;
 /// Where channel rings, device registers and memory from the broker are mapped in a
 /// component.
 pub const GRANT_MAPPINGS: core::ops::Range<u64> = 0x0000_0002_0000_0000..0x0000_0030_0000_0000;
+/// What the broker maps into a component after building it: no segment of its image may
+/// touch these.
+const COMPONENT_WINDOWS: [Window; 2] = [
+    Window::new("heap", HEAP_VADDR, GRANT_MAPPINGS.start),
+    Window::new("grant", GRANT_MAPPINGS.start, GRANT_MAPPINGS.end),
+];
 /// The CSpace size of a component (`2^8` slots).
 const CNODE_RADIX: u8 = 8;
 /// Most frame capabilities the memory a component asks for may take in the root CSpace
@@ -149,12 +156,13 @@ fn footprint(image: &[u8], spec: &ComponentSpec) -> Result<u64, BrokerError> {
             .next_multiple_of(4096);
         bytes = bytes.saturating_add(end.saturating_sub(start));
     }
-    // Stack, heap, IPC buffer and start-up page; 24 page tables; CNode (32-byte slots),
-    // TCB and address space; slack for the allocator's natural alignment of objects.
+    // Stack, heap, IPC buffer and start-up page; 24 page tables (8 KiB each: the table
+    // and its mapping tags); CNode (32-byte slots), TCB and address space; slack for the
+    // allocator's natural alignment of objects.
     Ok(bytes
         .saturating_add(spec.stack_bytes)
         .saturating_add(spec.heap_bytes)
-        .saturating_add(2 * 4096 + 24 * 4096 + (32 << CNODE_RADIX) + 4096 + 4096 + 8192))
+        .saturating_add(2 * 4096 + 24 * 8192 + (32 << CNODE_RADIX) + 4096 + 4096 + 8192))
 }
 
 impl Broker {
@@ -173,6 +181,8 @@ impl Broker {
             cnode_radix: CNODE_RADIX,
             stack_bytes: spec.stack_bytes,
             scratch: Some(self.own.untyped),
+            reserved: &COMPONENT_WINDOWS,
+            ..ProcessOptions::default()
         };
         let process = match Process::build(memory.untyped, image, &options) {
             Ok(process) => process,

@@ -405,7 +405,9 @@ impl Kernel {
         tcb_pointer: u64,
         pointer: u64,
     ) -> SyscallResult {
-        let thread = self.lookup(cspace, tcb_pointer, ObjectType::Tcb)?.object;
+        let thread = self
+            .lookup_with(cspace, tcb_pointer, ObjectType::Tcb, Rights::WRITE)?
+            .object;
         let cap = self.lookup(cspace, pointer, ObjectType::Notification)?;
         // A bound thread receives the notification's signals: that is reading it. A
         // copy that may only signal must not let its holder take the owner's signals.

@@ -10,7 +10,7 @@ use crate::arch::context::{PSTATE_EL0, restore_fp, save_fp, trap_user_fp};
 use crate::arch::esr::{self, ExceptionClass};
 use crate::arch::exceptions::{set_current_context, wait_with_interrupts_enabled};
 use crate::arch::gic::{Gic, SPURIOUS_START};
-use crate::arch::mmu::{install_user_table, phys_to_virt};
+use crate::arch::mmu::{asid_bits, flush_asid, install_user_table, phys_to_virt};
 use crate::arch::page_table::{PAGE_SIZE, TranslationTable};
 use crate::arch::{psci, semihosting, timer};
 use crate::capability::{CSpace, Capability, DeleteOutcome, ObjectType, Rights, SlotRef};
@@ -20,15 +20,13 @@ use crate::objects::{CapabilityCalls, KernelSlots, abi_error};
 use crate::platform::PsciConduit;
 use crate::scheduler::{QueueLinks, RunQueues, ThreadRef};
 use crate::thread::{CSPACE_SLOT, IPC_BUFFER_SLOT, Tcb, ThreadState, VSPACE_SLOT};
+use crate::vspace::Asids;
 use alloc::vec::Vec;
 use kaal_abi::{CONSOLE_WRITE_MAX_BYTES, Error, Syscall, ThreadStatus, USER_REGISTERS_BYTES};
 use spin::Mutex;
 
 /// Capabilities a revoke deletes per batch.
 const REVOKE_BATCH: usize = 64;
-
-/// Number of ASIDs (8-bit ASIDs; 0 is kept for "no address space").
-pub const ASIDS: usize = 256;
 
 /// Platform services the kernel needs while running.
 pub struct Services {
@@ -60,14 +58,40 @@ pub struct Kernel {
     ticks: u64,
     next_thread_number: u64,
     live_threads: u64,
-    /// Address-space root of each ASID (0 = free).
-    asids: [u64; ASIDS],
+    /// The ASID of each live address space (see [`crate::vspace`]).
+    asids: Asids,
+    /// The last mapping tag handed out (see [`crate::mapping`]).
+    mapping_tags: u64,
     /// Where each interrupt line is delivered.
     /// (On the boot heap: it is too big for the boot stack.)
     pub(crate) irqs: alloc::boxed::Box<[crate::interrupts::IrqBinding]>,
 }
 
 static KERNEL: Mutex<Option<Kernel>> = Mutex::new(None);
+
+/// The ASID table: one root-table word per ASID the CPU has (2 KiB for 8-bit ASIDs,
+/// 512 KiB for 16-bit ones), zeroed, from boot memory (too big for the kernel heap).
+fn asid_roots() -> &'static mut [u64] {
+    let entries = 1usize << asid_bits();
+    let bytes = (entries * core::mem::size_of::<u64>()) as u64;
+    let size = bytes.next_multiple_of(crate::frame_allocator::FRAME_SIZE);
+    let table = crate::memory::FRAMES
+        .lock()
+        .allocate_contiguous(size, crate::frame_allocator::FRAME_SIZE)
+        .expect("memory for the ASID table");
+    kprintln!(
+        "  {}-bit ASIDs: {} address spaces at once",
+        asid_bits(),
+        entries - 1
+    );
+    // SAFETY: the frames are RAM in the linear map, just allocated for this table
+    // alone, which lives as long as the kernel; zeroing them makes every `u64` valid.
+    unsafe {
+        let start = phys_to_virt(table) as *mut u64;
+        core::ptr::write_bytes(start, 0, entries);
+        core::slice::from_raw_parts_mut(start, entries)
+    }
+}
 
 /// What brought a user thread into the kernel.
 #[derive(Clone, Copy, Debug)]
@@ -147,31 +171,29 @@ impl Kernel {
             ticks: 0,
             next_thread_number: 1,
             live_threads: 0,
-            asids: [0; ASIDS],
+            asids: Asids::new(asid_roots()),
+            mapping_tags: 0,
             irqs:
                 alloc::vec![crate::interrupts::IrqBinding::default(); crate::interrupts::INTERRUPTS]
                     .into_boxed_slice(),
         }
     }
 
-    /// Records that `asid` names the address space rooted at `root`.
+    /// Records that `asid` names the address space rooted at `root` (boot).
     pub fn claim_asid(&mut self, asid: u16, root: u64) {
-        self.asids[asid as usize] = root;
+        self.asids.claim(asid, root);
     }
 
-    /// The address-space root of each ASID (0 = free).
-    pub(crate) fn asid_table(&self) -> &[u64; ASIDS] {
-        &self.asids
+    /// The root table of the live address space with `asid`, or 0 if none has it.
+    pub(crate) fn asid_root(&self, asid: u16) -> u64 {
+        self.asids.root(asid)
     }
 
-    fn free_asids(&self) -> usize {
-        self.asids[1..].iter().filter(|&&root| root == 0).count()
-    }
-
-    fn allocate_asid(&mut self, root: u64) -> Option<u16> {
-        let asid = (1..ASIDS).find(|&a| self.asids[a] == 0)?;
-        self.asids[asid] = root;
-        Some(asid as u16)
+    /// A mapping tag never handed out before (a 64-bit count cannot wrap in practice:
+    /// one map per nanosecond takes 584 years).
+    pub(crate) fn next_mapping_tag(&mut self) -> u64 {
+        self.mapping_tags += 1;
+        self.mapping_tags
     }
 
     /// Writes a fresh TCB at `thread` and returns its number.
@@ -342,7 +364,7 @@ impl Kernel {
             Syscall::UntypedRetype => self.retype(&caps, args),
             Syscall::TcbConfigure => self.tcb_configure(&cspace, args),
             Syscall::TcbSetPriority => {
-                let thread = self.lookup_tcb(&cspace, args[0])?;
+                let thread = self.lookup_tcb(&cspace, args[0], Rights::WRITE)?;
                 let priority = u8::try_from(args[1]).map_err(|_| Error::InvalidArgument)?;
                 if priority > self.current_thread().priority {
                     return Err(Error::InvalidArgument);
@@ -363,7 +385,7 @@ impl Kernel {
             Syscall::TcbReadRegisters => self.tcb_read_registers(&cspace, args[0], args[1]),
             Syscall::TcbWriteRegisters => self.tcb_write_registers(&cspace, args[0], args[1]),
             Syscall::TcbResume => {
-                let thread = self.lookup_tcb(&cspace, args[0])?;
+                let thread = self.lookup_tcb(&cspace, args[0], Rights::WRITE)?;
                 // SAFETY: a TCB capability names a live TCB.
                 let t = unsafe { tcb(thread) };
                 if t.state != ThreadState::Inactive {
@@ -379,7 +401,7 @@ impl Kernel {
                 Ok((0, 0))
             }
             Syscall::TcbSuspend => {
-                let thread = self.lookup_tcb(&cspace, args[0])?;
+                let thread = self.lookup_tcb(&cspace, args[0], Rights::WRITE)?;
                 // SAFETY: a TCB capability names a live TCB.
                 if !unsafe { tcb(thread) }.state.has_ended() {
                     self.stop(thread, ThreadState::Inactive);
@@ -406,7 +428,7 @@ impl Kernel {
             Syscall::FrameMap => self.frame_map(&cspace, args),
             Syscall::FrameUnmap => self.frame_unmap(&cspace, args[0]),
             Syscall::TcbStatus => {
-                let thread = self.lookup_tcb(&cspace, args[0])?;
+                let thread = self.lookup_tcb(&cspace, args[0], Rights::READ)?;
                 // SAFETY: a TCB capability names a live TCB.
                 let t = unsafe { tcb(thread) };
                 Ok(match t.state {
@@ -436,14 +458,39 @@ impl Kernel {
         Ok(cap)
     }
 
-    fn lookup_tcb(&self, cspace: &Capability, pointer: u64) -> Result<ThreadRef, Error> {
-        Ok(self.lookup(cspace, pointer, ObjectType::Tcb)?.object)
+    /// Looks up a capability of type `ty` that has `rights`.
+    pub(crate) fn lookup_with(
+        &self,
+        cspace: &Capability,
+        pointer: u64,
+        ty: ObjectType,
+        rights: Rights,
+    ) -> Result<Capability, Error> {
+        let cap = self.lookup(cspace, pointer, ty)?;
+        if !cap.rights.contains(rights) {
+            return Err(Error::MissingRights);
+        }
+        Ok(cap)
+    }
+
+    /// Looks up a TCB capability with `rights`: read to observe the thread (status,
+    /// registers), write to change it (configure, priority, registers, resume, suspend,
+    /// binding).
+    fn lookup_tcb(
+        &self,
+        cspace: &Capability,
+        pointer: u64,
+        rights: Rights,
+    ) -> Result<ThreadRef, Error> {
+        Ok(self
+            .lookup_with(cspace, pointer, ObjectType::Tcb, rights)?
+            .object)
     }
 
     fn retype(&mut self, caps: &CapabilityCalls<'_>, args: [u64; 6]) -> SyscallResult {
         let ty = ObjectType::from_raw(args[1]);
         let count = args[4];
-        if ty == Some(ObjectType::AddressSpace) && (count as usize) > self.free_asids() {
+        if ty == Some(ObjectType::AddressSpace) && count > self.asids.free() as u64 {
             return Err(Error::OutOfResources);
         }
         let (address, _) = caps.retype(args[0], args[1], args[2], args[3], args[4])?;
@@ -458,7 +505,7 @@ impl Kernel {
             Some(ObjectType::AddressSpace) => {
                 for index in 0..count {
                     let root = address + index * PAGE_SIZE;
-                    let asid = self.allocate_asid(root).expect("checked above");
+                    let asid = self.asids.allocate(root).expect("checked above");
                     let slot = crate::objects::resolve(caps.cspace, args[3] + index)
                         .expect("retype checked it");
                     // SAFETY: the slot was just filled by retype.
@@ -479,18 +526,17 @@ impl Kernel {
             ipc_vaddr,
             fault_endpoint,
         ] = args;
-        let thread = self.lookup_tcb(cspace, tcb_pointer)?;
+        let thread = self.lookup_tcb(cspace, tcb_pointer, Rights::WRITE)?;
         let slot = |pointer| crate::objects::resolve(cspace, pointer);
         let sources = [
             (CSPACE_SLOT, slot(cnode)?, ObjectType::CNode),
             (VSPACE_SLOT, slot(vspace)?, ObjectType::AddressSpace),
         ];
         for (index, source, ty) in sources {
-            let cap = self.lookup(cspace, u64::from(source.index), ty)?;
-            // A CSpace root allows every operation on its slots: it needs the write right.
-            if index == CSPACE_SLOT && !cap.rights.contains(Rights::WRITE) {
-                return Err(Error::MissingRights);
-            }
+            // A CSpace root allows every operation on its slots, an address space lets
+            // the thread change its mappings' contents: both need the write right.
+            self.lookup_with(cspace, u64::from(source.index), ty, Rights::WRITE)?;
+            let _ = index;
         }
         let ipc = if ipc_frame != 0 {
             if ipc_vaddr % PAGE_SIZE != 0 || ipc_vaddr >= kaal_abi::layout::USER_END {
@@ -541,7 +587,7 @@ impl Kernel {
         pointer: u64,
         buffer: u64,
     ) -> SyscallResult {
-        let thread = self.lookup_tcb(cspace, pointer)?;
+        let thread = self.lookup_tcb(cspace, pointer, Rights::READ)?;
         // SAFETY: a TCB capability names a live TCB.
         let t = unsafe { tcb(thread) };
         let mut registers = [0u64; 33];
@@ -562,7 +608,7 @@ impl Kernel {
         pointer: u64,
         buffer: u64,
     ) -> SyscallResult {
-        let thread = self.lookup_tcb(cspace, pointer)?;
+        let thread = self.lookup_tcb(cspace, pointer, Rights::WRITE)?;
         if Some(thread) == self.current {
             return Err(Error::IllegalOperation);
         }
@@ -722,15 +768,17 @@ impl Kernel {
                 }
             }
             ObjectType::AddressSpace => {
-                let asid = cap.extra as usize;
-                if asid < ASIDS && self.asids[asid] == cap.object {
-                    self.asids[asid] = 0;
-                    crate::arch::mmu::flush_tlb();
-                }
+                // Off the CPU first, so no walk refills the TLB from the dying tables.
                 if self.active_space == Some(cap.object) {
                     // SAFETY: the empty table maps nothing.
                     unsafe { install_user_table(self.services.empty_user_table, 0) };
                     self.active_space = None;
+                }
+                // The ASID goes back to the pool without a single translation tagged
+                // with it, so the next space that gets it starts clean.
+                let asid = cap.extra as u16;
+                if self.asids.release(asid, cap.object) {
+                    flush_asid(asid);
                 }
             }
             ObjectType::CNode => cnodes.push(*cap),

@@ -1,38 +1,53 @@
 //! Address spaces built by user space: page tables and frames mapped through their
 //! capabilities.
 //!
-//! A mapped frame or page-table capability records where it is mapped in its `extra`
-//! word: [`MAPPED`] | level << 56 (tables) | ASID << 40 | virtual address. Unmapping looks
-//! the ASID up and removes the entry only if it still maps this object, so a stale record
-//! (its address space gone, its ASID reused) can never remove someone else's mapping.
+//! ## Mapping records
+//!
+//! A mapped frame or page-table capability records where it is mapped
+//! ([`MappingRecord`]): the ASID of the address space, the virtual address and, for a
+//! table, its level, in `extra`; for a frame also the *tag* of the mapping, in `badge`.
+//! Unmapping (`frame_unmap`, or deleting the capability) looks the ASID up and removes
+//! the entry only if it is still this capability's. A record can outlive what it
+//! describes: the address space can be destroyed (and its ASID given to a new one), and
+//! the page table holding a frame's entry can be unlinked (its last capability deleted)
+//! and another table linked in its place. In either case the same frame may be mapped at
+//! the same address again, through another capability, so "the entry at the recorded
+//! address maps this frame" does not prove that this capability installed it.
+//!
+//! ## Why tags beside the entries
+//!
+//! Every mapping gets a tag from a 64-bit counter that is never reused. The kernel writes
+//! it beside the leaf entry, in the second page of the level-2 or level-3 `PageTable`
+//! object that holds the entry (so a `PageTable` is 8 KiB: the table and 512 tag words;
+//! tables the kernel builds at boot have the same layout), and in the frame capability.
+//! An unmap removes the entry only if the walk from the recorded address space reaches a
+//! valid entry for this frame whose tag is the capability's. A stale record never
+//! matches: a table linked in place of an unlinked one was zeroed when it was retyped, a
+//! new address space starts without tables, and no tag is handed out twice.
+//!
+//! The alternatives weighed: identifying address spaces by an id unique over the
+//! system's life closes the ASID-reuse case but not a replaced table; a per-table
+//! identity in the record needs the table's identity found from its physical address,
+//! which again means storage per table; recording the owning capability's slot beside
+//! each entry works too but must follow the capability on every move. A tag costs a
+//! second page per page table, one 64-bit counter and two stores per map and unmap, and
+//! nothing when capabilities move (the tag travels in the capability). Copies of a frame
+//! capability start unmapped, without a tag.
+//!
+//! Page-table records need no tag: a table capability cannot be copied and a table is
+//! linked once in its life (its capability says mapped until it is deleted), so the
+//! table's own physical address, checked in the parent entry, identifies the link.
 
 use crate::arch::mmu::{flush_asid, flush_page};
 use crate::arch::page_table::{
     BLOCK_2M, MapError, MemoryKind, PAGE_SIZE, PageAttrs, TranslationTable,
 };
 use crate::capability::{CSpace, Capability, ObjectType, Rights};
-use crate::kernel::{ASIDS, Kernel, SyscallResult};
+use crate::kernel::{Kernel, SyscallResult};
 use crate::memory::LinearTables;
 use crate::objects::{KernelSlots, abi_error, resolve};
+use crate::vspace::{MAPPED, MappingRecord};
 use kaal_abi::{Error, layout, map_attributes, rights};
-
-/// Set in `extra` of a mapped frame or page-table capability.
-pub const MAPPED: u64 = 1 << 63;
-const ADDRESS_BITS: u64 = (1 << 40) - 1;
-
-fn record(asid: u16, vaddr: u64, level: u32) -> u64 {
-    MAPPED | (u64::from(level) << 56) | (u64::from(asid) << 40) | (vaddr & ADDRESS_BITS)
-}
-
-fn decode(extra: u64) -> Option<(u16, u64, u32)> {
-    (extra & MAPPED != 0).then_some({
-        (
-            ((extra >> 40) & 0xffff) as u16 & 0xff,
-            extra & ADDRESS_BITS,
-            ((extra >> 56) & 0x7f) as u32,
-        )
-    })
-}
 
 fn map_error(error: MapError) -> Error {
     match error {
@@ -45,8 +60,9 @@ fn map_error(error: MapError) -> Error {
 }
 
 impl Kernel {
+    /// An address space to map into: that changes it, so it takes the write right.
     fn address_space(&self, cspace: &Capability, pointer: u64) -> Result<(u64, u16), Error> {
-        let cap = self.lookup(cspace, pointer, ObjectType::AddressSpace)?;
+        let cap = self.lookup_with(cspace, pointer, ObjectType::AddressSpace, Rights::WRITE)?;
         Ok((cap.object, cap.extra as u16))
     }
 
@@ -67,7 +83,13 @@ impl Kernel {
         let span_bits = if level == 2 { 30 } else { 21 };
         let base = vaddr & !((1u64 << span_bits) - 1);
         let slot = resolve(cspace, table_pointer)?;
-        KernelSlots.slot_cap_mut(slot).extra = record(asid, base, level);
+        KernelSlots.slot_cap_mut(slot).extra = MappingRecord {
+            asid,
+            vaddr: base,
+            level,
+            tag: 0,
+        }
+        .extra();
         Ok((u64::from(level), 0))
     }
 
@@ -106,9 +128,11 @@ impl Kernel {
             return Err(Error::MissingRights);
         }
         let size = if block { BLOCK_2M } else { PAGE_SIZE };
-        if vaddr
-            .checked_add(size)
-            .is_none_or(|end| end > layout::USER_END)
+        // The first page stays unmapped, so that a null pointer always faults.
+        if vaddr < layout::USER_START
+            || vaddr
+                .checked_add(size)
+                .is_none_or(|end| end > layout::USER_END)
         {
             return Err(Error::InvalidArgument);
         }
@@ -125,10 +149,20 @@ impl Kernel {
             execute: attributes & map_attributes::EXECUTE != 0,
             user: true,
         };
+        let tag = self.next_mapping_tag();
         TranslationTable::at(root)
-            .map_existing(&mut LinearTables, vaddr, frame.object, attrs, block)
+            .map_tagged(&mut LinearTables, vaddr, frame.object, attrs, block, tag)
             .map_err(map_error)?;
-        KernelSlots.slot_cap_mut(slot).extra = record(asid, vaddr, if block { 2 } else { 3 });
+        let record = MappingRecord {
+            asid,
+            vaddr,
+            level: if block { 2 } else { 3 },
+            tag,
+        };
+        let mut slots = KernelSlots;
+        let cap = slots.slot_cap_mut(slot);
+        cap.extra = record.extra();
+        cap.badge = tag;
         Ok((0, 0))
     }
 
@@ -145,47 +179,49 @@ impl Kernel {
             return Err(Error::NotMapped);
         }
         self.unmap_frame(&frame);
-        KernelSlots.slot_cap_mut(slot).extra = 0;
+        let mut slots = KernelSlots;
+        let cap = slots.slot_cap_mut(slot);
+        cap.extra = 0;
+        cap.badge = 0;
         Ok((0, 0))
     }
 
-    /// Removes the mapping a frame capability records, if it is still in place.
+    /// Removes the mapping a frame capability records, if it is still in place and still
+    /// this capability's (its tag is beside the entry).
     pub(crate) fn unmap_frame(&mut self, frame: &Capability) {
-        let Some((asid, vaddr, _)) = decode(frame.extra) else {
+        let Some(record) = MappingRecord::decode(frame.extra, frame.badge) else {
             return;
         };
-        let root = self.asid_root(asid);
+        let root = self.asid_root(record.asid);
         if root != 0 {
             let block = frame.object_type == ObjectType::Frame2M;
-            if TranslationTable::at(root).unmap(&mut LinearTables, vaddr, frame.object, block) {
-                flush_page(asid, vaddr);
+            if TranslationTable::at(root).unmap_tagged(
+                &mut LinearTables,
+                record.vaddr,
+                frame.object,
+                block,
+                record.tag,
+            ) {
+                flush_page(record.asid, record.vaddr);
             }
         }
     }
 
     /// Unlinks a page table whose last capability went, if it is still linked.
     pub(crate) fn unmap_page_table(&mut self, table: &Capability) {
-        let Some((asid, vaddr, level)) = decode(table.extra) else {
+        let Some(record) = MappingRecord::decode(table.extra, 0) else {
             return;
         };
-        let root = self.asid_root(asid);
+        let root = self.asid_root(record.asid);
         if root != 0
             && TranslationTable::at(root).unlink_table(
                 &mut LinearTables,
-                vaddr,
-                level,
+                record.vaddr,
+                record.level,
                 table.object,
             )
         {
-            flush_asid(asid);
-        }
-    }
-
-    fn asid_root(&self, asid: u16) -> u64 {
-        if (asid as usize) < ASIDS {
-            self.asid_table()[asid as usize]
-        } else {
-            0
+            flush_asid(record.asid);
         }
     }
 }

@@ -60,10 +60,11 @@ pub fn abi_error(error: CapError) -> Error {
 }
 
 /// Turns a capability pointer into a slot of the CSpace whose root CNode capability is
-/// `cspace`: a pointer is a slot index, checked against the CNode's size.
+/// `cspace`: a pointer is a slot index, checked against the CNode's size. Slot 0 is never
+/// valid (the ABI's null pointer): nothing can be looked up in it or put into it.
 pub fn resolve(cspace: &Capability, pointer: u64) -> Result<SlotRef, Error> {
     let radix = cspace.extra;
-    if cspace.object_type != ObjectType::CNode || pointer >= 1 << radix {
+    if cspace.object_type != ObjectType::CNode || pointer == 0 || pointer >= 1 << radix {
         return Err(Error::InvalidCapability);
     }
     Ok(SlotRef::new(cspace.object, pointer as u32))
@@ -241,6 +242,15 @@ impl CapabilityCalls<'_> {
         let (source, first) = (self.slot(untyped)?, self.slot(destination)?);
         let mut slots = KernelSlots;
         let mut cspace = CSpace::new(&mut slots);
+        // Retyping changes the untyped: a read-only copy may only be identified.
+        if !cspace
+            .lookup(source)
+            .map_err(abi_error)?
+            .rights
+            .contains(Rights::WRITE)
+        {
+            return Err(Error::MissingRights);
+        }
         let device = cspace.untyped_state(source).map_err(abi_error)?.is_device;
         // The whole destination range must lie inside this CNode.
         let last = destination

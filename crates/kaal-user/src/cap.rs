@@ -258,12 +258,20 @@ impl SlotAllocator {
     }
 }
 
-/// The task-wide allocator (none until the runtime gives it the task's free slots).
-static SLOTS: spin::Mutex<Option<SlotAllocator>> = spin::Mutex::new(None);
+/// The task-wide allocator (none until the runtime gives it the task's free slots),
+/// behind a lock whose waiters sleep (see [`crate::sync`]).
+pub(crate) static SLOTS: crate::sync::Mutex<Option<SlotAllocator>> = crate::sync::Mutex::new(None);
+
+/// Runs `f` with the slot allocator's lock held (a test hook: see `crate::test_hooks`).
+pub(crate) fn with_slots_locked<R>(f: impl FnOnce() -> R) -> R {
+    let _slots = SLOTS.lock();
+    f()
+}
 
 /// Gives the task's free slots to the global allocator (done by the runtime at start).
 pub fn init_slots(allocator: SlotAllocator) {
-    *SLOTS.lock() = Some(allocator);
+    // The old allocator is dropped after the lock is released.
+    let _old = SLOTS.lock().replace(allocator);
 }
 
 fn with_slots<T>(

@@ -37,6 +37,7 @@ pub mod memory;
 pub mod process;
 pub mod slots;
 pub mod startup;
+pub mod sync;
 pub mod sys;
 pub mod thread;
 pub mod time;
@@ -75,6 +76,26 @@ pub fn start_arguments() -> (usize, usize) {
 #[cfg(not(target_os = "none"))]
 pub fn startup() -> Result<startup::Startup, kaal_bootinfo::startup::StartupError> {
     Err(kaal_bootinfo::startup::StartupError::BadMagic)
+}
+
+/// Hooks for the QEMU test suites; not part of the API (hidden from the documentation,
+/// may change or go in any release).
+#[doc(hidden)]
+pub mod test_hooks {
+    /// Runs `f` while holding the heap's lock: `f` must not allocate or free (a thread
+    /// that does waits for `f` to end). For tests of threads that contend for it.
+    pub fn with_heap_locked<R>(f: impl FnOnce() -> R) -> R {
+        #[cfg(target_os = "none")]
+        return crate::runtime::with_heap_locked(f);
+        #[cfg(not(target_os = "none"))]
+        f()
+    }
+
+    /// Runs `f` while holding the slot allocator's lock: `f` must not allocate or free
+    /// slots. For tests of threads that contend for it.
+    pub fn with_slots_locked<R>(f: impl FnOnce() -> R) -> R {
+        crate::cap::with_slots_locked(f)
+    }
 }
 
 /// Runs a component's `main` (used by [`component!`]): gives it the start argument

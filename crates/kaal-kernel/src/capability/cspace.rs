@@ -157,7 +157,7 @@ impl<'a, S: SlotStore + ?Sized> CSpace<'a, S> {
     /// The new rights are `rights ∩` the source's. A copy keeps the source's badge; a
     /// mint sets a new one (0 meaning none), which only endpoints and notifications
     /// carry, and only an unbadged source may be minted. A frame copy is unmapped
-    /// (`extra` 0).
+    /// (`extra` and the mapping tag in `badge` 0).
     ///
     /// Errors: [`CapError::InvalidSlot`], [`CapError::EmptySlot`] (source),
     /// [`CapError::SlotOccupied`] (destination), [`CapError::InvalidOperation`] for a
@@ -187,7 +187,9 @@ impl<'a, S: SlotStore + ?Sized> CSpace<'a, S> {
             cap.badge = badge;
         }
         if src.object_type.is_frame() {
+            // A copy is unmapped: no mapping record, no mapping tag.
             cap.extra = 0;
+            cap.badge = 0;
         }
         self.node_mut(to).cap = cap;
         self.link_first_child(from, to);

@@ -157,7 +157,10 @@ pub const fn size_bits(ty: ObjectType, user_size_bits: u8) -> Result<u8, CapErro
         }
         ObjectType::Tcb => Ok(TCB_SIZE_BITS),
         ObjectType::Endpoint | ObjectType::Notification | ObjectType::Reply => Ok(5),
-        ObjectType::Frame4K | ObjectType::PageTable | ObjectType::AddressSpace => Ok(12),
+        ObjectType::Frame4K | ObjectType::AddressSpace => Ok(12),
+        // The translation table and, in the second page, the tags of its entries (the
+        // mapping that installed each: see `crate::arch::page_table`).
+        ObjectType::PageTable => Ok(13),
         ObjectType::Frame2M => Ok(21),
         ObjectType::Null
         | ObjectType::IrqControl
@@ -178,11 +181,14 @@ pub struct Capability {
     pub object: u64,
     /// What the holder may do with the object.
     pub rights: Rights,
-    /// The badge delivered with messages sent through this capability; 0 for none.
+    /// The badge delivered with messages sent through this capability; 0 for none. For
+    /// a mapped frame, the tag of its mapping instead (frames carry no badges; see
+    /// [`crate::vspace`]).
     pub badge: u64,
     /// Type-specific data: for untyped, the size, device flag and watermark (see
-    /// [`UntypedState`](super::UntypedState)); for a CNode, its radix; for a frame, the
-    /// user address it is mapped at, or 0.
+    /// [`UntypedState`](super::UntypedState)); for a CNode, its radix; for an address
+    /// space, its ASID; for a frame or page table, where it is mapped
+    /// ([`crate::vspace::MappingRecord`]), or 0.
     pub extra: u64,
 }
 
@@ -263,7 +269,7 @@ mod tests {
         assert_eq!(size_bits(Reply, 0), Ok(5));
         assert_eq!(size_bits(Frame4K, 0), Ok(12));
         assert_eq!(size_bits(Frame2M, 0), Ok(21));
-        assert_eq!(size_bits(PageTable, 0), Ok(12));
+        assert_eq!(size_bits(PageTable, 0), Ok(13));
         assert_eq!(size_bits(AddressSpace, 0), Ok(12));
         assert_eq!(size_bits(CNode, 1), Ok(SLOT_SIZE_BITS + 1));
         assert_eq!(size_bits(CNode, 12), Ok(SLOT_SIZE_BITS + 12));

@@ -79,11 +79,14 @@ fn derive_rules_per_type() {
         Capability::new(ObjectType::IrqControl, 0, Rights::ALL),
     )
     .unwrap();
-    let frame =
+    let mut frame =
         Capability::new(ObjectType::Frame4K, 0x9000_0000, Rights::ALL).with_extra(0x40_0000);
+    // A mapped frame keeps its mapping's tag in `badge`.
+    frame.badge = 7;
     cs.insert_root(s(2), frame).unwrap();
-    // A frame copy is unmapped; frames take no badge.
-    assert_eq!(cs.derive(s(2), s(3), Rights::READ, None).unwrap().extra, 0);
+    // A frame copy is unmapped, with no mapping tag; frames take no badge.
+    let copy = cs.derive(s(2), s(3), Rights::READ, None).unwrap();
+    assert_eq!((copy.extra, copy.badge), (0, 0));
     for (from, badge) in [(0, None), (1, None), (2, Some(1))] {
         fails_unchanged(&mut store, CapError::InvalidOperation, |cs| {
             cs.derive(s(from), s(5), Rights::ALL, badge)

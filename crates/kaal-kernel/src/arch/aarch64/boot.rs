@@ -7,7 +7,7 @@
 //! jumps to [`crate::boot::kernel_start`] in the high half. The fine-grained kernel map
 //! with W^X replaces the early map in [`super::mmu`].
 
-use super::mmu::{EARLY_MAIR, EARLY_SCTLR, EARLY_TCR};
+use super::mmu::{EARLY_MAIR, EARLY_SCTLR, EARLY_TCR, TCR_AS};
 
 /// Size of the kernel stack (one per CPU; exceptions from EL0 start at its top).
 pub const KERNEL_STACK_BYTES: usize = 64 * 1024;
@@ -83,7 +83,12 @@ _start:
     mov     x4, #5
     csel    x3, x3, x4, ls
     bfi     x2, x3, #32, #3
-    msr     tcr_el1, x2
+    mrs     x3, id_aa64mmfr0_el1
+    ubfx    x3, x3, #4, #4              // ASIDBits: 0b0010 = 16-bit ASIDs
+    cmp     x3, #2
+    b.ne    5f
+    orr     x2, x2, #{tcr_as}           // TCR_EL1.AS: use them
+5:  msr     tcr_el1, x2
     msr     ttbr0_el1, x1
     msr     ttbr1_el1, x1
     isb
@@ -130,6 +135,7 @@ __boot_l1_table:
     block_normal_2 = const 0x8000_0000u64 | (1 << 10) | (0b11 << 8) | (1 << 2) | 0b01,
     mair = const EARLY_MAIR,
     tcr = const EARLY_TCR,
+    tcr_as = const TCR_AS,
     sctlr = const EARLY_SCTLR,
     stack_bytes = const KERNEL_STACK_BYTES,
 );

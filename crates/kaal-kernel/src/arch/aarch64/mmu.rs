@@ -10,8 +10,9 @@ pub const KERNEL_BASE: u64 = 0xffff_ff80_0000_0000;
 pub const EARLY_MAIR: u64 = MAIR_VALUE;
 
 const TNSZ: u64 = 64 - VA_BITS as u64;
-/// `TCR_EL1` without IPS (filled in from `ID_AA64MMFR0_EL1` at boot): 39-bit VAs in both
-/// halves, 4 KiB granules, inner-shareable write-back table walks, 8-bit ASIDs in TTBR0.
+/// `TCR_EL1` without IPS and AS (both filled in from `ID_AA64MMFR0_EL1` at boot: see
+/// [`TCR_AS`]): 39-bit VAs in both halves, 4 KiB granules, inner-shareable write-back
+/// table walks, ASIDs in TTBR0.
 pub const EARLY_TCR: u64 = TNSZ
     | (0b01 << 8)
     | (0b01 << 10)
@@ -21,6 +22,20 @@ pub const EARLY_TCR: u64 = TNSZ
     | (0b01 << 26)
     | (0b11 << 28)
     | (0b10 << 30);
+
+/// `TCR_EL1.AS`: 16-bit ASIDs. The boot code sets it when `ID_AA64MMFR0_EL1.ASIDBits`
+/// is `0b0010` (the CPU has 16-bit ASIDs), before the MMU is on and any TLB entry is
+/// tagged.
+pub const TCR_AS: u64 = 1 << 36;
+
+/// Width of the ASIDs in use (8 or 16 bits), as the boot code set `TCR_EL1.AS`.
+pub fn asid_bits() -> u32 {
+    if crate::arch::read_sysreg!("tcr_el1") & TCR_AS != 0 {
+        16
+    } else {
+        8
+    }
+}
 
 const SCTLR_RES1: u64 = (1 << 11) | (1 << 20) | (1 << 22) | (1 << 23) | (1 << 28) | (1 << 29);
 /// `SCTLR_EL1` for the early map: MMU and caches on, stack alignment checks, EL0 may use
@@ -116,7 +131,9 @@ pub fn flush_page(asid: u16, virtual_address: u64) {
     }
 }
 
-/// Invalidates every TLB entry tagged with `asid`.
+/// Invalidates every TLB entry tagged with `asid`, cached table walks included: after a
+/// table was unlinked, and when an address space is destroyed, so that the next space
+/// given its ASID sees none of its translations.
 pub fn flush_asid(asid: u16) {
     // SAFETY: TLB invalidation only drops cached translations.
     unsafe {

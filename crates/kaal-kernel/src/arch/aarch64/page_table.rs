@@ -1,5 +1,10 @@
 //! AArch64 VMSAv8-64 translation tables: 4 KiB granule, 39-bit virtual addresses, three
 //! levels (L1, L2, L3). Pure logic over a [`TableMemory`], so it is tested on the host.
+//!
+//! Every table below the root (levels 2 and 3) has a second page after it, [`TAGS_OFFSET`]
+//! bytes on: 512 words the MMU never reads, one per entry, where the kernel writes the
+//! tag of the mapping that installed a leaf entry ([`TranslationTable::map_tagged`]) and
+//! which [`TranslationTable::unmap_tagged`] checks before it removes one.
 
 use thiserror::Error;
 
@@ -11,6 +16,10 @@ pub const BLOCK_2M: u64 = 2 * 1024 * 1024;
 pub const VA_BITS: u32 = 39;
 /// Entries in one table.
 pub const ENTRIES: usize = 512;
+/// Offset from a table to its entry tags (the next page).
+pub const TAGS_OFFSET: u64 = PAGE_SIZE;
+/// Bytes a table below the root takes with its tags.
+pub const TABLE_WITH_TAGS_BYTES: u64 = PAGE_SIZE + TAGS_OFFSET;
 
 const VALID: u64 = 1 << 0;
 const TABLE_OR_PAGE: u64 = 1 << 1;
@@ -177,10 +186,14 @@ pub enum MapError {
 
 /// Access to physical memory holding translation tables.
 pub trait TableMemory {
-    /// Allocates a zeroed 4 KiB frame for a table and returns its physical address.
+    /// Allocates a zeroed table with its tags ([`TABLE_WITH_TAGS_BYTES`], the table
+    /// first) and returns its physical address.
     fn allocate_table(&mut self) -> Option<u64>;
     /// The table stored in the frame at `physical`.
     fn table(&mut self, physical: u64) -> &mut [u64; ENTRIES];
+    /// The entry tags of the table at `physical` (a table below the root, which has
+    /// them: see the module documentation).
+    fn tags(&mut self, physical: u64) -> &mut [u64; ENTRIES];
 }
 
 /// A three-level translation table tree rooted at an L1 table.
@@ -388,7 +401,8 @@ impl TranslationTable {
     }
 
     /// Removes the page (`block` false) or block at `virtual_address` if it maps
-    /// `physical`; returns whether it did.
+    /// `physical`; returns whether it did. It does not look at the entry's tag: mappings
+    /// user capabilities made are removed with [`TranslationTable::unmap_tagged`].
     pub fn unmap(
         &mut self,
         memory: &mut impl TableMemory,
@@ -410,6 +424,70 @@ impl TranslationTable {
             return true;
         }
         false
+    }
+
+    /// Maps a 4 KiB page (`block` false) or a 2 MiB block through tables that must
+    /// already exist, like [`TranslationTable::map_existing`], and writes `tag` beside the
+    /// new entry (in the tags of the level-2 or level-3 table that holds it).
+    pub fn map_tagged(
+        &mut self,
+        memory: &mut impl TableMemory,
+        virtual_address: u64,
+        physical: u64,
+        attrs: PageAttrs,
+        block: bool,
+        tag: u64,
+    ) -> Result<(), MapError> {
+        self.map_leaf(memory, virtual_address, physical, attrs, block, false)?;
+        let (table, slot) = self
+            .leaf(memory, virtual_address, block)
+            .ok_or(MapError::MissingTable(if block { 2 } else { 3 }))?;
+        memory.tags(table)[slot] = tag;
+        Ok(())
+    }
+
+    /// Removes the page (`block` false) or block at `virtual_address` if it maps
+    /// `physical` and its tag is `tag`, that is if the mapping tagged `tag` installed
+    /// it; returns whether it did. A stale record (its table unlinked and another one
+    /// linked in its place, its address space gone and the ASID reused) never matches:
+    /// tags are never reused, and a new table's tags are zero.
+    pub fn unmap_tagged(
+        &mut self,
+        memory: &mut impl TableMemory,
+        virtual_address: u64,
+        physical: u64,
+        block: bool,
+        tag: u64,
+    ) -> bool {
+        let Some((table, slot)) = self.leaf(memory, virtual_address, block) else {
+            return false;
+        };
+        let entry = memory.table(table)[slot];
+        let kind = if block { 0 } else { TABLE_OR_PAGE };
+        if entry & VALID == 0
+            || entry & TABLE_OR_PAGE != kind
+            || entry & ADDRESS_MASK != physical
+            || memory.tags(table)[slot] != tag
+        {
+            return false;
+        }
+        memory.table(table)[slot] = 0;
+        memory.tags(table)[slot] = 0;
+        true
+    }
+
+    /// The table (level 3 for a page, 2 for a block) and index of the leaf entry for
+    /// `virtual_address`, if the tables on the way exist.
+    fn leaf(
+        &self,
+        memory: &mut impl TableMemory,
+        virtual_address: u64,
+        block: bool,
+    ) -> Option<(u64, usize)> {
+        let level = if block { 2 } else { 3 };
+        let va = Self::check(virtual_address, 0, PAGE_SIZE).ok()?;
+        let table = self.walk_existing(memory, va, level).ok()?;
+        Some((table, index(va, level)))
     }
 
     /// Unlinks the table at `table` that was installed at `level` for `virtual_address`;
@@ -482,6 +560,7 @@ mod tests {
     #[derive(Default)]
     struct FakeMemory {
         tables: HashMap<u64, Box<[u64; ENTRIES]>>,
+        tags: HashMap<u64, Box<[u64; ENTRIES]>>,
         next: u64,
         limit: usize,
     }
@@ -491,13 +570,19 @@ mod tests {
             if self.limit != 0 && self.tables.len() >= self.limit {
                 return None;
             }
-            self.next += PAGE_SIZE;
+            self.next += TABLE_WITH_TAGS_BYTES;
             let pa = 0x1000_0000 + self.next;
             self.tables.insert(pa, Box::new([0; ENTRIES]));
             Some(pa)
         }
         fn table(&mut self, physical: u64) -> &mut [u64; ENTRIES] {
             self.tables.get_mut(&physical).expect("table exists")
+        }
+        fn tags(&mut self, physical: u64) -> &mut [u64; ENTRIES] {
+            assert!(self.tables.contains_key(&physical), "tags of a table");
+            self.tags
+                .entry(physical)
+                .or_insert_with(|| Box::new([0; ENTRIES]))
         }
     }
 
@@ -672,5 +757,50 @@ mod tests {
             table.map_page(&mut memory, 0x1000, 0x2000, PageAttrs::KERNEL_DATA),
             Err(MapError::OutOfMemory)
         );
+    }
+
+    #[test]
+    fn tagged_unmap_removes_only_the_mapping_that_installed_the_entry() {
+        let mut memory = FakeMemory::default();
+        let mut table = TranslationTable::new(&mut memory).unwrap();
+        let rw = PageAttrs::user(true, false);
+        let l2 = memory.allocate_table().unwrap();
+        let l3 = memory.allocate_table().unwrap();
+        table.install_table(&mut memory, 0x40_0000, l2).unwrap();
+        table.install_table(&mut memory, 0x40_0000, l3).unwrap();
+        table
+            .map_tagged(&mut memory, 0x40_0000, 0x5000_0000, rw, false, 1)
+            .unwrap();
+        assert_eq!(memory.tags(l3)[index(0x40_0000, 3)], 1);
+        // The level-3 table is replaced: the same frame mapped there again, tag 2.
+        assert!(table.unlink_table(&mut memory, 0x40_0000, 3, l3));
+        let l3b = memory.allocate_table().unwrap();
+        table.install_table(&mut memory, 0x40_0000, l3b).unwrap();
+        table
+            .map_tagged(&mut memory, 0x40_0000, 0x5000_0000, rw, false, 2)
+            .unwrap();
+        // The stale record (tag 1) leaves the new mapping alone.
+        assert!(!table.unmap_tagged(&mut memory, 0x40_0000, 0x5000_0000, false, 1));
+        assert_eq!(
+            table.translate(&mut memory, 0x40_0000),
+            Some((0x5000_0000, rw))
+        );
+        assert!(!table.unmap_tagged(&mut memory, 0x40_0000, 0x5000_1000, false, 2));
+        assert!(table.unmap_tagged(&mut memory, 0x40_0000, 0x5000_0000, false, 2));
+        assert_eq!(table.translate(&mut memory, 0x40_0000), None);
+        assert_eq!(memory.tags(l3b)[index(0x40_0000, 3)], 0);
+        // Blocks are tagged in their level-2 table.
+        table
+            .map_tagged(&mut memory, 0x60_0000, 0x5020_0000, rw, true, 3)
+            .unwrap();
+        assert_eq!(memory.tags(l2)[index(0x60_0000, 2)], 3);
+        assert!(!table.unmap_tagged(&mut memory, 0x60_0000, 0x5020_0000, false, 3));
+        assert!(table.unmap_tagged(&mut memory, 0x60_0000, 0x5020_0000, true, 3));
+        // Missing tables: nothing to map into or remove.
+        assert_eq!(
+            table.map_tagged(&mut memory, 0x4000_0000, 0x5000_0000, rw, false, 4),
+            Err(MapError::MissingTable(2))
+        );
+        assert!(!table.unmap_tagged(&mut memory, 0x4000_0000, 0x5000_0000, false, 4));
     }
 }

@@ -41,6 +41,14 @@ fn expect(
     }
 }
 
+/// A raw system call's status as a result.
+fn raw(number: Syscall, args: [u64; 6]) -> Result<u64, Error> {
+    match raw_syscall6(number as u64, args) {
+        (0, value, _) => Ok(value),
+        (code, _, _) => Err(Error::from_code(code).unwrap_or(Error::InvalidArgument)),
+    }
+}
+
 fn main(boot: &BootInfo<'_>) -> i32 {
     let mut suite = Suite::new("capabilities");
     let caps = boot.caps();
@@ -280,6 +288,92 @@ fn main(boot: &BootInfo<'_>) -> i32 {
         Ok(())
     });
 
+    suite.run("rights_bind_tcb_and_address_space_capabilities", || {
+        let slot = || cap::allocate_slot().map_err(err);
+        // (Untyped and page-table capabilities cannot be copied: they always carry
+        // every right.)
+        let small = untyped.retype_one::<Untyped>(16).map_err(err)?;
+        expect(
+            small.copy(slot()?, rights::READ),
+            Error::IllegalOperation,
+            "copying an untyped",
+        )?;
+        // TCB: writing needs the write right, observing the read right.
+        let tcb = small.retype_one::<Tcb>(0).map_err(err)?;
+        let observer = tcb.copy(slot()?, rights::READ).map_err(err)?;
+        expect(
+            observer.set_priority(1),
+            Error::MissingRights,
+            "set_priority",
+        )?;
+        expect(observer.resume(), Error::MissingRights, "resume")?;
+        expect(observer.suspend(), Error::MissingRights, "suspend")?;
+        expect(
+            observer.write_registers(&kaal_abi::UserRegisters::default()),
+            Error::MissingRights,
+            "write_registers",
+        )?;
+        check!(observer.status().is_ok(), "status through a read-only TCB");
+        check!(observer.read_registers().is_ok(), "read_registers");
+        let controller = tcb.copy(slot()?, rights::WRITE).map_err(err)?;
+        expect(
+            controller.status(),
+            Error::MissingRights,
+            "status, write-only",
+        )?;
+        expect(
+            controller.read_registers(),
+            Error::MissingRights,
+            "read_registers, write-only",
+        )?;
+        check!(
+            controller.set_priority(1).is_ok(),
+            "set_priority, write-only"
+        );
+        // Address space: mapping into it changes it.
+        let space = small
+            .retype_one::<kaal_user::cap::AddressSpace>(0)
+            .map_err(err)?;
+        let viewer = space.copy(slot()?, rights::READ).map_err(err)?;
+        let table = small
+            .retype_one::<kaal_user::cap::PageTable>(0)
+            .map_err(err)?;
+        expect(
+            table.map(viewer, 0x40_0000),
+            Error::MissingRights,
+            "page table into a read-only address space",
+        )?;
+        let frame = small.retype_one::<Frame4K>(0).map_err(err)?;
+        expect(
+            frame.map(viewer, 0x40_0000, rights::READ, 0),
+            Error::MissingRights,
+            "frame into a read-only address space",
+        )?;
+        // Slot 0 is the null pointer: nothing goes into it.
+        expect(
+            raw(Syscall::CapCopy, [frame.slot(), 0, rights::ALL, 0, 0, 0]),
+            Error::InvalidCapability,
+            "copy into slot 0",
+        )?;
+        // The first page of an address space stays unmapped.
+        table.map(space, 0).map_err(err)?;
+        small
+            .retype_one::<kaal_user::cap::PageTable>(0)
+            .map_err(err)?
+            .map(space, 0)
+            .map_err(err)?;
+        expect(
+            frame.map(space, 0, rights::READ, 0),
+            Error::InvalidArgument,
+            "a frame at address 0",
+        )?;
+        check!(
+            frame.map(space, 0x1000, rights::READ, 0).is_ok(),
+            "at 0x1000"
+        );
+        small.revoke().map_err(err)?;
+        Ok(())
+    });
     suite.run("revoke_removes_all_derived_capabilities", || {
         let endpoint = untyped.retype_one::<Endpoint>(0).map_err(err)?;
         let a = endpoint

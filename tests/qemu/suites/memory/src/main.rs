@@ -1,6 +1,7 @@
 //! Address spaces built from user memory: page tables and frame mappings, every error
-//! path of the mapping calls, unmapping by deletion, and placing capabilities into other
-//! CNodes.
+//! path of the mapping calls, unmapping by deletion, placing capabilities into other
+//! CNodes, stale mapping records (after ASID reuse and after a page table is replaced)
+//! and ASID recycling over 10 000 address spaces.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
@@ -9,6 +10,7 @@ extern crate alloc;
 
 use alloc::format;
 use alloc::string::String;
+use kaal_abi::UserRegisters;
 use kaal_abi::{Error, Syscall, layout, map_attributes, rights, slots};
 use kaal_test_harness::{Suite, check};
 use kaal_user::BootInfo;
@@ -17,10 +19,159 @@ use kaal_user::cap::{
     raw_syscall6,
 };
 use kaal_user::memory::MappedFrame;
+use kaal_user::sys::{self, ThreadState};
 
 kaal_user::entry!(main);
 
 const RW: u64 = rights::READ | rights::WRITE;
+
+/// The root task's priority: a reader thread at it runs when the root task yields.
+const PRIORITY: u8 = 128;
+/// Where a [`Lab`] space has the reader's code (its own level-3 table).
+const CODE_VADDR: u64 = 0x40_0000;
+/// Where a [`Lab`] space has the data the reader reads (another level-3 table).
+const DATA_VADDR: u64 = 0x60_0000;
+/// Where this task maps the frames it prepares for the other spaces.
+const SCRATCH_VADDR: u64 = 0x34_0000_0000;
+
+/// The reader thread's code: it exits with the word at the address in `x1` as its exit
+/// code (`ldr x0, [x1]; mov x8, #thread_exit; svc #0`), so its exit code says what its
+/// address space maps there.
+fn reader_code() -> [u32; 3] {
+    let exit = Syscall::ThreadExit as u32;
+    [0xf940_0020, 0xd280_0008 | (exit << 5), 0xd400_0001]
+}
+
+/// An address space under test in fixed slots, its objects made from one untyped block
+/// that [`Lab::clear`] revokes. Slots from `first`: the space, its level-2 table, the
+/// level-3 tables for [`CODE_VADDR`] and [`DATA_VADDR`], a reader thread, the copy of the
+/// code frame mapped in it.
+#[derive(Clone, Copy)]
+struct Lab {
+    memory: Cap<Untyped>,
+    first: u64,
+}
+
+/// Slots a [`Lab`] uses.
+const LAB_SLOTS: u64 = 6;
+
+impl Lab {
+    fn new(untyped: Cap<Untyped>) -> Result<Self, Error> {
+        Ok(Self {
+            memory: untyped.retype_one(16)?,
+            first: cap::allocate_slots(LAB_SLOTS)?,
+        })
+    }
+
+    fn space(&self) -> Cap<AddressSpace> {
+        Cap::from_slot(self.first)
+    }
+
+    fn table(&self, index: u64) -> Cap<PageTable> {
+        Cap::from_slot(self.first + 1 + index)
+    }
+
+    fn thread(&self) -> Cap<Tcb> {
+        Cap::from_slot(self.first + 4)
+    }
+
+    /// Creates the space with its tables and maps (a copy of) `code` at [`CODE_VADDR`].
+    fn build(&self, code: Cap<Frame4K>) -> Result<Cap<AddressSpace>, String> {
+        let step = |what: &'static str| move |e: Error| format!("{what}: {e:?}");
+        self.memory
+            .retype::<AddressSpace>(0, self.first, 1)
+            .map_err(step("address space"))?;
+        self.memory
+            .retype::<PageTable>(0, self.first + 1, 3)
+            .map_err(step("tables"))?;
+        let space = self.space();
+        check!(
+            self.table(0).map(space, CODE_VADDR) == Ok(2)
+                && self.table(1).map(space, CODE_VADDR) == Ok(3)
+                && self.table(2).map(space, DATA_VADDR) == Ok(3),
+            "linking the tables"
+        );
+        code.copy(self.first + 5, rights::READ)
+            .and_then(|copy| copy.map(space, CODE_VADDR, rights::READ, map_attributes::EXECUTE))
+            .map_err(step("code"))?;
+        Ok(space)
+    }
+
+    /// Runs a reader thread in the space: the word mapped at [`DATA_VADDR`] there.
+    fn read(&self) -> Result<u64, String> {
+        let step = |what: &'static str| move |e: Error| format!("reader {what}: {e:?}");
+        let thread = self.thread();
+        self.memory
+            .retype::<Tcb>(0, thread.slot(), 1)
+            .map_err(step("retype"))?;
+        thread
+            .configure(Cap::from_slot(slots::ROOT_CNODE), self.space(), None, 0)
+            .map_err(step("configure"))?;
+        thread.set_priority(PRIORITY).map_err(step("priority"))?;
+        let mut registers = UserRegisters::default();
+        registers.x[1] = DATA_VADDR;
+        registers.pc = CODE_VADDR;
+        thread
+            .write_registers(&registers)
+            .map_err(step("registers"))?;
+        thread.resume().map_err(step("resume"))?;
+        let result = loop {
+            match thread.status().map_err(step("status"))? {
+                ThreadState::Alive => sys::yield_now(),
+                ThreadState::Exited(word) => break Ok(word),
+                other => break Err(format!("the reader ended {other:?}")),
+            }
+        };
+        thread.delete().map_err(step("delete"))?;
+        result
+    }
+
+    /// Destroys the space and everything else made from the block.
+    fn clear(&self) -> Result<(), String> {
+        // The code copy first, while its mapping is still in place (deleting it later
+        // would find a stale record, which is harmless too).
+        Cap::<Frame4K>::from_slot(self.first + 5)
+            .delete()
+            .map_err(|e| format!("code copy: {e:?}"))?;
+        self.memory
+            .revoke()
+            .map(|_| ())
+            .map_err(|e| format!("revoke: {e:?}"))
+    }
+}
+
+/// A frame holding the reader's code, and two data frames, mapped in this task at
+/// [`SCRATCH_VADDR`] for it to write them.
+struct Frames {
+    code: Cap<Frame4K>,
+    data: [Cap<Frame4K>; 2],
+    views: [MappedFrame; 2],
+}
+
+impl Frames {
+    fn new(untyped: Cap<Untyped>) -> Result<Self, Error> {
+        let code_frame: Cap<Frame4K> = untyped.retype_one(0)?;
+        let code = MappedFrame::new(code_frame, SCRATCH_VADDR, untyped)?;
+        for (index, instruction) in reader_code().into_iter().enumerate() {
+            code.write32(index * 4, instruction);
+        }
+        let data: [Cap<Frame4K>; 2] = [untyped.retype_one(0)?, untyped.retype_one(0)?];
+        let views = [
+            MappedFrame::new(data[0], SCRATCH_VADDR + 0x1000, untyped)?,
+            MappedFrame::new(data[1], SCRATCH_VADDR + 0x2000, untyped)?,
+        ];
+        Ok(Self {
+            code: code.unmap()?,
+            data,
+            views,
+        })
+    }
+
+    /// Writes `value` as the first word of data frame `index`.
+    fn set(&self, index: usize, value: u64) {
+        self.views[index].write(0, value);
+    }
+}
 
 fn err(error: Error) -> String {
     format!("{error:?}")
@@ -317,7 +468,8 @@ fn main(boot: &BootInfo<'_>) -> i32 {
         || {
             let endpoint: Cap<Endpoint> = untyped.retype_one(0).map_err(err)?;
             let big: Cap<CNode> = untyped.retype_one(12).map_err(err)?;
-            for index in 0..4096 {
+            // Every slot of the CNode but slot 0, which is never valid.
+            for index in 1..4096 {
                 endpoint
                     .copy_to(big, index, rights::READ)
                     .map_err(|e| format!("copy {index}: {e:?}"))?;
@@ -329,9 +481,165 @@ fn main(boot: &BootInfo<'_>) -> i32 {
                     .map_err(|e| format!("copy to {slot}: {e:?}"))?;
             }
             let removed = endpoint.revoke().map_err(err)?;
-            check!(removed == 4096 + 1500, "revoke removed {removed}");
+            check!(removed == 4095 + 1500, "revoke removed {removed}");
             check!(endpoint.identify().is_ok(), "the original survives");
             big.delete().map_err(err)?;
+            Ok(())
+        },
+    );
+
+    let frames = Frames::new(untyped).expect("the test frames");
+
+    suite.run(
+        "a_stale_record_after_asid_reuse_leaves_the_new_mapping_alone",
+        || {
+            let step = |what: &'static str| move |e: Error| format!("{what}: {e:?}");
+            frames.set(0, 0x5eed_0001);
+            let old = Lab::new(untyped).map_err(step("lab"))?;
+            let space = old.build(frames.code)?;
+            let a = frames.data[0]
+                .copy(cap::allocate_slot().map_err(err)?, rights::READ)
+                .map_err(step("copy A"))?;
+            a.map(space, DATA_VADDR, rights::READ, 0)
+                .map_err(step("map A"))?;
+            check!(old.read()? == 0x5eed_0001, "A's mapping reads wrong");
+            // The space goes, A's record stays; the next space gets the freed ASID (the
+            // kernel hands out the lowest free one), with the frame at the same address
+            // through another capability.
+            space.delete().map_err(step("delete the space"))?;
+            let new = Lab::new(untyped).map_err(step("lab"))?;
+            let space = new.build(frames.code)?;
+            let b = frames.data[0]
+                .copy(cap::allocate_slot().map_err(err)?, rights::READ)
+                .map_err(step("copy B"))?;
+            b.map(space, DATA_VADDR, rights::READ, 0)
+                .map_err(step("map B"))?;
+            a.unmap().map_err(step("unmap A"))?;
+            let c = frames.data[1]
+                .copy(cap::allocate_slot().map_err(err)?, rights::READ)
+                .map_err(step("copy C"))?;
+            expect(
+                c.map(space, DATA_VADDR, rights::READ, 0),
+                Error::AlreadyMapped,
+                "B's mapping after A's stale unmap",
+            )?;
+            let read = new.read()?;
+            check!(read == 0x5eed_0001, "B's mapping reads {read:#x}");
+            b.unmap().map_err(step("unmap B"))?;
+            c.map(space, DATA_VADDR, rights::READ, 0)
+                .map_err(step("map C after B's unmap"))?;
+            for copy in [a, b, c] {
+                copy.delete().map_err(step("delete a copy"))?;
+            }
+            old.clear()?;
+            new.clear()
+        },
+    );
+
+    suite.run(
+        "a_stale_record_after_a_table_is_replaced_leaves_the_new_mapping_alone",
+        || {
+            let step = |what: &'static str| move |e: Error| format!("{what}: {e:?}");
+            frames.set(0, 0x5eed_0002);
+            let lab = Lab::new(untyped).map_err(step("lab"))?;
+            let space = lab.build(frames.code)?;
+            let a = frames.data[0]
+                .copy(cap::allocate_slot().map_err(err)?, rights::READ)
+                .map_err(step("copy A"))?;
+            a.map(space, DATA_VADDR, rights::READ, 0)
+                .map_err(step("map A"))?;
+            // A's table goes (unlinked with A's entry, A's record stays); another takes
+            // its place and the frame is mapped there through another capability.
+            lab.table(2).delete().map_err(step("delete the table"))?;
+            let table: Cap<PageTable> = lab.memory.retype_one(0).map_err(step("table"))?;
+            check!(
+                table.map(space, DATA_VADDR) == Ok(3),
+                "the new table is not level 3"
+            );
+            let b = frames.data[0]
+                .copy(cap::allocate_slot().map_err(err)?, rights::READ)
+                .map_err(step("copy B"))?;
+            b.map(space, DATA_VADDR, rights::READ, 0)
+                .map_err(step("map B"))?;
+            a.unmap().map_err(step("unmap A"))?;
+            let c = frames.data[1]
+                .copy(cap::allocate_slot().map_err(err)?, rights::READ)
+                .map_err(step("copy C"))?;
+            expect(
+                c.map(space, DATA_VADDR, rights::READ, 0),
+                Error::AlreadyMapped,
+                "B's mapping after A's stale unmap",
+            )?;
+            let read = lab.read()?;
+            check!(read == 0x5eed_0002, "B's mapping reads {read:#x}");
+            // Deleting A (no longer mapped) and B's unmap through deletion.
+            a.delete().map_err(step("delete A"))?;
+            b.delete().map_err(step("delete B"))?;
+            c.map(space, DATA_VADDR, rights::READ, 0)
+                .map_err(step("map C after B's deletion"))?;
+            c.delete().map_err(step("delete C"))?;
+            lab.clear()
+        },
+    );
+
+    suite.run("more_address_spaces_at_once_than_8_bit_asids_allow", || {
+        // Every CPU the suite runs on has 16-bit ASIDs (the kernel says so at boot:
+        // `expect.txt`), so 300 spaces fit at once, and one more still works.
+        let step = |what: &'static str| move |e: Error| format!("{what}: {e:?}");
+        let block: Cap<Untyped> = untyped.retype_one(21).map_err(step("block"))?;
+        let first = cap::allocate_slots(300).map_err(step("slots"))?;
+        block
+            .retype::<AddressSpace>(0, first, 300)
+            .map_err(step("300 address spaces"))?;
+        frames.set(1, 0x5eed_0003);
+        let lab = Lab::new(untyped).map_err(step("lab"))?;
+        let space = lab.build(frames.code)?;
+        let data = frames.data[1]
+            .copy(cap::allocate_slot().map_err(err)?, rights::READ)
+            .map_err(step("copy"))?;
+        data.map(space, DATA_VADDR, rights::READ, 0)
+            .map_err(step("map"))?;
+        let read = lab.read()?;
+        check!(read == 0x5eed_0003, "the 301st space reads {read:#x}");
+        data.delete().map_err(step("delete the copy"))?;
+        lab.clear()?;
+        block.revoke().map_err(step("revoke"))?;
+        Ok(())
+    });
+
+    suite.run(
+        "ten_thousand_address_spaces_recycle_asids_with_coherent_tlbs",
+        || {
+            // Each round builds a space (which gets the ASID the last round's freed),
+            // maps the other data frame at the same address, with a new value in it, and
+            // runs a thread there: a translation left over from the last round would
+            // read last round's frame.
+            let lab = Lab::new(untyped).map_err(|e| format!("lab: {e:?}"))?;
+            let data = cap::allocate_slot().map_err(err)?;
+            for round in 0..10_000u64 {
+                let step = move |what: &'static str| {
+                    move |e: Error| format!("round {round}, {what}: {e:?}")
+                };
+                let index = (round % 2) as usize;
+                let value = 0xa5_1d00_0000 | round;
+                frames.set(index, value);
+                let space = lab
+                    .build(frames.code)
+                    .map_err(|e| format!("round {round}: {e}"))?;
+                frames.data[index]
+                    .copy(data, rights::READ)
+                    .and_then(|copy| copy.map(space, DATA_VADDR, rights::READ, 0))
+                    .map_err(step("data"))?;
+                let read = lab.read().map_err(|e| format!("round {round}: {e}"))?;
+                check!(
+                    read == value,
+                    "round {round}: the thread read {read:#x}, not {value:#x}"
+                );
+                Cap::<Frame4K>::from_slot(data)
+                    .delete()
+                    .map_err(step("delete the data copy"))?;
+                lab.clear().map_err(|e| format!("round {round}: {e}"))?;
+            }
             Ok(())
         },
     );
