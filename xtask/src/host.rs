@@ -10,6 +10,8 @@ use kaal_build::process;
 use crate::{Tally, args::Args, root};
 
 /// Runs the workspace's host tests, counting the tests of every `test result:` line.
+/// They include the stable replay of the fuzz corpora (`fuzz/targets`, a workspace
+/// member; the `cargo fuzz` workspace in `fuzz/` itself is nightly-only and not built).
 /// A run that fails without a failed test (a build error) counts as one failure.
 pub fn test(_args: &Args) -> Tally {
     let mut cmd = process::cargo();

@@ -118,14 +118,160 @@ pub fn interrupt_ids<'a>(node: FdtNode<'_, 'a>) -> impl Iterator<Item = u32> + '
 }
 
 /// Checks and opens a device tree blob, naming the problem if it is not one.
+///
+/// Besides the header, the whole structure block is checked (see [`check_structure`]),
+/// so that reading the tree afterwards cannot panic inside the `fdt` crate, whatever
+/// the blob holds.
 pub fn parse_blob(bytes: &[u8]) -> Result<Fdt<'_>, PlatformError> {
-    Fdt::new(bytes).map_err(|error| {
+    let tree = Fdt::new(bytes).map_err(|error| {
         PlatformError::InvalidBlob(match error {
             fdt::FdtError::BadMagic => "bad magic",
             fdt::FdtError::BadPtr => "null pointer",
             fdt::FdtError::BufferTooSmall => "blob shorter than its header's total size",
         })
-    })
+    })?;
+    check_structure(bytes).map_err(PlatformError::InvalidBlob)?;
+    Ok(tree)
+}
+
+/// Deepest node nesting [`check_structure`] accepts (the root node is at depth 1).
+pub const MAX_TREE_DEPTH: usize = 32;
+
+const FDT_BEGIN_NODE: u32 = 1;
+const FDT_END_NODE: u32 = 2;
+const FDT_PROP: u32 = 3;
+const FDT_NOP: u32 = 4;
+const FDT_END: u32 = 9;
+/// Size of the version-17 header fields [`check_structure`] reads.
+const FDT_HEADER_BYTES: usize = 40;
+
+fn be32(bytes: &[u8], at: usize) -> Option<u32> {
+    let (word, _) = bytes.get(at..)?.split_first_chunk::<4>()?;
+    Some(u32::from_be_bytes(*word))
+}
+
+/// The block `[offset, offset + size)` of the first `total` bytes of `bytes`.
+fn block(bytes: &[u8], total: usize, offset: u32, size: u32) -> Option<&[u8]> {
+    let start = offset as usize;
+    let end = start.checked_add(size as usize)?;
+    bytes.get(..total)?.get(start..end)
+}
+
+/// The NUL-terminated UTF-8 string at `at` in `bytes`, without its NUL.
+fn c_string(bytes: &[u8], at: usize) -> Option<&str> {
+    let rest = bytes.get(at..)?;
+    let len = rest.iter().position(|&b| b == 0)?;
+    core::str::from_utf8(&rest[..len]).ok()
+}
+
+/// Checks that a device tree blob has the shape the `fdt` crate assumes without checking
+/// (it panics, or recurses without end, on anything else), naming the first problem.
+///
+/// What is required, beyond the magic and the total size that `Fdt::new` checks: the
+/// structure, strings and memory-reservation blocks inside the blob; a structure block of
+/// exactly one root node (with an empty name) followed by `FDT_END`, each node its name
+/// (NUL-terminated UTF-8), its properties, then its child nodes, nested at most
+/// [`MAX_TREE_DEPTH`] deep; every property inside the block, its name a NUL-terminated
+/// UTF-8 string of the strings block; `#address-cells` and `#size-cells` of at least four
+/// bytes; in `/aliases`, no alias name starting with `/` and every alias an absolute path
+/// (so resolving one cannot loop). `FDT_NOP` tokens are refused: the `fdt` crate does not
+/// skip them everywhere.
+pub fn check_structure(bytes: &[u8]) -> Result<(), &'static str> {
+    let field = |index: usize| be32(bytes, index * 4).ok_or("blob shorter than its header");
+    let total = field(1)? as usize;
+    if total < FDT_HEADER_BYTES || total > bytes.len() {
+        return Err("header's total size out of range");
+    }
+    let structure =
+        block(bytes, total, field(2)?, field(9)?).ok_or("structure block outside the blob")?;
+    let strings =
+        block(bytes, total, field(3)?, field(8)?).ok_or("strings block outside the blob")?;
+    if field(4)? as usize > total {
+        return Err("memory reservation block outside the blob");
+    }
+
+    let mut at = 0usize;
+    let mut depth = 0usize;
+    let mut seen_root = false;
+    // Whether properties may still come: only before a node's first child.
+    let mut properties_open = false;
+    // Whether the current node is `/aliases` (a child of the root named `aliases[@...]`).
+    let mut in_aliases = false;
+    loop {
+        let token = be32(structure, at).ok_or("structure block ends without FDT_END")?;
+        at += 4;
+        match token {
+            FDT_BEGIN_NODE => {
+                if depth == 0 && seen_root {
+                    return Err("more than one root node");
+                }
+                let name =
+                    c_string(structure, at).ok_or("node name not a NUL-terminated UTF-8 string")?;
+                if depth == 0 && !name.is_empty() {
+                    return Err("root node has a name");
+                }
+                depth += 1;
+                if depth > MAX_TREE_DEPTH {
+                    return Err("nodes nested too deep");
+                }
+                seen_root = true;
+                properties_open = true;
+                in_aliases = depth == 2 && name.split('@').next() == Some("aliases");
+                at = (at + name.len() + 1).next_multiple_of(4);
+            }
+            FDT_PROP => {
+                if !properties_open {
+                    return Err("property after a child node");
+                }
+                let len =
+                    be32(structure, at).ok_or("property header outside the structure block")?;
+                let name_offset =
+                    be32(structure, at + 4).ok_or("property header outside the structure block")?;
+                at += 8;
+                let value = at
+                    .checked_add(len as usize)
+                    .and_then(|end| structure.get(at..end))
+                    .ok_or("property value outside the structure block")?;
+                let name = c_string(strings, name_offset as usize).ok_or(
+                    "property name not a NUL-terminated UTF-8 string of the strings block",
+                )?;
+                if (name == "#address-cells" || name == "#size-cells") && value.len() < 4 {
+                    return Err("#address-cells or #size-cells shorter than a cell");
+                }
+                if in_aliases {
+                    let path = core::str::from_utf8(value).map(|p| p.trim_end_matches('\0'));
+                    if name.starts_with('/') || path.is_ok_and(|p| !p.starts_with('/')) {
+                        return Err("alias that is not a name for an absolute path");
+                    }
+                }
+                at = (at + value.len()).next_multiple_of(4);
+            }
+            FDT_END_NODE => {
+                depth = depth
+                    .checked_sub(1)
+                    .ok_or("FDT_END_NODE outside any node")?;
+                properties_open = false;
+                in_aliases = false;
+            }
+            FDT_END if depth == 0 && seen_root => return Ok(()),
+            FDT_END => return Err("FDT_END inside a node or before the root node"),
+            FDT_NOP => return Err("FDT_NOP tokens are not supported"),
+            _ => return Err("unknown token in the structure block"),
+        }
+    }
+}
+
+/// The `/chosen` node, if the tree has one.
+fn chosen<'b, 'a>(tree: &'b Fdt<'a>) -> Option<FdtNode<'b, 'a>> {
+    tree.find_node("/chosen")
+}
+
+/// A string property, without its trailing NULs; `None` if absent or not UTF-8.
+fn string_property<'a>(node: FdtNode<'_, 'a>, name: &str) -> Option<&'a str> {
+    let value = node.property(name)?.value;
+    core::str::from_utf8(value)
+        .ok()
+        .map(|s| s.trim_end_matches('\0'))
 }
 
 /// Reads the big-endian `totalsize` field of a device tree header, if `header` starts
@@ -157,9 +303,10 @@ impl<'a> Platform<'a> {
             return Err(PlatformError::NoMemory);
         }
 
-        let uart = tree
-            .chosen()
-            .stdout()
+        // `stdout-path` is a path or an alias, optionally followed by `:` and options.
+        let uart = chosen(tree)
+            .and_then(|node| string_property(node, "stdout-path"))
+            .and_then(|path| tree.find_node(path.split(':').next().unwrap_or(path)))
             .filter(|n| {
                 n.compatible()
                     .is_some_and(|c| c.all().any(|s| s == "arm,pl011"))
@@ -200,8 +347,15 @@ impl<'a> Platform<'a> {
                 _ => None,
             });
 
-        let cpu_count = tree.cpus().count().max(1) as u32;
-        let bootargs = tree.chosen().bootargs().unwrap_or("");
+        let cpus = tree.find_node("/cpus").map_or(0, |cpus| {
+            cpus.children()
+                .filter(|c| c.name.split('@').next() == Some("cpu"))
+                .count()
+        });
+        let cpu_count = u32::try_from(cpus).unwrap_or(u32::MAX).max(1);
+        let bootargs = chosen(tree)
+            .and_then(|node| string_property(node, "bootargs"))
+            .unwrap_or("");
         Ok(Self {
             memory,
             memory_count,
@@ -219,9 +373,11 @@ impl<'a> Platform<'a> {
         &self.memory[..self.memory_count]
     }
 
-    /// Total RAM in bytes.
+    /// Total RAM in bytes (saturating: a hostile tree may describe more than 2^64).
     pub fn ram_bytes(&self) -> u64 {
-        self.memory().iter().map(PhysRange::size).sum()
+        self.memory()
+            .iter()
+            .fold(0, |total: u64, range| total.saturating_add(range.size()))
     }
 }
 
@@ -329,5 +485,281 @@ mod tests {
         // A tree without memory, console or GIC is refused with the missing piece named.
         let tree = parse_blob(GICV3).unwrap();
         assert!(Platform::from_fdt(&tree).is_ok());
+    }
+
+    /// Builds device tree blobs token by token, well-formed or not.
+    #[derive(Default)]
+    struct Blob {
+        structure: Vec<u8>,
+        strings: Vec<u8>,
+    }
+
+    impl Blob {
+        fn token(&mut self, token: u32) -> &mut Self {
+            self.structure.extend_from_slice(&token.to_be_bytes());
+            self
+        }
+
+        fn begin(&mut self, name: &str) -> &mut Self {
+            self.token(FDT_BEGIN_NODE);
+            self.structure.extend_from_slice(name.as_bytes());
+            self.structure.push(0);
+            self.structure
+                .resize(self.structure.len().next_multiple_of(4), 0);
+            self
+        }
+
+        fn name_offset(&mut self, name: &str) -> u32 {
+            let offset = self.strings.len() as u32;
+            self.strings.extend_from_slice(name.as_bytes());
+            self.strings.push(0);
+            offset
+        }
+
+        fn prop(&mut self, name: &str, value: &[u8]) -> &mut Self {
+            let offset = self.name_offset(name);
+            self.raw_prop(offset, value.len() as u32, value)
+        }
+
+        fn raw_prop(&mut self, name_offset: u32, len: u32, value: &[u8]) -> &mut Self {
+            self.token(FDT_PROP);
+            self.structure.extend_from_slice(&len.to_be_bytes());
+            self.structure.extend_from_slice(&name_offset.to_be_bytes());
+            self.structure.extend_from_slice(value);
+            self.structure
+                .resize(self.structure.len().next_multiple_of(4), 0);
+            self
+        }
+
+        fn cells(&mut self, name: &str, cells: &[u32]) -> &mut Self {
+            let value: Vec<u8> = cells.iter().flat_map(|c| c.to_be_bytes()).collect();
+            self.prop(name, &value)
+        }
+
+        fn end(&mut self) -> &mut Self {
+            self.token(FDT_END_NODE)
+        }
+
+        /// Header, empty memory reservation block, structure block, strings block.
+        fn finish(&self) -> Vec<u8> {
+            let structure_at = 40 + 16;
+            let strings_at = structure_at + self.structure.len();
+            let total = strings_at + self.strings.len();
+            let mut out = Vec::with_capacity(total);
+            for word in [
+                0xd00d_feed,
+                total as u32,
+                structure_at as u32,
+                strings_at as u32,
+                40,
+                17,
+                16,
+                0,
+                self.strings.len() as u32,
+                self.structure.len() as u32,
+            ] {
+                out.extend_from_slice(&u32::to_be_bytes(word));
+            }
+            out.resize(structure_at, 0);
+            out.extend_from_slice(&self.structure);
+            out.extend_from_slice(&self.strings);
+            out
+        }
+    }
+
+    /// A small `virt`-like tree: memory, a PL011, a GICv2 and the timer, then `tail`
+    /// (more nodes of the root), without `/chosen` or `/cpus` unless `tail` adds them.
+    fn machine(tail: impl FnOnce(&mut Blob)) -> Vec<u8> {
+        let mut blob = Blob::default();
+        blob.begin("")
+            .cells("#address-cells", &[2])
+            .cells("#size-cells", &[2]);
+        blob.begin("memory@40000000")
+            .cells("reg", &[0, 0x4000_0000, 0, 0x1000_0000])
+            .end();
+        blob.begin("pl011@9000000")
+            .prop("compatible", b"arm,pl011\0arm,primecell\0")
+            .cells("reg", &[0, 0x0900_0000, 0, 0x1000])
+            .cells("interrupts", &[0, 1, 4])
+            .end();
+        blob.begin("intc@8000000")
+            .prop("compatible", b"arm,cortex-a15-gic\0")
+            .cells(
+                "reg",
+                &[0, 0x0800_0000, 0, 0x1_0000, 0, 0x0801_0000, 0, 0x1_0000],
+            )
+            .end();
+        blob.begin("timer")
+            .prop("compatible", b"arm,armv8-timer\0")
+            .cells("interrupts", &[1, 13, 4, 1, 14, 4, 1, 11, 4, 1, 10, 4])
+            .end();
+        tail(&mut blob);
+        blob.end().token(FDT_END);
+        blob.finish()
+    }
+
+    fn invalid(bytes: &[u8]) -> &'static str {
+        match parse_blob(bytes) {
+            Err(PlatformError::InvalidBlob(why)) => why,
+            other => panic!("accepted or wrong error: {:?}", other.map(|_| ())),
+        }
+    }
+
+    #[test]
+    fn every_qemu_tree_passes_the_structure_check() {
+        assert_eq!(check_structure(GICV2), Ok(()));
+        assert_eq!(check_structure(GICV3), Ok(()));
+        assert_eq!(check_structure(&machine(|_| {})), Ok(()));
+    }
+
+    /// Regression tests for trees the `fdt` crate panicked on (found by fuzzing
+    /// `parse_blob` and `Platform::from_fdt`): each is now refused with a named error.
+    #[test]
+    fn malformed_structure_blocks_are_named_errors_not_panics() {
+        // A node's properties interleaved with FDT_NOP: the crate asserted "bad node".
+        let nop = machine(|b| {
+            b.begin("chosen")
+                .token(FDT_NOP)
+                .prop("bootargs", b"x\0")
+                .end();
+        });
+        assert_eq!(invalid(&nop), "FDT_NOP tokens are not supported");
+        // A node without FDT_END_NODE (the structure block ends first).
+        let mut blob = Blob::default();
+        blob.begin("").begin("memory");
+        assert_eq!(
+            invalid(&blob.finish()),
+            "structure block ends without FDT_END"
+        );
+        // FDT_END_NODE with no node open: the crate's depth counter underflowed.
+        let mut blob = Blob::default();
+        blob.begin("").end().end().token(FDT_END);
+        assert_eq!(invalid(&blob.finish()), "FDT_END_NODE outside any node");
+        // A property after a child node.
+        let mut blob = Blob::default();
+        blob.begin("")
+            .begin("a")
+            .end()
+            .prop("x", b"")
+            .end()
+            .token(FDT_END);
+        assert_eq!(invalid(&blob.finish()), "property after a child node");
+        // A property name past the strings block: the crate sliced out of bounds.
+        let mut blob = Blob::default();
+        blob.begin("").raw_prop(0x1000, 0, &[]).end().token(FDT_END);
+        assert!(invalid(&blob.finish()).starts_with("property name"));
+        // A property value past the structure block.
+        let mut blob = Blob::default();
+        blob.begin("").raw_prop(0, 0x1000, &[]);
+        blob.name_offset("x");
+        assert_eq!(
+            invalid(&blob.finish()),
+            "property value outside the structure block"
+        );
+        // `#address-cells` shorter than a cell: the crate's `reg()` expected four bytes.
+        let mut blob = Blob::default();
+        blob.begin("")
+            .prop("#address-cells", &[0, 1])
+            .begin("memory")
+            .cells("reg", &[0x4000_0000, 0x1000])
+            .end()
+            .end()
+            .token(FDT_END);
+        assert_eq!(
+            invalid(&blob.finish()),
+            "#address-cells or #size-cells shorter than a cell"
+        );
+        // Nesting deeper than the crate's fixed parent stack.
+        let mut blob = Blob::default();
+        blob.begin("");
+        for _ in 0..MAX_TREE_DEPTH {
+            blob.begin("n");
+        }
+        assert_eq!(invalid(&blob.finish()), "nodes nested too deep");
+        // Two aliases naming each other: resolving `stdout-path` recursed without end.
+        let loop_ = machine(|b| {
+            b.begin("aliases")
+                .prop("serial0", b"serial1\0")
+                .prop("serial1", b"serial0\0")
+                .end();
+            b.begin("chosen").prop("stdout-path", b"serial0\0").end();
+        });
+        assert_eq!(
+            invalid(&loop_),
+            "alias that is not a name for an absolute path"
+        );
+        // A blob whose structure block lies past its end.
+        let mut bytes = machine(|_| {});
+        bytes[8..12].copy_from_slice(&0x0fff_fff0u32.to_be_bytes());
+        assert_eq!(invalid(&bytes), "structure block outside the blob");
+    }
+
+    /// Regression tests for well-formed trees the kernel's reading panicked on: no
+    /// `/chosen` (`Fdt::chosen` panicked), no `/cpus` (`Fdt::cpus` panicked), an empty
+    /// `bootargs` or `stdout-path` (the crate sliced `[..len - 1]`).
+    #[test]
+    fn optional_nodes_and_empty_strings_do_not_panic() {
+        let bare = machine(|_| {});
+        let tree = parse_blob(&bare).unwrap();
+        let platform = Platform::from_fdt(&tree).unwrap();
+        assert_eq!(platform.uart, PhysRange::new(0x0900_0000, 0x1000));
+        assert_eq!(platform.cpu_count, 1);
+        assert_eq!(platform.bootargs, "");
+        assert_eq!(platform.virtual_timer_irq, 27);
+
+        let empty = machine(|b| {
+            b.begin("chosen")
+                .prop("bootargs", b"")
+                .prop("stdout-path", b"")
+                .end();
+            b.begin("cpus")
+                .cells("#address-cells", &[1])
+                .cells("#size-cells", &[0]);
+            for name in ["cpu@0", "cpu@1", "cpu-map"] {
+                b.begin(name).end();
+            }
+            b.end();
+        });
+        let tree = parse_blob(&empty).unwrap();
+        let platform = Platform::from_fdt(&tree).unwrap();
+        assert_eq!(platform.bootargs, "");
+        assert_eq!(platform.cpu_count, 2);
+        assert_eq!(platform.uart.start, 0x0900_0000);
+    }
+
+    /// Regression test: memory regions adding up to more than 2^64 bytes made
+    /// `ram_bytes` overflow.
+    #[test]
+    fn total_ram_saturates() {
+        let blob = machine(|b| {
+            b.begin("memory@1000")
+                .cells("reg", &[0, 0x1000, u32::MAX, 0xffff_f000])
+                .end();
+        });
+        let tree = parse_blob(&blob).unwrap();
+        let platform = Platform::from_fdt(&tree).unwrap();
+        assert_eq!(platform.memory().len(), 2);
+        assert_eq!(platform.ram_bytes(), u64::MAX);
+    }
+
+    #[test]
+    fn stdout_path_may_be_an_alias_with_options() {
+        let blob = machine(|b| {
+            b.begin("pl011@9040000")
+                .prop("compatible", b"arm,pl011\0")
+                .cells("reg", &[0, 0x0904_0000, 0, 0x1000])
+                .end();
+            b.begin("aliases")
+                .prop("serial1", b"/pl011@9040000\0")
+                .end();
+            b.begin("chosen")
+                .prop("stdout-path", b"serial1:115200n8\0")
+                .prop("bootargs", b"console=pl011\0")
+                .end();
+        });
+        let tree = parse_blob(&blob).unwrap();
+        let platform = Platform::from_fdt(&tree).unwrap();
+        assert_eq!(platform.uart, PhysRange::new(0x0904_0000, 0x1000));
+        assert_eq!(platform.bootargs, "console=pl011");
     }
 }
