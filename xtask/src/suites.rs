@@ -68,6 +68,10 @@ struct Suite {
     /// `report = TEXT` in `suite.txt`: console lines starting with TEXT are shown in the
     /// test output after a pass (a figure the suite computed, e.g. its fuzzing count).
     report: Option<String>,
+    /// `expect_exit = N` in `suite.txt` (default 0): the exit status QEMU must end with,
+    /// for a suite whose last step deliberately stops the kernel (its report is checked
+    /// through `expect.txt`; the `[suite]` summary must still come first).
+    expect_exit: i32,
     /// `serial_input_after = TEXT` and `serial_input_bytes = N`: once the console shows
     /// TEXT, the harness types N bytes of [`serial_pattern`] on the serial line.
     serial_input: Option<(String, usize)>,
@@ -151,8 +155,18 @@ fn discover() -> Result<Vec<Suite>> {
             })?),
             None => None,
         };
+        let expect_exit = match suite_option(&options, "expect_exit") {
+            Some(n) => n.parse::<i32>().map_err(|_| {
+                format!(
+                    "{}: expect_exit `{n}` is not an exit status",
+                    path.display()
+                )
+            })?,
+            None => 0,
+        };
         let system = path.join("system.toml");
         suites.push(Suite {
+            expect_exit,
             package: format!("suite-{name}"),
             name,
             expected,
@@ -465,7 +479,7 @@ fn run_one(suite: &Suite, kernel: &Path, config: &QemuConfig, args: &Args) -> bo
     }
     let reasons = match run {
         Ok(output) => {
-            let reasons = serial::judge(&output, &suite.expected);
+            let reasons = serial::judge_exit(&output, &suite.expected, suite.expect_exit);
             if reasons.is_empty() {
                 let mut text = format!(
                     "qemu: {:<24} {label:<26} ok ({:.1} s)\n",
@@ -530,6 +544,9 @@ pub fn interactive(args: Args) -> Result<ExitCode> {
         });
     }
     let mut config = with_test_bootargs(&args.qemu);
+    if let Some(bootargs) = &suite.bootargs {
+        config = config.bootarg(bootargs);
+    }
     if let Some(mib) = suite.disk_mib {
         // Kept between interactive boots, so that a second boot sees what the first wrote.
         let image = disk_dir()?.join(format!("{}-interactive.img", suite.name));

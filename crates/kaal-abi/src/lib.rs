@@ -33,8 +33,20 @@
 /// Version of this ABI as (major, minor). A major change breaks old binaries.
 pub const ABI_VERSION: (u16, u16) = (0, 1);
 
-/// Largest number of bytes one [`Syscall::ConsoleWrite`] accepts.
-pub const CONSOLE_WRITE_MAX_BYTES: usize = 4096;
+/// Largest number of bytes one [`Syscall::ConsoleWrite`] accepts. Small, so that one call
+/// keeps the kernel (which sends the bytes with interrupts masked) busy for at most a few
+/// tens of milliseconds on a 115200-baud UART; `kaal-user` splits longer writes.
+pub const CONSOLE_WRITE_MAX_BYTES: usize = 256;
+
+/// How every line of the kernel's own console messages starts. A line a user task
+/// writes that starts like this (or with any beginning of it, where its write ends
+/// first) is printed after [`CONSOLE_USER_MARK`], so that no task can pass its output
+/// off as the kernel's.
+pub const CONSOLE_KERNEL_PREFIX: &str = "[kaal";
+
+/// What the kernel puts before a user line that would otherwise look like one of its
+/// own (see [`CONSOLE_KERNEL_PREFIX`]).
+pub const CONSOLE_USER_MARK: &str = "[user] ";
 
 /// Lowest and highest thread priority. Higher numbers run first.
 pub const PRIORITY_MIN: u8 = 0;
@@ -85,9 +97,12 @@ macro_rules! numbered {
 numbered! {
     /// System-call numbers, passed in `x8`.
     pub enum Syscall {
-        /// `console_write(ptr, len)`: writes `len` bytes (at most
-        /// [`CONSOLE_WRITE_MAX_BYTES`]) from the caller's memory to the kernel console.
-        /// Returns the number of bytes written in `x1`.
+        /// `console_write(console, ptr, len)`: writes `len` bytes (at most
+        /// [`CONSOLE_WRITE_MAX_BYTES`]) from the caller's memory to the kernel console,
+        /// through a [`ObjectType::Console`] capability with the write right. A line
+        /// that starts like a kernel message ([`CONSOLE_KERNEL_PREFIX`]) is marked as
+        /// user output ([`CONSOLE_USER_MARK`]). Returns the number of bytes written in
+        /// `x1`.
         ConsoleWrite = 1,
         /// `yield()`: gives up the rest of the time slice to threads of equal priority.
         Yield = 2,
@@ -302,6 +317,8 @@ numbered! {
         // 12 is reserved for reply objects.
         /// The right to switch the machine off (and, in tests, to end the emulator).
         SystemControl = 13,
+        /// The right to write to the kernel console (`console_write`).
+        Console = 14,
     }
     from_raw
 }
@@ -414,6 +431,9 @@ pub mod slots {
     pub const ROOT_ADDRESS_SPACE: u64 = 4;
     /// The system-control capability (power off; in tests, ending the emulator).
     pub const SYSTEM_CONTROL: u64 = 5;
+    /// The console capability (`console_write`), which the root task hands on to the
+    /// tasks it builds. The untyped capabilities follow it.
+    pub const CONSOLE: u64 = 6;
     /// Slot 0 is never used, so that 0 is never a valid capability.
     pub const NULL: u64 = 0;
     /// The root task's own CNode (its CSpace).
@@ -439,7 +459,9 @@ pub mod fault {
     pub const LABEL_MEMORY: u64 = 1;
     /// Undefined instruction.
     pub const LABEL_UNDEFINED: u64 = 2;
-    /// Any other synchronous exception (breakpoint, PC or SP misalignment, ...).
+    /// Any other exception of the thread: a synchronous one (breakpoint, PC or SP
+    /// misalignment, ...) or an SError (asynchronous abort, e.g. a bad device access)
+    /// taken while it ran, with syndrome class 0x2f.
     pub const LABEL_OTHER: u64 = 3;
     /// Word 0: the faulting address (`FAR_EL1`) for memory faults.
     pub const ADDRESS: usize = 0;
@@ -507,6 +529,8 @@ mod tests {
         assert_eq!(Syscall::from_number(4), None);
         assert_eq!(Syscall::TcbStatus as u64, 22);
         assert_eq!(Syscall::from_number(0), None);
+        assert_eq!(ObjectType::Console as u64, 14);
+        assert_eq!(slots::CONSOLE, slots::SYSTEM_CONTROL + 1);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use kaal_bootinfo::startup::{Grant, GrantKind, STARTUP_VADDR, StartupWriter};
 use kaal_bootinfo::system::ComponentSpec;
 use kaal_user::broker::ComponentState;
 use kaal_user::cap::{self, Cap, Endpoint, Frame2M, Frame4K};
-use kaal_user::process::{CHILD_OWN_SLOTS, FIRST_FREE_SLOT, Process, ProcessOptions};
+use kaal_user::process::{CHILD_OWN_SLOTS, CONSOLE_SLOT, FIRST_FREE_SLOT, Process, ProcessOptions};
 
 use crate::broker::{Broker, DeviceId, FAULT_BADGE, Memory, SERVICE_BADGE};
 use crate::devices::Owner;
@@ -138,24 +138,22 @@ impl Component {
 /// Estimated bytes a process needs for `image` with this description: its pages, stack,
 /// heap, IPC buffer, start-up page, page tables, CSpace, thread and address space.
 fn footprint(image: &[u8], spec: &ComponentSpec) -> Result<u64, BrokerError> {
-    use elf::ElfBytes;
-    use elf::endian::LittleEndian;
-    let file =
-        ElfBytes::<LittleEndian>::minimal_parse(image).map_err(|_| BrokerError::BadImage {
-            name: spec.image.clone(),
-        })?;
-    let segments = file.segments().ok_or(BrokerError::BadImage {
+    use kaal_bootinfo::loader::{Rules, plan};
+    // The planner `Process::build` uses, without its windows: it refuses a malformed
+    // image (with no arithmetic that could overflow here) before anything is charged.
+    let bytes = plan(
+        image,
+        &Rules {
+            user_start: kaal_abi::layout::USER_START,
+            user_end: kaal_abi::layout::USER_END,
+            reserved: &[],
+            max_bytes: kaal_user::process::MAX_IMAGE_BYTES,
+        },
+    )
+    .map_err(|_| BrokerError::BadImage {
         name: spec.image.clone(),
-    })?;
-    let mut bytes: u64 = 0;
-    for segment in segments.iter().filter(|p| p.p_type == elf::abi::PT_LOAD) {
-        let start = segment.p_vaddr & !0xfff;
-        let end = segment
-            .p_vaddr
-            .saturating_add(segment.p_memsz)
-            .next_multiple_of(4096);
-        bytes = bytes.saturating_add(end.saturating_sub(start));
-    }
+    })?
+    .memory_bytes();
     // Stack, heap, IPC buffer and start-up page; 24 page tables (8 KiB each: the table
     // and its mapping tags); CNode (32-byte slots), TCB and address space; slack for the
     // allocator's natural alignment of objects.
@@ -182,6 +180,8 @@ impl Broker {
             stack_bytes: spec.stack_bytes,
             scratch: Some(self.own.untyped),
             reserved: &COMPONENT_WINDOWS,
+            // Given in `grant_all`, through a parent of this life.
+            console: None,
             ..ProcessOptions::default()
         };
         let process = match Process::build(memory.untyped, image, &options) {
@@ -256,6 +256,9 @@ impl Broker {
                 .slots([service_slot, 0, 0, 0])
                 .values([u64::from(spec.services), 0, 0, 0]),
         )?;
+
+        // The console (write only), in the slot the runtime looks in.
+        Self::give_console(life)?;
 
         if spec.heap_bytes > 0 {
             life.process
@@ -371,6 +374,27 @@ impl Broker {
         kaal_user::process::write_frame(startup, 0, &page[..length], self.own.untyped)?;
         life.process.map(startup, STARTUP_VADDR, rights::READ, 0)?;
         Ok(length)
+    }
+
+    /// Copies the broker's console capability into the component's [`CONSOLE_SLOT`]
+    /// (write right only), through a parent made for this life. A broker without one
+    /// gives none.
+    fn give_console(life: &mut Life) -> Result<(), BrokerError> {
+        let console = kaal_user::sys::console();
+        if !matches!(console.identify(), Ok((kaal_abi::ObjectType::Console, _))) {
+            return Ok(());
+        }
+        let slot = cap::allocate_slot()?;
+        let parent = match console.copy(slot, rights::WRITE) {
+            Ok(parent) => parent,
+            Err(error) => {
+                let _ = cap::free_slot(slot);
+                return Err(error.into());
+            }
+        };
+        life.parents.push(slot);
+        parent.copy_to(life.process.cnode(), CONSOLE_SLOT, rights::WRITE)?;
+        Ok(())
     }
 
     /// Copies `source` into a free slot of the component's CSpace with `access` (and

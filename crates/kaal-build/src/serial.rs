@@ -136,9 +136,15 @@ pub fn missing<'a>(log: &str, expected: &'a [String]) -> Vec<&'a str> {
 /// Judges a suite run: it passes iff QEMU exited 0, a summary line reports 0 failures, and
 /// every expected substring appears. Returns the reasons it failed (empty: passed).
 pub fn judge(output: &RunOutput, expected: &[String]) -> Vec<String> {
+    judge_exit(output, expected, 0)
+}
+
+/// [`judge`] for a run that must end with QEMU exiting with `exit` (a suite whose last
+/// step deliberately stops the kernel: `expect_exit = N` in its `suite.txt`).
+pub fn judge_exit(output: &RunOutput, expected: &[String], exit: i32) -> Vec<String> {
     let mut reasons = Vec::new();
     match output.termination {
-        Termination::Exited(0) => {}
+        Termination::Exited(code) if code == exit => {}
         Termination::TimedOut => reasons.push(format!(
             "timed out after {:.0} s",
             output.elapsed.as_secs_f64()
@@ -254,5 +260,15 @@ mod tests {
         );
         let reasons = judge(&output(Termination::Exited(1), LOG), &["nope".to_owned()]);
         assert_eq!(reasons.len(), 4, "{reasons:?}");
+    }
+
+    #[test]
+    fn judge_exit_requires_the_given_status() {
+        let good = "[test] a ... ok\n[suite] s: 1 passed, 0 failed\n";
+        assert!(judge_exit(&output(Termination::Exited(101), good), &[], 101).is_empty());
+        assert_eq!(
+            judge_exit(&output(Termination::Exited(0), good), &[], 101).len(),
+            1
+        );
     }
 }

@@ -17,6 +17,8 @@ use crate::platform::{self, GicDescription, Platform};
 use crate::thread::{CSPACE_SLOT, Tcb, VSPACE_SLOT};
 use crate::{Config, console, heap, kernel, kprintln, loader};
 use alloc::vec::Vec;
+#[cfg(feature = "test-hooks")]
+use core::sync::atomic::{AtomicU64, Ordering};
 use kaal_abi::{layout, slots};
 use kaal_bootinfo::archive::Archive;
 use kaal_bootinfo::{
@@ -48,10 +50,16 @@ unsafe extern "Rust" {
     fn __kaal_kernel_config() -> &'static Config;
 }
 
+/// The exception level the kernel was started at, for the test hooks.
+#[cfg(feature = "test-hooks")]
+static BOOT_EL: AtomicU64 = AtomicU64::new(0);
+
 /// Called by the boot stub, in the high half with the early map, on the boot stack.
 #[unsafe(no_mangle)]
 extern "C" fn kaal_kernel_start(dtb_register: u64, boot_el: u64) -> ! {
     install_vectors();
+    #[cfg(feature = "test-hooks")]
+    BOOT_EL.store(boot_el, Ordering::Relaxed);
     // SAFETY: `entry!` in the kernel binary defines this function.
     let config = unsafe { __kaal_kernel_config() };
     crate::set_semihosting(config.semihosting);
@@ -159,6 +167,12 @@ fn boot(config: &'static Config, dtb_register: u64) -> ! {
     // stub allowed EL1 to use the system-register interface.
     let mut gic = unsafe { Gic::new(gic_registers) };
     gic.enable(platform.virtual_timer_irq);
+    #[cfg(feature = "test-hooks")]
+    crate::arch::test_hooks::arm(
+        platform.bootargs,
+        BOOT_EL.load(Ordering::Relaxed),
+        gic_registers,
+    );
     let frequency = timer::frequency_hz();
     timer::allow_user_counter_access();
     let tick_period = frequency / u64::from(config.tick_hz);
@@ -183,6 +197,8 @@ fn boot(config: &'static Config, dtb_register: u64) -> ! {
     });
     load_root_task(config, &platform, &tree, &mut kernel);
     kernel::install(kernel);
+    // Boot is the heap's only user: no system call may allocate (see `heap`).
+    heap::seal();
     timer::arm(tick_period);
     kernel::schedule();
     kprintln!("  starting root task at EL0");
@@ -221,7 +237,15 @@ fn build_kernel_map(platform: &Platform<'_>, image: PhysRange) -> TranslationTab
         map(image.start, text.0, PageAttrs::KERNEL_DATA);
         map(text.0, text.1, PageAttrs::KERNEL_TEXT);
         map(rodata.0, rodata.1, PageAttrs::KERNEL_RODATA);
-        map(data, image.end, PageAttrs::KERNEL_DATA);
+        // The guard pages below the kernel stack and the exception stack stay unmapped:
+        // running off the end of a stack faults instead of overwriting what lies below.
+        let mut from = data;
+        for guard in crate::arch::stack_guard_pages() {
+            let guard = virt_to_phys(guard);
+            map(from, guard, PageAttrs::KERNEL_DATA);
+            from = guard + PAGE_SIZE;
+        }
+        map(from, image.end, PageAttrs::KERNEL_DATA);
         map(image.end, end, PageAttrs::KERNEL_DATA);
     }
     let mut devices = Vec::from([platform.uart]);
@@ -500,6 +524,11 @@ fn build_root_cspace(
         Capability::new(ObjectType::SystemControl, 0, Rights::ALL),
         &mut next,
     );
+    insert(
+        Capability::new(ObjectType::Console, 0, Rights::ALL),
+        &mut next,
+    );
+    debug_assert_eq!(u64::from(next), slots::CONSOLE + 1);
     let untyped_start = next;
     for region in &regions {
         let bits = region.size_bytes.trailing_zeros() as u8;

@@ -1,11 +1,39 @@
 //! The kernel console: a PL011 behind a lock, and the `kprintln!` macro.
+//!
+//! Tasks write to it with `console_write`; their lines that start like the kernel's own
+//! are marked as theirs ([`crate::user_output`]).
 
 use crate::arch::pl011::Pl011;
 use core::fmt::Write;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use spin::Mutex;
 
-static CONSOLE: Mutex<Option<Pl011>> = Mutex::new(None);
+/// The UART and where its output stands.
+struct Console {
+    uart: Pl011,
+    /// The last byte sent ended a line (`\n` or `\r`), or none was sent yet.
+    line_start: bool,
+}
+
+impl Console {
+    /// Sends one byte, `\n` as `\r\n`.
+    fn put(&mut self, byte: u8) {
+        if byte == b'\n' {
+            self.uart.write_byte(b'\r');
+        }
+        self.uart.write_byte(byte);
+        self.line_start = byte == b'\n' || byte == b'\r';
+    }
+}
+
+impl Write for Console {
+    fn write_str(&mut self, text: &str) -> core::fmt::Result {
+        text.bytes().for_each(|byte| self.put(byte));
+        Ok(())
+    }
+}
+
+static CONSOLE: Mutex<Option<Console>> = Mutex::new(None);
 static CONSOLE_BASE: AtomicUsize = AtomicUsize::new(0);
 
 /// Starts the console on the PL011 whose registers are mapped at `base`.
@@ -15,26 +43,26 @@ static CONSOLE_BASE: AtomicUsize = AtomicUsize::new(0);
 /// on for the kernel's lifetime.
 pub unsafe fn init(base: usize) {
     CONSOLE_BASE.store(base, Ordering::Relaxed);
-    // SAFETY: forwarded from the caller.
-    *CONSOLE.lock() = Some(unsafe { Pl011::new(base) });
+    *CONSOLE.lock() = Some(Console {
+        // SAFETY: forwarded from the caller.
+        uart: unsafe { Pl011::new(base) },
+        line_start: true,
+    });
 }
 
 /// Writes formatted text to the console. Does nothing before [`init`].
 pub fn print(arguments: core::fmt::Arguments<'_>) {
-    if let Some(uart) = CONSOLE.lock().as_mut() {
-        let _ = uart.write_fmt(arguments);
+    if let Some(console) = CONSOLE.lock().as_mut() {
+        let _ = console.write_fmt(arguments);
     }
 }
 
-/// Writes raw bytes (from user space) to the console, unchanged but for `\n` -> `\r\n`.
-pub fn write_bytes(bytes: &[u8]) {
-    if let Some(uart) = CONSOLE.lock().as_mut() {
-        for &byte in bytes {
-            if byte == b'\n' {
-                uart.write_byte(b'\r');
-            }
-            uart.write_byte(byte);
-        }
+/// Writes bytes from a task to the console, unchanged but for `\n` -> `\r\n` and the
+/// mark before a line that starts like a kernel message ([`crate::user_output::mark`]).
+pub fn write_user(bytes: &[u8]) {
+    if let Some(console) = CONSOLE.lock().as_mut() {
+        let line_start = console.line_start;
+        console.line_start = crate::user_output::mark(bytes, line_start, |byte| console.put(byte));
     }
 }
 

@@ -13,7 +13,9 @@ use crate::arch::gic::{Gic, SPURIOUS_START};
 use crate::arch::mmu::{asid_bits, flush_asid, install_user_table, phys_to_virt};
 use crate::arch::page_table::{PAGE_SIZE, TranslationTable};
 use crate::arch::{psci, semihosting, timer};
-use crate::capability::{CSpace, Capability, DeleteOutcome, ObjectType, Rights, SlotRef};
+use crate::capability::{
+    CSpace, Capability, DeleteOutcome, DyingCNodes, ObjectType, Rights, SlotRef,
+};
 use crate::kprintln;
 use crate::memory::LinearTables;
 use crate::objects::{CapabilityCalls, KernelSlots, abi_error};
@@ -24,9 +26,6 @@ use crate::vspace::Asids;
 use alloc::vec::Vec;
 use kaal_abi::{CONSOLE_WRITE_MAX_BYTES, Error, Syscall, ThreadStatus, USER_REGISTERS_BYTES};
 use spin::Mutex;
-
-/// Capabilities a revoke deletes per batch.
-const REVOKE_BATCH: usize = 64;
 
 /// Platform services the kernel needs while running.
 pub struct Services {
@@ -302,7 +301,10 @@ impl Kernel {
         let cspace = self.current_thread().slots[CSPACE_SLOT as usize].cap;
         let caps = CapabilityCalls { cspace: &cspace };
         match call {
-            Syscall::ConsoleWrite => self.console_write(args[0], args[1]),
+            Syscall::ConsoleWrite => {
+                self.lookup_with(&cspace, args[0], ObjectType::Console, Rights::WRITE)?;
+                self.console_write(args[1], args[2])
+            }
             Syscall::Yield => {
                 self.reschedule = true;
                 Ok((0, 0))
@@ -340,26 +342,14 @@ impl Kernel {
             Syscall::CapMintTo => caps.derive_to(args[0], args[1], args[2], args[3], Some(args[4])),
             Syscall::CapMoveTo => caps.move_to(args[0], args[1], args[2]),
             Syscall::CapDelete => {
-                let mut outcomes = Vec::new();
-                let result = caps.delete(args[0], |outcome| outcomes.push(*outcome));
-                self.destroy_all(outcomes);
+                let mut deleted = None;
+                let result = caps.delete(args[0], |outcome| deleted = Some(*outcome));
+                if let Some(outcome) = deleted {
+                    self.release(outcome);
+                }
                 result
             }
-            Syscall::CapRevoke => {
-                // In bounded batches, so a revoke of any size needs bounded kernel memory:
-                // each batch's objects are torn down before the next batch is taken.
-                let mut removed = 0u64;
-                loop {
-                    let mut outcomes = Vec::with_capacity(REVOKE_BATCH);
-                    let done =
-                        caps.revoke_some(args[0], REVOKE_BATCH, |outcome| outcomes.push(*outcome))?;
-                    removed += outcomes.len() as u64;
-                    self.destroy_all(outcomes);
-                    if done {
-                        break Ok((removed, 0));
-                    }
-                }
-            }
+            Syscall::CapRevoke => self.revoke(&cspace, args[0]),
             Syscall::CapIdentify => caps.identify(args[0]),
             Syscall::UntypedRetype => self.retype(&caps, args),
             Syscall::TcbConfigure => self.tcb_configure(&cspace, args),
@@ -487,13 +477,33 @@ impl Kernel {
             .object)
     }
 
+    /// Makes the current system call start again: the thread's pc goes back to its
+    /// `svc` (4 bytes before the return address) with its argument registers untouched,
+    /// so that when it next runs, after the kernel has taken the interrupt that stopped
+    /// the call, it issues the call again, as seL4 restarts a preempted call. Whatever
+    /// the registers then hold is checked afresh; the call's recorded progress must be
+    /// safe for any arguments.
+    fn restart_syscall(&mut self) {
+        let context = &mut self.current_thread().context;
+        context.pc = context.pc.wrapping_sub(4);
+        // Nothing is written to the registers.
+        self.result_written = true;
+    }
+
+    /// `untyped_retype`, restarted while it zeroes memory when an interrupt is pending
+    /// ([`CapabilityCalls::retype`]).
     fn retype(&mut self, caps: &CapabilityCalls<'_>, args: [u64; 6]) -> SyscallResult {
         let ty = ObjectType::from_raw(args[1]);
         let count = args[4];
         if ty == Some(ObjectType::AddressSpace) && count > self.asids.free() as u64 {
             return Err(Error::OutOfResources);
         }
-        let (address, _) = caps.retype(args[0], args[1], args[2], args[3], args[4])?;
+        let Some(address) = caps.retype(args[0], args[1], args[2], args[3], args[4])? else {
+            // Preempted with its progress recorded: the pending interrupt is taken on the
+            // way out, and the call is issued again when the thread next runs.
+            self.restart_syscall();
+            return Ok((0, 0));
+        };
         match ty {
             Some(ObjectType::Tcb) => {
                 for index in 0..count {
@@ -554,14 +564,13 @@ impl Kernel {
         } else {
             None
         };
-        // Replace the thread's slots: delete what was there, copy the new capabilities.
-        let mut outcomes = Vec::new();
+        // Replace the thread's slots: delete what was there (tearing down whatever that
+        // destroys before the next), copy the new capabilities.
         for index in [CSPACE_SLOT, VSPACE_SLOT, IPC_BUFFER_SLOT] {
             if let Ok(outcome) = CSpace::new(&mut KernelSlots).delete(tcb_slot(thread, index)) {
-                outcomes.push(outcome);
+                self.release(outcome);
             }
         }
-        self.destroy_all(outcomes);
         let mut store = KernelSlots;
         let mut space = CSpace::new(&mut store);
         for (index, source, _) in sources {
@@ -706,48 +715,83 @@ impl Kernel {
         Ok(())
     }
 
+    /// Writes at most [`CONSOLE_WRITE_MAX_BYTES`] bytes of the caller's memory to the
+    /// console (interrupts are masked meanwhile, so the bound bounds the time), marking
+    /// lines that look like the kernel's (the caller's capability is checked already).
     fn console_write(&mut self, pointer: u64, length: u64) -> SyscallResult {
         if length > CONSOLE_WRITE_MAX_BYTES as u64 {
             return Err(Error::InvalidArgument);
         }
         let mut buffer = [0u8; CONSOLE_WRITE_MAX_BYTES];
         self.copy_from_user(pointer, &mut buffer[..length as usize])?;
-        crate::console::write_bytes(&buffer[..length as usize]);
+        crate::console::write_user(&buffer[..length as usize]);
         Ok((length, 0))
     }
 
-    /// Detaches kernel state from deleted capabilities; for objects whose last
-    /// capability went, from the objects themselves. Work cascades (a TCB's or CNode's
-    /// own slots), so it runs from a list rather than recursively.
-    pub(crate) fn destroy_all(&mut self, mut work: Vec<DeleteOutcome>) {
-        let mut cnodes = Vec::new();
+    /// `cap_revoke`: deletes every descendant of the capability at `pointer`, one at a
+    /// time, tearing down what each deletion destroys before the next, so a revoke of
+    /// any size needs no kernel memory. Returns how many descendants the walk deleted
+    /// (not those that went with a CNode it destroyed).
+    fn revoke(&mut self, cspace: &Capability, pointer: u64) -> SyscallResult {
+        let at = crate::objects::resolve(cspace, pointer)?;
+        let mut from = at;
+        let mut removed = 0u64;
         loop {
-            while let Some(outcome) = work.pop() {
-                // Every frame capability carries its own mapping.
-                if outcome.cap.object_type.is_frame() {
-                    self.unmap_frame(&outcome.cap);
-                }
-                if outcome.last_reference {
-                    self.destroy_object(&outcome.cap, &mut work, &mut cnodes);
-                }
+            let step = CSpace::new(&mut KernelSlots)
+                .revoke_step(at, from)
+                .map_err(abi_error)?;
+            let Some((outcome, parent)) = step else {
+                return Ok((removed, 0));
+            };
+            removed += 1;
+            self.release(outcome);
+            let occupied = |slot| CSpace::new(&mut KernelSlots).lookup(slot).is_ok();
+            if !occupied(at) {
+                // What it destroyed held the revoked capability itself (an untyped
+                // inside a CNode made from it): nothing is left below it.
+                return Ok((removed, 0));
             }
-            // A destroyed CNode's slots are emptied once nothing else is in flight.
-            let Some(cnode) = cnodes.pop() else { break };
-            for index in 0..1u32 << cap_radix(&cnode) {
+            // Teardown only deletes, so a surviving slot is still below `at`; if it
+            // emptied the next start, the walk begins again from the top.
+            from = if occupied(parent) { parent } else { at };
+        }
+    }
+
+    /// Detaches kernel state from a deleted capability and, if it was the last one to
+    /// its object, destroys the object, with everything that cascades from it (a TCB's
+    /// slots, a CNode's slots, and so on through any nesting).
+    ///
+    /// Uses no kernel memory: each outcome is handled as soon as it is produced, and
+    /// destroyed CNodes wait to be emptied on a [`DyingCNodes`] stack linked through
+    /// their own slot 0. Recursion is one level deep at most (a TCB's slots hold no
+    /// TCB).
+    pub(crate) fn release(&mut self, outcome: DeleteOutcome) {
+        let mut dying = DyingCNodes::new();
+        self.retire(&outcome, &mut dying);
+        while let Some(cnode) = dying.pop(&mut CSpace::new(&mut KernelSlots)) {
+            // Slot 0 holds no capability (and `pop` emptied it).
+            for index in 1..1u32 << cap_radix(&cnode) {
                 let slot = SlotRef::new(cnode.object, index);
                 if let Ok(outcome) = CSpace::new(&mut KernelSlots).delete(slot) {
-                    work.push(outcome);
+                    self.retire(&outcome, &mut dying);
                 }
             }
         }
     }
 
-    fn destroy_object(
-        &mut self,
-        cap: &Capability,
-        work: &mut Vec<DeleteOutcome>,
-        cnodes: &mut Vec<Capability>,
-    ) {
+    /// Handles one deletion: unmaps a frame capability's mapping and destroys the
+    /// object if the capability was its last; a destroyed CNode goes onto `dying`.
+    fn retire(&mut self, outcome: &DeleteOutcome, dying: &mut DyingCNodes) {
+        // Every frame capability carries its own mapping.
+        if outcome.cap.object_type.is_frame() {
+            self.unmap_frame(&outcome.cap);
+        }
+        if outcome.last_reference {
+            self.destroy_object(&outcome.cap, dying);
+        }
+    }
+
+    fn destroy_object(&mut self, cap: &Capability, dying: &mut DyingCNodes) {
         match cap.object_type {
             ObjectType::Tcb => {
                 let thread = cap.object;
@@ -763,7 +807,10 @@ impl Kernel {
                     if let Ok(outcome) =
                         CSpace::new(&mut KernelSlots).delete(tcb_slot(thread, index))
                     {
-                        work.push(outcome);
+                        // A CNode, an address space or a frame (`tcb_configure` checks
+                        // the types), never a TCB: this recursion stops here.
+                        debug_assert_ne!(outcome.cap.object_type, ObjectType::Tcb);
+                        self.retire(&outcome, dying);
                     }
                 }
             }
@@ -781,7 +828,7 @@ impl Kernel {
                     flush_asid(asid);
                 }
             }
-            ObjectType::CNode => cnodes.push(*cap),
+            ObjectType::CNode => dying.push(&mut CSpace::new(&mut KernelSlots), *cap),
             ObjectType::PageTable => self.unmap_page_table(cap),
             ObjectType::Endpoint => self.cancel_all_waiters(cap.object),
             ObjectType::Notification => {
@@ -822,6 +869,8 @@ impl Kernel {
         } else if class == ExceptionClass::UndefinedInstruction {
             (kaal_abi::fault::LABEL_UNDEFINED, 0)
         } else {
+            // Everything else, SErrors (asynchronous aborts: ESR EC 0x2f, address 0)
+            // included.
             (kaal_abi::fault::LABEL_OTHER, 0)
         };
         let t = self.current_thread();
@@ -865,6 +914,10 @@ impl Kernel {
                     class.name()
                 ),
             }
+        } else if class == ExceptionClass::SError {
+            kprintln!(
+                "[kaal] user fault: thread {number} SError (asynchronous abort, e.g. a bad device access) taken at pc {pc:#x}, ESR {esr:#x}; thread stopped"
+            );
         } else {
             kprintln!(
                 "[kaal] user fault: thread {number} {} at pc {pc:#x}, ESR {esr:#x}; thread stopped",
@@ -902,8 +955,10 @@ impl Kernel {
             if t.state == ThreadState::Running
                 && t.slots[VSPACE_SLOT as usize].cap.object_type != ObjectType::AddressSpace
             {
-                // Its address space was deleted under it: it cannot run on.
-                self.stop(current, ThreadState::Faulted);
+                // Its address space was deleted under it (perhaps by itself): it cannot
+                // run on, and stops as if suspended, with nothing sent to its fault
+                // endpoint.
+                self.stop(current, ThreadState::Inactive);
             }
             // SAFETY: as above.
             let t = unsafe { tcb(current) };
@@ -937,10 +992,10 @@ impl Kernel {
             // SAFETY: queues only hold live TCBs.
             let t = unsafe { tcb(next) };
             t.queued = false;
-            // A thread whose address space was deleted cannot run.
+            // A thread whose address space was deleted cannot run: it stops as above.
             if t.slots[VSPACE_SLOT as usize].cap.object_type != ObjectType::AddressSpace {
                 t.state = ThreadState::Ready;
-                self.stop(next, ThreadState::Faulted);
+                self.stop(next, ThreadState::Inactive);
                 continue;
             }
             return Some(next);
@@ -1019,12 +1074,17 @@ pub fn with_kernel<R>(f: impl FnOnce(&mut Kernel) -> R) -> R {
 pub fn on_user_entry(entry: UserEntry) {
     let stay = with_kernel(|kernel| {
         kernel.handle(entry);
-        // Most system calls leave the caller running with nothing more urgent ready:
-        // return to it without a second pass through the scheduler.
+        // Most system calls leave the caller running in its address space with nothing
+        // more urgent ready: return to it without a second pass through the scheduler.
+        // A thread whose address space went away (or changed) in the call goes through
+        // the scheduler, which stops it (or installs its new space).
         kernel.current.is_some_and(|current| {
             // SAFETY: the current thread is live.
             let t = unsafe { tcb(current) };
+            let space = t.slots[VSPACE_SLOT as usize].cap;
             t.state == ThreadState::Running
+                && space.object_type == ObjectType::AddressSpace
+                && kernel.active_space == Some(space.object)
                 && !kernel.reschedule
                 && kernel
                     .run_queues
@@ -1064,4 +1124,24 @@ pub fn schedule() {
 /// Handles an interrupt taken while the kernel idles.
 pub fn on_idle_interrupt() {
     with_kernel(|kernel| kernel.interrupt());
+}
+
+/// Handles an FIQ taken from EL0. The kernel uses no FIQs (its interrupts are group 1 on
+/// GICv3, and IRQs on GICv2), so one is a stray: FIQ signalling is turned off at the GIC
+/// ([`Gic::quiesce_fiq`]), the FIQ is reported, and the interrupted thread goes on.
+pub fn on_user_fiq() {
+    with_kernel(|kernel| {
+        let number = match kernel.current {
+            Some(_) => kernel.current_thread().number,
+            None => 0,
+        };
+        match kernel.services.gic.quiesce_fiq() {
+            Some(id) => kprintln!(
+                "[kaal] FIQ taken from EL0 (thread {number}): group-0 interrupt {id} disabled and group 0 turned off; the kernel uses no FIQs, the thread goes on"
+            ),
+            None => kprintln!(
+                "[kaal] FIQ taken from EL0 (thread {number}): FIQ signalling turned off at the GIC; the kernel uses no FIQs, the thread goes on"
+            ),
+        }
+    });
 }

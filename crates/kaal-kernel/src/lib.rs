@@ -44,6 +44,7 @@ pub mod loader;
 pub mod platform;
 pub mod scheduler;
 pub mod thread;
+pub mod user_output;
 pub mod vspace;
 
 #[cfg(target_os = "none")]

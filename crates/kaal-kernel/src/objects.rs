@@ -87,33 +87,34 @@ pub fn cnode_capability(address: u64, radix: u8) -> Capability {
     Capability::new(ObjectType::CNode, address, Rights::ALL).with_extra(u64::from(radix))
 }
 
-/// Prepares freshly retyped objects for use.
-fn initialise(
-    ty: ObjectType,
-    first: u64,
-    object_bits: u8,
-    count: u32,
-    user_size_bits: u8,
-    device: bool,
-) {
-    for index in 0..u64::from(count) {
-        let address = first + (index << object_bits);
-        match ty {
-            ObjectType::Untyped => {}
-            ObjectType::CNode => {
-                // SAFETY: retype just carved this CNode from untyped RAM for it alone.
-                unsafe { initialise_cnode(address, user_size_bits) }
-            }
-            _ if device => {}
-            _ => {
-                // SAFETY: retype just carved this object from untyped RAM (not device
-                // memory) for it alone; RAM is in the linear map.
-                unsafe {
-                    core::ptr::write_bytes(phys_to_virt(address) as *mut u8, 0, 1 << object_bits)
-                }
-            }
-        }
-    }
+/// How much memory retype zeroes between two preemption points: 64 KiB, some 10,000 to
+/// 20,000 instructions with interrupts masked.
+const ZEROING_STEP_BYTES: u64 = 64 << 10;
+
+/// Whether an interrupt is pending at this CPU (`ISR_EL1.I`), masked or not: the
+/// kernel's preemption point. Reading it acknowledges nothing.
+fn interrupt_pending() -> bool {
+    const ISR_EL1_I: u64 = 1 << 7;
+    crate::arch::read_sysreg!("isr_el1") & ISR_EL1_I != 0
+}
+
+/// Whether retyped objects of type `ty` need their memory zeroed first: all but untyped
+/// (whose memory is zeroed when it becomes objects) and device memory (never touched).
+fn needs_zeroing(ty: ObjectType, device: bool) -> bool {
+    !device && ty != ObjectType::Untyped
+}
+
+/// Checks that a fresh CNode's zeroed memory reads as empty slots: retype relies on
+/// zero being [`Slot::EMPTY`] (a host test pins the representation down), so a CNode
+/// of any size is made without writing its slots.
+fn check_cnode_is_empty(address: u64) {
+    debug_assert!(
+        CSpace::new(&mut KernelSlots)
+            .lookup(SlotRef::new(address, 0))
+            .is_err()
+            && KernelSlots.slot(SlotRef::new(address, 0)) == Some(&Slot::EMPTY),
+        "zeroed memory is not an empty slot"
+    );
 }
 
 /// What a thread may ask of its CSpace.
@@ -205,20 +206,6 @@ impl CapabilityCalls<'_> {
         Ok((0, 0))
     }
 
-    /// Part of `cap_revoke`: deletes at most `max` descendants, reporting each; returns
-    /// whether none are left.
-    pub fn revoke_some(
-        &self,
-        slot: u64,
-        max: usize,
-        deleted: impl FnMut(&DeleteOutcome),
-    ) -> Result<bool, Error> {
-        let at = self.slot(slot)?;
-        CSpace::new(&mut KernelSlots)
-            .revoke_some(at, max, deleted)
-            .map_err(abi_error)
-    }
-
     /// `cap_identify`: the object type and rights.
     pub fn identify(&self, slot: u64) -> CallResult {
         let cap = CSpace::new(&mut KernelSlots)
@@ -227,7 +214,17 @@ impl CapabilityCalls<'_> {
         Ok((cap.object_type.raw(), cap.rights.bits()))
     }
 
-    /// `untyped_retype`.
+    /// `untyped_retype`. Returns the address of the first object, or `None` when the
+    /// call stopped at a preemption point with an interrupt pending: it has recorded
+    /// its progress in the untyped capability and must be issued again (the kernel
+    /// restarts it), with the same arguments or any others.
+    ///
+    /// The objects' memory is zeroed first, forward from the untyped's zeroing mark,
+    /// [`ZEROING_STEP_BYTES`] at a time, with the mark recorded after each step and a
+    /// preemption point between steps. Only when all of it is zero are the objects made,
+    /// in one short step. So a stop loses no work, and a restart with different
+    /// arguments (another type, count or destination, from another thread in between,
+    /// or after a revoke) finds a mark that covers only zero memory not handed out.
     pub fn retype(
         &self,
         untyped: u64,
@@ -235,7 +232,7 @@ impl CapabilityCalls<'_> {
         user_size_bits: u64,
         destination: u64,
         count: u64,
-    ) -> CallResult {
+    ) -> Result<Option<u64>, Error> {
         let ty = ObjectType::from_raw(ty).ok_or(Error::InvalidArgument)?;
         let user_size_bits = u8::try_from(user_size_bits).map_err(|_| Error::InvalidArgument)?;
         let count = u32::try_from(count).map_err(|_| Error::InvalidArgument)?;
@@ -257,12 +254,40 @@ impl CapabilityCalls<'_> {
             .checked_add(u64::from(count).saturating_sub(1))
             .ok_or(Error::InvalidCapability)?;
         self.slot(last)?;
+        // Every check first, so that a call that would fail zeroes nothing.
+        let mut state = cspace
+            .retype_source(source, ty, user_size_bits, first, count)
+            .map_err(abi_error)?;
+        if needs_zeroing(ty, device) {
+            let end = state
+                .allocation_end(ty, user_size_bits, u64::from(count))
+                .map_err(abi_error)?;
+            while let Some((start, length)) = state.zeroing_step(end, ZEROING_STEP_BYTES) {
+                // SAFETY: `zeroing_step` names memory of this untyped RAM region (not
+                // device memory) at or above its watermark, which no object owns; RAM is
+                // in the linear map.
+                unsafe {
+                    core::ptr::write_bytes(phys_to_virt(start) as *mut u8, 0, length as usize)
+                };
+                // The memory up to the new mark is zero: record it before anything else.
+                cspace
+                    .set_untyped_state(source, &state)
+                    .map_err(abi_error)?;
+                if state.zeroed < end && interrupt_pending() {
+                    return Ok(None);
+                }
+            }
+        }
         let address = cspace
             .retype(source, ty, user_size_bits, first, count)
             .map_err(abi_error)?;
-        let object_bits = size_bits(ty, user_size_bits).map_err(abi_error)?;
-        initialise(ty, address, object_bits, count, user_size_bits, device);
-        Ok((address, 0))
+        if ty == ObjectType::CNode {
+            let object_bits = size_bits(ty, user_size_bits).map_err(abi_error)?;
+            for index in 0..u64::from(count) {
+                check_cnode_is_empty(address + (index << object_bits));
+            }
+        }
+        Ok(Some(address))
     }
 }
 

@@ -56,6 +56,8 @@ kinds! {
     IrqHandler,
     /// System control (power off).
     SystemControl,
+    /// The kernel console (`console_write`).
+    Console,
 }
 
 /// A capability to an object of kind `T`, held in slot `slot` of the caller's CSpace.
@@ -485,6 +487,67 @@ pub fn map_with_tables<T: Frame>(
             other => return other,
         }
     }
+}
+
+impl Cap<Console> {
+    /// Writes `bytes` to the kernel console; returns how many were written. Longer
+    /// writes than one call takes ([`kaal_abi::CONSOLE_WRITE_MAX_BYTES`]) are split,
+    /// each piece ending at a line end where there is one ([`console_pieces`]), so that
+    /// a line is not cut where another task's output could come between.
+    pub fn write(&self, bytes: &[u8]) -> Result<usize, Error> {
+        let mut written = 0;
+        for piece in console_pieces(bytes) {
+            let (count, _) = call(
+                Syscall::ConsoleWrite,
+                [
+                    self.slot,
+                    piece.as_ptr() as u64,
+                    piece.len() as u64,
+                    0,
+                    0,
+                    0,
+                ],
+            )?;
+            written += count as usize;
+        }
+        Ok(written)
+    }
+}
+
+/// Splits `bytes` into the pieces [`Cap::<Console>::write`] passes to one
+/// `console_write` each: at most [`kaal_abi::CONSOLE_WRITE_MAX_BYTES`] bytes, cut after
+/// the last `\n` that fits (or at the maximum, in a longer line).
+///
+/// ```
+/// use kaal_abi::CONSOLE_WRITE_MAX_BYTES as MAX;
+/// use kaal_user::cap::console_pieces;
+///
+/// let text = [b"short\n".as_slice(), &[b'x'; MAX], b"\nend"].concat();
+/// let pieces: Vec<&[u8]> = console_pieces(&text).collect();
+/// assert_eq!(pieces[0], b"short\n");
+/// assert_eq!(pieces[1], &[b'x'; MAX][..]);
+/// assert_eq!(pieces[2], b"\nend");
+/// assert_eq!(console_pieces(b"").count(), 0);
+/// ```
+pub fn console_pieces(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = bytes;
+    core::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let max = kaal_abi::CONSOLE_WRITE_MAX_BYTES;
+        let length = if rest.len() <= max {
+            rest.len()
+        } else {
+            rest[..max]
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(max, |at| at + 1)
+        };
+        let (piece, tail) = rest.split_at(length);
+        rest = tail;
+        Some(piece)
+    })
 }
 
 impl Cap<IrqControl> {

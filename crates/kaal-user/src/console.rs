@@ -1,4 +1,6 @@
-//! Console output through the `console_write` system call.
+//! Console output through the `console_write` system call, with this task's console
+//! capability ([`crate::sys::console`]). A task without one prints nothing: its output is
+//! dropped, never a panic.
 
 use crate::sys;
 use core::fmt::{self, Write};

@@ -9,8 +9,10 @@
 //! ```
 //!
 //! The new process's CSpace follows the root task's conventions for its own objects:
-//! its CNode in slot 1, its TCB in slot 3, its address space in slot 4; the builder's
-//! caller hands it whatever else it needs in slots from [`FIRST_FREE_SLOT`] on. Its
+//! its CNode in slot 1, its TCB in slot 3, its address space in slot 4; a copy of the
+//! builder's console capability (write right only) goes in slot 2, [`CONSOLE_SLOT`]
+//! (unless [`ProcessOptions::console`] says otherwise), so that it can print; the
+//! builder's caller hands it whatever else it needs in slots from [`FIRST_FREE_SLOT`] on. Its
 //! stack ends at `ROOT_STACK_TOP` and its IPC buffer is a page further down, past a
 //! guard page.
 //!
@@ -29,13 +31,16 @@
 //! as they were before.
 
 use crate::cap::{
-    self, AddressSpace, CNode, Cap, Frame, Frame4K, ObjectKind, PageTable, Tcb, Untyped,
+    self, AddressSpace, CNode, Cap, Console, Frame, Frame4K, ObjectKind, PageTable, Tcb, Untyped,
 };
 use alloc::vec::Vec;
 use kaal_abi::{Error, UserRegisters, layout, map_attributes, rights, slots};
 use kaal_bootinfo::loader::{self, LoadError, LoadPlan, Rules, Window};
 use kaal_bootinfo::startup::{STARTUP_MAX_BYTES, STARTUP_VADDR};
 
+/// Slot of a new process's CSpace that holds its console capability (in the root task,
+/// IRQ control's slot: a process never gets that one there).
+pub const CONSOLE_SLOT: u64 = 2;
 /// First slot of a new process's CSpace that the builder leaves free; its starter puts
 /// the capabilities it hands over in `FIRST_FREE_SLOT..CHILD_OWN_SLOTS.start`.
 pub const FIRST_FREE_SLOT: u64 = 5;
@@ -104,6 +109,11 @@ pub struct ProcessOptions {
     pub reserved: &'static [Window],
     /// Most bytes of memory the image's segments may take (whole pages).
     pub max_image_bytes: u64,
+    /// The console capability (in the builder's CSpace) a copy of which, with the write
+    /// right only, the process gets in [`CONSOLE_SLOT`]; `None`: none (it cannot
+    /// print). By default the builder's own ([`crate::sys::console`]); if the builder
+    /// holds none, the process gets none either.
+    pub console: Option<Cap<Console>>,
 }
 
 impl Default for ProcessOptions {
@@ -114,6 +124,7 @@ impl Default for ProcessOptions {
             scratch: None,
             reserved: &[],
             max_image_bytes: MAX_IMAGE_BYTES,
+            console: Some(crate::sys::console()),
         }
     }
 }
@@ -121,6 +132,14 @@ impl Default for ProcessOptions {
 impl ProcessOptions {
     /// Checks `image` against the loading rules for a process built with these options.
     pub fn plan(&self, image: &[u8]) -> Result<LoadPlan, LoadError> {
+        // The stack and IPC buffer sit under `ROOT_STACK_TOP`: a stack that does not fit
+        // leaves no room for the image.
+        if self.stack_bytes > layout::ROOT_STACK_TOP / 2 {
+            return Err(LoadError::TooLarge {
+                bytes: self.stack_bytes,
+                limit: layout::ROOT_STACK_TOP / 2,
+            });
+        }
         let ipc_buffer = ipc_buffer_vaddr(self.stack_bytes);
         let mut reserved = Vec::with_capacity(self.reserved.len() + 3);
         reserved.extend([
@@ -353,6 +372,13 @@ impl Process {
         self.tcb.copy_to(cnode, slots::ROOT_TCB, rights::ALL)?;
         self.space
             .copy_to(cnode, slots::ROOT_ADDRESS_SPACE, rights::ALL)?;
+        if let Some(console) = options.console {
+            match console.copy_to(cnode, CONSOLE_SLOT, rights::WRITE) {
+                // The builder has no console to hand on: neither has the process.
+                Ok(()) | Err(Error::InvalidCapability | Error::WrongObjectType) => {}
+                Err(error) => return Err(error),
+            }
+        }
         self.ipc_buffer = Some((ipc_buffer, ipc_buffer_vaddr));
         self.tcb.configure(cnode, self.space, self.ipc_buffer, 0)?;
         Ok(())

@@ -151,6 +151,7 @@ extern "C" fn kaal_user_start(boot_info: usize, boot_info_bytes: usize) -> ! {
     let own = crate::process::CHILD_OWN_SLOTS;
     crate::cap::init_slots(crate::cap::SlotAllocator::new(own.start, own.end));
     if let Ok(boot) = self::boot_info() {
+        sys::set_console_slot(kaal_abi::slots::CONSOLE);
         crate::cap::init_slots(crate::cap::SlotAllocator::from_boot_info(&boot));
         if let Some(untyped) = crate::cap::largest_ram_untyped(&boot) {
             crate::thread::set_thread_memory(untyped);

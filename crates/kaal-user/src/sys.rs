@@ -1,5 +1,7 @@
 //! System-call wrappers. See `kaal-abi` for the numbers and the register convention.
 
+use crate::cap::{Cap, Console};
+use core::sync::atomic::{AtomicU64, Ordering};
 use kaal_abi::{Error, Syscall};
 
 /// Identifier of a thread, as `thread_id` reports it.
@@ -15,7 +17,7 @@ pub enum ThreadState {
     Exited(u64),
     /// Stopped by the kernel after a fault.
     Faulted,
-    /// Not resumed yet, or suspended.
+    /// Not resumed yet, suspended, or stopped because its address space went away.
     Inactive,
 }
 
@@ -30,17 +32,28 @@ pub fn raw_syscall(number: u64, args: [u64; 4]) -> (u64, u64, u64) {
     crate::cap::raw_syscall6(number, [args[0], args[1], args[2], args[3], 0, 0])
 }
 
-/// Writes bytes to the kernel console; returns how many were written.
+/// Slot of this task's console capability: [`kaal_abi::slots::CONSOLE`] in the root
+/// task, [`crate::process::CONSOLE_SLOT`] in a task it built.
+static CONSOLE_SLOT: AtomicU64 = AtomicU64::new(crate::process::CONSOLE_SLOT);
+
+/// This task's console capability: where the kernel (for the root task) or the task's
+/// builder ([`crate::process`]) put it. A task given none finds its slot empty, and its
+/// writes fail with [`Error::InvalidCapability`] (`print!` drops them).
+pub fn console() -> Cap<Console> {
+    Cap::from_slot(CONSOLE_SLOT.load(Ordering::Relaxed))
+}
+
+/// Sets the slot [`console`] names (the runtime's start, for the root task).
+#[cfg_attr(not(target_os = "none"), allow(dead_code))]
+pub(crate) fn set_console_slot(slot: u64) {
+    CONSOLE_SLOT.store(slot, Ordering::Relaxed);
+}
+
+/// Writes bytes to the kernel console through this task's console capability
+/// ([`console`]); returns how many were written. Splits long writes (see
+/// [`Cap::<Console>::write`]).
 pub fn console_write(bytes: &[u8]) -> Result<usize, Error> {
-    let mut written = 0;
-    for chunk in bytes.chunks(kaal_abi::CONSOLE_WRITE_MAX_BYTES) {
-        let (count, _) = call(
-            Syscall::ConsoleWrite,
-            [chunk.as_ptr() as u64, chunk.len() as u64, 0, 0],
-        )?;
-        written += count as usize;
-    }
-    Ok(written)
+    console().write(bytes)
 }
 
 /// Gives the rest of this time slice to other threads of the same priority.

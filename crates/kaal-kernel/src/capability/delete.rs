@@ -1,6 +1,6 @@
 //! Removing capabilities: delete and revoke.
 
-use super::{CSpace, CapError, DeleteOutcome, Slot, SlotRef, SlotStore};
+use super::{CSpace, CapError, Capability, DeleteOutcome, Slot, SlotRef, SlotStore};
 
 impl<S: SlotStore + ?Sized> CSpace<'_, S> {
     /// Whether the capability at `at` is the only one referring to its object.
@@ -55,7 +55,8 @@ impl<S: SlotStore + ?Sized> CSpace<'_, S> {
     ///
     /// Iterative: no recursion however deep the tree. `on_delete` cannot reach the
     /// store; a kernel that destroys a CNode there must queue it and empty its slots
-    /// after the revoke, before its memory is reused.
+    /// after the revoke, before its memory is reused (or revoke with
+    /// [`CSpace::revoke_step`], which lets it do so after each deletion).
     ///
     /// Errors: [`CapError::InvalidSlot`], [`CapError::EmptySlot`].
     pub fn revoke(
@@ -83,23 +84,107 @@ impl<S: SlotStore + ?Sized> CSpace<'_, S> {
         let mut from = at;
         let mut deleted = 0;
         loop {
-            // Walk first-child links down to a leaf; the walk back up is one step to
-            // the deleted leaf's parent, so every edge is walked down once.
-            let mut leaf = from;
-            while let Some(child) = self.node(leaf).first_child {
-                leaf = child;
-            }
-            if leaf == at {
-                return Ok(true);
-            }
             if deleted == max {
-                return Ok(false);
+                // Done if the walk would find no leaf below `at`.
+                return Ok(self.node(at).first_child.is_none());
             }
-            let parent = self.node(leaf).parent.unwrap_or(at);
-            let outcome = self.delete(leaf)?;
+            let Some((outcome, parent)) = self.revoke_step(at, from)? else {
+                return Ok(true);
+            };
             deleted += 1;
             on_delete(&outcome);
             from = parent;
         }
+    }
+
+    /// One step of a revoke of `at`: walks first-child links down from `from` (`at` or
+    /// a descendant of it) to a leaf and deletes it. Returns the outcome and the leaf's
+    /// parent, where the next step starts (the walk back up is one step, so a revoke
+    /// walks every edge down once), or `None` when `at` has no children left.
+    ///
+    /// Between steps the caller may do anything that only deletes capabilities (destroy
+    /// objects, empty CNodes), as long as the next step starts from a slot that is
+    /// still occupied: deletion keeps every surviving descendant of `at` below `at`. If
+    /// the returned parent was emptied meanwhile, start again from `at`.
+    ///
+    /// Errors: [`CapError::InvalidSlot`], [`CapError::EmptySlot`] (for `at` or `from`).
+    pub fn revoke_step(
+        &mut self,
+        at: SlotRef,
+        from: SlotRef,
+    ) -> Result<Option<(DeleteOutcome, SlotRef)>, CapError> {
+        self.occupied(at)?;
+        let mut leaf = from;
+        self.occupied(leaf)?;
+        while let Some(child) = self.node(leaf).first_child {
+            leaf = child;
+        }
+        if leaf == at {
+            return Ok(None);
+        }
+        let parent = self.node(leaf).parent.unwrap_or(at);
+        let outcome = self.delete(leaf)?;
+        Ok(Some((outcome, parent)))
+    }
+}
+
+/// CNodes whose last capability was deleted and whose slots are still to be emptied:
+/// a stack linked through slot 0 of each, so tearing down any number of CNodes needs no
+/// memory beyond the CNodes themselves.
+///
+/// Slot 0 of a CNode never holds a capability (the kernel refuses it as a capability
+/// pointer, so nothing can be put there), and nothing links to it; while the CNode is
+/// on this stack, it holds the capability of the CNode below it ([`Capability::NULL`]
+/// at the bottom). [`DyingCNodes::pop`] empties it again. Each CNode is pushed at most
+/// once: only the deletion of its last capability pushes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DyingCNodes {
+    /// The capability of the CNode on top; [`Capability::NULL`] if there is none.
+    top: Capability,
+}
+
+impl Default for DyingCNodes {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DyingCNodes {
+    /// An empty stack.
+    pub const fn new() -> Self {
+        Self {
+            top: Capability::NULL,
+        }
+    }
+
+    /// Whether no CNode waits to be emptied.
+    pub fn is_empty(&self) -> bool {
+        self.top.is_null()
+    }
+
+    /// Puts the CNode named by `cnode` (a CNode capability whose object is the slot
+    /// store's key for that CNode) on the stack, writing the link into its slot 0.
+    ///
+    /// The CNode's slot 0 must be empty; its memory must stay the CNode's until it is
+    /// popped and emptied.
+    pub fn push<S: SlotStore + ?Sized>(&mut self, cspace: &mut CSpace<'_, S>, cnode: Capability) {
+        debug_assert!(!cnode.is_null());
+        let link = cspace.node_mut(SlotRef::new(cnode.object, 0));
+        debug_assert_eq!(*link, Slot::EMPTY, "slot 0 of a CNode is never used");
+        link.cap = self.top;
+        self.top = cnode;
+    }
+
+    /// Takes the CNode on top off the stack and empties its slot 0 again; its other
+    /// slots are the caller's to empty.
+    pub fn pop<S: SlotStore + ?Sized>(&mut self, cspace: &mut CSpace<'_, S>) -> Option<Capability> {
+        if self.top.is_null() {
+            return None;
+        }
+        let cnode = self.top;
+        let link = cspace.node_mut(SlotRef::new(cnode.object, 0));
+        self.top = link.cap;
+        *link = Slot::EMPTY;
+        Some(cnode)
     }
 }

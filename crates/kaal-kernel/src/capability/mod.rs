@@ -42,7 +42,16 @@
 //! the stack. Every descendant is visited once, and leaves go first, so each delete is
 //! a plain unlink and the last capability to an object is reported exactly once.
 //! [`CSpace::revoke_some`] bounds the work per call so the kernel can preempt a long
-//! revoke.
+//! revoke; [`CSpace::revoke_step`] deletes one capability at a time, so the kernel can
+//! tear down what each deletion destroys before taking the next.
+//!
+//! ## Destroying CNodes without kernel memory
+//!
+//! The last capability to a CNode going means the CNode's slots must be emptied, and
+//! each of those deletions may destroy further CNodes, as many and as deeply nested as
+//! user space built them. [`DyingCNodes`] keeps the CNodes still to empty as a stack
+//! linked through slot 0 of each (a slot no capability ever occupies), so the kernel
+//! needs neither recursion nor a heap for it.
 //!
 //! ## Untyped memory and reset
 //!
@@ -66,11 +75,14 @@ mod untyped;
 #[cfg(test)]
 mod model_tests;
 #[cfg(test)]
+mod teardown_tests;
+#[cfg(test)]
 mod testing;
 #[cfg(test)]
 mod tests;
 
 pub use cspace::{CSpace, DeleteOutcome, Slot, SlotRef, SlotStore};
+pub use delete::DyingCNodes;
 pub use object::{
     CNODE_MAX_RADIX, Capability, ObjectType, SLOT_SIZE_BITS, TCB_SIZE_BITS, UNTYPED_MAX_BITS,
     UNTYPED_MIN_BITS, size_bits,

@@ -39,6 +39,8 @@ pub enum ObjectType {
     Reply = 12,
     /// The authority to switch the machine off (and, in tests, to end the emulator).
     SystemControl = 13,
+    /// The authority to write to the kernel console.
+    Console = 14,
 }
 
 /// Log2 of a CNode slot's size in bytes (128-byte slots: one [`Capability`] and four
@@ -53,7 +55,7 @@ pub const CNODE_MAX_RADIX: u8 = 12;
 
 impl ObjectType {
     /// Every type, in ABI order.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::Null,
         Self::Untyped,
         Self::Tcb,
@@ -68,6 +70,7 @@ impl ObjectType {
         Self::IrqHandler,
         Self::Reply,
         Self::SystemControl,
+        Self::Console,
     ];
 
     /// The type with ABI number `raw`, if there is one.
@@ -108,11 +111,11 @@ impl ObjectType {
     }
 
     /// Whether objects of this type are made from memory by retype (all but null, IRQ
-    /// control, IRQ handlers and system control).
+    /// control, IRQ handlers, system control and the console).
     pub const fn is_memory(self) -> bool {
         !matches!(
             self,
-            Self::Null | Self::IrqControl | Self::IrqHandler | Self::SystemControl
+            Self::Null | Self::IrqControl | Self::IrqHandler | Self::SystemControl | Self::Console
         )
     }
 
@@ -165,7 +168,8 @@ pub const fn size_bits(ty: ObjectType, user_size_bits: u8) -> Result<u8, CapErro
         ObjectType::Null
         | ObjectType::IrqControl
         | ObjectType::IrqHandler
-        | ObjectType::SystemControl => Err(CapError::InvalidOperation),
+        | ObjectType::SystemControl
+        | ObjectType::Console => Err(CapError::InvalidOperation),
     }
 }
 
@@ -255,7 +259,8 @@ mod tests {
         assert_eq!(ObjectType::Untyped.raw(), 1);
         assert_eq!(ObjectType::Reply.raw(), 12);
         assert_eq!(ObjectType::SystemControl.raw(), 13);
-        assert_eq!(ObjectType::from_raw(14), None);
+        assert_eq!(ObjectType::Console.raw(), 14);
+        assert_eq!(ObjectType::from_raw(15), None);
         assert_eq!(ObjectType::from_raw(u64::MAX), None);
         assert_eq!(core::mem::size_of::<Capability>(), 32);
     }
@@ -279,7 +284,7 @@ mod tests {
         assert_eq!(size_bits(Untyped, 47), Ok(47));
         assert_eq!(size_bits(Untyped, 11), Err(CapError::InvalidSize));
         assert_eq!(size_bits(Untyped, 48), Err(CapError::InvalidSize));
-        for ty in [Null, IrqControl, IrqHandler] {
+        for ty in [Null, IrqControl, IrqHandler, SystemControl, Console] {
             assert_eq!(size_bits(ty, 12), Err(CapError::InvalidOperation));
         }
     }

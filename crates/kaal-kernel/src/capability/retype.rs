@@ -7,8 +7,10 @@ impl<S: SlotStore + ?Sized> CSpace<'_, S> {
     /// and puts a capability to each (all rights) into the empty slots `first.index ..
     /// first.index + count` of CNode `first.cnode`, as children of the untyped.
     /// Returns the address of the first object; object `i` is at
-    /// `first_address + (i << size_bits(ty, user_size_bits))`. The kernel must then
-    /// initialise the objects (zero them unless the untyped is device memory).
+    /// `first_address + (i << size_bits(ty, user_size_bits))`. The objects' memory must
+    /// be zero already unless the untyped is device memory or `ty` is untyped: the kernel
+    /// zeroes it ahead ([`CSpace::retype_source`], [`UntypedState::zeroing_step`]), then
+    /// initialises what needs more than zero.
     ///
     /// `user_size_bits` is the size for untyped and the radix for a CNode (see
     /// [`size_bits`](super::size_bits)). An untyped with no children starts again from
@@ -28,6 +30,43 @@ impl<S: SlotStore + ?Sized> CSpace<'_, S> {
         first: SlotRef,
         count: u32,
     ) -> Result<u64, CapError> {
+        let mut state = self.retype_source(untyped, ty, user_size_bits, first, count)?;
+        let (base, bits) = state.allocate_objects(ty, user_size_bits, u64::from(count))?;
+        let end = first.index + count;
+        for (i, index) in (first.index..end).enumerate() {
+            let address = base + ((i as u64) << bits);
+            let extra = match ty {
+                ObjectType::Untyped => UntypedState {
+                    base: address,
+                    size_bits: bits,
+                    is_device: state.is_device,
+                    watermark: 0,
+                    zeroed: 0,
+                }
+                .to_extra(),
+                ObjectType::CNode => u64::from(user_size_bits),
+                _ => 0,
+            };
+            let cap = Capability::new(ty, address, Rights::ALL).with_extra(extra);
+            self.insert_child(untyped, SlotRef::new(first.cnode, index), cap)?;
+        }
+        state.store(&mut self.node_mut(untyped).cap);
+        Ok(base)
+    }
+
+    /// Checks a [`CSpace::retype`] without changing anything, and returns the state
+    /// the untyped at `untyped` would allocate from (reset if it has no children), for
+    /// which the allocation is known to fit ([`UntypedState::allocation_end`] gives its
+    /// end). The kernel uses it to zero the memory first, in bounded steps recorded with
+    /// [`CSpace::set_untyped_state`]. Errors as [`CSpace::retype`].
+    pub fn retype_source(
+        &self,
+        untyped: SlotRef,
+        ty: ObjectType,
+        user_size_bits: u8,
+        first: SlotRef,
+        count: u32,
+    ) -> Result<UntypedState, CapError> {
         let slot = *self.occupied(untyped)?;
         let mut state = UntypedState::from_cap(&slot.cap)?;
         let end = first
@@ -40,29 +79,34 @@ impl<S: SlotStore + ?Sized> CSpace<'_, S> {
         if slot.first_child.is_none() {
             state.reset();
         }
-        let (base, bits) = state.allocate_objects(ty, user_size_bits, u64::from(count))?;
+        let mut trial = state;
+        let (_, bits) = trial.allocate_objects(ty, user_size_bits, u64::from(count))?;
         if ty == ObjectType::Untyped && bits == state.size_bits {
             // The child would be indistinguishable from its parent.
             return Err(CapError::InvalidOperation);
         }
-        for (i, index) in (first.index..end).enumerate() {
-            let address = base + ((i as u64) << bits);
-            let extra = match ty {
-                ObjectType::Untyped => UntypedState {
-                    base: address,
-                    size_bits: bits,
-                    is_device: state.is_device,
-                    watermark: 0,
-                }
-                .to_extra(),
-                ObjectType::CNode => u64::from(user_size_bits),
-                _ => 0,
-            };
-            let cap = Capability::new(ty, address, Rights::ALL).with_extra(extra);
-            self.insert_child(untyped, SlotRef::new(first.cnode, index), cap)?;
+        Ok(state)
+    }
+
+    /// Records `state` in the untyped capability at `untyped` (its watermark and zeroing
+    /// mark). Only for a state read from that capability by [`CSpace::retype_source`]
+    /// whose zeroing mark the caller has since made true: the memory it newly covers is
+    /// zero.
+    ///
+    /// Errors: [`CapError::InvalidSlot`], [`CapError::EmptySlot`],
+    /// [`CapError::WrongType`] (not untyped), [`CapError::InvalidOperation`] (another
+    /// region).
+    pub fn set_untyped_state(
+        &mut self,
+        untyped: SlotRef,
+        state: &UntypedState,
+    ) -> Result<(), CapError> {
+        let current = self.untyped_state(untyped)?;
+        if current.base != state.base || current.size_bits != state.size_bits {
+            return Err(CapError::InvalidOperation);
         }
-        self.node_mut(untyped).cap.extra = state.to_extra();
-        Ok(base)
+        state.store(&mut self.node_mut(untyped).cap);
+        Ok(())
     }
 }
 

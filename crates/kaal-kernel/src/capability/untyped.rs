@@ -21,9 +21,24 @@ pub(crate) const fn extra_size_bits(extra: u64) -> u8 {
 /// has no children left (after a revoke), nothing allocated from it is alive and the
 /// watermark goes back to 0 ([`UntypedState::reset`]).
 ///
-/// The state lives in the capability's `extra` word, like the rest of the
-/// capability: `size_bits` in bits 0..6, the device flag in bit 6, the watermark in
-/// bits 8..64 ([`UntypedState::from_cap`], [`UntypedState::to_extra`]).
+/// Retyped objects must be zero, and zeroing a large region is long work, which the
+/// kernel does with interrupts masked. So it zeroes ahead, in bounded steps
+/// ([`UntypedState::zeroing_step`]), and remembers how far: `zeroed` marks the end of
+/// the memory above the watermark that is known to be zero. Memory in
+/// `watermark..zeroed` is zero and not handed out; when `zeroed <= watermark` nothing
+/// above the watermark is known to be zero. A retype zeroes forward from
+/// `max(watermark, zeroed)` to the end of its objects, records each step in the
+/// capability, and may stop between steps; the objects are only made once all of their
+/// memory is zero. Whatever arguments a later retype brings, the mark only ever covers
+/// memory that is zero and free, so nothing is handed out twice or unzeroed. A reset
+/// (every child gone) lowers the mark to 0 with the watermark: the memory below the
+/// old watermark was used.
+///
+/// The state lives in the capability, like the rest of the capability: `extra` holds
+/// `size_bits` in bits 0..6, the device flag in bit 6 and the watermark in bits 8..64
+/// ([`UntypedState::from_cap`], [`UntypedState::to_extra`]); `badge` (which untyped
+/// capabilities, never badged, do not use otherwise) holds `zeroed`
+/// ([`UntypedState::store`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UntypedState {
     /// Physical address of the first byte.
@@ -35,6 +50,9 @@ pub struct UntypedState {
     pub is_device: bool,
     /// Bytes from `base` already handed out.
     pub watermark: u64,
+    /// Bytes from `base` up to which the memory above the watermark is known to be zero
+    /// (meaningful only where it exceeds the watermark; 0 for device memory).
+    pub zeroed: u64,
 }
 
 impl UntypedState {
@@ -55,6 +73,7 @@ impl UntypedState {
             size_bits,
             is_device,
             watermark: 0,
+            zeroed: 0,
         })
     }
 
@@ -78,7 +97,8 @@ impl UntypedState {
             Err(e) => return Err(e),
         };
         state.watermark = cap.extra >> WATERMARK_SHIFT;
-        if state.watermark > state.size() {
+        state.zeroed = cap.badge;
+        if state.watermark > state.size() || state.zeroed > state.size() {
             return Err(CapError::InvalidSize);
         }
         Ok(state)
@@ -93,7 +113,17 @@ impl UntypedState {
 
     /// A capability to this region with all rights.
     pub const fn capability(&self) -> Capability {
-        Capability::new(ObjectType::Untyped, self.base, Rights::ALL).with_extra(self.to_extra())
+        let mut cap = Capability::new(ObjectType::Untyped, self.base, Rights::ALL)
+            .with_extra(self.to_extra());
+        cap.badge = self.zeroed;
+        cap
+    }
+
+    /// Writes this state into `cap`, an untyped capability to this region: the
+    /// watermark into `extra`, the zeroing mark into `badge`.
+    pub const fn store(&self, cap: &mut Capability) {
+        cap.extra = self.to_extra();
+        cap.badge = self.zeroed;
     }
 
     /// Size in bytes.
@@ -158,8 +188,49 @@ impl UntypedState {
 
     /// Forgets every allocation. Only sound when nothing allocated from this region is
     /// alive, i.e. the untyped capability has no children.
+    ///
+    /// The memory below the old watermark was used, so the zeroing mark goes back to 0
+    /// with it, unless nothing was handed out (then the zeroed memory is still zero and
+    /// free, and a retype that was stopped part way keeps its progress).
     pub fn reset(&mut self) {
+        if self.watermark != 0 {
+            self.zeroed = 0;
+        }
         self.watermark = 0;
+    }
+
+    /// The offset from `base` at which `count` objects of type `ty` would end if they
+    /// were allocated now, without allocating them: the memory that must be zero first.
+    /// Fails as [`UntypedState::allocate_objects`] would.
+    pub fn allocation_end(
+        &self,
+        ty: ObjectType,
+        user_size_bits: u8,
+        count: u64,
+    ) -> Result<u64, CapError> {
+        let mut trial = *self;
+        trial.allocate_objects(ty, user_size_bits, count)?;
+        Ok(trial.watermark)
+    }
+
+    /// The next piece of zeroing before memory up to offset `end` can be handed out:
+    /// returns the physical range `[start, start + length)` the caller must now zero, at
+    /// most `max_bytes` long, and moves the mark past it (record the new state only
+    /// once the range is zero), or `None` when `watermark..end` is already known to be
+    /// zero (or this is device memory, which the kernel never zeroes).
+    ///
+    /// Zeroing starts at `max(watermark, zeroed)` and goes forward, so the padding before
+    /// an aligned object is zeroed too: the mark never jumps over memory that is not
+    /// zero, whatever a later call asks for.
+    pub fn zeroing_step(&mut self, end: u64, max_bytes: u64) -> Option<(u64, u64)> {
+        let end = end.min(self.size());
+        let from = self.zeroed.max(self.watermark);
+        if self.is_device || from >= end || max_bytes == 0 {
+            return None;
+        }
+        let to = end.min(from.saturating_add(max_bytes));
+        self.zeroed = to;
+        Some((self.base + from, to - from))
     }
 }
 
@@ -298,6 +369,153 @@ mod tests {
             d.allocate_objects(ObjectType::IrqHandler, 0, 1),
             Err(CapError::InvalidOperation)
         );
+    }
+
+    #[test]
+    fn zeroing_goes_forward_in_bounded_steps_and_round_trips() {
+        let mut u = UntypedState::new(0x4000_0000, 20, false).unwrap();
+        let end = u.allocation_end(ObjectType::Frame4K, 0, 40).unwrap();
+        assert_eq!(end, 40 << 12);
+        assert_eq!(u.watermark, 0, "allocation_end allocates nothing");
+        let mut steps = Vec::new();
+        while let Some(step) = u.zeroing_step(end, 0x10000) {
+            steps.push(step);
+            // The state, recorded in the capability after each step, reads back.
+            assert_eq!(UntypedState::from_cap(&u.capability()), Ok(u));
+        }
+        assert_eq!(
+            steps,
+            [
+                (0x4000_0000, 0x10000),
+                (0x4001_0000, 0x10000),
+                (0x4002_0000, 0x8000)
+            ]
+        );
+        assert_eq!(u.zeroed, end);
+        assert_eq!(u.zeroing_step(end, 0x10000), None, "already zero");
+        assert_eq!(
+            u.allocate_objects(ObjectType::Frame4K, 0, 40),
+            Ok((0x4000_0000, 12))
+        );
+        // Zeroing for the next objects starts at the watermark, not at 0.
+        let end = u.allocation_end(ObjectType::Frame4K, 0, 1).unwrap();
+        assert_eq!(u.zeroing_step(end, 0x10000), Some((0x4002_8000, 0x1000)));
+        // Device memory is never zeroed; a mark past the region is refused.
+        let mut d = UntypedState::new(0x0900_0000, 16, true).unwrap();
+        assert_eq!(d.zeroing_step(0x1000, 0x10000), None);
+        let mut cap = u.capability();
+        cap.badge = u.size() + 1;
+        assert_eq!(UntypedState::from_cap(&cap), Err(CapError::InvalidSize));
+    }
+
+    #[test]
+    fn zeroing_covers_the_padding_before_an_aligned_object() {
+        let mut u = UntypedState::new(0x4000_0000, 22, false).unwrap();
+        u.allocate(12, 1).unwrap();
+        let end = u.allocation_end(ObjectType::Frame2M, 0, 1).unwrap();
+        assert_eq!(end, 4 << 20);
+        // From the watermark (0x1000), not from the 2 MiB boundary: the mark may only
+        // cover zero memory, and a restarted call may ask for something smaller.
+        assert_eq!(u.zeroing_step(end, 0x10000), Some((0x4000_1000, 0x10000)));
+        assert_eq!(u.zeroed, 0x11000);
+    }
+
+    #[test]
+    fn reset_lowers_the_mark_unless_nothing_was_handed_out() {
+        let mut u = UntypedState::new(0x4000_0000, 20, false).unwrap();
+        u.zeroing_step(0x8000, 0x4000).unwrap();
+        u.reset();
+        assert_eq!((u.watermark, u.zeroed), (0, 0x4000), "progress kept");
+        u.zeroing_step(0x8000, 0x4000).unwrap();
+        u.allocate(12, 2).unwrap();
+        u.reset();
+        assert_eq!((u.watermark, u.zeroed), (0, 0), "used memory is dirty");
+    }
+
+    /// A model of the kernel's retype over memory whose bytes are tracked as zero or
+    /// not: random requests (type sizes, counts), each zeroed in random-sized steps and
+    /// stopped at random, with other requests and resets in between. No object is ever
+    /// handed out over memory that is not zero, or twice.
+    #[test]
+    fn stopped_zeroing_never_hands_out_dirty_or_shared_memory() {
+        const PAGES: usize = 64;
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let base = 0x4000_0000u64;
+        let mut u = UntypedState::new(base, 18, false).unwrap();
+        // Per 4 KiB page: whether it is zero, and whether an object owns it.
+        let mut zero = [false; PAGES];
+        let mut owned = [false; PAGES];
+        for _ in 0..20_000 {
+            match next(10) {
+                0 => {
+                    // Revoke every child: the objects were used (dirty), then reset.
+                    for page in 0..PAGES {
+                        if owned[page] {
+                            zero[page] = false;
+                            owned[page] = false;
+                        }
+                    }
+                    u.reset();
+                }
+                _ => {
+                    let bits = 12 + next(4) as u8;
+                    let count = 1 + next(4);
+                    let Ok(end) = u.allocation_end(ObjectType::Untyped, bits, count) else {
+                        continue;
+                    };
+                    // Zero some steps, maybe stopping before the end (preempted).
+                    let steps = next(6);
+                    let mut done = true;
+                    for _ in 0..=steps {
+                        let step = (1 + next(3)) << 12;
+                        match u.zeroing_step(end, step) {
+                            Some((start, length)) => {
+                                for page in (start - base) >> 12..(start - base + length) >> 12 {
+                                    assert!(!owned[page as usize], "zeroing an owned page");
+                                    zero[page as usize] = true;
+                                }
+                                done = u.zeroed >= end;
+                            }
+                            None => {
+                                done = true;
+                                break;
+                            }
+                        }
+                    }
+                    if !done {
+                        continue;
+                    }
+                    let (first, _) = u
+                        .allocate_objects(ObjectType::Untyped, bits, count)
+                        .unwrap();
+                    for page in (first - base) >> 12..u.watermark >> 12 {
+                        assert!(zero[page as usize], "handed out a dirty page");
+                        assert!(!owned[page as usize], "handed out a page twice");
+                        owned[page as usize] = true;
+                    }
+                }
+            }
+            // The invariant: watermark..zeroed is zero and free.
+            for page in u.watermark >> 12..u.zeroed.max(u.watermark) >> 12 {
+                assert!(zero[page as usize] && !owned[page as usize]);
+            }
+        }
+    }
+
+    #[test]
+    fn zeroed_memory_is_an_empty_slot() {
+        // Retype makes CNodes from zeroed memory without writing their slots.
+        // SAFETY: checking that zero bytes are a valid `Slot` and the empty one; every
+        // field is an integer, a fieldless enum whose zero is `Null`, or an `Option`
+        // whose zero tag is `None`.
+        let zeroed: super::super::Slot = unsafe { core::mem::zeroed() };
+        assert_eq!(zeroed, super::super::Slot::EMPTY);
     }
 
     #[test]

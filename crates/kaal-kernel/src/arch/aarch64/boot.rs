@@ -6,11 +6,60 @@
 //! TTBR1, both one L1 table of 1 GiB blocks), sets up the boot stack, clears `.bss`, and
 //! jumps to [`crate::boot::kernel_start`] in the high half. The fine-grained kernel map
 //! with W^X replaces the early map in [`super::mmu`].
+//!
+//! The stacks live in `.bss`, each above an unmapped guard page (the final kernel map
+//! leaves [`stack_guard_pages`] out):
+//!
+//! ```text
+//! guard page | kernel stack (KERNEL_STACK_BYTES) | guard page | exception stack
+//! ```
+//!
+//! The kernel stack is the boot stack and the one every entry from EL0 runs on. The
+//! exception stack is where the vectors for fatal exceptions taken at EL1 (synchronous
+//! exceptions and SErrors) switch to before running any Rust code, so that a kernel
+//! stack overflow (a store into the guard page) is reported instead of faulting again
+//! on the exhausted stack.
 
 use super::mmu::{EARLY_MAIR, EARLY_SCTLR, EARLY_TCR, TCR_AS};
 
 /// Size of the kernel stack (one per CPU; exceptions from EL0 start at its top).
 pub const KERNEL_STACK_BYTES: usize = 64 * 1024;
+/// Size of the exception stack, on which fatal EL1 exceptions are reported.
+pub const EXCEPTION_STACK_BYTES: usize = 16 * 1024;
+/// Size of each guard page.
+const GUARD_BYTES: usize = 4096;
+
+unsafe extern "C" {
+    static __kernel_stack_guard: u8;
+    static __exception_stack_guard: u8;
+}
+
+/// The kernel virtual addresses of the guard pages below the kernel stack and below the
+/// exception stack, ascending; each is one 4 KiB page that the kernel map leaves out.
+pub fn stack_guard_pages() -> [u64; 2] {
+    [
+        &raw const __kernel_stack_guard as u64,
+        &raw const __exception_stack_guard as u64,
+    ]
+}
+
+/// The guard page below the kernel stack: `start..end` (kernel virtual addresses).
+pub fn kernel_stack_guard() -> core::ops::Range<u64> {
+    let start = &raw const __kernel_stack_guard as u64;
+    start..start + GUARD_BYTES as u64
+}
+
+/// The kernel stack, `bottom..top` (kernel virtual addresses).
+pub fn kernel_stack() -> core::ops::Range<u64> {
+    let bottom = kernel_stack_guard().end;
+    bottom..bottom + KERNEL_STACK_BYTES as u64
+}
+
+// Without the test hooks there are no EL2 vectors: the symbol the boot stub loads is 0.
+// (A weak reference would clash with the hooks' global definition once LTO puts both
+// assembly blocks in one module.)
+#[cfg(all(target_os = "none", not(feature = "test-hooks")))]
+core::arch::global_asm!(".global kaal_el2_test_vectors", ".set kaal_el2_test_vectors, 0");
 
 core::arch::global_asm!(
     r#"
@@ -30,6 +79,10 @@ _start:
     // ---- EL2: configure EL1 and drop to it ----
     mov     x1, #(1 << 31)              // HCR_EL2.RW: EL1 is AArch64
     msr     hcr_el2, x1
+    ldr     x1, =kaal_el2_test_vectors  // 0 unless the test hooks define EL2 vectors
+    cbz     x1, 6f
+    msr     vbar_el2, x1
+6:
     mrs     x1, cnthctl_el2
     orr     x1, x1, #3                  // EL1PCTEN | EL1PCEN: EL1 owns the counters
     msr     cnthctl_el2, x1
@@ -119,11 +172,20 @@ _start:
 .ltorg
 
 .section .bss.kaal_stack, "aw", @nobits
-.balign 16
-.global __boot_stack_top
+.balign 4096
+.global __kernel_stack_guard
+__kernel_stack_guard:
+    .space {guard_bytes}
 __boot_stack_bottom:
     .space {stack_bytes}
+.global __boot_stack_top
 __boot_stack_top:
+.global __exception_stack_guard
+__exception_stack_guard:
+    .space {guard_bytes}
+    .space {exception_stack_bytes}
+.global __exception_stack_top
+__exception_stack_top:
 
 .section .bss.boot, "aw", @nobits
 .balign 4096
@@ -138,4 +200,10 @@ __boot_l1_table:
     tcr_as = const TCR_AS,
     sctlr = const EARLY_SCTLR,
     stack_bytes = const KERNEL_STACK_BYTES,
+    exception_stack_bytes = const EXCEPTION_STACK_BYTES,
+    guard_bytes = const GUARD_BYTES,
+);
+
+const _: () = assert!(
+    KERNEL_STACK_BYTES.is_multiple_of(GUARD_BYTES) && EXCEPTION_STACK_BYTES.is_multiple_of(16)
 );

@@ -4,10 +4,25 @@
 //! `TPIDR_EL1` points at, run the handler on the (per-CPU) kernel stack, and return to
 //! whichever thread `TPIDR_EL1` names afterwards: switching threads is changing one
 //! pointer. Exceptions taken at EL1 are kernel faults, except IRQs taken while idle.
+//!
+//! From EL0, besides system calls, faults and IRQs:
+//!
+//! * an SError (an asynchronous abort, e.g. a driver's write to a device address that
+//!   answers with a bus error) is a fault of the thread that runs when it is taken: it
+//!   goes to the thread's fault endpoint or is reported and stops the thread, like any
+//!   other fault ([`crate::kernel::on_user_entry`]);
+//! * an FIQ is a stray: the kernel uses no FIQs, so it turns FIQ signalling off at the
+//!   GIC, reports it and returns to the thread ([`crate::kernel::on_user_fiq`]).
+//!
+//! Synchronous exceptions and SErrors taken at EL1 are fatal. Their vectors switch to the
+//! dedicated exception stack before saving anything (see [`super::boot`]), so that a
+//! kernel stack overflow, which faults on the guard page below the kernel stack, ends in
+//! a clear report rather than in faults recursing on the exhausted stack.
 
 use super::context::UserContext;
 use super::esr::{ExceptionClass, fault_status};
 use crate::kernel::{self, UserEntry};
+use core::sync::atomic::{AtomicU32, Ordering};
 
 core::arch::global_asm!(
     r#"
@@ -37,19 +52,16 @@ kaal_vectors:
     mov x0, #6
     b kaal_unexpected_entry
     .balign 128
-    mov x0, #7
-    b kaal_unexpected_entry
+    b kaal_kernel_serror_entry
     // Lower EL, AArch64: user threads.
     .balign 128
     b kaal_user_sync_entry
     .balign 128
     b kaal_user_irq_entry
     .balign 128
-    mov x0, #10
-    b kaal_unexpected_entry
+    b kaal_user_fiq_entry
     .balign 128
-    mov x0, #11
-    b kaal_unexpected_entry
+    b kaal_user_serror_entry
     // Lower EL, AArch32: never used by KaaL.
     .balign 128
     mov x0, #12
@@ -101,6 +113,16 @@ kaal_user_irq_entry:
     bl      kaal_user_irq
     b       kaal_return_to_user
 
+kaal_user_fiq_entry:
+    SAVE_USER
+    bl      kaal_user_fiq
+    b       kaal_return_to_user
+
+kaal_user_serror_entry:
+    SAVE_USER
+    bl      kaal_user_serror
+    b       kaal_return_to_user
+
 .global kaal_enter_user
 kaal_enter_user:
     ldr     x0, =__boot_stack_top
@@ -131,8 +153,20 @@ kaal_return_to_user:
     ldp     x0, x1, [x0, #0]
     eret
 
-kaal_kernel_sync_entry:
+// A fatal exception at EL1: switch to the exception stack first (the kernel stack may be
+// the problem: an overflow faults on its guard page), save a `KernelFrame` there and
+// report. SP_EL0 is the scratch register: the kernel does not use it (the user's stack
+// pointer is saved in the thread's context on entry and reloaded on return), and nothing
+// returns from here. SP and x0 are swapped by arithmetic, with no second register.
+.macro KERNEL_FATAL kind
+    msr     sp_el0, x0
+    ldr     x0, =__exception_stack_top
+    add     sp, sp, x0
+    sub     x0, sp, x0                  // x0 = the SP at the exception
+    sub     sp, sp, x0                  // sp = the exception stack's top
     sub     sp, sp, #(36 * 8)
+    str     x0, [sp, #248]
+    mrs     x0, sp_el0
     stp     x0, x1, [sp, #0]
     stp     x2, x3, [sp, #16]
     stp     x4, x5, [sp, #32]
@@ -148,8 +182,7 @@ kaal_kernel_sync_entry:
     stp     x24, x25, [sp, #192]
     stp     x26, x27, [sp, #208]
     stp     x28, x29, [sp, #224]
-    add     x1, sp, #(36 * 8)
-    stp     x30, x1, [sp, #240]
+    str     x30, [sp, #240]
     mrs     x1, elr_el1
     mrs     x2, spsr_el1
     stp     x1, x2, [sp, #256]
@@ -157,8 +190,16 @@ kaal_kernel_sync_entry:
     mrs     x2, far_el1
     stp     x1, x2, [sp, #272]
     mov     x0, sp
-    bl      kaal_kernel_sync
+    mov     x1, #\kind
+    bl      kaal_kernel_fatal
     b       .
+.endm
+
+kaal_kernel_sync_entry:
+    KERNEL_FATAL 0
+
+kaal_kernel_serror_entry:
+    KERNEL_FATAL 1
 
 kaal_kernel_irq_entry:
     sub     sp, sp, #(24 * 8)
@@ -200,6 +241,7 @@ kaal_unexpected_entry:
     mrs     x3, far_el1
     bl      kaal_unexpected
     b       .
+.ltorg
 "#
 );
 
@@ -222,10 +264,17 @@ pub struct KernelFrame {
 }
 
 #[unsafe(no_mangle)]
-extern "C" fn kaal_user_sync(_context: *mut UserContext) {
+extern "C" fn kaal_user_sync(context: *mut UserContext) {
     let esr = crate::arch::read_sysreg!("esr_el1");
     let entry = match ExceptionClass::from_esr(esr) {
-        ExceptionClass::SupervisorCall => UserEntry::Syscall,
+        ExceptionClass::SupervisorCall => {
+            // SAFETY: `context` is the current thread's saved context (`SAVE_USER`).
+            #[cfg(feature = "test-hooks")]
+            if unsafe { super::test_hooks::handle(context, esr) } {
+                return;
+            }
+            UserEntry::Syscall
+        }
         ExceptionClass::TrappedFpSimd => UserEntry::FpAccess,
         _ => UserEntry::Fault {
             esr,
@@ -233,6 +282,8 @@ extern "C" fn kaal_user_sync(_context: *mut UserContext) {
             pc: crate::arch::read_sysreg!("elr_el1"),
         },
     };
+    #[cfg(not(feature = "test-hooks"))]
+    let _ = context;
     kernel::on_user_entry(entry);
 }
 
@@ -241,14 +292,77 @@ extern "C" fn kaal_user_irq(_context: *mut UserContext) {
     kernel::on_user_entry(UserEntry::Interrupt);
 }
 
+/// An FIQ from EL0: a stray, since the kernel uses none.
+#[unsafe(no_mangle)]
+extern "C" fn kaal_user_fiq(_context: *mut UserContext) {
+    kernel::on_user_fiq();
+}
+
+/// An SError taken from EL0: a fault of the current thread. `ESR_EL1` says SError (EC
+/// 0x2f); `FAR_EL1` means nothing for it, so the address is 0; the pc is where the
+/// thread was when the SError was taken, not necessarily the access that caused it.
+#[unsafe(no_mangle)]
+extern "C" fn kaal_user_serror(_context: *mut UserContext) {
+    kernel::on_user_entry(UserEntry::Fault {
+        esr: crate::arch::read_sysreg!("esr_el1"),
+        far: 0,
+        pc: crate::arch::read_sysreg!("elr_el1"),
+    });
+}
+
 #[unsafe(no_mangle)]
 extern "C" fn kaal_kernel_irq() {
     kernel::on_idle_interrupt();
 }
 
+/// Fatal exceptions at EL1 reported so far: a second one means the report itself
+/// faulted.
+static FATAL_ENTRIES: AtomicU32 = AtomicU32::new(0);
+
+/// A synchronous exception (`kind` 0) or an SError (`kind` 1) taken at EL1, on the
+/// exception stack: reports it and panics.
 #[unsafe(no_mangle)]
-extern "C" fn kaal_kernel_sync(frame: &KernelFrame) -> ! {
+extern "C" fn kaal_kernel_fatal(frame: &KernelFrame, kind: u64) -> ! {
+    match FATAL_ENTRIES.fetch_add(1, Ordering::Relaxed) {
+        0 => {}
+        1 => {
+            crate::console::print_emergency(format_args!(
+                "\n[kaal] KERNEL FAULT while reporting a kernel fault: ESR {:#x} at pc {:#x}, address {:#x}\n",
+                frame.esr, frame.elr, frame.far
+            ));
+            panic!("nested kernel fault");
+        }
+        _ => loop {
+            super::wait_for_interrupt();
+        },
+    }
+    if kind == 1 {
+        crate::console::print_emergency(format_args!(
+            "\n[kaal] KERNEL FAULT: SError (asynchronous abort) taken at EL1: pc {:#x}, ESR {:#x}, SPSR {:#x}, sp {:#x}; the kernel cannot go on\n",
+            frame.elr, frame.esr, frame.spsr, frame.sp,
+        ));
+        crate::console::print_registers(&frame.x, frame.sp, crate::console::print_emergency);
+        panic!("SError at EL1 (ESR {:#x})", frame.esr);
+    }
     let class = ExceptionClass::from_esr(frame.esr);
+    let guard = super::boot::kernel_stack_guard();
+    if (class.is_abort() && guard.contains(&frame.far)) || guard.contains(&frame.sp) {
+        let stack = super::boot::kernel_stack();
+        crate::console::print_emergency(format_args!(
+            "\n[kaal] KERNEL FAULT: kernel stack overflow at pc {:#x}: {} at address {:#x}, in the guard page {:#x}..{:#x} below the kernel stack ({:#x}..{:#x}); sp {:#x}, ESR {:#x}\n",
+            frame.elr,
+            class.name(),
+            frame.far,
+            guard.start,
+            guard.end,
+            stack.start,
+            stack.end,
+            frame.sp,
+            frame.esr,
+        ));
+        crate::console::print_registers(&frame.x, frame.sp, crate::console::print_emergency);
+        panic!("kernel stack overflow (address {:#x})", frame.far);
+    }
     let (status, level) = if class.is_abort() {
         fault_status(frame.esr)
     } else {

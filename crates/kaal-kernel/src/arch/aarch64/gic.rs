@@ -29,6 +29,8 @@ const GICD_ICENABLER: usize = 0x180;
 const GICD_IPRIORITYR: usize = 0x400;
 const GICD_ITARGETSR: usize = 0x800;
 const GICC_CTLR: usize = 0x000;
+/// `GICC_CTLR.FIQEn`: group 0 signalled as FIQ (the kernel leaves it clear).
+const GICC_CTLR_FIQ_EN: u32 = 1 << 3;
 const GICC_PMR: usize = 0x004;
 const GICC_IAR: usize = 0x00c;
 const GICC_EOIR: usize = 0x010;
@@ -103,6 +105,8 @@ impl Gic {
                         "msr icc_pmr_el1, {pmr}",
                         "msr icc_bpr1_el1, xzr",
                         "msr icc_igrpen1_el1, {one}",
+                        // Group 0 (signalled as FIQ) stays off: the kernel uses no FIQs.
+                        "msr icc_igrpen0_el1, xzr",
                         "isb",
                         t = out(reg) _,
                         pmr = in(reg) 0xffu64,
@@ -188,6 +192,45 @@ impl Gic {
                 // SAFETY: reading ICC_IAR1_EL1 acknowledges an interrupt; no memory access.
                 unsafe { asm!("mrs {}, icc_iar1_el1", out(reg) id, options(nostack)) };
                 (id & 0xff_ffff) as u32
+            }
+        }
+    }
+
+    /// Turns off FIQ signalling after a stray FIQ (the kernel uses none) and returns the
+    /// group-0 interrupt that was pending, if the GIC had one to acknowledge.
+    ///
+    /// GICv3 signals group 0 as FIQ: every pending group-0 interrupt is acknowledged
+    /// (`ICC_IAR0_EL1`), disabled and ended, and group 0 is disabled at this CPU interface
+    /// (`ICC_IGRPEN0_EL1`). GICv2 signals group 0 as FIQ only with `GICC_CTLR.FIQEn`
+    /// set: it is cleared, so that any pending interrupt arrives as an IRQ instead.
+    pub fn quiesce_fiq(&mut self) -> Option<u32> {
+        match self.registers {
+            GicRegisters::V2 { cpu_interface, .. } => {
+                let ctlr = read(cpu_interface + GICC_CTLR);
+                write(cpu_interface + GICC_CTLR, ctlr & !GICC_CTLR_FIQ_EN);
+                None
+            }
+            GicRegisters::V3 { .. } => {
+                let mut first = None;
+                loop {
+                    let id: u64;
+                    // SAFETY: reading ICC_IAR0_EL1 acknowledges a group-0 interrupt; no
+                    // memory access.
+                    unsafe { asm!("mrs {}, icc_iar0_el1", out(reg) id, options(nostack)) };
+                    let id = (id & 0xff_ffff) as u32;
+                    if id >= SPURIOUS_START {
+                        break;
+                    }
+                    first.get_or_insert(id);
+                    self.disable(id);
+                    // SAFETY: writing ICC_EOIR0_EL1 ends the interrupt just acknowledged.
+                    unsafe {
+                        asm!("msr icc_eoir0_el1, {}", "isb", in(reg) u64::from(id), options(nostack))
+                    };
+                }
+                // SAFETY: disabling group 0 at this CPU interface only stops FIQs.
+                unsafe { asm!("msr icc_igrpen0_el1, xzr", "isb", options(nostack)) };
+                first
             }
         }
     }

@@ -22,11 +22,13 @@ pub mod pl011;
 pub mod psci;
 #[cfg(target_os = "none")]
 pub mod semihosting;
+#[cfg(all(target_os = "none", feature = "test-hooks"))]
+pub mod test_hooks;
 #[cfg(target_os = "none")]
 pub mod timer;
 
 #[cfg(target_os = "none")]
-pub use boot::KERNEL_STACK_BYTES;
+pub use boot::{KERNEL_STACK_BYTES, kernel_stack, kernel_stack_guard, stack_guard_pages};
 
 /// Waits for an interrupt (interrupts stay masked; an interrupt just ends the wait).
 #[cfg(target_os = "none")]

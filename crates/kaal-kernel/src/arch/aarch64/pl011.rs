@@ -12,6 +12,9 @@ const FR_TXFF: u32 = 1 << 5;
 /// A PL011 mapped into the kernel's address space.
 pub struct Pl011 {
     base: usize,
+    /// A byte was dropped because the transmit FIFO stayed full: until the FIFO takes a
+    /// byte again, bytes are dropped at once instead of each waiting the whole limit.
+    stalled: bool,
 }
 
 impl Pl011 {
@@ -19,26 +22,35 @@ impl Pl011 {
     /// `base` must be the kernel virtual address of a PL011's registers, mapped as device
     /// memory for as long as the value lives, and used by nothing else.
     pub const unsafe fn new(base: usize) -> Self {
-        Self { base }
+        Self {
+            base,
+            stalled: false,
+        }
     }
 
     /// Sends one byte, waiting while the transmit FIFO is full, but not forever: a UART
     /// shared with a user-space driver (`kaal.console=shared`) may have been switched off
-    /// by it, and the kernel must not hang on its console; the byte is then dropped.
+    /// by it, and the kernel must not hang on its console; the byte is then dropped, and
+    /// so is every later byte that finds the FIFO full, without waiting, until one gets
+    /// through. So however many bytes are written, the kernel waits for a stuck UART at
+    /// most once (`TRANSMIT_SPIN_LIMIT` reads), not once per byte.
     pub fn write_byte(&mut self, byte: u8) {
+        let limit = if self.stalled { 0 } else { TRANSMIT_SPIN_LIMIT };
         // SAFETY: `new`'s contract: `base` maps the PL011 registers; FR and DR are 32-bit
         // registers at these offsets.
         unsafe {
             let mut spins = 0u32;
             while read_volatile((self.base + FR) as *const u32) & FR_TXFF != 0 {
-                spins += 1;
-                if spins > TRANSMIT_SPIN_LIMIT {
+                if spins >= limit {
+                    self.stalled = true;
                     return;
                 }
+                spins += 1;
                 core::hint::spin_loop();
             }
             write_volatile((self.base + DR) as *mut u32, u32::from(byte));
         }
+        self.stalled = false;
     }
 }
 

@@ -1,7 +1,9 @@
 //! Address spaces built from user memory: page tables and frame mappings, every error
 //! path of the mapping calls, unmapping by deletion, placing capabilities into other
-//! CNodes, stale mapping records (after ASID reuse and after a page table is replaced)
-//! and ASID recycling over 10 000 address spaces.
+//! CNodes, stale mapping records (after ASID reuse and after a page table is replaced),
+//! ASID recycling over 10 000 address spaces, deleting, revoking and reconfiguring at a
+//! scale of 100 000 capabilities with no kernel heap, and a thread that takes its own
+//! address space away.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
@@ -171,6 +173,103 @@ impl Frames {
     fn set(&self, index: usize, value: u64) {
         self.views[index].write(0, value);
     }
+}
+
+/// Radix of the big CNodes of a [`Chain`]: the largest there is.
+const BIG_RADIX: u8 = 12;
+/// Big CNodes in a [`Chain`].
+const CHAIN_LINKS: u64 = 25;
+/// Small CNodes retyped at a time while building a [`Chain`].
+const STAGING: u64 = 512;
+/// Log2 of the block the scale tests build in: a [`Chain`] takes about 38 MiB.
+const SCALE_BLOCK_BITS: u8 = 26;
+
+/// A chain of [`CHAIN_LINKS`] radix-12 CNodes, each the only capability to its object:
+/// CNode k holds CNode k + 1 in slot 1 and a radix-1 CNode (only capability too) in each
+/// of its slots 2 to 4095. Deleting the head's capability destroys them all, more than
+/// 100 000 CNodes, in one call.
+struct Chain {
+    /// This task's (only) capability to the first CNode.
+    head: Cap<CNode>,
+    /// How many capabilities the chain holds, the head's included.
+    capabilities: u64,
+}
+
+impl Chain {
+    /// Builds the chain from `block`, tail first: each big CNode is filled with small
+    /// ones moved in one by one, then takes the previous big one into its slot 1.
+    fn build(block: Cap<Untyped>) -> Result<Self, String> {
+        let step = |what: &'static str| move |e: Error| format!("chain {what}: {e:?}");
+        let current = cap::allocate_slot().map_err(step("slot"))?;
+        let next = cap::allocate_slot().map_err(step("slot"))?;
+        let staging = cap::allocate_slots(STAGING).map_err(step("staging slots"))?;
+        let mut capabilities = 0;
+        for link in 0..CHAIN_LINKS {
+            let big = Cap::<CNode>::from_slot(next);
+            block
+                .retype::<CNode>(BIG_RADIX, next, 1)
+                .map_err(step("big CNode"))?;
+            capabilities += 1;
+            let mut index = 2;
+            while index < 1 << BIG_RADIX {
+                let count = STAGING.min((1 << BIG_RADIX) - index);
+                block
+                    .retype::<CNode>(1, staging, count as u32)
+                    .map_err(step("small CNodes"))?;
+                for offset in 0..count {
+                    Cap::<CNode>::from_slot(staging + offset)
+                        .move_to_cnode(big, index + offset)
+                        .map_err(step("move a small CNode"))?;
+                }
+                index += count;
+                capabilities += count;
+            }
+            if link > 0 {
+                Cap::<CNode>::from_slot(current)
+                    .move_to_cnode(big, 1)
+                    .map_err(step("link"))?;
+            }
+            big.move_to(current).map_err(step("keep"))?;
+        }
+        for slot in (staging..staging + STAGING).chain([next]) {
+            cap::free_slot(slot).map_err(step("free a slot"))?;
+        }
+        Ok(Self {
+            head: Cap::from_slot(current),
+            capabilities,
+        })
+    }
+}
+
+/// Revokes `block` and retypes all of it (its two halves), which works only if every
+/// object made from it is gone; leaves it empty again.
+fn all_memory_back(block: Cap<Untyped>) -> Result<(), String> {
+    block
+        .revoke()
+        .map_err(|e| format!("revoke the block: {e:?}"))?;
+    let halves = cap::allocate_slots(2).map_err(err)?;
+    block
+        .retype::<Untyped>(SCALE_BLOCK_BITS - 1, halves, 2)
+        .map_err(|e| format!("the block does not retype whole: {e:?}"))?;
+    block.revoke().map_err(|e| format!("revoke again: {e:?}"))?;
+    for slot in [halves, halves + 1] {
+        cap::free_slot(slot).map_err(err)?;
+    }
+    Ok(())
+}
+
+/// A thread's code: `cap_revoke(slot)`, then `thread_exit` (which it never reaches when
+/// the revoke takes its address space away).
+fn revoker_code(slot: u64) -> [u32; 5] {
+    let movz = |register: u32, value: u32| 0xd280_0000 | (value << 5) | register;
+    let svc = 0xd400_0001;
+    [
+        movz(0, slot as u32),
+        movz(8, Syscall::CapRevoke as u32),
+        svc,
+        movz(8, Syscall::ThreadExit as u32),
+        svc,
+    ]
 }
 
 fn err(error: Error) -> String {
@@ -452,7 +551,7 @@ fn main(boot: &BootInfo<'_>) -> i32 {
         .map_err(err)?;
         let (status, _, _) = raw_syscall6(
             Syscall::ConsoleWrite as u64,
-            [0x32_0000_1000, 4, 0, 0, 0, 0],
+            [kaal_abi::slots::CONSOLE, 0x32_0000_1000, 4, 0, 0, 0],
         );
         check!(
             status == Error::BadAddress as u64,
@@ -643,6 +742,182 @@ fn main(boot: &BootInfo<'_>) -> i32 {
             Ok(())
         },
     );
+
+    // The kernel heap serves boot only: the QEMU test kernel refuses any allocation
+    // after boot, so each of these would panic the kernel if its call used the heap.
+    let scale = untyped
+        .retype_one::<Untyped>(SCALE_BLOCK_BITS)
+        .expect("a block for the scale tests");
+
+    suite.run(
+        "deleting_a_chain_of_a_hundred_thousand_nested_cnodes_needs_no_kernel_memory",
+        || {
+            let chain = Chain::build(scale)?;
+            check!(
+                chain.capabilities >= 100_000,
+                "only {} capabilities",
+                chain.capabilities
+            );
+            let slot = chain.head.slot();
+            chain
+                .head
+                .delete()
+                .map_err(|e| format!("delete the head: {e:?}"))?;
+            cap::free_slot(slot).map_err(err)?;
+            all_memory_back(scale)
+        },
+    );
+
+    suite.run(
+        "revoking_an_untyped_under_a_hundred_thousand_nested_cnodes_held_by_a_thread",
+        || {
+            let chain = Chain::build(scale)?;
+            // The chain's only capability is a thread's CSpace root.
+            let thread: Cap<Tcb> = scale.retype_one(0).map_err(err)?;
+            thread
+                .configure(chain.head, own, None, 0)
+                .map_err(|e| format!("configure: {e:?}"))?;
+            let slot = chain.head.slot();
+            chain.head.delete().map_err(err)?;
+            cap::free_slot(slot).map_err(err)?;
+            let removed = scale.revoke().map_err(|e| format!("revoke: {e:?}"))?;
+            check!(removed >= 1, "revoke removed {removed}");
+            expect(thread.identify(), Error::InvalidCapability, "the thread")?;
+            cap::free_slot(thread.slot()).map_err(err)?;
+            all_memory_back(scale)
+        },
+    );
+
+    suite.run(
+        "revoking_a_hundred_thousand_copies_needs_no_kernel_memory",
+        || {
+            let endpoint: Cap<Endpoint> = scale.retype_one(0).map_err(err)?;
+            let first = cap::allocate_slots(CHAIN_LINKS).map_err(err)?;
+            scale
+                .retype::<CNode>(BIG_RADIX, first, CHAIN_LINKS as u32)
+                .map_err(err)?;
+            for cnode in first..first + CHAIN_LINKS {
+                for index in 1..1 << BIG_RADIX {
+                    endpoint
+                        .copy_to(Cap::from_slot(cnode), index, rights::READ)
+                        .map_err(|e| format!("copy {cnode}/{index}: {e:?}"))?;
+                }
+            }
+            let removed = endpoint.revoke().map_err(err)?;
+            check!(
+                removed == CHAIN_LINKS * 4095 && removed >= 100_000,
+                "revoke removed {removed}"
+            );
+            check!(endpoint.identify().is_ok(), "the original survives");
+            for slot in (first..first + CHAIN_LINKS).chain([endpoint.slot()]) {
+                Cap::<CNode>::from_slot(slot).delete().map_err(err)?;
+                cap::free_slot(slot).map_err(err)?;
+            }
+            all_memory_back(scale)
+        },
+    );
+
+    suite.run(
+        "reconfiguring_a_thread_destroys_a_hundred_thousand_nested_cnodes",
+        || {
+            let chain = Chain::build(scale)?;
+            let thread: Cap<Tcb> = scale.retype_one(0).map_err(err)?;
+            thread
+                .configure(chain.head, own, None, 0)
+                .map_err(|e| format!("configure: {e:?}"))?;
+            let slot = chain.head.slot();
+            chain.head.delete().map_err(err)?;
+            cap::free_slot(slot).map_err(err)?;
+            // Replacing the CSpace root deletes the chain's last capability.
+            thread
+                .configure(Cap::from_slot(slots::ROOT_CNODE), own, None, 0)
+                .map_err(|e| format!("reconfigure: {e:?}"))?;
+            cap::free_slot(thread.slot()).map_err(err)?;
+            all_memory_back(scale)?;
+            // And so does destroying a thread whose CSpace root is the last one.
+            let chain = Chain::build(scale)?;
+            let thread: Cap<Tcb> = scale.retype_one(0).map_err(err)?;
+            thread
+                .configure(chain.head, own, None, 0)
+                .map_err(|e| format!("configure again: {e:?}"))?;
+            let slot = chain.head.slot();
+            chain.head.delete().map_err(err)?;
+            cap::free_slot(slot).map_err(err)?;
+            thread.delete().map_err(err)?;
+            cap::free_slot(thread.slot()).map_err(err)?;
+            all_memory_back(scale)
+        },
+    );
+
+    for (name, revoke_space) in [
+        (
+            "a_thread_that_destroys_its_own_address_space_stops_without_a_fault",
+            false,
+        ),
+        (
+            "a_thread_that_revokes_its_own_address_space_stops_without_a_fault",
+            true,
+        ),
+    ] {
+        suite.run(name, || {
+            let step = |what: &'static str| move |e: Error| format!("{what}: {e:?}");
+            let lab = Lab::new(scale).map_err(step("lab"))?;
+            // The thread revokes the block its address space was made from (which
+            // destroys the space), or the space's capability (which deletes the copy in
+            // the thread); either way it has no address space to return to.
+            let target = if revoke_space {
+                lab.space().slot()
+            } else {
+                lab.memory.slot()
+            };
+            let code: Cap<Frame4K> = scale.retype_one(0).map_err(step("code"))?;
+            let view = MappedFrame::new(code, SCRATCH_VADDR + 0x3000, scale)
+                .map_err(step("map the code"))?;
+            for (index, instruction) in revoker_code(target).into_iter().enumerate() {
+                view.write32(index * 4, instruction);
+            }
+            let code = view.unmap().map_err(step("unmap the code"))?;
+            lab.build(code)?;
+            let faults: Cap<Endpoint> = scale.retype_one(0).map_err(step("endpoint"))?;
+            let thread: Cap<Tcb> = scale.retype_one(0).map_err(step("thread"))?;
+            thread
+                .configure(
+                    Cap::from_slot(slots::ROOT_CNODE),
+                    lab.space(),
+                    None,
+                    faults.slot(),
+                )
+                .map_err(step("configure"))?;
+            thread.set_priority(PRIORITY).map_err(step("priority"))?;
+            let registers = UserRegisters {
+                pc: CODE_VADDR,
+                ..UserRegisters::default()
+            };
+            thread
+                .write_registers(&registers)
+                .map_err(step("registers"))?;
+            thread.resume().map_err(step("resume"))?;
+            let mut state = ThreadState::Alive;
+            for _ in 0..1000 {
+                state = thread.status().map_err(step("status"))?;
+                if state != ThreadState::Alive {
+                    break;
+                }
+                sys::yield_now();
+            }
+            let fault = faults.nb_recv();
+            check!(
+                state == ThreadState::Inactive,
+                "the thread is {state:?}, not inactive"
+            );
+            check!(fault.is_err(), "a fault was reported: {fault:?}");
+            thread.delete().map_err(step("delete the thread"))?;
+            faults.delete().map_err(step("delete the endpoint"))?;
+            lab.clear()?;
+            code.delete().map_err(step("delete the code"))?;
+            all_memory_back(scale)
+        });
+    }
 
     suite.finish()
 }

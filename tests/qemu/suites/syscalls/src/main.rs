@@ -8,15 +8,24 @@ extern crate alloc;
 
 use alloc::format;
 use kaal_abi::slots;
-use kaal_abi::{Error, Syscall, layout};
+use kaal_abi::{Error, Syscall, layout, rights};
 use kaal_test_harness::{Suite, check};
-use kaal_user::cap::{Cap, Endpoint, Frame4K, Tcb, raw_syscall6};
+use kaal_user::cap::{Cap, Console, Endpoint, Frame4K, Tcb, raw_syscall6};
 use kaal_user::sys::{self, raw_syscall};
 use kaal_user::{BootInfo, bootinfo, println};
 
 kaal_user::entry!(main);
 
 static READ_ONLY: [u8; 16] = *b"read-only data!\n";
+/// The root task's console capability.
+const CONSOLE: u64 = slots::CONSOLE;
+/// One byte more than one `console_write` takes, ending in a line end.
+static TOO_LONG: [u8; kaal_abi::CONSOLE_WRITE_MAX_BYTES + 1] = {
+    let mut line = [b'.'; kaal_abi::CONSOLE_WRITE_MAX_BYTES + 1];
+    line[kaal_abi::CONSOLE_WRITE_MAX_BYTES - 1] = b'\n';
+    line[kaal_abi::CONSOLE_WRITE_MAX_BYTES] = b'\n';
+    line
+};
 
 fn expect_error(
     number: Syscall,
@@ -67,50 +76,142 @@ fn main(boot: &BootInfo<'_>) -> i32 {
     suite.run("console_write_succeeds", || {
         let written = expect_ok(
             Syscall::ConsoleWrite,
-            [rodata, READ_ONLY.len() as u64, 0, 0],
+            [CONSOLE, rodata, READ_ONLY.len() as u64, 0],
         )?;
         check!(written == READ_ONLY.len() as u64, "wrote {written}");
         check!(
-            expect_ok(Syscall::ConsoleWrite, [rodata, 0, 0, 0])? == 0,
+            expect_ok(Syscall::ConsoleWrite, [CONSOLE, rodata, 0, 0])? == 0,
             "empty write"
         );
         // Read-only boot info is readable, so it may be written to the console.
-        expect_ok(Syscall::ConsoleWrite, [bootinfo::BOOT_INFO_VADDR, 8, 0, 0])?;
+        expect_ok(
+            Syscall::ConsoleWrite,
+            [CONSOLE, bootinfo::BOOT_INFO_VADDR, 8, 0],
+        )?;
         Ok(())
     });
     suite.run("console_write_rejects_bad_buffers", || {
         expect_error(
             Syscall::ConsoleWrite,
-            [kernel_address, 8, 0, 0],
+            [CONSOLE, kernel_address, 8, 0],
             Error::BadAddress,
         )?;
         expect_error(
             Syscall::ConsoleWrite,
-            [unmapped, 8, 0, 0],
+            [CONSOLE, unmapped, 8, 0],
             Error::BadAddress,
         )?;
-        expect_error(Syscall::ConsoleWrite, [0, 8, 0, 0], Error::BadAddress)?;
+        expect_error(Syscall::ConsoleWrite, [CONSOLE, 0, 8, 0], Error::BadAddress)?;
         expect_error(
             Syscall::ConsoleWrite,
-            [u64::MAX - 2, 8, 0, 0],
+            [CONSOLE, u64::MAX - 2, 8, 0],
             Error::BadAddress,
         )?;
         // Starts mapped, runs off the top of the stack into the unmapped page.
         expect_error(
             Syscall::ConsoleWrite,
-            [layout::ROOT_STACK_TOP - 8, 16, 0, 0],
+            [CONSOLE, layout::ROOT_STACK_TOP - 8, 16, 0],
             Error::BadAddress,
         )?;
         expect_error(
             Syscall::ConsoleWrite,
-            [rodata, kaal_abi::CONSOLE_WRITE_MAX_BYTES as u64 + 1, 0, 0],
+            [
+                CONSOLE,
+                rodata,
+                kaal_abi::CONSOLE_WRITE_MAX_BYTES as u64 + 1,
+                0,
+            ],
             Error::InvalidArgument,
         )?;
         expect_error(
             Syscall::ConsoleWrite,
-            [rodata, u64::MAX, 0, 0],
+            [CONSOLE, rodata, u64::MAX, 0],
             Error::InvalidArgument,
         )?;
+        Ok(())
+    });
+    suite.run("console_write_needs_the_console_capability", || {
+        let identified = kaal_user::cap::identify(CONSOLE);
+        check!(
+            identified == Ok((kaal_abi::ObjectType::Console, rights::ALL)),
+            "slot {CONSOLE}: {identified:?}"
+        );
+        let line = b"written through the console capability\n";
+        let (pointer, length) = (line.as_ptr() as u64, line.len() as u64);
+        for (slot, error) in [
+            (0, Error::InvalidCapability),
+            (4000, Error::InvalidCapability),
+            (u64::MAX, Error::InvalidCapability),
+            (slots::ROOT_CNODE, Error::WrongObjectType),
+            (slots::SYSTEM_CONTROL, Error::WrongObjectType),
+        ] {
+            expect_error(Syscall::ConsoleWrite, [slot, pointer, length, 0], error)?;
+        }
+        let console = Cap::<Console>::from_slot(CONSOLE);
+        let read_only = kaal_user::cap::allocate_slot().map_err(|e| format!("{e:?}"))?;
+        let writer = kaal_user::cap::allocate_slot().map_err(|e| format!("{e:?}"))?;
+        let badged = kaal_user::cap::allocate_slot().map_err(|e| format!("{e:?}"))?;
+        let result = (|| {
+            console
+                .copy(read_only, rights::READ | rights::GRANT)
+                .map_err(|e| format!("read-only copy: {e:?}"))?;
+            expect_error(
+                Syscall::ConsoleWrite,
+                [read_only, pointer, length, 0],
+                Error::MissingRights,
+            )?;
+            console
+                .copy(writer, rights::WRITE)
+                .map_err(|e| format!("write-only copy: {e:?}"))?;
+            check!(
+                expect_ok(Syscall::ConsoleWrite, [writer, pointer, length, 0])? == length,
+                "write through a write-only copy"
+            );
+            // Console capabilities carry no badge.
+            let minted = console.mint(badged, rights::WRITE, 7);
+            check!(
+                minted == Err(Error::IllegalOperation),
+                "minting a badge: {minted:?}"
+            );
+            Ok(())
+        })();
+        for slot in [read_only, writer, badged] {
+            let _ = Cap::<Console>::from_slot(slot).delete();
+            let _ = kaal_user::cap::free_slot(slot);
+        }
+        result
+    });
+    suite.run("console_write_is_bounded", || {
+        let max = kaal_abi::CONSOLE_WRITE_MAX_BYTES as u64;
+        check!(max <= 256, "one call may write {max} bytes");
+        let pointer = TOO_LONG.as_ptr() as u64;
+        check!(
+            expect_ok(Syscall::ConsoleWrite, [CONSOLE, pointer, max, 0])? == max,
+            "the maximum"
+        );
+        expect_error(
+            Syscall::ConsoleWrite,
+            [CONSOLE, pointer, max + 1, 0],
+            Error::InvalidArgument,
+        )?;
+        // The runtime splits longer writes.
+        let long = [TOO_LONG.as_slice(), &TOO_LONG, &TOO_LONG].concat();
+        let written = sys::console_write(&long).map_err(|e| format!("{e:?}"))?;
+        check!(written == long.len(), "wrote {written} of {}", long.len());
+        Ok(())
+    });
+    suite.run("user_lines_cannot_pass_for_kernel_lines", || {
+        // `expect.txt` checks these come out after `[user] `.
+        for pieces in [
+            &[b"[kaal] forged by the syscalls suite\n".as_slice()][..],
+            &[b"[ka", b"al] forged in two writes by the syscalls suite\n"],
+            &[b"x\r[kaal] forged after a carriage return by the syscalls suite\n"],
+        ] {
+            for piece in pieces {
+                let (pointer, length) = (piece.as_ptr() as u64, piece.len() as u64);
+                expect_ok(Syscall::ConsoleWrite, [CONSOLE, pointer, length, 0])?;
+            }
+        }
         Ok(())
     });
     suite.run("user_pointers_beyond_user_space_are_refused", || {
@@ -118,7 +219,7 @@ fn main(boot: &BootInfo<'_>) -> i32 {
         // low 39 bits, which name `rodata`; the pointer is not a user address.
         expect_error(
             Syscall::ConsoleWrite,
-            [rodata | !(layout::USER_END - 1), 8, 0, 0],
+            [CONSOLE, rodata | !(layout::USER_END - 1), 8, 0],
             Error::BadAddress,
         )?;
         // A frame in the last page of user space.
@@ -130,20 +231,20 @@ fn main(boot: &BootInfo<'_>) -> i32 {
         let last = layout::USER_END - 2048;
         let result = (|| {
             check!(
-                expect_ok(Syscall::ConsoleWrite, [last, 4, 0, 0])? == 4,
+                expect_ok(Syscall::ConsoleWrite, [CONSOLE, last, 4, 0])? == 4,
                 "the last user page is usable"
             );
             // Runs past the end of user space.
             expect_error(
                 Syscall::ConsoleWrite,
-                [layout::USER_END - 8, 16, 0, 0],
+                [CONSOLE, layout::USER_END - 8, 16, 0],
                 Error::BadAddress,
             )?;
             // The same page's alias in the last page of the address space: stepping to
             // the next page from there overflows.
             expect_error(
                 Syscall::ConsoleWrite,
-                [last | !(layout::USER_END - 1), 256, 0, 0],
+                [CONSOLE, last | !(layout::USER_END - 1), 256, 0],
                 Error::BadAddress,
             )
         })();
@@ -320,9 +421,11 @@ fn main(boot: &BootInfo<'_>) -> i32 {
             ];
             let call = calls[(next() % calls.len() as u64) as usize];
             let mut args = [next(), next(), next(), next()];
-            if call == Syscall::ConsoleWrite && args[1] < 4096 && args[0] % 3 == 0 {
-                args[0] = rodata; // some valid ones too
-                args[1] %= 16;
+            if call == Syscall::ConsoleWrite && args[2] < 4096 && args[1] % 3 == 0 {
+                // Some valid ones too.
+                args[0] = CONSOLE;
+                args[1] = rodata;
+                args[2] %= 16;
             }
             let (status, _, _) = raw_syscall(call as u64, args);
             check!(

@@ -72,10 +72,13 @@ fn main(_argument: u64) -> i32 {
     // Slots it was not given: the kernel's error.
     let stolen = Cap::<Endpoint>::from_slot(30).call(&Message::new(1, [0; 4]));
     checks.check(stolen == Err(Error::InvalidCapability), "empty slot 30");
+    // Slot 2 (the root's IRQ control) holds its console, write only.
     let irq_control = Cap::<Notification>::from_slot(kaal_abi::slots::IRQ_CONTROL).signal();
     checks.check(
-        irq_control == Err(Error::InvalidCapability),
-        "slot 2 (root's IRQ control)",
+        irq_control == Err(Error::WrongObjectType)
+            && kaal_user::cap::identify(kaal_abi::slots::IRQ_CONTROL)
+                == Ok((kaal_abi::ObjectType::Console, kaal_abi::rights::WRITE)),
+        "slot 2 holds the console, not the root's IRQ control",
     );
     let system = Cap::<Notification>::from_slot(kaal_abi::slots::SYSTEM_CONTROL).signal();
     checks.check(system.is_err(), "slot 5 holds no system control");

@@ -1,7 +1,7 @@
 //! The fuzzer: an unprivileged process that makes random system calls. It holds one
 //! capability of each type a component can hold (slots 8 to 16: untyped, endpoint,
-//! notification, TCB, CNode, 4 KiB frame, page table, address space, IRQ handler) and
-//! nothing of its own: it first deletes the capabilities to its own CSpace, TCB and
+//! notification, TCB, CNode, 4 KiB frame, page table, address space, IRQ handler), the
+//! console capability every process gets (slot 2) and nothing of its own: it first deletes the capabilities to its own CSpace, TCB and
 //! address space, so that no random call ends or rearranges it. Arguments are slot
 //! numbers, boundary values (0, all ones, the top bit, the end of user space), hostile
 //! pointers (kernel addresses, the top page, unaligned, unmapped, read-only) and random
@@ -169,10 +169,10 @@ fn main(argument: u64) -> i32 {
                 args[1] = scratch + args[1] % 8;
             }
         }
-        if number == Syscall::ConsoleWrite as u64 && args[0] < layout::USER_END {
-            // Its pointer checks are what matters; a readable buffer would print this
-            // program's memory.
-            args[1] = 0;
+        if number == Syscall::ConsoleWrite as u64 && args[1] < layout::USER_END {
+            // Its capability and pointer checks are what matters; a readable buffer
+            // would print this program's memory.
+            args[2] = 0;
         }
         // SAFETY: the kernel writes this program's memory through a pointer argument
         // only in `tcb_read_registers`, whose pointer is `SCRATCH` (atomics, 512 bytes,

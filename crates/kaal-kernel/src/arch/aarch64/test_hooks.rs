@@ -1,0 +1,222 @@
+//! Test hooks: ways for a QEMU test suite to set up hardware conditions that QEMU's
+//! emulated machine never produces on its own, so that the kernel's real handling of
+//! them can be tested.
+//!
+//! Built only with the `test-hooks` cargo feature (the QEMU test kernel turns it on; a
+//! shipped kernel never has it), and active only when the boot arguments hold
+//! `kaal.test.hooks=1`. A suite calls a hook with `svc #0x7e57` ([`HOOK_SVC_IMMEDIATE`];
+//! system calls use `svc #0`) and the hook's number in `x0`; the result comes back in
+//! `x0` (0: done, 1: not possible in this configuration, `u64::MAX`: no such hook).
+//! Unarmed, such an `svc` is an ordinary system call.
+//!
+//! Each hook only sets up the hardware condition; the exception that follows is taken
+//! through the normal vectors and handled by the normal kernel code:
+//!
+//! * [`PEND_SERROR`]: pends a virtual SError (`HCR_EL2.VSE`, with `HCR_EL2.AMO` so that
+//!   it is delivered to EL1) through a minimal EL2 vector table that the boot stub
+//!   installs when the kernel starts at EL2. The kernel runs with SErrors masked, so the
+//!   SError is taken the moment the calling thread is back at EL0: the way an
+//!   asynchronous abort from a driver's bad device write arrives. QEMU's TCG emulation
+//!   raises no physical SErrors; without EL2 the hook returns 1.
+//! * [`RAISE_FIQ`]: makes SGI 15 a group-0 interrupt and sends it to this CPU with FIQs
+//!   enabled at the GIC (GICv3: group 0 signalled through `ICC_IGRPEN0_EL1`, which is
+//!   FIQ; GICv2: `GICC_CTLR.FIQEn`), so that an FIQ is taken when the caller is back at
+//!   EL0.
+//! * [`OVERFLOW_KERNEL_STACK`]: recurses on the kernel stack until it runs into the
+//!   guard page below it. Never returns.
+//! * [`QUERY`]: returns a bit mask of the hooks possible here (bit `n`: hook `n`).
+
+use super::context::UserContext;
+use super::gic::GicRegisters;
+use core::arch::asm;
+use core::ptr::{read_volatile, write_volatile};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// The `svc` immediate of a hook call.
+pub const HOOK_SVC_IMMEDIATE: u64 = 0x7e57;
+/// Hook 0: which hooks are possible (bit mask).
+pub const QUERY: u64 = 0;
+/// Hook 1: pend a virtual SError, taken on the return to EL0 (needs EL2).
+pub const PEND_SERROR: u64 = 1;
+/// Hook 2: raise an FIQ (a group-0 SGI), taken on the return to EL0.
+pub const RAISE_FIQ: u64 = 2;
+/// Hook 3: overflow the kernel stack.
+pub const OVERFLOW_KERNEL_STACK: u64 = 3;
+
+/// The SGI the FIQ hook uses.
+const FIQ_SGI: u32 = 15;
+
+static ARMED: AtomicBool = AtomicBool::new(false);
+static BOOT_EL: AtomicU64 = AtomicU64::new(0);
+static GIC: spin::Once<GicRegisters> = spin::Once::new();
+
+// The EL2 vector table of the test kernel. The boot stub installs it (the symbol is 0
+// in a kernel without the hooks) before dropping to EL1. It runs at the physical
+// address with the EL2 MMU off, so it lives in `.text.boot` and touches no memory. The
+// only entry is a lower-EL `hvc #0x7e57`, which pends a virtual SError; anything else
+// taken to EL2 parks the CPU.
+core::arch::global_asm!(
+    r#"
+.section .text.boot, "ax"
+.balign 2048
+.global kaal_el2_test_vectors
+kaal_el2_test_vectors:
+.rept 8
+    .balign 128
+0:  wfe
+    b       0b
+.endr
+    .balign 128                         // lower EL, AArch64, synchronous
+    mrs     x0, esr_el2
+    lsr     x1, x0, #26
+    cmp     x1, #0x16                   // EC: HVC from AArch64
+    b.ne    1f
+    and     x0, x0, #0xffff
+    mov     x1, #0x7e57
+    cmp     x0, x1
+    b.ne    1f
+    mrs     x0, hcr_el2
+    orr     x0, x0, #(1 << 5)           // AMO: SErrors go to EL2, virtual ones to EL1
+    orr     x0, x0, #(1 << 8)           // VSE: a virtual SError is pending
+    msr     hcr_el2, x0
+    isb
+    mov     x0, #0
+    eret
+1:  wfe
+    b       1b
+.rept 7
+    .balign 128
+0:  wfe
+    b       0b
+.endr
+"#
+);
+
+/// Arms the hooks if `bootargs` hold `kaal.test.hooks=1`. `boot_el` is the exception
+/// level the kernel was started at; `gic` the interrupt controller's registers.
+pub fn arm(bootargs: &str, boot_el: u64, gic: GicRegisters) {
+    if !bootargs
+        .split_whitespace()
+        .any(|argument| argument == "kaal.test.hooks=1")
+    {
+        return;
+    }
+    BOOT_EL.store(boot_el, Ordering::Relaxed);
+    GIC.call_once(|| gic);
+    ARMED.store(true, Ordering::Release);
+    crate::kprintln!("  test hooks armed (kaal.test.hooks=1): not a production kernel");
+}
+
+/// Runs the hook an `svc` from EL0 asks for, if it is a hook call and the hooks are
+/// armed; returns whether it was one (then `x0` of `context` holds the result and the
+/// thread returns straight to EL0).
+///
+/// # Safety
+/// `context` must be the current thread's saved context, as the EL0 entry path passes it.
+pub unsafe fn handle(context: *mut UserContext, esr: u64) -> bool {
+    if !ARMED.load(Ordering::Acquire) || esr & 0xffff != HOOK_SVC_IMMEDIATE {
+        return false;
+    }
+    // SAFETY: the caller passes the saved context of the thread that made the call; no
+    // reference to it is alive during the entry path.
+    let hook = unsafe { (*context).x[0] };
+    let result = match hook {
+        QUERY => {
+            let mut possible = (1 << RAISE_FIQ) | (1 << OVERFLOW_KERNEL_STACK);
+            if BOOT_EL.load(Ordering::Relaxed) == 2 {
+                possible |= 1 << PEND_SERROR;
+            }
+            possible
+        }
+        PEND_SERROR => pend_serror(),
+        RAISE_FIQ => raise_fiq(),
+        OVERFLOW_KERNEL_STACK => {
+            crate::kprintln!("[kaal] test hook: overflowing the kernel stack");
+            recurse(0)
+        }
+        _ => u64::MAX,
+    };
+    // SAFETY: as above.
+    unsafe { (*context).x[0] = result };
+    true
+}
+
+fn pend_serror() -> u64 {
+    if BOOT_EL.load(Ordering::Relaxed) != 2 {
+        return 1;
+    }
+    // SAFETY: the kernel was started at EL2 and the boot stub installed the test EL2
+    // vectors, whose HVC handler only sets HCR_EL2.AMO and VSE and returns; it clobbers
+    // x0 and x1. SErrors stay masked at EL1 (PSTATE.A), so the SError is taken at EL0.
+    unsafe { asm!("hvc #0x7e57", inout("x0") 0u64 => _, out("x1") _, options(nostack)) };
+    0
+}
+
+fn read(address: usize) -> u32 {
+    // SAFETY: only called with addresses in the GIC frames the kernel mapped as device
+    // memory at boot (the registers `arm` was given).
+    unsafe { read_volatile(address as *const u32) }
+}
+
+fn write(address: usize, value: u32) {
+    // SAFETY: as in `read`.
+    unsafe { write_volatile(address as *mut u32, value) }
+}
+
+fn raise_fiq() -> u64 {
+    let Some(&gic) = GIC.get() else { return 1 };
+    let bit = 1u32 << FIQ_SGI;
+    match gic {
+        GicRegisters::V2 {
+            distributor,
+            cpu_interface,
+        } => {
+            // SGI 15 is group 0 like every interrupt on the kernel's GICv2 (signalled as
+            // IRQ while FIQEn is clear): enable FIQEn, then send the SGI to this CPU.
+            write(distributor + 0x100, bit); // GICD_ISENABLER0
+            let ctlr = read(cpu_interface);
+            write(cpu_interface, ctlr | (1 << 3)); // GICC_CTLR.FIQEn
+            write(distributor + 0xf00, (0b10 << 24) | FIQ_SGI); // GICD_SGIR: to self
+        }
+        GicRegisters::V3 { redistributor, .. } => {
+            let sgi_base = redistributor + 0x1_0000;
+            write(sgi_base + 0x080, read(sgi_base + 0x080) & !bit); // GICR_IGROUPR0: group 0
+            // SAFETY: byte write to GICR_IPRIORITYR, in the mapped redistributor frame.
+            unsafe { write_volatile((sgi_base + 0x400 + FIQ_SGI as usize) as *mut u8, 0x80) };
+            write(sgi_base + 0x100, bit); // GICR_ISENABLER0
+            let mpidr = crate::arch::read_sysreg!("mpidr_el1");
+            let target = (1u64 << (mpidr & 0xf))
+                | (((mpidr >> 8) & 0xff) << 16)
+                | (((mpidr >> 16) & 0xff) << 32)
+                | (((mpidr >> 32) & 0xff) << 48)
+                | (u64::from(FIQ_SGI) << 24);
+            // SAFETY: enabling group 0 at this CPU interface and sending a group-0 SGI to
+            // this CPU only make an FIQ pending; FIQs stay masked at EL1.
+            unsafe {
+                asm!(
+                    "msr icc_igrpen0_el1, {one}",
+                    "isb",
+                    "msr icc_sgi0r_el1, {target}",
+                    "isb",
+                    one = in(reg) 1u64,
+                    target = in(reg) target,
+                    options(nostack),
+                );
+            }
+        }
+    }
+    0
+}
+
+/// Recurses until the kernel stack runs out: each level keeps a 512-byte buffer live
+/// across the next call.
+#[inline(never)]
+fn recurse(depth: u64) -> u64 {
+    let mut buffer = [0u8; 512];
+    buffer[(depth % 512) as usize] = depth as u8;
+    core::hint::black_box(&mut buffer);
+    if core::hint::black_box(depth) == u64::MAX {
+        return 0;
+    }
+    recurse(depth + 1) + u64::from(buffer[(depth % 7) as usize])
+}

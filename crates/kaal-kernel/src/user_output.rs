@@ -1,0 +1,101 @@
+//! Marking user output on the kernel console, so that no task can pass a line off as
+//! one of the kernel's.
+//!
+//! Every line the kernel prints starts with [`CONSOLE_KERNEL_PREFIX`] (`[kaal`). A line
+//! that a task writes with `console_write` and that starts the same way gets
+//! [`CONSOLE_USER_MARK`] (`[user] `) in front of it; every other line is printed as
+//! written, so the output of well-behaved tasks does not change. A line starts after a
+//! `\n` or a `\r` (which sends a terminal's cursor back to the start of the line),
+//! whoever wrote it, and at the start of the console. A write that ends while its line
+//! still matches the beginning of the prefix (`[ka`) is marked too: the task could
+//! finish the prefix in its next write.
+//!
+//! ```
+//! use kaal_kernel::user_output::mark;
+//!
+//! let mut out = Vec::new();
+//! let line_start = mark(b"[kaal] forged\n[test] ok\n", true, |b| out.push(b));
+//! assert_eq!(out, b"[user] [kaal] forged\n[test] ok\n");
+//! assert!(line_start);
+//! ```
+
+use kaal_abi::{CONSOLE_KERNEL_PREFIX, CONSOLE_USER_MARK};
+
+/// Sends `bytes` (from a task) to `emit`, with [`CONSOLE_USER_MARK`] before every line
+/// that starts like a kernel message. `line_start` says whether the console is at the
+/// start of a line before the first byte; returns whether it is after the last.
+pub fn mark(bytes: &[u8], line_start: bool, mut emit: impl FnMut(u8)) -> bool {
+    let prefix = CONSOLE_KERNEL_PREFIX.as_bytes();
+    let mut at_start = line_start;
+    for (i, &byte) in bytes.iter().enumerate() {
+        if at_start {
+            let rest = &bytes[i..];
+            let length = rest.len().min(prefix.len());
+            if rest[..length] == prefix[..length] {
+                CONSOLE_USER_MARK.bytes().for_each(&mut emit);
+            }
+        }
+        emit(byte);
+        at_start = byte == b'\n' || byte == b'\r';
+    }
+    at_start
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mark;
+
+    fn marked(bytes: &[u8], line_start: bool) -> (String, bool) {
+        let mut out = Vec::new();
+        let end = mark(bytes, line_start, |b| out.push(b));
+        (String::from_utf8(out).unwrap(), end)
+    }
+
+    #[test]
+    fn ordinary_lines_are_unchanged() {
+        for text in [
+            "hello\n",
+            "[test] console ... ok\n[suite] syscalls: 3 passed, 0 failed\n",
+            "kaal> ",
+            "[broker] started echo\n",
+            "[kaa] not the prefix\n",
+            "[kaal",
+        ] {
+            let line_start = !text.starts_with("[kaal");
+            let expected = text;
+            assert_eq!(marked(text.as_bytes(), line_start).0, expected, "{text:?}");
+        }
+        assert_eq!(marked(b"", true), (String::new(), true));
+        assert_eq!(marked(b"", false), (String::new(), false));
+    }
+
+    #[test]
+    fn lines_that_look_like_the_kernel_are_marked() {
+        assert_eq!(
+            marked(b"[kaal] a\nok\n[kaal] b", true),
+            ("[user] [kaal] a\nok\n[user] [kaal] b".into(), false)
+        );
+        assert_eq!(marked(b"[kaal-ish]\n", true).0, "[user] [kaal-ish]\n");
+        // After a carriage return, which a terminal shows as the start of a line.
+        assert_eq!(marked(b"x\r[kaal] c\n", true).0, "x\r[user] [kaal] c\n");
+        // Not at the start of a line: left alone.
+        assert_eq!(marked(b"[kaal] d\n", false).0, "[kaal] d\n");
+        assert_eq!(marked(b"x [kaal] e\n", true).0, "x [kaal] e\n");
+    }
+
+    #[test]
+    fn a_prefix_split_across_writes_is_marked() {
+        for split in 1..5 {
+            let (first, line_start) = marked(&b"[kaal"[..split], true);
+            assert!(first.starts_with("[user] "), "{split}: {first:?}");
+            assert!(!line_start);
+            // The rest continues the line, so it is not at a line start.
+            assert_eq!(
+                marked(&b"[kaal] f\n"[split..], line_start).0.find("[user]"),
+                None
+            );
+        }
+        // A write ending with a line start and a beginning of the prefix.
+        assert_eq!(marked(b"ok\n[k", true).0, "ok\n[user] [k");
+    }
+}

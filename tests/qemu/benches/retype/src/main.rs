@@ -1,0 +1,127 @@
+//! Interrupt latency during a large retype, in guest instructions (`cargo xtask bench`,
+//! QEMU with `-icount shift=0 -rtc clock=vm`): a lower-priority thread retypes half the
+//! largest RAM untyped into 2 MiB frames and revokes them, again and again, while this
+//! thread sets PL031 alarms and waits for each. QEMU raises the alarm exactly one second
+//! of virtual time after the match register is written, so the time from then until this
+//! thread runs is how long the kernel kept the interrupt waiting (at most one step of the
+//! retype's zeroing, plus exception entry, delivery and the switch), counted exactly.
+//! Prints the worst of `ROUNDS`.
+#![no_std]
+#![no_main]
+#![forbid(unsafe_code)]
+
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use kaal_abi::slots;
+use kaal_user::cap::{self, Cap, Frame2M, Frame4K, IrqControl, IrqHandler, Notification, Untyped};
+use kaal_user::memory::MappedFrame;
+use kaal_user::{BootInfo, println, sys, thread, time};
+
+kaal_user::entry!(main);
+
+const RTCDR: usize = 0x00;
+const RTCMR: usize = 0x04;
+const RTCCR: usize = 0x0c;
+const RTCIMSC: usize = 0x10;
+const RTCICR: usize = 0x1c;
+const RTC_VADDR: u64 = 0x30_0000_0000;
+const ROUNDS: usize = 5;
+
+static UNTYPED: AtomicU64 = AtomicU64::new(0);
+static FRAMES: AtomicU64 = AtomicU64::new(0);
+static STOP: AtomicBool = AtomicBool::new(false);
+static RETYPES: AtomicU64 = AtomicU64::new(0);
+
+/// Retypes the untyped into 2 MiB frames and revokes them until told to stop.
+fn retyper(_: usize) -> u64 {
+    let untyped = Cap::<Untyped>::from_slot(UNTYPED.load(Ordering::Relaxed));
+    let count = FRAMES.load(Ordering::Relaxed);
+    let Ok(first) = cap::allocate_slots(count) else {
+        return 1;
+    };
+    while !STOP.load(Ordering::Relaxed) {
+        if untyped.retype::<Frame2M>(0, first, count as u32).is_err() || untyped.revoke().is_err() {
+            return 1;
+        }
+        RETYPES.fetch_add(1, Ordering::Relaxed);
+    }
+    0
+}
+
+fn fail(what: &str) -> ! {
+    println!("[bench] retype latency: {what}");
+    sys::debug_exit(1);
+    sys::thread_exit(1)
+}
+
+fn main(boot: &BootInfo<'_>) -> i32 {
+    let caps = boot.caps();
+    let (index, bytes) = boot
+        .untyped()
+        .take(caps.untyped.count as usize)
+        .enumerate()
+        .map(|(i, r)| (i, r.size_bytes))
+        .max_by_key(|&(_, size)| size)
+        .unwrap_or_else(|| fail("no RAM untyped"));
+    let parent = Cap::<Untyped>::from_slot(u64::from(caps.untyped.start) + index as u64);
+    let bits = bytes.trailing_zeros() as u8 - 1;
+    let child = parent
+        .retype_one::<Untyped>(bits)
+        .unwrap_or_else(|_| fail("child untyped"));
+    UNTYPED.store(child.slot(), Ordering::Relaxed);
+    FRAMES.store((1 << bits) / (2 << 20), Ordering::Relaxed);
+
+    let rtc_device = boot
+        .find_device("arm,pl031")
+        .unwrap_or_else(|| fail("no PL031"));
+    let irq = rtc_device.irqs().next().unwrap_or_else(|| fail("no IRQ"));
+    let device = boot
+        .untyped()
+        .enumerate()
+        .skip(caps.untyped.count as usize)
+        .find(|(_, r)| r.base <= rtc_device.base && rtc_device.base < r.base + r.size_bytes)
+        .map(|(i, _)| Cap::<Untyped>::from_slot(u64::from(caps.untyped.start) + i as u64))
+        .unwrap_or_else(|| fail("no device untyped for the PL031"));
+    let frame: Cap<Frame4K> = device.retype_one(0).unwrap_or_else(|_| fail("RTC frame"));
+    let rtc = MappedFrame::device(frame, RTC_VADDR, parent).unwrap_or_else(|_| fail("RTC mapping"));
+    rtc.write32(RTCCR, 1);
+    rtc.write32(RTCICR, 1);
+    let alarm: Cap<Notification> = parent
+        .retype_one(0)
+        .unwrap_or_else(|_| fail("notification"));
+    let handler: Cap<IrqHandler> = Cap::<IrqControl>::from_slot(slots::IRQ_CONTROL)
+        .get(irq, cap::allocate_slot().unwrap_or_else(|_| fail("slot")))
+        .unwrap_or_else(|_| fail("IRQ handler"));
+    if handler.set_notification(alarm).is_err() {
+        fail("routing the IRQ");
+    }
+    rtc.write32(RTCIMSC, 1);
+
+    if thread::spawn(retyper, 0, 10).is_err() {
+        fail("retyping thread");
+    }
+    let nanoseconds_per_tick = 1_000_000_000 / time::ticks_per_second();
+    let mut worst = 0;
+    for _ in 0..ROUNDS {
+        let at = rtc.read32(RTCDR).unwrap_or(0).wrapping_add(1);
+        let due = time::now_ticks() + time::ticks_per_second();
+        rtc.write32(RTCMR, at);
+        if alarm.wait().is_err() {
+            fail("waiting for the alarm");
+        }
+        worst = worst.max(time::now_ticks().saturating_sub(due) * nanoseconds_per_tick);
+        rtc.write32(RTCICR, 1);
+        let _ = handler.ack();
+    }
+    STOP.store(true, Ordering::Relaxed);
+    if RETYPES.load(Ordering::Relaxed) == 0 {
+        fail("no retype finished");
+    }
+    println!(
+        "[bench] retype_interrupt_latency_worst: {worst} instructions ({} MiB retyped {} times)",
+        1u64 << (bits - 20),
+        RETYPES.load(Ordering::Relaxed)
+    );
+    println!("[bench] done");
+    sys::debug_exit(0);
+    0
+}
