@@ -17,7 +17,7 @@ use crate::platform::{self, GicDescription, Platform};
 use crate::thread::{CSPACE_SLOT, Tcb, VSPACE_SLOT};
 use crate::{Config, console, heap, kernel, kprintln, loader};
 use alloc::vec::Vec;
-#[cfg(feature = "test-hooks")]
+#[cfg(all(feature = "test-hooks", debug_assertions))]
 use core::sync::atomic::{AtomicU64, Ordering};
 use kaal_abi::{layout, slots};
 use kaal_bootinfo::archive::Archive;
@@ -51,14 +51,14 @@ unsafe extern "Rust" {
 }
 
 /// The exception level the kernel was started at, for the test hooks.
-#[cfg(feature = "test-hooks")]
+#[cfg(all(feature = "test-hooks", debug_assertions))]
 static BOOT_EL: AtomicU64 = AtomicU64::new(0);
 
 /// Called by the boot stub, in the high half with the early map, on the boot stack.
 #[unsafe(no_mangle)]
 extern "C" fn kaal_kernel_start(dtb_register: u64, boot_el: u64) -> ! {
     install_vectors();
-    #[cfg(feature = "test-hooks")]
+    #[cfg(all(feature = "test-hooks", debug_assertions))]
     BOOT_EL.store(boot_el, Ordering::Relaxed);
     // SAFETY: `entry!` in the kernel binary defines this function.
     let config = unsafe { __kaal_kernel_config() };
@@ -167,7 +167,7 @@ fn boot(config: &'static Config, dtb_register: u64) -> ! {
     // stub allowed EL1 to use the system-register interface.
     let mut gic = unsafe { Gic::new(gic_registers) };
     gic.enable(platform.virtual_timer_irq);
-    #[cfg(feature = "test-hooks")]
+    #[cfg(all(feature = "test-hooks", debug_assertions))]
     crate::arch::test_hooks::arm(
         platform.bootargs,
         BOOT_EL.load(Ordering::Relaxed),

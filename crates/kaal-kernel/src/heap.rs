@@ -3,8 +3,8 @@
 //! (a destroyed CNode's own slot 0 links it into the list of CNodes still to empty), so
 //! no task can exhaust kernel memory and no system call can fail for lack of heap.
 //!
-//! The boot path seals the heap ([`seal`]) just before the first thread runs. In test
-//! and debug builds (the QEMU test kernel turns on `test-hooks`) a sealed heap refuses
+//! The boot path seals the heap ([`seal`]) just before the first thread runs. In builds
+//! with debug assertions (the QEMU test kernels, debug builds) a sealed heap refuses
 //! every allocation: it returns null, and the allocation-failure handler panics the
 //! kernel with the size asked for, so any system-call path that uses the heap fails
 //! every QEMU suite that reaches it (the system-call fuzzer included). A shipped kernel
@@ -19,7 +19,7 @@ use linked_list_allocator::LockedHeap;
 pub const HEAP_BYTES: usize = 1024 * 1024;
 
 /// Whether a sealed heap refuses allocations (test and debug builds).
-const REFUSE_WHEN_SEALED: bool = cfg!(any(feature = "test-hooks", debug_assertions));
+const REFUSE_WHEN_SEALED: bool = cfg!(debug_assertions);
 
 #[repr(C, align(4096))]
 struct HeapMemory([u8; HEAP_BYTES]);

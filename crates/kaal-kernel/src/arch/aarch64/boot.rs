@@ -58,7 +58,7 @@ pub fn kernel_stack() -> core::ops::Range<u64> {
 // Without the test hooks there are no EL2 vectors: the symbol the boot stub loads is 0.
 // (A weak reference would clash with the hooks' global definition once LTO puts both
 // assembly blocks in one module.)
-#[cfg(all(target_os = "none", not(feature = "test-hooks")))]
+#[cfg(all(target_os = "none", not(all(feature = "test-hooks", debug_assertions))))]
 core::arch::global_asm!(".global kaal_el2_test_vectors", ".set kaal_el2_test_vectors, 0");
 
 core::arch::global_asm!(

@@ -269,7 +269,7 @@ extern "C" fn kaal_user_sync(context: *mut UserContext) {
     let entry = match ExceptionClass::from_esr(esr) {
         ExceptionClass::SupervisorCall => {
             // SAFETY: `context` is the current thread's saved context (`SAVE_USER`).
-            #[cfg(feature = "test-hooks")]
+            #[cfg(all(feature = "test-hooks", debug_assertions))]
             if unsafe { super::test_hooks::handle(context, esr) } {
                 return;
             }
@@ -282,7 +282,7 @@ extern "C" fn kaal_user_sync(context: *mut UserContext) {
             pc: crate::arch::read_sysreg!("elr_el1"),
         },
     };
-    #[cfg(not(feature = "test-hooks"))]
+    #[cfg(not(all(feature = "test-hooks", debug_assertions)))]
     let _ = context;
     kernel::on_user_entry(entry);
 }

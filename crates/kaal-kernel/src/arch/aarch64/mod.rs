@@ -22,7 +22,7 @@ pub mod pl011;
 pub mod psci;
 #[cfg(target_os = "none")]
 pub mod semihosting;
-#[cfg(all(target_os = "none", feature = "test-hooks"))]
+#[cfg(all(target_os = "none", feature = "test-hooks", debug_assertions))]
 pub mod test_hooks;
 #[cfg(target_os = "none")]
 pub mod timer;

@@ -2,8 +2,10 @@
 //! emulated machine never produces on its own, so that the kernel's real handling of
 //! them can be tested.
 //!
-//! Built only with the `test-hooks` cargo feature (the QEMU test kernel turns it on; a
-//! shipped kernel never has it), and active only when the boot arguments hold
+//! Built only with the `test-hooks` cargo feature and debug assertions (the QEMU test
+//! kernel turns the feature on and its test profile keeps debug assertions; the
+//! benchmark profile turns them off, so measured kernels carry no hook check; a shipped
+//! kernel never has it), and active only when the boot arguments hold
 //! `kaal.test.hooks=1`. A suite calls a hook with `svc #0x7e57` ([`HOOK_SVC_IMMEDIATE`];
 //! system calls use `svc #0`) and the hook's number in `x0`; the result comes back in
 //! `x0` (0: done, 1: not possible in this configuration, `u64::MAX`: no such hook).
