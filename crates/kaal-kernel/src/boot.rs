@@ -186,6 +186,13 @@ fn boot(config: &'static Config, dtb_register: u64) -> ! {
     );
 
     let empty_user_table = allocate_zeroed_frame().expect("empty user table");
+    // The boot stub's identity map is still in TTBR0, with global entries user code could
+    // reach were one cached (a speculative walk may do so): replace it with the empty
+    // table, then drop every cached translation, so none of it can come back.
+    // SAFETY: the kernel runs in the upper half (TTBR1) and no longer touches the
+    // identity map; an empty table maps nothing.
+    unsafe { crate::arch::mmu::install_user_table(empty_user_table, 0) };
+    crate::arch::mmu::flush_tlb();
     let mut kernel = Kernel::new(Services {
         gic,
         timer_irq: platform.virtual_timer_irq,
@@ -273,7 +280,7 @@ fn build_kernel_map(platform: &Platform<'_>, image: PhysRange) -> TranslationTab
 /// Stops the boot on a root task image the loader refuses: prints why and halts (ends
 /// QEMU through semihosting when it is configured). A bad image is a configuration
 /// error, not a kernel fault, so this is not a panic.
-fn refuse_root_task(name: &str, error: loader::LoadError) -> ! {
+fn refuse_root_task(name: &str, error: impl core::fmt::Display) -> ! {
     kprintln!("[kaal] root task \"{name}\" refused: {error}; halting");
     if crate::semihosting_enabled() {
         // SAFETY: semihosting was configured as available.
@@ -348,9 +355,21 @@ fn load_root_task(
             config.root_task
         )
     });
-    // The image's segments may take half the free memory: the rest is for its page
-    // tables, stack, archive copy, boot info and root CNode.
-    let limit = FRAMES.lock().free_bytes() / 2;
+    // The archive is copied whole into the root task's address space; the image's
+    // segments may take half of what is left: the rest is for their page tables, the
+    // stack, the boot info and the root CNode. An archive that leaves no room at all is
+    // refused like a bad image (it is the same build input).
+    let archive_bytes = (config.components.len() as u64).next_multiple_of(PAGE_SIZE);
+    let free = FRAMES.lock().free_bytes();
+    if archive_bytes >= free / 2 {
+        refuse_root_task(
+            config.root_task,
+            format_args!(
+                "the component archive ({archive_bytes:#x} bytes) leaves too little of the {free:#x} free bytes"
+            ),
+        );
+    }
+    let limit = (free - archive_bytes) / 2;
     let plan = loader::plan_root_task(elf, config.components.len() as u64, limit)
         .unwrap_or_else(|error| refuse_root_task(config.root_task, error));
     let mut table = TranslationTable::new(&mut LinearTables).expect("root task table");
@@ -468,25 +487,18 @@ fn build_root_cspace(
             redistributor,
         } => kernel_devices.extend([distributor, redistributor]),
     }
-    let mut pages: Vec<PhysRange> = platform::devices(tree)
-        .map(|d| PhysRange {
-            start: d.region.start & !(PAGE_SIZE - 1),
-            end: d.region.end.next_multiple_of(PAGE_SIZE),
-        })
-        .filter(|r| {
-            !kernel_devices
-                .iter()
-                .any(|k| k.start < r.end && r.start < k.end)
-        })
+    // Device memory for user space: never over RAM, a firmware reservation or the
+    // kernel's own devices (see `platform::user_device_pages`).
+    let reserved: Vec<PhysRange> = tree
+        .memory_reservations()
+        .map(|r| PhysRange::new(r.address() as u64, r.size() as u64))
         .collect();
-    pages.sort_by_key(|r| r.start);
-    let mut merged: Vec<PhysRange> = Vec::new();
-    for range in pages {
-        match merged.last_mut() {
-            Some(last) if range.start <= last.end => last.end = last.end.max(range.end),
-            _ => merged.push(range),
-        }
-    }
+    let merged = platform::user_device_pages(
+        platform::devices(tree).map(|d| d.region),
+        &kernel_devices,
+        platform.memory(),
+        &reserved,
+    );
     for range in &merged {
         split_into_untyped(range.start, range.end, |base, bits| {
             regions.push(UntypedRegion {

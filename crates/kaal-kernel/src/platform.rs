@@ -411,8 +411,75 @@ pub fn devices<'a>(tree: &'a Fdt<'a>) -> impl Iterator<Item = DeviceNode<'a>> + 
     })
 }
 
+/// The pages user space may get as device memory: every device region of the tree,
+/// widened to whole pages, except those that touch a region the kernel keeps for itself
+/// (`kernel`: its console, interrupt controller), RAM (`ram`: device memory over RAM would
+/// let a task map kernel or other tasks' memory uncached, outside every untyped), or a
+/// memory reservation of the tree (`reserved`: firmware's). A region whose end cannot be
+/// rounded up to a page is dropped. Sorted and merged.
+pub fn user_device_pages(
+    devices: impl Iterator<Item = PhysRange>,
+    kernel: &[PhysRange],
+    ram: &[PhysRange],
+    reserved: &[PhysRange],
+) -> alloc::vec::Vec<PhysRange> {
+    const PAGE: u64 = 4096;
+    let overlaps = |a: &PhysRange, b: &PhysRange| a.start < b.end && b.start < a.end;
+    let mut pages: alloc::vec::Vec<PhysRange> = devices
+        .filter_map(|region| {
+            let end = region.end.checked_next_multiple_of(PAGE)?;
+            Some(PhysRange {
+                start: region.start & !(PAGE - 1),
+                end,
+            })
+        })
+        .filter(|range| range.start < range.end)
+        .filter(|range| {
+            !kernel
+                .iter()
+                .chain(ram)
+                .chain(reserved)
+                .any(|other| overlaps(range, other))
+        })
+        .collect();
+    pages.sort_by_key(|r| r.start);
+    let mut merged: alloc::vec::Vec<PhysRange> = alloc::vec::Vec::new();
+    for range in pages {
+        match merged.last_mut() {
+            Some(last) if range.start <= last.end => last.end = last.end.max(range.end),
+            _ => merged.push(range),
+        }
+    }
+    merged
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn device_pages_never_cover_ram_reservations_or_the_kernels_devices() {
+        let r = |start, end| PhysRange { start, end };
+        let devices = [
+            r(0x0900_0000, 0x0900_1000), // the kernel's UART
+            r(0x0901_0000, 0x0901_0010), // a small device: widened to its page
+            r(0x0a00_0000, 0x0a00_0200),
+            r(0x0a00_0200, 0x0a00_0400),        // same page: merged
+            r(0x4000_0000, 0x4000_1000),        // over RAM
+            r(0x3000_0000, 0x3000_1000),        // a firmware reservation
+            r(0xffff_ffff_ffff_f001, u64::MAX), // cannot be rounded up
+        ];
+        let pages = user_device_pages(
+            devices.into_iter(),
+            &[r(0x0900_0000, 0x0900_1000)],
+            &[r(0x4000_0000, 0x5000_0000)],
+            &[r(0x3000_0000, 0x3000_2000)],
+        );
+        assert_eq!(
+            pages,
+            [r(0x0901_0000, 0x0901_1000), r(0x0a00_0000, 0x0a00_1000)]
+        );
+    }
+
     use super::*;
 
     const GICV2: &[u8] = include_bytes!("../tests/fixtures/qemu-virt-gicv2.dtb");

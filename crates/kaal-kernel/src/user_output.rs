@@ -10,6 +10,10 @@
 //! still matches the beginning of the prefix (`[ka`) is marked too: the task could
 //! finish the prefix in its next write.
 //!
+//! Control characters other than tab, line feed, carriage return and backspace (which a
+//! line editor echoes) come out in caret notation (`^[` for ESC): a task cannot move the
+//! terminal's cursor, clear the screen or rewrite earlier lines, the kernel's included.
+//!
 //! ```
 //! use kaal_kernel::user_output::mark;
 //!
@@ -35,7 +39,17 @@ pub fn mark(bytes: &[u8], line_start: bool, mut emit: impl FnMut(u8)) -> bool {
                 CONSOLE_USER_MARK.bytes().for_each(&mut emit);
             }
         }
-        emit(byte);
+        match byte {
+            b'\t' | b'\n' | b'\r' | 0x08 | 0x20..=0x7e | 0x80.. => emit(byte),
+            0x7f => {
+                emit(b'^');
+                emit(b'?');
+            }
+            control => {
+                emit(b'^');
+                emit(control + 0x40);
+            }
+        }
         at_start = byte == b'\n' || byte == b'\r';
     }
     at_start
@@ -67,6 +81,14 @@ mod tests {
         }
         assert_eq!(marked(b"", true), (String::new(), true));
         assert_eq!(marked(b"", false), (String::new(), false));
+    }
+
+    #[test]
+    fn terminal_controls_are_shown_not_obeyed() {
+        assert_eq!(
+            marked(b"\x1b[2J\x1b[Hok\x07\x7f\tx\x08\n", true).0,
+            "^[[2J^[[Hok^G^?\tx\x08\n"
+        );
     }
 
     #[test]

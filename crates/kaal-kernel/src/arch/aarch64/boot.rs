@@ -59,7 +59,10 @@ pub fn kernel_stack() -> core::ops::Range<u64> {
 // (A weak reference would clash with the hooks' global definition once LTO puts both
 // assembly blocks in one module.)
 #[cfg(all(target_os = "none", not(all(feature = "test-hooks", debug_assertions))))]
-core::arch::global_asm!(".global kaal_el2_test_vectors", ".set kaal_el2_test_vectors, 0");
+core::arch::global_asm!(
+    ".global kaal_el2_test_vectors",
+    ".set kaal_el2_test_vectors, 0"
+);
 
 core::arch::global_asm!(
     r#"
