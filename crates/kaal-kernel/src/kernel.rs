@@ -64,6 +64,46 @@ pub struct Kernel {
     /// Where each interrupt line is delivered.
     /// (On the boot heap: it is too big for the boot stack.)
     pub(crate) irqs: alloc::boxed::Box<[crate::interrupts::IrqBinding]>,
+    /// Destroyed CNodes whose slots are still to be emptied (see
+    /// [`Kernel::finish_teardown`]).
+    dying: DyingCNodes,
+    /// The destroyed CNode being emptied and the next of its slots to empty.
+    emptying: Option<(Capability, u32)>,
+    /// Where a preempted `cap_revoke` stopped: the calling thread, the slot it revokes
+    /// and the descendant its walk had reached. Kept only until the next system call
+    /// other than that thread's re-issued revoke.
+    revoke_resume: Option<(ThreadRef, SlotRef, SlotRef)>,
+}
+
+/// Work done between two looks for a pending interrupt in `cap_revoke` and in tearing
+/// down destroyed CNodes, in units: a deleted capability (with whatever its deletion
+/// destroys, bar a CNode's slots) costs [`DELETION_UNITS`], a slot looked at in a
+/// dying CNode or eight links walked down a derivation chain cost one. A batch is a few
+/// thousand instructions (see docs/benchmarks.md).
+const PREEMPTION_UNITS: u32 = 64;
+/// What deleting one capability costs in [`PREEMPTION_UNITS`].
+const DELETION_UNITS: u32 = 4;
+/// How many first-child links a revoke walks down at most before it counts the work.
+const WALK_LINKS: usize = 64;
+
+/// The work left before the next look for a pending interrupt.
+struct Budget(u32);
+
+impl Budget {
+    const fn new() -> Self {
+        Self(PREEMPTION_UNITS)
+    }
+
+    /// Counts `units` of work done; says whether to stop for a pending interrupt, which
+    /// is looked for each time the batch is used up.
+    fn spend(&mut self, units: u32) -> bool {
+        if self.0 > units {
+            self.0 -= units;
+            return false;
+        }
+        self.0 = PREEMPTION_UNITS;
+        crate::objects::interrupt_pending()
+    }
 }
 
 static KERNEL: Mutex<Option<Kernel>> = Mutex::new(None);
@@ -175,6 +215,9 @@ impl Kernel {
             irqs:
                 alloc::vec![crate::interrupts::IrqBinding::default(); crate::interrupts::INTERRUPTS]
                     .into_boxed_slice(),
+            dying: DyingCNodes::new(),
+            emptying: None,
+            revoke_resume: None,
         }
     }
 
@@ -297,6 +340,29 @@ impl Kernel {
     }
 
     fn syscall(&mut self, number: u64, args: [u64; 6]) -> SyscallResult {
+        let resume = self.revoke_resume.take();
+        // A teardown left unfinished by a preempted call comes first: until the dying
+        // CNodes are empty their memory must not be reused, so no call does new work.
+        if self.teardown_pending() {
+            if !self.finish_teardown(&mut Budget::new()) {
+                if self.current.is_some() {
+                    self.restart_syscall();
+                }
+                // Only deletions happened: the preempted revoke's place is still good.
+                self.revoke_resume = resume;
+                return Ok((0, 0));
+            }
+            if self.current.is_none() {
+                // The teardown destroyed the caller.
+                return Ok((0, 0));
+            }
+            if self.current_thread().state != ThreadState::Running {
+                // It stopped the caller (its address space went): the call is issued
+                // again if the thread is resumed.
+                self.restart_syscall();
+                return Ok((0, 0));
+            }
+        }
         let call = Syscall::from_number(number).ok_or(Error::UnknownSyscall)?;
         let cspace = self.current_thread().slots[CSPACE_SLOT as usize].cap;
         let caps = CapabilityCalls { cspace: &cspace };
@@ -349,7 +415,7 @@ impl Kernel {
                 }
                 result
             }
-            Syscall::CapRevoke => self.revoke(&cspace, args[0]),
+            Syscall::CapRevoke => self.revoke(&cspace, args[0], resume),
             Syscall::CapIdentify => caps.identify(args[0]),
             Syscall::UntypedRetype => self.retype(&caps, args),
             Syscall::TcbConfigure => self.tcb_configure(&cspace, args),
@@ -730,30 +796,76 @@ impl Kernel {
 
     /// `cap_revoke`: deletes every descendant of the capability at `pointer`, one at a
     /// time, tearing down what each deletion destroys before the next, so a revoke of
-    /// any size needs no kernel memory. Returns how many descendants the walk deleted
-    /// (not those that went with a CNode it destroyed).
-    fn revoke(&mut self, cspace: &Capability, pointer: u64) -> SyscallResult {
+    /// any size needs no kernel memory. Every [`PREEMPTION_UNITS`] of work it looks for
+    /// a pending interrupt and, if there is one, stops and is restarted
+    /// ([`Kernel::restart_syscall`]): the deleted capabilities are gone, so the
+    /// re-issued call (with whatever arguments) carries on; `resume` is where the
+    /// previous issue's walk had got to, if nothing but deletions happened since.
+    /// Returns how many descendants the walk deleted in the issue that finished (not
+    /// those that went with a CNode it destroyed).
+    fn revoke(
+        &mut self,
+        cspace: &Capability,
+        pointer: u64,
+        resume: Option<(ThreadRef, SlotRef, SlotRef)>,
+    ) -> SyscallResult {
         let at = crate::objects::resolve(cspace, pointer)?;
-        let mut from = at;
+        let occupied = |slot| CSpace::new(&mut KernelSlots).lookup(slot).is_ok();
+        CSpace::new(&mut KernelSlots)
+            .lookup(at)
+            .map_err(abi_error)?;
+        // Deletion keeps every surviving descendant of `at` below `at` and refills no
+        // slot, so an occupied slot the last issue reached is still below `at`.
+        let mut from = match resume {
+            Some((thread, revoked, reached))
+                if Some(thread) == self.current && revoked == at && occupied(reached) =>
+            {
+                reached
+            }
+            _ => at,
+        };
+        let mut budget = Budget::new();
         let mut removed = 0u64;
         loop {
-            let step = CSpace::new(&mut KernelSlots)
-                .revoke_step(at, from)
+            let (leaf, walked) = CSpace::new(&mut KernelSlots)
+                .descend(from, WALK_LINKS)
                 .map_err(abi_error)?;
-            let Some((outcome, parent)) = step else {
-                return Ok((removed, 0));
+            let deeper = CSpace::new(&mut KernelSlots)
+                .has_children(leaf)
+                .map_err(abi_error)?;
+            let stop = if deeper {
+                // Part way down a long chain.
+                from = leaf;
+                budget.spend(walked.div_ceil(8) as u32)
+            } else {
+                let step = CSpace::new(&mut KernelSlots)
+                    .revoke_step(at, leaf)
+                    .map_err(abi_error)?;
+                let Some((outcome, parent)) = step else {
+                    return Ok((removed, 0));
+                };
+                removed += 1;
+                self.retire(&outcome);
+                let finished = self.finish_teardown(&mut budget);
+                if !occupied(at) {
+                    // What it destroyed held the revoked capability itself (an untyped
+                    // inside a CNode made from it): nothing is left below it. The rest
+                    // of the teardown, if any, waits for the next system call.
+                    return Ok((removed, 0));
+                }
+                // Teardown only deletes, so a surviving slot is still below `at`; if
+                // it emptied the next start, the walk begins again from the top.
+                from = if occupied(parent) { parent } else { at };
+                !finished || budget.spend(DELETION_UNITS + walked.div_ceil(8) as u32)
             };
-            removed += 1;
-            self.release(outcome);
-            let occupied = |slot| CSpace::new(&mut KernelSlots).lookup(slot).is_ok();
-            if !occupied(at) {
-                // What it destroyed held the revoked capability itself (an untyped
-                // inside a CNode made from it): nothing is left below it.
-                return Ok((removed, 0));
+            if stop {
+                // (Unless the revoke destroyed the caller's own thread.)
+                if let Some(thread) = self.current {
+                    self.revoke_resume = Some((thread, at, from));
+                    self.restart_syscall();
+                }
+                return Ok((0, 0));
             }
-            // Teardown only deletes, so a surviving slot is still below `at`; if it
-            // emptied the next start, the walk begins again from the top.
-            from = if occupied(parent) { parent } else { at };
         }
     }
 
@@ -761,37 +873,68 @@ impl Kernel {
     /// its object, destroys the object, with everything that cascades from it (a TCB's
     /// slots, a CNode's slots, and so on through any nesting).
     ///
-    /// Uses no kernel memory: each outcome is handled as soon as it is produced, and
-    /// destroyed CNodes wait to be emptied on a [`DyingCNodes`] stack linked through
-    /// their own slot 0. Recursion is one level deep at most (a TCB's slots hold no
-    /// TCB).
+    /// Uses no kernel memory: destroyed CNodes wait to be emptied on a [`DyingCNodes`]
+    /// stack linked through their own slot 0. Recursion is one level deep at most (a
+    /// TCB's slots hold no TCB). The teardown stops for a pending interrupt and is
+    /// then finished by the next system call, before it does anything else.
     pub(crate) fn release(&mut self, outcome: DeleteOutcome) {
-        let mut dying = DyingCNodes::new();
-        self.retire(&outcome, &mut dying);
-        while let Some(cnode) = dying.pop(&mut CSpace::new(&mut KernelSlots)) {
-            // Slot 0 holds no capability (and `pop` emptied it).
-            for index in 1..1u32 << cap_radix(&cnode) {
-                let slot = SlotRef::new(cnode.object, index);
-                if let Ok(outcome) = CSpace::new(&mut KernelSlots).delete(slot) {
-                    self.retire(&outcome, &mut dying);
+        self.retire(&outcome);
+        self.finish_teardown(&mut Budget::new());
+    }
+
+    /// Whether destroyed CNodes wait to be emptied.
+    fn teardown_pending(&self) -> bool {
+        self.emptying.is_some() || !self.dying.is_empty()
+    }
+
+    /// Empties the destroyed CNodes, one slot at a time, destroying in turn what that
+    /// deletes; returns `false` if it stopped for a pending interrupt with work left.
+    ///
+    /// The progress lives in the kernel (the stack of dying CNodes and the slot reached
+    /// in the one being emptied), so however big a teardown is, and whichever system
+    /// call finishes it, no slot is looked at twice.
+    fn finish_teardown(&mut self, budget: &mut Budget) -> bool {
+        loop {
+            let (cnode, index) = match self.emptying {
+                Some(emptying) => emptying,
+                // Slot 0 holds no capability (and `pop` emptied it).
+                None => match self.dying.pop(&mut CSpace::new(&mut KernelSlots)) {
+                    Some(cnode) => (cnode, 1),
+                    None => return true,
+                },
+            };
+            if index >= 1u32 << cap_radix(&cnode) {
+                self.emptying = None;
+                continue;
+            }
+            self.emptying = Some((cnode, index + 1));
+            let slot = SlotRef::new(cnode.object, index);
+            let units = match CSpace::new(&mut KernelSlots).delete(slot) {
+                Ok(outcome) => {
+                    self.retire(&outcome);
+                    DELETION_UNITS
                 }
+                Err(_) => 1,
+            };
+            if budget.spend(units) && self.teardown_pending() {
+                return false;
             }
         }
     }
 
     /// Handles one deletion: unmaps a frame capability's mapping and destroys the
     /// object if the capability was its last; a destroyed CNode goes onto `dying`.
-    fn retire(&mut self, outcome: &DeleteOutcome, dying: &mut DyingCNodes) {
+    fn retire(&mut self, outcome: &DeleteOutcome) {
         // Every frame capability carries its own mapping.
         if outcome.cap.object_type.is_frame() {
             self.unmap_frame(&outcome.cap);
         }
         if outcome.last_reference {
-            self.destroy_object(&outcome.cap, dying);
+            self.destroy_object(&outcome.cap);
         }
     }
 
-    fn destroy_object(&mut self, cap: &Capability, dying: &mut DyingCNodes) {
+    fn destroy_object(&mut self, cap: &Capability) {
         match cap.object_type {
             ObjectType::Tcb => {
                 let thread = cap.object;
@@ -810,7 +953,7 @@ impl Kernel {
                         // A CNode, an address space or a frame (`tcb_configure` checks
                         // the types), never a TCB: this recursion stops here.
                         debug_assert_ne!(outcome.cap.object_type, ObjectType::Tcb);
-                        self.retire(&outcome, dying);
+                        self.retire(&outcome);
                     }
                 }
             }
@@ -828,7 +971,7 @@ impl Kernel {
                     flush_asid(asid);
                 }
             }
-            ObjectType::CNode => dying.push(&mut CSpace::new(&mut KernelSlots), *cap),
+            ObjectType::CNode => self.dying.push(&mut CSpace::new(&mut KernelSlots), *cap),
             ObjectType::PageTable => self.unmap_page_table(cap),
             ObjectType::Endpoint => self.cancel_all_waiters(cap.object),
             ObjectType::Notification => {

@@ -93,7 +93,7 @@ const ZEROING_STEP_BYTES: u64 = 64 << 10;
 
 /// Whether an interrupt is pending at this CPU (`ISR_EL1.I`), masked or not: the
 /// kernel's preemption point. Reading it acknowledges nothing.
-fn interrupt_pending() -> bool {
+pub(crate) fn interrupt_pending() -> bool {
     const ISR_EL1_I: u64 = 1 << 7;
     crate::arch::read_sysreg!("isr_el1") & ISR_EL1_I != 0
 }

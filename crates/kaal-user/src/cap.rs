@@ -175,7 +175,9 @@ impl<T: ObjectKind> Cap<T> {
         call(Syscall::CapDelete, [self.slot, 0, 0, 0, 0, 0]).map(|_| ())
     }
 
-    /// Deletes every capability derived from this one; returns how many went.
+    /// Deletes every capability derived from this one; returns how many went in the
+    /// kernel's last issue of the call (a long revoke is restarted after interrupts, and
+    /// only the issue that finishes returns a count).
     pub fn revoke(&self) -> Result<u64, Error> {
         call(Syscall::CapRevoke, [self.slot, 0, 0, 0, 0, 0]).map(|(count, _)| count)
     }

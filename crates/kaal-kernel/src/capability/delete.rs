@@ -97,6 +97,26 @@ impl<S: SlotStore + ?Sized> CSpace<'_, S> {
         }
     }
 
+    /// Walks at most `max` first-child links down from `from`; returns where it stopped
+    /// (a leaf, unless it ran out of links to follow) and how many it followed. With
+    /// [`CSpace::revoke_step`] from a leaf, a revoke can stop part way down a deep
+    /// derivation chain and carry on from there.
+    ///
+    /// Errors: [`CapError::InvalidSlot`], [`CapError::EmptySlot`].
+    pub fn descend(&self, from: SlotRef, max: usize) -> Result<(SlotRef, usize), CapError> {
+        self.occupied(from)?;
+        let mut at = from;
+        let mut walked = 0;
+        while walked < max {
+            let Some(child) = self.node(at).first_child else {
+                break;
+            };
+            at = child;
+            walked += 1;
+        }
+        Ok((at, walked))
+    }
+
     /// One step of a revoke of `at`: walks first-child links down from `from` (`at` or
     /// a descendant of it) to a leaf and deletes it. Returns the outcome and the leaf's
     /// parent, where the next step starts (the walk back up is one step, so a revoke

@@ -6,13 +6,21 @@
 //! thread runs is how long the kernel kept the interrupt waiting (at most one step of the
 //! retype's zeroing, plus exception entry, delivery and the switch), counted exactly.
 //! Prints the worst of `ROUNDS`.
+//!
+//! Then the same during a revoke of over 100,000 capabilities: a lower-priority thread
+//! copies an endpoint capability into every slot of 25 radix-12 CNodes and, a millisecond
+//! of virtual time before each alarm is due, revokes the endpoint, so every alarm falls
+//! in the revoke (which takes tens of milliseconds).
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use kaal_abi::rights;
 use kaal_abi::slots;
-use kaal_user::cap::{self, Cap, Frame2M, Frame4K, IrqControl, IrqHandler, Notification, Untyped};
+use kaal_user::cap::{
+    self, CNode, Cap, Endpoint, Frame2M, Frame4K, IrqControl, IrqHandler, Notification, Untyped,
+};
 use kaal_user::memory::MappedFrame;
 use kaal_user::{BootInfo, println, sys, thread, time};
 
@@ -30,6 +38,19 @@ static UNTYPED: AtomicU64 = AtomicU64::new(0);
 static FRAMES: AtomicU64 = AtomicU64::new(0);
 static STOP: AtomicBool = AtomicBool::new(false);
 static RETYPES: AtomicU64 = AtomicU64::new(0);
+/// The revoke phase: the endpoint, the first of the CNodes, the counter value at which
+/// the next alarm is due (0 before the first), revokes done, failures.
+static ENDPOINT: AtomicU64 = AtomicU64::new(0);
+static CNODES: AtomicU64 = AtomicU64::new(0);
+static DUE: AtomicU64 = AtomicU64::new(0);
+static REVOKES: AtomicU64 = AtomicU64::new(0);
+static REVOKE_FAILED: AtomicBool = AtomicBool::new(false);
+/// A notification the revoking thread signals after each revoke (or failure).
+static FINISHED: AtomicU64 = AtomicU64::new(0);
+const CNODE_COUNT: u64 = 25;
+const CNODE_RADIX: u8 = 12;
+/// Capabilities each revoke removes: every slot but slot 0 of each CNode.
+const REVOKED: u64 = CNODE_COUNT * ((1 << CNODE_RADIX) - 1);
 
 /// Retypes the untyped into 2 MiB frames and revokes them until told to stop.
 fn retyper(_: usize) -> u64 {
@@ -43,6 +64,44 @@ fn retyper(_: usize) -> u64 {
             return 1;
         }
         RETYPES.fetch_add(1, Ordering::Relaxed);
+    }
+    0
+}
+
+/// For each alarm: fills the CNodes with copies of the endpoint, waits until a
+/// millisecond before the alarm is due, and revokes them all.
+fn revoker(_: usize) -> u64 {
+    let endpoint = Cap::<Endpoint>::from_slot(ENDPOINT.load(Ordering::Relaxed));
+    let first = CNODES.load(Ordering::Relaxed);
+    let finished = Cap::<Notification>::from_slot(FINISHED.load(Ordering::Relaxed));
+    let mut done_for = 0;
+    while !STOP.load(Ordering::Relaxed) {
+        let due = DUE.load(Ordering::Relaxed);
+        if due == done_for {
+            continue;
+        }
+        for cnode in first..first + CNODE_COUNT {
+            for index in 1..1 << CNODE_RADIX {
+                if endpoint
+                    .copy_to(Cap::<CNode>::from_slot(cnode), index, rights::READ)
+                    .is_err()
+                {
+                    REVOKE_FAILED.store(true, Ordering::Relaxed);
+                    let _ = finished.signal();
+                    return 1;
+                }
+            }
+        }
+        let start = due.saturating_sub(time::ticks_per_second() / 1000);
+        while time::now_ticks() < start {}
+        if endpoint.revoke().is_err() || endpoint.identify().is_err() {
+            REVOKE_FAILED.store(true, Ordering::Relaxed);
+            let _ = finished.signal();
+            return 1;
+        }
+        REVOKES.fetch_add(1, Ordering::Relaxed);
+        done_for = due;
+        let _ = finished.signal();
     }
     0
 }
@@ -120,6 +179,48 @@ fn main(boot: &BootInfo<'_>) -> i32 {
         "[bench] retype_interrupt_latency_worst: {worst} instructions ({} MiB retyped {} times)",
         1u64 << (bits - 20),
         RETYPES.load(Ordering::Relaxed)
+    );
+
+    // A revoke of over 100,000 capabilities instead.
+    let endpoint: Cap<Endpoint> = parent.retype_one(0).unwrap_or_else(|_| fail("endpoint"));
+    let first = cap::allocate_slots(CNODE_COUNT).unwrap_or_else(|_| fail("CNode slots"));
+    if parent
+        .retype::<CNode>(CNODE_RADIX, first, CNODE_COUNT as u32)
+        .is_err()
+    {
+        fail("CNodes");
+    }
+    let finished: Cap<Notification> = parent
+        .retype_one(0)
+        .unwrap_or_else(|_| fail("notification"));
+    FINISHED.store(finished.slot(), Ordering::Relaxed);
+    ENDPOINT.store(endpoint.slot(), Ordering::Relaxed);
+    CNODES.store(first, Ordering::Relaxed);
+    STOP.store(false, Ordering::Relaxed);
+    if thread::spawn(revoker, 0, 10).is_err() {
+        fail("revoking thread");
+    }
+    let mut worst = 0;
+    for _ in 0..ROUNDS {
+        let at = rtc.read32(RTCDR).unwrap_or(0).wrapping_add(1);
+        let due = time::now_ticks() + time::ticks_per_second();
+        DUE.store(due, Ordering::Relaxed);
+        rtc.write32(RTCMR, at);
+        if alarm.wait().is_err() {
+            fail("waiting for the alarm");
+        }
+        worst = worst.max(time::now_ticks().saturating_sub(due) * nanoseconds_per_tick);
+        rtc.write32(RTCICR, 1);
+        let _ = handler.ack();
+        // Let the revoke end before the next round.
+        if finished.wait().is_err() || REVOKE_FAILED.load(Ordering::Relaxed) {
+            fail("the revoking thread failed");
+        }
+    }
+    STOP.store(true, Ordering::Relaxed);
+    println!(
+        "[bench] revoke_interrupt_latency_worst: {worst} instructions ({REVOKED} capabilities revoked {} times)",
+        REVOKES.load(Ordering::Relaxed)
     );
     println!("[bench] done");
     sys::debug_exit(0);

@@ -579,9 +579,27 @@ fn main(boot: &BootInfo<'_>) -> i32 {
                     .copy(slot, rights::WRITE)
                     .map_err(|e| format!("copy to {slot}: {e:?}"))?;
             }
+            // The count is of the last issue: a revoke this size is restarted for
+            // interrupts part way.
             let removed = endpoint.revoke().map_err(err)?;
-            check!(removed == 4095 + 1500, "revoke removed {removed}");
+            check!(
+                (1..=4095 + 1500).contains(&removed),
+                "revoke removed {removed}"
+            );
             check!(endpoint.identify().is_ok(), "the original survives");
+            for slot in first..first + 1500 {
+                expect(
+                    cap::identify(slot),
+                    Error::InvalidCapability,
+                    "a copy after the revoke",
+                )?;
+            }
+            // Every slot of the CNode is free again.
+            for index in [1, 2048, 4095] {
+                endpoint
+                    .copy_to(big, index, rights::READ)
+                    .map_err(|e| format!("copy {index} after the revoke: {e:?}"))?;
+            }
             big.delete().map_err(err)?;
             Ok(())
         },
@@ -780,8 +798,9 @@ fn main(boot: &BootInfo<'_>) -> i32 {
             let slot = chain.head.slot();
             chain.head.delete().map_err(err)?;
             cap::free_slot(slot).map_err(err)?;
-            let removed = scale.revoke().map_err(|e| format!("revoke: {e:?}"))?;
-            check!(removed >= 1, "revoke removed {removed}");
+            // (Restarted for interrupts while it tears the chain down, it may count 0
+            // in the issue that finishes.)
+            scale.revoke().map_err(|e| format!("revoke: {e:?}"))?;
             expect(thread.identify(), Error::InvalidCapability, "the thread")?;
             cap::free_slot(thread.slot()).map_err(err)?;
             all_memory_back(scale)
@@ -803,12 +822,22 @@ fn main(boot: &BootInfo<'_>) -> i32 {
                         .map_err(|e| format!("copy {cnode}/{index}: {e:?}"))?;
                 }
             }
+            // The count is of the last issue: a revoke this size is restarted for
+            // interrupts part way.
             let removed = endpoint.revoke().map_err(err)?;
             check!(
-                removed == CHAIN_LINKS * 4095 && removed >= 100_000,
+                (1..=CHAIN_LINKS * 4095).contains(&removed),
                 "revoke removed {removed}"
             );
             check!(endpoint.identify().is_ok(), "the original survives");
+            // Every slot is free again.
+            for cnode in first..first + CHAIN_LINKS {
+                for index in [1, 4095] {
+                    endpoint
+                        .copy_to(Cap::from_slot(cnode), index, rights::READ)
+                        .map_err(|e| format!("copy {cnode}/{index} after the revoke: {e:?}"))?;
+                }
+            }
             for slot in (first..first + CHAIN_LINKS).chain([endpoint.slot()]) {
                 Cap::<CNode>::from_slot(slot).delete().map_err(err)?;
                 cap::free_slot(slot).map_err(err)?;
