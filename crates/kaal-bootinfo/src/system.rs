@@ -96,7 +96,7 @@ pub const SYSTEM_MAGIC: [u8; 8] = *b"KAALSYS1";
 /// Major version of the encoding. A different major is incompatible.
 pub const SYSTEM_VERSION_MAJOR: u16 = 1;
 /// Minor version of the encoding. A newer minor only appends fields.
-pub const SYSTEM_VERSION_MINOR: u16 = 0;
+pub const SYSTEM_VERSION_MINOR: u16 = 1;
 
 /// Size of the header of version 1.0 (bytes).
 const HEADER_SIZE: usize = 24;
@@ -111,8 +111,23 @@ pub mod services {
     pub const PROCESSES: u32 = 2;
     /// Control the system (power off, debug exit).
     pub const SYSTEM_CONTROL: u32 = 4;
+    /// Hold DMA-capable devices ([`super::is_dma_capable`]): `dma = true` in the
+    /// component's table. Without an IOMMU such a device can read and write any memory,
+    /// so the component is trusted with all of it.
+    pub const DMA: u32 = 8;
     /// Every bit this version knows.
-    pub(crate) const KNOWN: u32 = MEMORY | PROCESSES | SYSTEM_CONTROL;
+    pub(crate) const KNOWN: u32 = MEMORY | PROCESSES | SYSTEM_CONTROL | DMA;
+}
+
+/// Device-tree `compatible` strings of devices that can master DMA on the machines KaaL
+/// runs on (QEMU `virt`): a driver holding one can make the device read or write any
+/// physical memory, the kernel's included, since no IOMMU confines it. A component gets
+/// such a device only if its description says `dma = true` ([`services::DMA`]).
+pub const DMA_CAPABLE: &[&str] = &["virtio,mmio", "qemu,fw-cfg-mmio", "pci-host-ecam-generic"];
+
+/// Whether a device with this `compatible` string can master DMA ([`DMA_CAPABLE`]).
+pub fn is_dma_capable(compatible: &str) -> bool {
+    DMA_CAPABLE.contains(&compatible)
 }
 
 /// A whole KaaL system: its components, the devices they drive and how they talk.

@@ -322,6 +322,16 @@ impl Broker {
                     name: device_name.clone(),
                 },
             )?;
+            // A description checked by `kaal-build` never asks this; one made another way
+            // is held to the same rule.
+            if kaal_bootinfo::system::is_dma_capable(&device.compatible)
+                && spec.services & kaal_bootinfo::system::services::DMA == 0
+            {
+                return Err(BrokerError::DmaNotTrusted {
+                    component: spec.name.clone(),
+                    device: device_name.clone(),
+                });
+            }
             let grant =
                 self.device_for(DeviceId::new(&device.compatible, device.index), Owner(id))?;
             // The frames in the grant are copies already: keep them all (so that they go

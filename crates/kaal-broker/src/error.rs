@@ -44,6 +44,17 @@ pub enum BrokerError {
         /// The name.
         name: String,
     },
+    /// A DMA-capable device was to go to a component its description does not trust with
+    /// DMA (`dma = true`): without an IOMMU the device could read and write all memory.
+    #[error(
+        "device `{device}` can read and write all memory by DMA, and component `{component}` is not trusted with that (`dma = true`)"
+    )]
+    DmaNotTrusted {
+        /// The component.
+        component: String,
+        /// The device.
+        device: String,
+    },
     /// A channel's shape is invalid.
     #[error("channel `{name}` has an invalid capacity or element type")]
     BadChannel {
@@ -94,6 +105,7 @@ impl BrokerError {
             Self::Process(kaal_user::process::ProcessError::Kernel(error)) => *error,
             Self::Quota(_) | Self::Untyped(_) | Self::TooLarge { .. } => Error::NotEnoughMemory,
             Self::Device(_) => Error::IllegalOperation,
+            Self::DmaNotTrusted { .. } => Error::MissingRights,
             Self::Slots(_) | Self::Virtual(_) | Self::TooManyComponents => Error::OutOfResources,
             _ => Error::InvalidArgument,
         }

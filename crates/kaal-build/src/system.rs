@@ -161,6 +161,7 @@ const COMPONENT_KEYS: &[&str] = &[
     "types",
     "arguments",
     "driver",
+    "dma",
 ];
 const RESTART_KEYS: &[&str] = &["at_most", "within_seconds"];
 const CHANNEL_KEYS: &[&str] = &["element", "capacity", "from", "to"];
@@ -557,6 +558,18 @@ impl Parser<'_> {
         })
     }
 
+    fn boolean(&self, value: &Value<'_>, what: &str) -> Result<bool> {
+        value.get_ref().as_bool().ok_or_else(|| {
+            self.error(
+                value.span(),
+                format!(
+                    "{what} must be true or false, found {}",
+                    kind(value.get_ref())
+                ),
+            )
+        })
+    }
+
     fn integer(&self, value: &Value<'_>, what: &str) -> Result<i128> {
         let int = value.get_ref().as_integer().ok_or_else(|| {
             self.error(
@@ -909,9 +922,26 @@ impl Parser<'_> {
             None => RestartPolicy::Never,
         };
 
+        let dma = match get(table, "dma") {
+            Some(v) => self.boolean(v, &of("dma"))?,
+            None => false,
+        };
         let mut devices = Vec::new();
         if let Some(v) = get(table, "devices") {
             for (device, span) in self.strings(v, &of("devices"))? {
+                if let Some(spec) = system.device(device)
+                    && kaal_bootinfo::system::is_dma_capable(&spec.compatible)
+                    && !dma
+                {
+                    return Err(self.error(
+                        span,
+                        format!(
+                            "device `{device}` ({}) in {} can read and write all memory by DMA (no IOMMU confines it): trust {what} with that by adding `dma = true` to its table",
+                            spec.compatible,
+                            of("devices")
+                        ),
+                    ));
+                }
                 if system.device(device).is_none() {
                     return Err(self.error(
                         span,
@@ -1026,7 +1056,12 @@ impl Parser<'_> {
                 restart,
                 devices,
                 irqs,
-                services: service_bits,
+                services: service_bits
+                    | if dma {
+                        kaal_bootinfo::system::services::DMA
+                    } else {
+                        0
+                    },
                 arguments,
             },
             quota_span,

@@ -454,6 +454,32 @@ fn unknown_device() {
 }
 
 #[test]
+fn dma_capable_device_needs_dma_trust() {
+    rejects_at(
+        "[devices.disk]\ncompatible = \"virtio,mmio\"\nindex = 31\n[components.a]\ndevices = [\"disk\"]\n",
+        5,
+        Some(12),
+        "device `disk` (virtio,mmio) in `devices` of component `a` can read and write all memory by DMA (no IOMMU confines it): trust component `a` with that by adding `dma = true` to its table",
+    );
+    rejects(
+        "[components.a]\ndma = \"yes\"\n",
+        2,
+        "`dma` of component `a` must be true or false",
+    );
+    let toml = "[devices.disk]\ncompatible = \"virtio,mmio\"\n[devices.rtc]\ncompatible = \"arm,pl031\"\n[components.a]\ndevices = [\"disk\"]\ndma = true\n[components.b]\ndevices = [\"rtc\"]\n";
+    let system = kaal_build::system::parse(std::path::Path::new("system.toml"), toml, 256 << 20)
+        .expect("a trusted component may hold a DMA-capable device");
+    assert_ne!(
+        system.components[0].services & kaal_bootinfo::system::services::DMA,
+        0
+    );
+    assert_eq!(
+        system.components[1].services & kaal_bootinfo::system::services::DMA,
+        0
+    );
+}
+
+#[test]
 fn device_granted_to_two_components() {
     rejects(
         "[devices.rtc]\ncompatible = \"arm,pl031\"\n[components.a]\ndevices = [\"rtc\"]\n[components.b]\ndevices = [\"rtc\"]\n",
