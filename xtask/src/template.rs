@@ -281,11 +281,12 @@ pub fn smoke_test(args: &Args) -> Tally {
             println!("template: the full variant did not pass; its further checks are skipped");
             tally += Tally {
                 passed: 0,
-                failed: 5,
+                failed: 6,
             };
             continue;
         }
         tally += Tally::one(malformed_description_fails_the_build(&dir));
+        tally += Tally::one(untrusted_dma_fails_the_build(&dir));
         tally += Tally::one(debug_session(&dir, args));
         tally += Tally::one(files_persist(&dir, args));
         tally += Tally::one(corrupt_disk_is_reported(&dir, args));
@@ -593,6 +594,43 @@ fn corrupt_disk_is_reported(dir: &Path, args: &Args) -> bool {
     } else {
         println!("template: corrupt disk image: expected `ls: ...FAT...`, got `{answer}` FAILED");
         save_and_show(&output, "template-corrupt-disk");
+    }
+    ok
+}
+
+/// `cargo xtask build` in the generated project refuses a `system.toml` that grants the
+/// virtio-blk device to a component not trusted with DMA (its `dma = true` removed); the
+/// file is restored afterwards.
+fn untrusted_dma_fails_the_build(dir: &Path) -> bool {
+    let path = dir.join("system.toml");
+    let Ok(original) = std::fs::read_to_string(&path) else {
+        return false;
+    };
+    let trusted = "\ndma = true\n";
+    if !original.contains(trusted) {
+        println!("template: system.toml has no `dma = true` line");
+        return false;
+    }
+    if std::fs::write(&path, original.replacen(trusted, "\n", 1)).is_err() {
+        return false;
+    }
+    let output = process::output(&mut smoke_xtask(dir, &["build"]));
+    let restored = std::fs::write(&path, &original).is_ok();
+    let Ok(output) = output else {
+        return false;
+    };
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let expected = "can read and write all memory by DMA";
+    let ok = !output.status.success() && stderr.contains(expected) && restored;
+    if ok {
+        println!("template: a DMA-capable device granted without `dma = true` fails the build");
+    } else {
+        println!(
+            "template: granting the virtio disk without `dma = true` did not fail the build FAILED"
+        );
+        for line in stderr.lines().rev().take(10) {
+            println!("    | {line}");
+        }
     }
     ok
 }
