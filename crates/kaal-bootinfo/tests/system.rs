@@ -222,6 +222,9 @@ fn insert(bytes: &[u8], at: usize, extra: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A minor version newer than this decoder's.
+const NEWER: u16 = SYSTEM_VERSION_MINOR + 1;
+
 #[test]
 fn newer_minor_may_grow_header_record_and_body() {
     let system = sample();
@@ -230,9 +233,9 @@ fn newer_minor_may_grow_header_record_and_body() {
     // A larger header.
     let mut grown = insert(&bytes, 24, &[0xEE; 8]);
     set_u32(&mut grown, 12, 32);
-    set_u16(&mut grown, 10, 1);
+    set_u16(&mut grown, 10, NEWER);
     assert_eq!(SystemDescription::decode(&grown), Ok(system.clone()));
-    set_u16(&mut grown, 10, 0);
+    set_u16(&mut grown, 10, SYSTEM_VERSION_MINOR);
     assert!(matches!(
         SystemDescription::decode(&grown),
         Err(SystemError::TrailingBytes {
@@ -249,7 +252,7 @@ fn newer_minor_may_grow_header_record_and_body() {
     set_u32(&mut grown, 24, record_len + 4);
     set_u16(&mut grown, 10, 7);
     assert_eq!(SystemDescription::decode(&grown), Ok(system.clone()));
-    set_u16(&mut grown, 10, 0);
+    set_u16(&mut grown, 10, SYSTEM_VERSION_MINOR);
     assert!(matches!(
         SystemDescription::decode(&grown),
         Err(SystemError::TrailingBytes {
@@ -261,9 +264,9 @@ fn newer_minor_may_grow_header_record_and_body() {
 
     // Bytes after the last section.
     let mut grown = insert(&bytes, bytes.len(), &[0xEE; 5]);
-    set_u16(&mut grown, 10, 1);
+    set_u16(&mut grown, 10, NEWER);
     assert_eq!(SystemDescription::decode(&grown), Ok(system.clone()));
-    set_u16(&mut grown, 10, 0);
+    set_u16(&mut grown, 10, SYSTEM_VERSION_MINOR);
     let err = SystemDescription::decode(&grown).unwrap_err();
     assert_eq!(
         err,
@@ -290,7 +293,7 @@ fn unknown_services_only_from_newer_minor() {
         }
     );
     assert!(err.to_string().contains("`shell`"));
-    set_u16(&mut bytes, 10, 1);
+    set_u16(&mut bytes, 10, NEWER);
     assert_eq!(SystemDescription::decode(&bytes), Ok(system));
 }
 
