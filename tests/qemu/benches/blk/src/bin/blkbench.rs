@@ -7,12 +7,8 @@
 #![no_main]
 #![forbid(unsafe_code)]
 
-#[path = "../../../../suites/blk/src/protocol.rs"]
-#[allow(dead_code)]
-mod protocol;
-
 use kaal_user::{println, time};
-use protocol::{BlkReply, BlkRequest, HELLO, OK, READ};
+use protocol::blk::{BlkReply, BlkRequest, HELLO, OK, READ};
 
 kaal_user::component!(main);
 

@@ -13,10 +13,6 @@
 
 extern crate alloc;
 
-#[allow(dead_code)]
-#[path = "../protocol.rs"]
-mod protocol;
-
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::format;
 use alloc::string::String;
@@ -25,6 +21,7 @@ use core::cell::{Cell, RefCell};
 use kaal_ipc::PushError;
 use kaal_test_harness::{Suite, check};
 use kaal_user::startup::{ChannelConsumer, ChannelProducer, PeerState};
+use protocol::blk as protocol;
 use protocol::{
     BAD_REQUEST, BlkReply, BlkRequest, CRASH_AFTER, CRASH_BEFORE, FLUSH, HELLO, INFO, OK,
     OUT_OF_RANGE, READ, SECTOR, SLOTS, WRITE,
