@@ -88,6 +88,12 @@ fn run_image(
             Some((name.to_owned(), count))
         })
         .collect();
+    // Figures with a note on how they were made are shown whole.
+    for line in output.stdout.lines().map(str::trim) {
+        if line.starts_with("[bench] ") && line.contains(" instructions (") {
+            println!("{line}");
+        }
+    }
     if results.is_empty() || !output.stdout.contains("[bench] done") {
         eprintln!("{}", output.stdout);
         return Err(format!("the benchmark {package} did not finish").into());

@@ -33,9 +33,16 @@
 /// Version of this ABI as (major, minor). A major change breaks old binaries.
 pub const ABI_VERSION: (u16, u16) = (0, 1);
 
-/// Largest number of bytes one [`Syscall::ConsoleWrite`] accepts. Small, so that one call
-/// keeps the kernel (which sends the bytes with interrupts masked) busy for at most a few
-/// tens of milliseconds on a 115200-baud UART; `kaal-user` splits longer writes.
+/// Largest number of objects one [`Syscall::UntypedRetype`] creates. The zeroing of a
+/// retype is preempted and restarted, but creating the objects is one step with
+/// interrupts masked, so the count is bounded (as by seL4's retype fan-out limit): a
+/// larger count is [`Error::InvalidArgument`]. `kaal-user` splits larger requests into
+/// calls of at most this many.
+pub const RETYPE_MAX_COUNT: u64 = 256;
+
+/// Largest number of bytes one [`Syscall::ConsoleWrite`] accepts, so that one call keeps
+/// the kernel (which sends the bytes with interrupts masked) busy for a bounded time;
+/// it also stops early when the UART's FIFO is full. `kaal-user` splits longer writes.
 pub const CONSOLE_WRITE_MAX_BYTES: usize = 256;
 
 /// How every line of the kernel's own console messages starts. A line a user task
@@ -102,7 +109,9 @@ numbered! {
         /// through a [`ObjectType::Console`] capability with the write right. A line
         /// that starts like a kernel message ([`CONSOLE_KERNEL_PREFIX`]) is marked as
         /// user output ([`CONSOLE_USER_MARK`]). Returns the number of bytes written in
-        /// `x1`.
+        /// `x1`: fewer than `len` (but at least one) when the UART's transmit FIFO
+        /// filled, so that the kernel never waits for the line to drain; the caller
+        /// writes the rest with another call (`kaal-user` does).
         ConsoleWrite = 1,
         /// `yield()`: gives up the rest of the time slice to threads of equal priority.
         Yield = 2,

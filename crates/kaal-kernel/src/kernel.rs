@@ -574,8 +574,10 @@ impl Kernel {
             Some(ObjectType::Tcb) => {
                 for index in 0..count {
                     let thread = address + (index << crate::capability::TCB_SIZE_BITS);
-                    // SAFETY: retype just carved this TCB from untyped RAM.
-                    unsafe { self.initialise_tcb(thread) };
+                    let number = self.next_thread_number;
+                    self.next_thread_number += 1;
+                    // SAFETY: retype just carved this TCB from untyped RAM, zeroed.
+                    unsafe { Tcb::initialise_zeroed(phys_to_virt(thread) as *mut Tcb, number) };
                 }
             }
             Some(ObjectType::AddressSpace) => {
@@ -782,16 +784,18 @@ impl Kernel {
     }
 
     /// Writes at most [`CONSOLE_WRITE_MAX_BYTES`] bytes of the caller's memory to the
-    /// console (interrupts are masked meanwhile, so the bound bounds the time), marking
+    /// console (interrupts are masked meanwhile, so the bound bounds the time; a full
+    /// UART FIFO ends the write early, see [`crate::console::write_user`]), marking
     /// lines that look like the kernel's (the caller's capability is checked already).
+    /// Returns how many bytes were written.
     fn console_write(&mut self, pointer: u64, length: u64) -> SyscallResult {
         if length > CONSOLE_WRITE_MAX_BYTES as u64 {
             return Err(Error::InvalidArgument);
         }
         let mut buffer = [0u8; CONSOLE_WRITE_MAX_BYTES];
         self.copy_from_user(pointer, &mut buffer[..length as usize])?;
-        crate::console::write_user(&buffer[..length as usize]);
-        Ok((length, 0))
+        let written = crate::console::write_user(&buffer[..length as usize]);
+        Ok((written as u64, 0))
     }
 
     /// `cap_revoke`: deletes every descendant of the capability at `pointer`, one at a

@@ -235,6 +235,10 @@ impl CapabilityCalls<'_> {
     ) -> Result<Option<u64>, Error> {
         let ty = ObjectType::from_raw(ty).ok_or(Error::InvalidArgument)?;
         let user_size_bits = u8::try_from(user_size_bits).map_err(|_| Error::InvalidArgument)?;
+        // Creating the objects is one step with interrupts masked: bounded.
+        if count > kaal_abi::RETYPE_MAX_COUNT {
+            return Err(Error::InvalidArgument);
+        }
         let count = u32::try_from(count).map_err(|_| Error::InvalidArgument)?;
         let (source, first) = (self.slot(untyped)?, self.slot(destination)?);
         let mut slots = KernelSlots;

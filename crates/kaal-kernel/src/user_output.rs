@@ -28,10 +28,39 @@ use kaal_abi::{CONSOLE_KERNEL_PREFIX, CONSOLE_USER_MARK};
 /// Sends `bytes` (from a task) to `emit`, with [`CONSOLE_USER_MARK`] before every line
 /// that starts like a kernel message. `line_start` says whether the console is at the
 /// start of a line before the first byte; returns whether it is after the last.
-pub fn mark(bytes: &[u8], line_start: bool, mut emit: impl FnMut(u8)) -> bool {
+pub fn mark(bytes: &[u8], line_start: bool, emit: impl FnMut(u8)) -> bool {
+    mark_while(bytes, line_start, emit, || true).1
+}
+
+/// [`mark`], stopping before a byte (other than the first) when `room` says the output
+/// has no room left; returns how many bytes were consumed (at least one of a non-empty
+/// `bytes`) and whether the console is at the start of a line after them. A line
+/// marked before the stop stays marked: the check looks at the whole of `bytes`.
+///
+/// ```
+/// use kaal_kernel::user_output::mark_while;
+///
+/// let mut out = Vec::new();
+/// let mut room = 3;
+/// let (consumed, _) = mark_while(b"[kaal] x\n", true, |b| out.push(b), || {
+///     room -= 1;
+///     room > 0
+/// });
+/// assert_eq!(consumed, 3);
+/// assert_eq!(out, b"[user] [ka");
+/// ```
+pub fn mark_while(
+    bytes: &[u8],
+    line_start: bool,
+    mut emit: impl FnMut(u8),
+    mut room: impl FnMut() -> bool,
+) -> (usize, bool) {
     let prefix = CONSOLE_KERNEL_PREFIX.as_bytes();
     let mut at_start = line_start;
     for (i, &byte) in bytes.iter().enumerate() {
+        if i > 0 && !room() {
+            return (i, at_start);
+        }
         if at_start {
             let rest = &bytes[i..];
             let length = rest.len().min(prefix.len());
@@ -52,12 +81,42 @@ pub fn mark(bytes: &[u8], line_start: bool, mut emit: impl FnMut(u8)) -> bool {
         }
         at_start = byte == b'\n' || byte == b'\r';
     }
-    at_start
+    (bytes.len(), at_start)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::mark;
+    use super::{mark, mark_while};
+
+    #[test]
+    fn a_full_output_ends_the_write_after_at_least_one_byte() {
+        let text = b"[kaal] forged\nok\n";
+        for room in 0..=text.len() + 1 {
+            // Written in pieces of at most `room` bytes (at least one each), the output
+            // is the same as in one piece.
+            let (mut out, mut at_start, mut rest) = (Vec::new(), true, &text[..]);
+            while !rest.is_empty() {
+                let mut left = room;
+                let (consumed, end) = mark_while(
+                    rest,
+                    at_start,
+                    |b| out.push(b),
+                    || {
+                        left = left.saturating_sub(1);
+                        left > 0
+                    },
+                );
+                assert!(
+                    consumed >= 1 && consumed <= room.max(1),
+                    "{room}: {consumed}"
+                );
+                rest = &rest[consumed..];
+                at_start = end;
+            }
+            assert_eq!(out, b"[user] [kaal] forged\nok\n", "{room}");
+            assert!(at_start);
+        }
+    }
 
     fn marked(bytes: &[u8], line_start: bool) -> (String, bool) {
         let mut out = Vec::new();

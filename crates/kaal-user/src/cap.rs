@@ -200,22 +200,49 @@ pub fn identify(slot: u64) -> Result<(ObjectType, u64), Error> {
 impl Cap<Untyped> {
     /// Retypes `count` objects of kind `K` into the empty slots from `destination` on.
     /// `size_bits` is the size of an untyped object or the radix of a CNode (ignored
-    /// otherwise). Returns the physical address of the first object.
+    /// otherwise). Returns the physical address of the first object (the objects are
+    /// contiguous).
+    ///
+    /// One system call creates at most [`kaal_abi::RETYPE_MAX_COUNT`] objects; a larger
+    /// `count` is made in several, and if one of them fails, the capabilities the
+    /// earlier ones created are deleted again before the error is returned (their
+    /// memory comes back when the untyped is revoked or all its children are gone).
     pub fn retype<K: ObjectKind>(
         &self,
         size_bits: u8,
         destination: u64,
         count: u32,
     ) -> Result<u64, Error> {
-        let args = [
-            self.slot,
-            K::TYPE as u64,
-            u64::from(size_bits),
-            destination,
-            u64::from(count),
-            0,
-        ];
-        call(Syscall::UntypedRetype, args).map(|(address, _)| address)
+        let max = kaal_abi::RETYPE_MAX_COUNT as u32;
+        let mut first_address = None;
+        let mut done = 0;
+        loop {
+            let batch = (count - done).min(max);
+            let args = [
+                self.slot,
+                K::TYPE as u64,
+                u64::from(size_bits),
+                destination + u64::from(done),
+                // A count of 0 goes to the kernel, which refuses it.
+                u64::from(batch),
+                0,
+            ];
+            match call(Syscall::UntypedRetype, args) {
+                Ok((address, _)) => {
+                    first_address.get_or_insert(address);
+                    done += batch;
+                    if done == count {
+                        return Ok(first_address.unwrap_or(address));
+                    }
+                }
+                Err(error) => {
+                    for slot in destination..destination + u64::from(done) {
+                        let _ = call(Syscall::CapDelete, [slot, 0, 0, 0, 0, 0]);
+                    }
+                    return Err(error);
+                }
+            }
+        }
     }
 
     /// Retypes one object of kind `K` into a slot from the task-wide allocator.
@@ -499,18 +526,18 @@ impl Cap<Console> {
     pub fn write(&self, bytes: &[u8]) -> Result<usize, Error> {
         let mut written = 0;
         for piece in console_pieces(bytes) {
-            let (count, _) = call(
-                Syscall::ConsoleWrite,
-                [
-                    self.slot,
-                    piece.as_ptr() as u64,
-                    piece.len() as u64,
-                    0,
-                    0,
-                    0,
-                ],
-            )?;
-            written += count as usize;
+            // The kernel stops early when the UART's FIFO is full (taking at least one
+            // byte each time): the rest goes in the next call.
+            let mut rest = piece;
+            while !rest.is_empty() {
+                let (count, _) = call(
+                    Syscall::ConsoleWrite,
+                    [self.slot, rest.as_ptr() as u64, rest.len() as u64, 0, 0, 0],
+                )?;
+                let count = (count as usize).clamp(1, rest.len());
+                rest = &rest[count..];
+                written += count;
+            }
         }
         Ok(written)
     }

@@ -28,6 +28,15 @@ impl Pl011 {
         }
     }
 
+    /// Whether the transmit FIFO is full (the next byte would wait). A UART that has
+    /// stopped taking bytes (see [`Pl011::write_byte`]) counts as not full: its bytes
+    /// are dropped without waiting.
+    pub fn transmit_full(&self) -> bool {
+        // SAFETY: `new`'s contract: `base` maps the PL011 registers; FR is a 32-bit
+        // register at this offset, and reading it has no side effect.
+        !self.stalled && unsafe { read_volatile((self.base + FR) as *const u32) } & FR_TXFF != 0
+    }
+
     /// Sends one byte, waiting while the transmit FIFO is full, but not forever: a UART
     /// shared with a user-space driver (`kaal.console=shared`) may have been switched off
     /// by it, and the kernel must not hang on its console; the byte is then dropped, and

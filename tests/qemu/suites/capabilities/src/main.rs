@@ -210,6 +210,68 @@ fn main(boot: &BootInfo<'_>) -> i32 {
         Ok(())
     });
 
+    suite.run("retype_count_is_bounded", || {
+        // One call creates at most RETYPE_MAX_COUNT objects (the creation step keeps
+        // interrupts masked); the runtime splits larger counts, all or nothing.
+        let max = kaal_abi::RETYPE_MAX_COUNT;
+        let count = 2 * max + 88;
+        let child = untyped
+            .retype_one::<Untyped>(22)
+            .map_err(|e| format!("child untyped: {e:?}"))?;
+        let first = cap::allocate_slots(count).map_err(err)?;
+        let (status, _, _) = raw_syscall6(
+            Syscall::UntypedRetype as u64,
+            [
+                child.slot(),
+                ObjectType::Frame4K as u64,
+                0,
+                first,
+                max + 1,
+                0,
+            ],
+        );
+        check!(
+            status == Error::InvalidArgument as u64,
+            "a retype of {} objects gave {status}",
+            max + 1
+        );
+        check!(
+            cap::identify(first).is_err(),
+            "the refused retype created something"
+        );
+        // Split by the runtime: contiguous objects, every slot filled.
+        let base = child
+            .retype::<Frame4K>(0, first, count as u32)
+            .map_err(|e| format!("{count} frames: {e:?}"))?;
+        for slot in first..first + count {
+            check!(
+                cap::identify(slot).map(|c| c.0) == Ok(ObjectType::Frame4K),
+                "frame {slot}"
+            );
+        }
+        child.revoke().map_err(err)?;
+        // A split retype whose third call fails leaves no capability behind.
+        let blocker = first + 2 * max + 5;
+        child
+            .retype::<Frame4K>(0, blocker, 1)
+            .map_err(|e| format!("blocker: {e:?}"))?;
+        expect(
+            child.retype::<Frame4K>(0, first, count as u32),
+            Error::SlotOccupied,
+            "split retype into an occupied slot",
+        )?;
+        for slot in (first..first + count).filter(|&slot| slot != blocker) {
+            check!(cap::identify(slot).is_err(), "slot {slot} left filled");
+        }
+        child.revoke().map_err(err)?;
+        let again = child
+            .retype::<Frame4K>(0, first, count as u32)
+            .map_err(|e| format!("after revoke: {e:?}"))?;
+        check!(again == base, "memory not reused: {again:#x} vs {base:#x}");
+        child.revoke().map_err(err)?;
+        Ok(())
+    });
+
     suite.run("copy_mint_move_delete", || {
         let endpoint = untyped.retype_one::<Endpoint>(0).map_err(err)?;
         let reduced = endpoint
