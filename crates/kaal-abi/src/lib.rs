@@ -13,9 +13,16 @@
 //! |----------|-----------------------------|--------------------------------------------|
 //! | `x8`     | system-call number          | preserved                                  |
 //! | `x0..x5` | arguments                   | `x0`: 0 for success or an [`Error`] code   |
-//! | `x1`     |                             | the call's result value, if it has one     |
+//! | `x1`, `x2` |                           | the call's results on success, if it has any |
 //!
-//! All other general-purpose registers are preserved. `docs/abi.md` describes each call.
+//! All other general-purpose registers are preserved, and on an error only `x0` is
+//! written; IPC calls return their message in more registers (see [`MessageInfo`]).
+//! `docs/abi.md` describes each call.
+//!
+//! The crate is the one definition of the ABI's types: [`Syscall`], [`Error`],
+//! [`ObjectType`], [`Rights`], [`ThreadStatus`], [`UserRegisters`], [`IpcBuffer`] and
+//! [`MessageInfo`]. The kernel and `kaal-user` use these and keep no copies; the byte
+//! layouts convert through [`zerocopy`] and are frozen by tests.
 //!
 //! ## Versioning
 //!
@@ -29,6 +36,9 @@
 //! ```
 #![no_std]
 #![forbid(unsafe_code)]
+
+/// The zerocopy version the ABI's byte layouts derive with.
+pub use zerocopy;
 
 /// Version of this ABI as (major, minor). A major change breaks old binaries.
 pub const ABI_VERSION: (u16, u16) = (0, 1);
@@ -298,42 +308,246 @@ numbered! {
     from_code
 }
 
-numbered! {
-    /// Kernel object types, for `untyped_retype` and `cap_identify`.
-    pub enum ObjectType {
-        /// Untyped memory: the source of every other object.
-        Untyped = 1,
-        /// A thread control block.
-        Tcb = 2,
-        /// A synchronous IPC endpoint.
-        Endpoint = 3,
-        /// A notification word for asynchronous signals.
-        Notification = 4,
-        /// A node of capability slots.
-        CNode = 5,
-        /// A 4 KiB frame of memory.
-        Frame4K = 6,
-        /// A 2 MiB frame of memory.
-        Frame2M = 7,
-        /// A translation table (4 KiB).
-        PageTable = 8,
-        /// The root of an address space (an L1 table with an ASID).
-        AddressSpace = 9,
-        /// The right to create IRQ handler capabilities.
-        IrqControl = 10,
-        /// The right to handle one interrupt line.
-        IrqHandler = 11,
-        // 12 is reserved for reply objects.
-        /// The right to switch the machine off (and, in tests, to end the emulator).
-        SystemControl = 13,
-        /// The right to write to the kernel console (`console_write`).
-        Console = 14,
+/// Kernel object types, for `untyped_retype` and `cap_identify`: the one definition the
+/// kernel and user space share.
+///
+/// The numbers are part of the ABI: append only, never renumber. 12 is reserved (for
+/// reply objects) and is no type: [`ObjectType::from_raw`] refuses it, as the kernel's
+/// retype does. [`ObjectType::Null`] is the type of an empty slot; nothing is retyped to
+/// it and `cap_identify` never reports it. In memory the enum is 32 bits wide, so that a
+/// kernel capability stays 32 bytes.
+///
+/// ```
+/// use kaal_abi::ObjectType;
+///
+/// assert_eq!(ObjectType::from_raw(6), Some(ObjectType::Frame4K));
+/// assert_eq!(ObjectType::from_raw(12), None);
+/// assert!(ObjectType::Endpoint.is_badgeable() && !ObjectType::Untyped.is_derivable());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u32)]
+pub enum ObjectType {
+    /// No object: the type of an empty slot. Never retyped to.
+    Null = 0,
+    /// Untyped memory: the source of every other object.
+    Untyped = 1,
+    /// A thread control block.
+    Tcb = 2,
+    /// A synchronous IPC endpoint.
+    Endpoint = 3,
+    /// A notification word for asynchronous signals.
+    Notification = 4,
+    /// A node of capability slots.
+    CNode = 5,
+    /// A 4 KiB frame of memory.
+    Frame4K = 6,
+    /// A 2 MiB frame of memory.
+    Frame2M = 7,
+    /// A translation table below the top level (8 KiB: the table and its mapping tags).
+    PageTable = 8,
+    /// The root of an address space (an L1 table with an ASID).
+    AddressSpace = 9,
+    /// The right to create IRQ handler capabilities (one per system).
+    IrqControl = 10,
+    /// The right to handle one interrupt line.
+    IrqHandler = 11,
+    // 12 is reserved for reply objects.
+    /// The right to switch the machine off (and, in tests, to end the emulator).
+    SystemControl = 13,
+    /// The right to write to the kernel console (`console_write`).
+    Console = 14,
+}
+
+impl ObjectType {
+    /// Every type, in numeric order (12 is reserved and absent).
+    pub const ALL: [Self; 14] = [
+        Self::Null,
+        Self::Untyped,
+        Self::Tcb,
+        Self::Endpoint,
+        Self::Notification,
+        Self::CNode,
+        Self::Frame4K,
+        Self::Frame2M,
+        Self::PageTable,
+        Self::AddressSpace,
+        Self::IrqControl,
+        Self::IrqHandler,
+        Self::SystemControl,
+        Self::Console,
+    ];
+
+    /// The type with ABI number `raw`, if there is one.
+    pub const fn from_raw(raw: u64) -> Option<Self> {
+        let mut i = 0;
+        while i < Self::ALL.len() {
+            if Self::ALL[i] as u64 == raw {
+                return Some(Self::ALL[i]);
+            }
+            i += 1;
+        }
+        None
     }
-    from_raw
+
+    /// The ABI number.
+    pub const fn raw(self) -> u64 {
+        self as u64
+    }
+
+    /// Whether capabilities to this type may be copied or minted.
+    ///
+    /// Untyped and IRQ control capabilities may not: they are the only ones that parent
+    /// capabilities to *other* objects (see [`ObjectType::issues_children`]), and an
+    /// untyped capability carries its allocation watermark, which a copy would
+    /// duplicate. Move them instead; split untyped memory by retyping it into smaller
+    /// untyped objects. Page tables cannot be copied either: the one capability records
+    /// where its table is linked, so the kernel can always unlink it before the memory
+    /// is reused (a copy without that record could outlive it while the table stays
+    /// linked).
+    pub const fn is_derivable(self) -> bool {
+        !matches!(
+            self,
+            Self::Null | Self::Untyped | Self::IrqControl | Self::PageTable
+        )
+    }
+
+    /// Whether a capability of this type can be the parent of capabilities to other
+    /// objects (retype children of an untyped, IRQ handlers issued by IRQ control).
+    pub const fn issues_children(self) -> bool {
+        matches!(self, Self::Untyped | Self::IrqControl)
+    }
+
+    /// Whether objects of this type are made from memory by retype (all but null, IRQ
+    /// control, IRQ handlers, system control and the console).
+    pub const fn is_memory(self) -> bool {
+        !matches!(
+            self,
+            Self::Null | Self::IrqControl | Self::IrqHandler | Self::SystemControl | Self::Console
+        )
+    }
+
+    /// Whether badges mean something for this type (endpoints and notifications).
+    pub const fn is_badgeable(self) -> bool {
+        matches!(self, Self::Endpoint | Self::Notification)
+    }
+
+    /// Whether this is a frame type (the only types device untyped memory retypes to,
+    /// besides smaller device untyped).
+    pub const fn is_frame(self) -> bool {
+        matches!(self, Self::Frame4K | Self::Frame2M)
+    }
+}
+
+/// The rights a capability grants over its object: a small set of bits, the one
+/// definition the kernel and user space share (the [`rights`] constants are its bits).
+///
+/// Deriving a capability intersects its rights with the source's
+/// ([`Rights::intersection`]), so rights can only shrink along the derivation tree.
+///
+/// ```
+/// use kaal_abi::Rights;
+///
+/// let rw = Rights::READ.union(Rights::WRITE);
+/// assert_eq!(rw, Rights::READ_WRITE);
+/// assert!(rw.contains(Rights::READ) && !rw.contains(Rights::GRANT));
+/// assert_eq!(Rights::from_bits(8), None);
+/// assert_eq!(format!("{rw:?}"), "Rights(rw-)");
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Rights(u8);
+
+impl Rights {
+    /// No rights.
+    pub const NONE: Self = Self(0);
+    /// Read: receive on an endpoint, wait on a notification, map a frame readable.
+    pub const READ: Self = Self(1 << 0);
+    /// Write: send on an endpoint, signal a notification, map a frame writable.
+    pub const WRITE: Self = Self(1 << 1);
+    /// Grant: pass capabilities through an endpoint.
+    pub const GRANT: Self = Self(1 << 2);
+    /// Read and write.
+    pub const READ_WRITE: Self = Self(Self::READ.0 | Self::WRITE.0);
+    /// Every right.
+    pub const ALL: Self = Self(Self::READ.0 | Self::WRITE.0 | Self::GRANT.0);
+
+    /// The raw bits, as passed through the system-call ABI.
+    pub const fn bits(self) -> u64 {
+        self.0 as u64
+    }
+
+    /// The rights for `bits`, or `None` if a bit outside [`Rights::ALL`] is set.
+    pub const fn from_bits(bits: u64) -> Option<Self> {
+        if bits & !Self::ALL.bits() == 0 {
+            Some(Self(bits as u8))
+        } else {
+            None
+        }
+    }
+
+    /// The rights present in both `self` and `other`.
+    #[must_use]
+    pub const fn intersection(self, other: Self) -> Self {
+        Self(self.0 & other.0)
+    }
+
+    /// The rights present in either `self` or `other` (for building masks; deriving a
+    /// capability never uses it).
+    #[must_use]
+    pub const fn union(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+
+    /// Whether every right in `other` is also in `self`.
+    pub const fn contains(self, other: Self) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// Whether no right is set.
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl core::fmt::Debug for Rights {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let flag = |r: Self, c: char| if self.contains(r) { c } else { '-' };
+        write!(
+            f,
+            "Rights({}{}{})",
+            flag(Self::READ, 'r'),
+            flag(Self::WRITE, 'w'),
+            flag(Self::GRANT, 'g')
+        )
+    }
 }
 
 /// The register file as `tcb_read_registers` and `tcb_write_registers` exchange it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+///
+/// Its bytes are the ABI (33 little-endian words, `x0..x30`, `sp`, `pc`); the kernel and
+/// user space convert through zerocopy, never by hand:
+///
+/// ```
+/// use kaal_abi::UserRegisters;
+/// use kaal_abi::zerocopy::{FromBytes, IntoBytes};
+///
+/// let mut registers = UserRegisters::default();
+/// registers.pc = 0x1000;
+/// let bytes = registers.as_bytes();
+/// assert_eq!(bytes.len(), kaal_abi::USER_REGISTERS_BYTES);
+/// assert_eq!(UserRegisters::read_from_bytes(bytes), Ok(registers));
+/// ```
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    zerocopy::FromBytes,
+    zerocopy::IntoBytes,
+    zerocopy::Immutable,
+    zerocopy::KnownLayout,
+)]
 #[repr(C)]
 pub struct UserRegisters {
     /// `x0` to `x30`.
@@ -354,7 +568,17 @@ pub const MESSAGE_REGISTERS: usize = 64;
 pub const REGISTER_MESSAGE_REGISTERS: usize = 4;
 
 /// The first words of a thread's IPC buffer page.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    zerocopy::FromBytes,
+    zerocopy::IntoBytes,
+    zerocopy::Immutable,
+    zerocopy::KnownLayout,
+)]
 #[repr(C)]
 pub struct IpcBuffer {
     /// Message registers; `mr[0..4]` are ignored (they travel in registers).
@@ -498,14 +722,16 @@ pub mod map_attributes {
 
 /// Capability rights, as bits. Minting and copying can only remove rights.
 pub mod rights {
+    use super::Rights;
+
     /// Read: receive on endpoints, wait on notifications, map frames readable.
-    pub const READ: u64 = 1 << 0;
+    pub const READ: u64 = Rights::READ.bits();
     /// Write: send on endpoints, signal notifications, map frames writable.
-    pub const WRITE: u64 = 1 << 1;
+    pub const WRITE: u64 = Rights::WRITE.bits();
     /// Grant: send capabilities through an endpoint.
-    pub const GRANT: u64 = 1 << 2;
+    pub const GRANT: u64 = Rights::GRANT.bits();
     /// All rights.
-    pub const ALL: u64 = READ | WRITE | GRANT;
+    pub const ALL: u64 = Rights::ALL.bits();
 }
 
 numbered! {
@@ -540,6 +766,73 @@ mod tests {
         assert_eq!(Syscall::from_number(0), None);
         assert_eq!(ObjectType::Console as u64, 14);
         assert_eq!(slots::CONSOLE, slots::SYSTEM_CONTROL + 1);
+    }
+
+    #[test]
+    fn object_type_numbers_are_frozen_and_twelve_is_reserved() {
+        for (raw, ty) in [
+            (0, ObjectType::Null),
+            (1, ObjectType::Untyped),
+            (2, ObjectType::Tcb),
+            (3, ObjectType::Endpoint),
+            (4, ObjectType::Notification),
+            (5, ObjectType::CNode),
+            (6, ObjectType::Frame4K),
+            (7, ObjectType::Frame2M),
+            (8, ObjectType::PageTable),
+            (9, ObjectType::AddressSpace),
+            (10, ObjectType::IrqControl),
+            (11, ObjectType::IrqHandler),
+            (13, ObjectType::SystemControl),
+            (14, ObjectType::Console),
+        ] {
+            assert_eq!(ty.raw(), raw);
+            assert_eq!(ObjectType::from_raw(raw), Some(ty));
+        }
+        for raw in [12, 15, 16, 1 << 32, u64::MAX] {
+            assert_eq!(ObjectType::from_raw(raw), None, "{raw}");
+        }
+        assert_eq!(core::mem::size_of::<ObjectType>(), 4);
+        assert!(ObjectType::ALL.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn rights_are_three_bits_and_only_shrink() {
+        assert_eq!((rights::READ, rights::WRITE, rights::GRANT), (1, 2, 4));
+        assert_eq!(rights::ALL, 7);
+        assert_eq!(Rights::from_bits(0), Some(Rights::NONE));
+        assert_eq!(Rights::from_bits(7), Some(Rights::ALL));
+        assert_eq!(Rights::from_bits(8), None);
+        assert_eq!(Rights::from_bits(1 << 63 | 1), None);
+        for a in 0..8 {
+            for b in 0..8 {
+                let (ra, rb) = (Rights::from_bits(a).unwrap(), Rights::from_bits(b).unwrap());
+                let i = ra.intersection(rb);
+                assert!(ra.contains(i) && rb.contains(i));
+                assert_eq!(i.bits(), a & b);
+                assert_eq!(ra.union(rb).bits(), a | b);
+                assert_eq!(ra.contains(rb), a & b == b);
+            }
+        }
+    }
+
+    #[test]
+    fn register_file_and_ipc_buffer_layouts_are_frozen() {
+        use core::mem::{offset_of, size_of};
+        assert_eq!(size_of::<UserRegisters>(), 264);
+        assert_eq!(offset_of!(UserRegisters, x), 0);
+        assert_eq!(offset_of!(UserRegisters, sp), 248);
+        assert_eq!(offset_of!(UserRegisters, pc), 256);
+        assert_eq!(size_of::<IpcBuffer>(), 528);
+        assert_eq!(offset_of!(IpcBuffer, mr), 0);
+        assert_eq!(offset_of!(IpcBuffer, send_cap), 512);
+        assert_eq!(offset_of!(IpcBuffer, receive_slot), 520);
+        let mut registers = UserRegisters::default();
+        registers.x[1] = 0x0102_0304_0506_0708;
+        registers.pc = 1;
+        let bytes = zerocopy::IntoBytes::as_bytes(&registers);
+        assert_eq!(&bytes[8..16], &[8, 7, 6, 5, 4, 3, 2, 1]);
+        assert_eq!(bytes[256], 1);
     }
 
     #[test]

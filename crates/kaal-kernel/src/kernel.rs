@@ -24,7 +24,8 @@ use crate::scheduler::{QueueLinks, RunQueues, ThreadRef};
 use crate::thread::{CSPACE_SLOT, IPC_BUFFER_SLOT, Tcb, ThreadState, VSPACE_SLOT};
 use crate::vspace::Asids;
 use alloc::vec::Vec;
-use kaal_abi::{CONSOLE_WRITE_MAX_BYTES, Error, Syscall, ThreadStatus, USER_REGISTERS_BYTES};
+use kaal_abi::zerocopy::IntoBytes;
+use kaal_abi::{CONSOLE_WRITE_MAX_BYTES, Error, Syscall, ThreadStatus, UserRegisters};
 use spin::Mutex;
 
 /// Platform services the kernel needs while running.
@@ -667,15 +668,12 @@ impl Kernel {
         let thread = self.lookup_tcb(cspace, pointer, Rights::READ)?;
         // SAFETY: a TCB capability names a live TCB.
         let t = unsafe { tcb(thread) };
-        let mut registers = [0u64; 33];
-        registers[..31].copy_from_slice(&t.context.x);
-        registers[31] = t.context.sp;
-        registers[32] = t.context.pc;
-        let mut bytes = [0u8; USER_REGISTERS_BYTES];
-        for (chunk, value) in bytes.chunks_exact_mut(8).zip(registers) {
-            chunk.copy_from_slice(&value.to_le_bytes());
-        }
-        self.copy_to_user(buffer, &bytes)?;
+        let registers = UserRegisters {
+            x: t.context.x,
+            sp: t.context.sp,
+            pc: t.context.pc,
+        };
+        self.copy_to_user(buffer, registers.as_bytes())?;
         Ok((0, 0))
     }
 
@@ -689,17 +687,13 @@ impl Kernel {
         if Some(thread) == self.current {
             return Err(Error::IllegalOperation);
         }
-        let mut bytes = [0u8; USER_REGISTERS_BYTES];
-        self.copy_from_user(buffer, &mut bytes)?;
+        let mut registers = UserRegisters::default();
+        self.copy_from_user(buffer, registers.as_mut_bytes())?;
         // SAFETY: a TCB capability names a live TCB, not the caller's (checked above).
         let t = unsafe { tcb(thread) };
-        let value =
-            |i: usize| u64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
-        for i in 0..31 {
-            t.context.x[i] = value(i);
-        }
-        t.context.sp = value(31);
-        t.context.pc = value(32);
+        t.context.x = registers.x;
+        t.context.sp = registers.sp;
+        t.context.pc = registers.pc;
         // User space chooses registers, never the privilege level or interrupt masks.
         t.context.pstate = PSTATE_EL0;
         Ok((0, 0))

@@ -158,7 +158,7 @@ impl Run {
             3 => (ObjectType::Frame4K, 0),
             4 => (ObjectType::CNode, 1 + self.rng.below(3) as u8),
             5 => (ObjectType::Untyped, 12 + self.rng.below(4) as u8),
-            _ => (ObjectType::Reply, 0),
+            _ => (ObjectType::AddressSpace, 0),
         };
         let count = 1 + self.rng.below(3) as u32;
         let first = self.destination();

@@ -2,46 +2,10 @@
 
 use super::{CapError, Rights, untyped};
 
-/// The type of a kernel object.
-///
-/// The numbers are part of the system-call ABI (the type argument of retype):
-/// append only, never renumber. In memory the enum is 32 bits wide so that a
-/// [`Capability`] is 32 bytes and a CNode slot 128 bytes; the ABI always passes the
-/// number through [`ObjectType::from_raw`] and [`ObjectType::raw`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[repr(u32)]
-pub enum ObjectType {
-    /// No object: the type of [`Capability::NULL`]. Never retyped to.
-    Null = 0,
-    /// Untyped memory: a naturally sized region that can be retyped into objects.
-    Untyped = 1,
-    /// Thread control block.
-    Tcb = 2,
-    /// Synchronous IPC endpoint.
-    Endpoint = 3,
-    /// Asynchronous notification word.
-    Notification = 4,
-    /// A table of capability slots.
-    CNode = 5,
-    /// A 4 KiB page of memory.
-    Frame4K = 6,
-    /// A 2 MiB block of memory.
-    Frame2M = 7,
-    /// A translation table below the top level.
-    PageTable = 8,
-    /// A top-level translation table: a user address space.
-    AddressSpace = 9,
-    /// The authority to create IRQ handler capabilities (one per system).
-    IrqControl = 10,
-    /// The authority to acknowledge one interrupt line.
-    IrqHandler = 11,
-    /// A reply object for call/reply IPC.
-    Reply = 12,
-    /// The authority to switch the machine off (and, in tests, to end the emulator).
-    SystemControl = 13,
-    /// The authority to write to the kernel console.
-    Console = 14,
-}
+/// The type of a kernel object: [`kaal_abi::ObjectType`], the one definition the kernel
+/// and user space share (numbers, and which types may be copied, badged, made from
+/// memory).
+pub use kaal_abi::ObjectType;
 
 /// Log2 of a CNode slot's size in bytes (128-byte slots: one [`Capability`] and four
 /// derivation-tree links).
@@ -52,84 +16,6 @@ pub const UNTYPED_MIN_BITS: u8 = 12;
 pub const UNTYPED_MAX_BITS: u8 = 47;
 /// Largest CNode radix (log2 of the slot count).
 pub const CNODE_MAX_RADIX: u8 = 12;
-
-impl ObjectType {
-    /// Every type, in ABI order.
-    pub const ALL: [Self; 15] = [
-        Self::Null,
-        Self::Untyped,
-        Self::Tcb,
-        Self::Endpoint,
-        Self::Notification,
-        Self::CNode,
-        Self::Frame4K,
-        Self::Frame2M,
-        Self::PageTable,
-        Self::AddressSpace,
-        Self::IrqControl,
-        Self::IrqHandler,
-        Self::Reply,
-        Self::SystemControl,
-        Self::Console,
-    ];
-
-    /// The type with ABI number `raw`, if there is one.
-    pub const fn from_raw(raw: u64) -> Option<Self> {
-        if raw < Self::ALL.len() as u64 {
-            Some(Self::ALL[raw as usize])
-        } else {
-            None
-        }
-    }
-
-    /// The ABI number.
-    pub const fn raw(self) -> u64 {
-        self as u64
-    }
-
-    /// Whether capabilities to this type may be copied or minted.
-    ///
-    /// Untyped and IRQ control capabilities may not: they are the only ones that parent
-    /// capabilities to *other* objects (see [`ObjectType::issues_children`]), and an
-    /// untyped capability carries its allocation watermark, which a copy would
-    /// duplicate. Move them instead; split untyped memory by retyping it into smaller
-    /// untyped objects. Page tables cannot be copied either: the one capability records
-    /// where its table is linked, so the kernel can always unlink it before the memory
-    /// is reused (a copy without that record could outlive it while the table stays
-    /// linked).
-    pub const fn is_derivable(self) -> bool {
-        !matches!(
-            self,
-            Self::Null | Self::Untyped | Self::IrqControl | Self::PageTable
-        )
-    }
-
-    /// Whether a capability of this type can be the parent of capabilities to other
-    /// objects (retype children of an untyped, IRQ handlers issued by IRQ control).
-    pub const fn issues_children(self) -> bool {
-        matches!(self, Self::Untyped | Self::IrqControl)
-    }
-
-    /// Whether objects of this type are made from memory by retype (all but null, IRQ
-    /// control, IRQ handlers, system control and the console).
-    pub const fn is_memory(self) -> bool {
-        !matches!(
-            self,
-            Self::Null | Self::IrqControl | Self::IrqHandler | Self::SystemControl | Self::Console
-        )
-    }
-
-    /// Whether badges mean something for this type (endpoints and notifications).
-    pub const fn is_badgeable(self) -> bool {
-        matches!(self, Self::Endpoint | Self::Notification)
-    }
-
-    /// Whether this is a frame type (the only types device untyped memory retypes to,
-    /// besides smaller device untyped).
-    pub const fn is_frame(self) -> bool {
-        matches!(self, Self::Frame4K | Self::Frame2M)
-    }
-}
 
 /// Size of a thread control block, as a power of two (2 KiB: registers, FP state,
 /// three capability slots and scheduling and IPC state).
@@ -159,7 +45,7 @@ pub const fn size_bits(ty: ObjectType, user_size_bits: u8) -> Result<u8, CapErro
             }
         }
         ObjectType::Tcb => Ok(TCB_SIZE_BITS),
-        ObjectType::Endpoint | ObjectType::Notification | ObjectType::Reply => Ok(5),
+        ObjectType::Endpoint | ObjectType::Notification => Ok(5),
         ObjectType::Frame4K | ObjectType::AddressSpace => Ok(12),
         // The translation table and, in the second page, the tags of its entries (the
         // mapping that installed each: see `crate::arch::page_table`).
@@ -251,17 +137,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn raw_numbers_round_trip_and_are_stable() {
-        for (i, ty) in ObjectType::ALL.iter().enumerate() {
-            assert_eq!(ty.raw(), i as u64);
-            assert_eq!(ObjectType::from_raw(i as u64), Some(*ty));
-        }
-        assert_eq!(ObjectType::Untyped.raw(), 1);
-        assert_eq!(ObjectType::Reply.raw(), 12);
-        assert_eq!(ObjectType::SystemControl.raw(), 13);
-        assert_eq!(ObjectType::Console.raw(), 14);
-        assert_eq!(ObjectType::from_raw(15), None);
-        assert_eq!(ObjectType::from_raw(u64::MAX), None);
+    fn a_capability_is_32_bytes() {
         assert_eq!(core::mem::size_of::<Capability>(), 32);
     }
 
@@ -271,7 +147,6 @@ mod tests {
         assert_eq!(size_bits(Tcb, 0), Ok(TCB_SIZE_BITS));
         assert_eq!(size_bits(Endpoint, 40), Ok(5));
         assert_eq!(size_bits(Notification, 0), Ok(5));
-        assert_eq!(size_bits(Reply, 0), Ok(5));
         assert_eq!(size_bits(Frame4K, 0), Ok(12));
         assert_eq!(size_bits(Frame2M, 0), Ok(21));
         assert_eq!(size_bits(PageTable, 0), Ok(13));

@@ -210,6 +210,44 @@ fn main(boot: &BootInfo<'_>) -> i32 {
         Ok(())
     });
 
+    suite.run("retype_every_type_number", || {
+        // Every number, reserved ones included: the kernel makes exactly the types the
+        // ABI names as memory objects, and refuses the rest with the documented error.
+        let free = cap::allocate_slot().map_err(err)?;
+        for raw in 0..=16u64 {
+            let ty = ObjectType::from_raw(raw);
+            let size_bits = match ty {
+                Some(ObjectType::CNode) => 4,
+                Some(ObjectType::Untyped) => 12,
+                _ => 0,
+            };
+            let (status, _, _) = raw_syscall6(
+                Syscall::UntypedRetype as u64,
+                [untyped.slot(), raw, size_bits, free, 1, 0],
+            );
+            let expected = match ty {
+                None => Error::InvalidArgument as u64,
+                Some(ty) if ty.is_memory() => 0,
+                Some(_) => Error::IllegalOperation as u64,
+            };
+            check!(
+                status == expected,
+                "type {raw} ({ty:?}): status {status}, expected {expected}"
+            );
+            if status == 0 {
+                check!(
+                    cap::identify(free).map(|c| c.0) == Ok(ty.expect("made")),
+                    "type {raw} made {:?}",
+                    cap::identify(free)
+                );
+                Cap::<Untyped>::from_slot(free).delete().map_err(err)?;
+            }
+        }
+        // 12 is reserved (reply objects): nothing is made.
+        check!(ObjectType::from_raw(12).is_none(), "12 is a type");
+        Ok(())
+    });
+
     suite.run("retype_count_is_bounded", || {
         // One call creates at most RETYPE_MAX_COUNT objects (the creation step keeps
         // interrupts masked); the runtime splits larger counts, all or nothing.
