@@ -20,24 +20,74 @@ pub fn test(_args: &Args) -> Tally {
     run_counted(cmd, "cargo test --workspace --all-features")
 }
 
-/// `cargo clippy --workspace --all-targets --all-features -- -D warnings`: one test.
+/// Clippy with warnings denied, three tests: the host build of the workspace
+/// (`--all-targets --all-features`), the kernel for `aarch64-unknown-none-softfloat`
+/// (with its test hooks) and the `no_std` crates for `aarch64-unknown-none`, and every
+/// QEMU suite and benchmark (the `tests/qemu` workspace, which also builds the
+/// template's components) for `aarch64-unknown-none`.
 pub fn clippy(_args: &Args) -> Tally {
-    let mut cmd = process::cargo();
-    cmd.current_dir(root()).args([
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--all-features",
-        "--",
-        "-D",
-        "warnings",
-    ]);
-    println!("$ {}", process::display(&cmd));
-    let ok = process::status(&mut cmd).is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!("clippy: warnings or errors (see above)");
+    let deny = ["--", "-D", "warnings"];
+    let runs: [(&str, std::path::PathBuf, Vec<&str>); 3] = [
+        (
+            "host",
+            root(),
+            vec!["--workspace", "--all-targets", "--all-features"],
+        ),
+        (
+            "aarch64 kernel and no_std crates",
+            root(),
+            vec![
+                "--target",
+                "aarch64-unknown-none-softfloat",
+                "-p",
+                "kaal-kernel",
+                "--features",
+                "kaal-kernel/test-hooks",
+            ],
+        ),
+        (
+            "QEMU suites and benchmarks",
+            root().join("tests").join("qemu"),
+            vec![
+                "--target",
+                "aarch64-unknown-none",
+                "--workspace",
+                "--exclude",
+                "kaal-test-kernel",
+            ],
+        ),
+    ];
+    let mut tally = Tally::default();
+    for (what, dir, args) in runs {
+        let mut cmd = process::cargo();
+        cmd.current_dir(dir).arg("clippy").args(args).args(deny);
+        println!("$ {}", process::display(&cmd));
+        let mut ok = process::status(&mut cmd).is_ok_and(|s| s.success());
+        if ok && what.starts_with("aarch64") {
+            // The user-space crates, for the target their tasks build for.
+            let mut cmd = process::cargo();
+            cmd.current_dir(root())
+                .args(["clippy", "--target", "aarch64-unknown-none"]);
+            for krate in [
+                "kaal-abi",
+                "kaal-bootinfo",
+                "kaal-ipc",
+                "kaal-user",
+                "kaal-broker",
+                "kaal-dddk",
+            ] {
+                cmd.args(["-p", krate]);
+            }
+            cmd.args(deny);
+            println!("$ {}", process::display(&cmd));
+            ok = process::status(&mut cmd).is_ok_and(|s| s.success());
+        }
+        if !ok {
+            eprintln!("clippy ({what}): warnings or errors (see above)");
+        }
+        tally += Tally::one(ok);
     }
-    Tally::one(ok)
+    tally
 }
 
 /// The loom models of `kaal-ipc` and of `kaal-user`'s lock (their own build, with

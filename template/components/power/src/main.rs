@@ -69,10 +69,10 @@ impl Driver for Pl061 {
         self.registers.interrupt_clear.set(pending);
         if pending & POWER_BUTTON != 0 {
             kaal_user::println!("[pl061] power button pressed");
-            if let Some(broker) = &self.broker {
-                if let Err(error) = broker.power_off() {
-                    kaal_user::println!("[pl061] the broker refused to power off: {error}");
-                }
+            if let Some(broker) = &self.broker
+                && let Err(error) = broker.power_off()
+            {
+                kaal_user::println!("[pl061] the broker refused to power off: {error}");
             }
         }
     }

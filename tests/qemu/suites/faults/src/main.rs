@@ -80,9 +80,12 @@ fn misaligned_pc(_: usize) -> u64 {
     0
 }
 
+/// A test's name and the thread body that faults.
+type FaultCase = (&'static str, fn(usize) -> u64);
+
 fn main(boot: &BootInfo<'_>) -> i32 {
     let mut suite = Suite::new("faults");
-    let cases: [(&str, fn(usize) -> u64); 7] = [
+    let cases: [FaultCase; 7] = [
         ("kernel_address_read_is_stopped", kernel_read),
         ("unmapped_read_is_stopped", unmapped_read),
         ("write_to_read_only_data_is_stopped", read_only_write),

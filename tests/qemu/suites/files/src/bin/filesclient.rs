@@ -121,9 +121,12 @@ fn raw(
         .map_err(|e| format!("op {op} on {name:?}: {e}"))
 }
 
+/// One garbage request: what it is, operation, name, offset, length, expected status.
+type Garbage<'a> = (&'a str, u32, &'a [u8], u64, u32, u32);
+
 /// Requests no honest client sends, each answered with its error and changing nothing.
 fn garbage_requests(files: &mut FilesClient) -> Result<()> {
-    let cases: [(&str, u32, &[u8], u64, u32, u32); 14] = [
+    let cases: [Garbage<'_>; 14] = [
         ("an unknown operation", 99, b"X.TXT", 0, 0, BAD_REQUEST),
         (
             "a write longer than a chunk",

@@ -137,7 +137,7 @@ fn main(argument: u64) -> i32 {
     let mut unknown_status = 0u64;
     let mut made = 0u64;
     while made < calls {
-        let number = if rng.next() % 64 == 0 {
+        let number = if rng.next().is_multiple_of(64) {
             // Unknown numbers too.
             rng.next() % 256
         } else {
