@@ -68,10 +68,10 @@ extern "C" fn kaal_kernel_start(dtb_register: u64, boot_el: u64) -> ! {
     unsafe { console::init(phys_to_virt(config.early_uart_phys) as usize) };
     kprintln!();
     kprintln!("KaaL kernel {} (aarch64) starting", crate::VERSION);
-    if boot_el == 2 {
-        kprintln!("  entered at EL2, running at EL1");
-    } else {
-        kprintln!("  entered at EL{boot_el}");
+    match boot_el {
+        2 => kprintln!("  entered at EL2, running at EL1"),
+        3 => refuse_el3(),
+        _ => kprintln!("  entered at EL{boot_el}"),
     }
     boot(config, dtb_register)
 }
@@ -277,18 +277,38 @@ fn build_kernel_map(platform: &Platform<'_>, image: PhysRange) -> TranslationTab
     table
 }
 
+/// Stops the boot when the kernel was started at EL3 (QEMU `-machine virt,secure=on`
+/// with no firmware). The boot stub dropped to the normal world only so that this can be
+/// said: nothing gave the GIC's interrupts to the normal world (at reset they all belong
+/// to the secure one, and only EL3 can hand them over), so no timer tick or device
+/// interrupt would ever reach the kernel.
+fn refuse_el3() -> ! {
+    kprintln!(
+        "[kaal] entered at EL3 with no firmware: the GIC's interrupts still belong to the \
+         secure world, so KaaL cannot run; start it at EL2 or EL1 (through firmware such \
+         as TF-A, or QEMU virt without secure=on); halting"
+    );
+    halt(1)
+}
+
+/// Ends the boot: ends QEMU with `status` through semihosting when it is configured,
+/// else waits for interrupts forever.
+fn halt(status: u32) -> ! {
+    if crate::semihosting_enabled() {
+        // SAFETY: semihosting was configured as available.
+        unsafe { crate::arch::semihosting::exit(status) }
+    }
+    loop {
+        crate::arch::wait_for_interrupt();
+    }
+}
+
 /// Stops the boot on a root task image the loader refuses: prints why and halts (ends
 /// QEMU through semihosting when it is configured). A bad image is a configuration
 /// error, not a kernel fault, so this is not a panic.
 fn refuse_root_task(name: &str, error: impl core::fmt::Display) -> ! {
     kprintln!("[kaal] root task \"{name}\" refused: {error}; halting");
-    if crate::semihosting_enabled() {
-        // SAFETY: semihosting was configured as available.
-        unsafe { crate::arch::semihosting::exit(1) }
-    }
-    loop {
-        crate::arch::wait_for_interrupt();
-    }
+    halt(1)
 }
 
 /// Maps the pages of `segment` into `table`, each a fresh zeroed frame into which the

@@ -76,9 +76,12 @@ _start:
     cbnz    x1, .Lpark                  // only CPU 0 boots
     mrs     x1, CurrentEL
     lsr     x1, x1, #2
+    cmp     x1, #3
+    b.eq    .Lat_el3
     cmp     x1, #2
     b.ne    .Lat_el1
 
+.Lat_el2:
     // ---- EL2: configure EL1 and drop to it ----
     mov     x1, #(1 << 31)              // HCR_EL2.RW: EL1 is AArch64
     msr     hcr_el2, x1
@@ -108,6 +111,36 @@ _start:
     msr     spsr_el2, x1
     adr     x1, .Lat_el1
     msr     elr_el2, x1
+    eret
+
+    // ---- EL3 (no firmware below us): drop to the normal world's EL2, or EL1 without
+    // EL2. Only far enough for the kernel to print why it stops: the GIC's interrupts
+    // still belong to the secure world (see `boot::refuse_el3`). ----
+.Lat_el3:
+    msr     cptr_el3, xzr               // no FP/SIMD or trace traps to EL3
+    mrs     x1, id_aa64pfr0_el1
+    ubfx    x2, x1, #24, #4             // GIC system register interface present?
+    cbz     x2, 7f
+    mov     x2, #0xf                    // ICC_SRE_EL3: SRE, DFB, DIB, Enable (lower ELs)
+    msr     icc_sre_el3, x2
+    isb
+7:  ubfx    x2, x1, #8, #4              // EL2 implemented?
+    cbz     x2, 8f
+    mov     x1, #0x501                  // SCR_EL3: NS, HCE, RW (EL2 is AArch64)
+    msr     scr_el3, x1
+    mov     x1, #0x3c9                  // EL2h, DAIF masked
+    msr     spsr_el3, x1
+    adr     x1, .Lat_el2
+    msr     elr_el3, x1
+    eret
+8:  mov     x1, #0x401                  // SCR_EL3: NS, RW (EL1 is AArch64)
+    msr     scr_el3, x1
+    ldr     x1, =0x30d00800             // SCTLR_EL1 RES1 bits, MMU off
+    msr     sctlr_el1, x1
+    mov     x1, #0x3c5                  // EL1h, DAIF masked
+    msr     spsr_el3, x1
+    adr     x1, .Lat_el1
+    msr     elr_el3, x1
     eret
 
 .Lat_el1:
