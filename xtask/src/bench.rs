@@ -58,6 +58,14 @@ fn run_image(
         components.push(Component::new(kaal_build::system::SYSTEM_ENTRY, out));
     }
     let image = link_image(ws, package, &Bin::package("kaal-test-kernel"), &components)?;
+    if package == "bench-kernel" {
+        let archive = std::fs::metadata(&image.archive)?.len();
+        println!(
+            "kernel image (bench-kernel, benchmark profile): {} KiB loadable, of which {} KiB the component archive (debug information stripped)",
+            kaal_build::image::loadable_bytes(&image.kernel)? / 1024,
+            archive / 1024
+        );
+    }
     let mut config = QemuConfig::default().cpu(Cpu::CortexA53);
     config.extra_args = qemu_args.iter().map(|a| (*a).to_owned()).collect();
     if let Some(mib) = disk_mib {

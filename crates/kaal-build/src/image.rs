@@ -112,6 +112,23 @@ pub struct Image {
     pub components: Vec<Component>,
 }
 
+/// Bytes of memory the loadable segments of the ELF file at `elf` take (the sum of
+/// their `p_memsz`): for a kernel image, what the boot loader places in RAM, the
+/// embedded component archive included.
+pub fn loadable_bytes(elf: &Path) -> Result<u64> {
+    let bytes = std::fs::read(elf).map_err(|e| Error::io(elf, e))?;
+    let file = ::elf::ElfBytes::<::elf::endian::LittleEndian>::minimal_parse(&bytes)
+        .map_err(|e| Error::Invalid(format!("{}: not an ELF file: {e}", elf.display())))?;
+    let segments = file
+        .segments()
+        .ok_or_else(|| Error::Invalid(format!("{}: no program headers", elf.display())))?;
+    Ok(segments
+        .iter()
+        .filter(|s| s.p_type == ::elf::abi::PT_LOAD)
+        .map(|s| s.p_memsz)
+        .sum())
+}
+
 /// Checks the system description of `spec` (first, so that a mistake in it fails fast),
 /// builds the components of `spec`, packs them (and the description), builds the kernel
 /// around the archive, and copies the kernel to `<image dir>/kernel.elf`.
