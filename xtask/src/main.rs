@@ -15,6 +15,7 @@ mod debug;
 mod host;
 mod suites;
 mod tally;
+mod tamper;
 mod template;
 
 use std::{

@@ -17,7 +17,12 @@ use kaal_build::{
     serial,
 };
 
-use crate::{Result, Tally, args::Args, log_dir, root};
+use crate::{
+    Result, Tally,
+    args::Args,
+    log_dir, root,
+    tamper::{self, DtbEdit},
+};
 
 /// Package of the test kernel.
 const TEST_KERNEL: &str = "kaal-test-kernel";
@@ -75,6 +80,15 @@ struct Suite {
     /// `serial_input_after = TEXT` and `serial_input_bytes = N`: once the console shows
     /// TEXT, the harness types N bytes of [`serial_pattern`] on the serial line.
     serial_input: Option<(String, usize)>,
+    /// `dtb_set = /NODE PROPERTY CELL...` in `suite.txt`: each run boots with QEMU's own
+    /// device tree for its configuration (`dumpdtb`) with that property changed
+    /// (`-dtb`; see [`tamper::edit_dtb`]).
+    dtb_set: Option<DtbEdit>,
+    /// `corrupt_root_task = WHAT` in `suite.txt`: the root task's image is corrupted
+    /// before it is packed (see [`tamper::corrupt_elf`]); the kernel must refuse it, so
+    /// a run passes on QEMU's exit status `expect_exit` with no `[test]` or `[suite]`
+    /// line and `expect.txt` in the log ([`serial::judge_refused`]).
+    corrupt_root_task: Option<String>,
 }
 
 /// The bytes a suite's serial input carries: byte `i` is `(i * 31 + 7) % 251`, so that
@@ -164,8 +178,16 @@ fn discover() -> Result<Vec<Suite>> {
             })?,
             None => 0,
         };
+        let dtb_set = match suite_option(&options, "dtb_set") {
+            Some(text) => {
+                Some(DtbEdit::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?)
+            }
+            None => None,
+        };
         let system = path.join("system.toml");
         suites.push(Suite {
+            dtb_set,
+            corrupt_root_task: suite_option(&options, "corrupt_root_task"),
             expect_exit,
             package: format!("suite-{name}"),
             name,
@@ -223,6 +245,18 @@ fn build(ws: &Workspace, suites: &[Suite]) -> Vec<(Suite, Result<Image, String>)
         .zip(elfs)
         .map(|(suite, elf)| {
             let image = elf.and_then(|elf| {
+                let elf = match &suite.corrupt_root_task {
+                    Some(what) => {
+                        let corrupt = ws
+                            .root()
+                            .join("target")
+                            .join("kaal-corrupt")
+                            .join(format!("{}-root-task.elf", suite.name));
+                        tamper::corrupt_elf(&elf, &corrupt, what).map_err(|e| e.to_string())?;
+                        corrupt
+                    }
+                    None => elf,
+                };
                 let mut components = vec![Component::new(kaal_build::ROOT_TASK, elf)];
                 let extra: Vec<Bin> = suite
                     .components
@@ -436,6 +470,22 @@ fn run_boots(suite: &Suite, kernel: &Path, config: &QemuConfig, args: &Args) -> 
     ok
 }
 
+/// Writes the device tree of a `dtb_set` suite for `config` (booting `kernel`) to
+/// `target/qemu-dtbs/<name>.dtb`: QEMU's own tree for that configuration with `edit`
+/// applied ([`tamper::edit_dtb`]).
+fn edited_dtb(config: &QemuConfig, kernel: &Path, edit: &DtbEdit, name: &str) -> Result<PathBuf> {
+    let dir = root().join("target").join("qemu-dtbs");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let dumped = dir.join(format!("{name}-qemu.dtb"));
+    config.dump_dtb(kernel, &dumped)?;
+    let blob = std::fs::read(&dumped).map_err(|e| format!("{}: {e}", dumped.display()))?;
+    let _ = std::fs::remove_file(&dumped);
+    let edited = dir.join(format!("{name}.dtb"));
+    std::fs::write(&edited, tamper::edit_dtb(&blob, edit)?)
+        .map_err(|e| format!("{}: {e}", edited.display()))?;
+    Ok(edited)
+}
+
 /// Runs one suite on one configuration, prints the verdict and keeps the log of a failure.
 fn run_one(suite: &Suite, kernel: &Path, config: &QemuConfig, args: &Args) -> bool {
     let label = match suite.boot {
@@ -445,6 +495,19 @@ fn run_one(suite: &Suite, kernel: &Path, config: &QemuConfig, args: &Args) -> bo
     let mut config = with_test_bootargs(config);
     if let Some(bootargs) = &suite.bootargs {
         config = config.bootarg(bootargs);
+    }
+    if let Some(edit) = &suite.dtb_set {
+        let name = format!("{}-{label}-{}", suite.name, std::process::id());
+        match edited_dtb(&config, kernel, edit, &name) {
+            Ok(dtb) => config.dtb = Some(dtb),
+            Err(e) => {
+                print!(
+                    "qemu: {:<24} {label:<26} FAILED\n    device tree: {e}\n",
+                    suite.package
+                );
+                return false;
+            }
+        }
     }
     let qmp = suite.powerdown_after.as_ref().map(|after| {
         let socket = std::env::temp_dir().join(format!(
@@ -479,8 +542,15 @@ fn run_one(suite: &Suite, kernel: &Path, config: &QemuConfig, args: &Args) -> bo
     }
     let reasons = match run {
         Ok(output) => {
-            let reasons = serial::judge_exit(&output, &suite.expected, suite.expect_exit);
+            let reasons = if suite.corrupt_root_task.is_some() {
+                serial::judge_refused(&output, &suite.expected, suite.expect_exit)
+            } else {
+                serial::judge_exit(&output, &suite.expected, suite.expect_exit)
+            };
             if reasons.is_empty() {
+                if let Some(dtb) = &config.dtb {
+                    let _ = std::fs::remove_file(dtb);
+                }
                 let mut text = format!(
                     "qemu: {:<24} {label:<26} ok ({:.1} s)\n",
                     suite.package,
@@ -510,6 +580,9 @@ fn run_one(suite: &Suite, kernel: &Path, config: &QemuConfig, args: &Args) -> bo
             ));
             for line in output.tail(TAIL_LINES).lines() {
                 text.push_str(&format!("    | {line}\n"));
+            }
+            if let Some(dtb) = &config.dtb {
+                text.push_str(&format!("    device tree kept: {}\n", dtb.display()));
             }
             text
         }
@@ -546,6 +619,21 @@ pub fn interactive(args: Args) -> Result<ExitCode> {
     let mut config = with_test_bootargs(&args.qemu);
     if let Some(bootargs) = &suite.bootargs {
         config = config.bootarg(bootargs);
+    }
+    if let Some(edit) = &suite.dtb_set {
+        let dtb = edited_dtb(
+            &config,
+            &image.kernel,
+            edit,
+            &format!("{}-interactive", suite.name),
+        )?;
+        println!(
+            "qemu: device tree {} (QEMU's, with {} of {} changed)",
+            dtb.display(),
+            edit.property,
+            edit.node
+        );
+        config.dtb = Some(dtb);
     }
     if let Some(mib) = suite.disk_mib {
         // Kept between interactive boots, so that a second boot sees what the first wrote.

@@ -123,6 +123,10 @@ pub struct QemuConfig {
     pub disk: Option<std::path::PathBuf>,
     /// Further QEMU arguments, appended as they are (e.g. `-rtc clock=vm`).
     pub extra_args: Vec<String>,
+    /// A device tree blob to boot with (`-dtb PATH`) instead of the one QEMU generates,
+    /// e.g. one from [`QemuConfig::dump_dtb`] with a property changed. QEMU still
+    /// rewrites its `/memory`, `/psci` and `/chosen` nodes when it loads it.
+    pub dtb: Option<std::path::PathBuf>,
 }
 
 impl Default for QemuConfig {
@@ -138,6 +142,7 @@ impl Default for QemuConfig {
             qmp_socket: None,
             disk: None,
             extra_args: Vec::new(),
+            dtb: None,
         }
     }
 }
@@ -212,10 +217,14 @@ impl QemuConfig {
 
     /// QEMU's arguments for booting the kernel ELF `kernel` with console `console`.
     pub fn args(&self, kernel: &Path, console: Console) -> Vec<OsString> {
+        self.args_with_machine(kernel, console, &self.machine())
+    }
+
+    fn args_with_machine(&self, kernel: &Path, console: Console, machine: &str) -> Vec<OsString> {
         let mut args: Vec<OsString> = Vec::new();
         let mut push = |a: &str| args.push(a.into());
         push("-machine");
-        push(&self.machine());
+        push(machine);
         push("-cpu");
         push(self.cpu.as_str());
         push("-smp");
@@ -254,6 +263,10 @@ impl QemuConfig {
             push("-device");
             push("virtio-blk-device,drive=d0");
         }
+        if let Some(dtb) = &self.dtb {
+            args.push("-dtb".into());
+            args.push(dtb.as_os_str().to_owned());
+        }
         args.push("-kernel".into());
         args.push(kernel.as_os_str().to_owned());
         args
@@ -264,6 +277,34 @@ impl QemuConfig {
         let mut cmd = Command::new(QEMU);
         cmd.args(self.args(kernel, console));
         cmd
+    }
+
+    /// Writes the device tree QEMU generates for this configuration (booting `kernel`)
+    /// to `out` (`-machine ...,dumpdtb=OUT`; QEMU exits once it is written), for a test
+    /// that boots with a changed copy of it ([`QemuConfig::dtb`]). The blob is not
+    /// packed: its header's total size is QEMU's whole buffer (1 MiB).
+    pub fn dump_dtb(&self, kernel: &Path, out: &Path) -> Result<()> {
+        let plain = QemuConfig {
+            qmp_socket: None,
+            disk: None,
+            dtb: None,
+            ..self.clone()
+        };
+        // QEMU's option syntax doubles a comma inside a value.
+        let file = out.display().to_string().replace(',', ",,");
+        let machine = format!("{},dumpdtb={file}", self.machine());
+        let mut cmd = Command::new(QEMU);
+        cmd.args(plain.args_with_machine(kernel, Console::Captured, &machine));
+        let output = process::output(&mut cmd)?;
+        if !output.status.success() || !out.is_file() {
+            return Err(Error::Invalid(format!(
+                "`{}` wrote no device tree ({}): {}",
+                process::display(&cmd),
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            )));
+        }
+        Ok(())
     }
 
     /// A covering matrix for long suites: every CPU, GIC version, exception level and
@@ -377,6 +418,17 @@ mod tests {
             "{shown}"
         );
         assert_eq!(cfg.label(), QemuConfig::default().label());
+    }
+
+    #[test]
+    fn dtb_comes_before_the_kernel() {
+        let cfg = QemuConfig {
+            dtb: Some("/tmp/virt.dtb".into()),
+            ..QemuConfig::default()
+        };
+        assert!(
+            shown(&cfg, Console::Captured).ends_with("-dtb /tmp/virt.dtb -kernel /img/kernel.elf")
+        );
     }
 
     #[test]

@@ -172,6 +172,30 @@ pub fn judge_exit(output: &RunOutput, expected: &[String], exit: i32) -> Vec<Str
     reasons
 }
 
+/// Judges a run in which the kernel must refuse to start the root task (a suite booted
+/// with a deliberately broken root task image): QEMU must end with `exit` (the kernel's
+/// own stop, not a panic or a timeout), no `[test]` or `[suite]` line may appear (the
+/// root task must not have run at all), and every expected substring (the kernel's
+/// message) must appear. Returns the reasons it failed (empty: passed).
+pub fn judge_refused(output: &RunOutput, expected: &[String], exit: i32) -> Vec<String> {
+    let mut reasons = Vec::new();
+    match output.termination {
+        Termination::Exited(code) if code == exit => {}
+        Termination::TimedOut => reasons.push(format!(
+            "timed out after {:.0} s",
+            output.elapsed.as_secs_f64()
+        )),
+        other => reasons.push(format!("QEMU ended with {other}, not exit status {exit}")),
+    }
+    if output.stdout.contains(TEST) || output.stdout.contains(SUITE) {
+        reasons.push("the root task ran: a `[test]` or `[suite]` line is in the log".to_owned());
+    }
+    for m in missing(&output.stdout, expected) {
+        reasons.push(format!("expected text not in log: `{m}`"));
+    }
+    reasons
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,6 +293,27 @@ mod tests {
         assert_eq!(
             judge_exit(&output(Termination::Exited(0), good), &[], 101).len(),
             1
+        );
+    }
+
+    #[test]
+    fn judge_refused_wants_the_exit_status_the_message_and_no_root_task() {
+        let refused = "KaaL kernel\n[kaal] root task \"root-task\" refused: segment 1: bad\n";
+        let message = ["refused: segment 1".to_owned()];
+        assert!(judge_refused(&output(Termination::Exited(1), refused), &message, 1).is_empty());
+        // A panic (101), a hang, a root task that ran, a missing message.
+        assert_eq!(
+            judge_refused(&output(Termination::Exited(101), refused), &message, 1).len(),
+            1
+        );
+        assert_eq!(
+            judge_refused(&output(Termination::TimedOut, refused), &message, 1),
+            vec!["timed out after 1 s"]
+        );
+        let ran = "[suite] s: starting\n[suite] s: 0 passed, 1 failed\n";
+        assert_eq!(
+            judge_refused(&output(Termination::Exited(1), ran), &message, 1).len(),
+            2
         );
     }
 }

@@ -507,12 +507,35 @@ fn build_root_cspace(
             redistributor,
         } => kernel_devices.extend([distributor, redistributor]),
     }
+    // The GIC's other frames stay with the kernel too: an ITS reads and writes its
+    // tables by DMA (its holder could write any memory), a v2m frame raises any SPI.
+    kernel_devices.extend(
+        platform::devices(tree)
+            .filter(|device| platform::is_interrupt_controller_part(device.compatible))
+            .map(|device| device.region),
+    );
     // Device memory for user space: never over RAM, a firmware reservation or the
     // kernel's own devices (see `platform::user_device_pages`).
     let reserved: Vec<PhysRange> = tree
         .memory_reservations()
         .map(|r| PhysRange::new(r.address() as u64, r.size() as u64))
         .collect();
+    // A device kept from user space for anything but being the kernel's own is a fault
+    // of the device tree: say which and why.
+    for device in platform::devices(tree) {
+        if let Err(why) =
+            platform::device_pages(device.region, &kernel_devices, platform.memory(), &reserved)
+            && why != platform::Withheld::KernelDevice
+        {
+            kprintln!(
+                "  device {} ({}) at {:#x}..{:#x}: no device memory for user space, {why}",
+                device.node.name,
+                device.compatible.split('\0').next().unwrap_or(""),
+                device.region.start,
+                device.region.end
+            );
+        }
+    }
     let merged = platform::user_device_pages(
         platform::devices(tree).map(|d| d.region),
         &kernel_devices,

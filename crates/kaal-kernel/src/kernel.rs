@@ -635,10 +635,23 @@ impl Kernel {
         };
         // Replace the thread's slots: delete what was there (tearing down whatever that
         // destroys before the next), copy the new capabilities.
+        let mut deleted = false;
         for index in [CSPACE_SLOT, VSPACE_SLOT, IPC_BUFFER_SLOT] {
             if let Ok(outcome) = CSpace::new(&mut KernelSlots).delete(tcb_slot(thread, index)) {
                 self.release(outcome);
+                deleted = true;
             }
+        }
+        if deleted {
+            // What the deletions destroyed may include the thread itself, the caller or
+            // the sources (a CNode holding their last capabilities), and the teardown
+            // may have stopped part way for an interrupt: nothing checked above still
+            // holds. The call is issued again and checked afresh; the old slots are
+            // empty now, so the second issue deletes nothing and goes on.
+            if self.current.is_some() {
+                self.restart_syscall();
+            }
+            return Ok((0, 0));
         }
         let mut store = KernelSlots;
         let mut space = CSpace::new(&mut store);

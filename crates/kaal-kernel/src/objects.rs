@@ -95,6 +95,10 @@ const ZEROING_STEP_BYTES: u64 = 64 << 10;
 /// kernel's preemption point. Reading it acknowledges nothing.
 pub(crate) fn interrupt_pending() -> bool {
     const ISR_EL1_I: u64 = 1 << 7;
+    #[cfg(all(feature = "test-hooks", debug_assertions))]
+    if crate::arch::test_hooks::take_forced_preemption() {
+        return true;
+    }
     crate::arch::read_sysreg!("isr_el1") & ISR_EL1_I != 0
 }
 

@@ -411,36 +411,84 @@ pub fn devices<'a>(tree: &'a Fdt<'a>) -> impl Iterator<Item = DeviceNode<'a>> + 
     })
 }
 
-/// The pages user space may get as device memory: every device region of the tree,
-/// widened to whole pages, except those that touch a region the kernel keeps for itself
-/// (`kernel`: its console, interrupt controller), RAM (`ram`: device memory over RAM would
-/// let a task map kernel or other tasks' memory uncached, outside every untyped), or a
-/// memory reservation of the tree (`reserved`: firmware's). A region whose end cannot be
-/// rounded up to a page is dropped. Sorted and merged.
+/// Why a device region of the tree is not handed to user space as device memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+pub enum Withheld {
+    /// Empty, or its end cannot be rounded up to a page.
+    #[error("its range cannot be widened to whole pages")]
+    NotPages,
+    /// It shares a page with RAM.
+    #[error("it overlaps RAM")]
+    Ram,
+    /// It shares a page with a memory reservation of the tree.
+    #[error("it overlaps a firmware memory reservation")]
+    Reserved,
+    /// It shares a page with a device the kernel drives itself.
+    #[error("it overlaps a device the kernel drives")]
+    KernelDevice,
+}
+
+/// The pages user space may get as device memory for one device `region`: the region
+/// widened to whole pages, unless those touch RAM (`ram`: device memory over RAM would
+/// let a task map kernel or other tasks' memory uncached, outside every untyped), a
+/// memory reservation of the tree (`reserved`: firmware's) or a region the kernel keeps
+/// for itself (`kernel`: its console, interrupt controller); then it says which.
+pub fn device_pages(
+    region: PhysRange,
+    kernel: &[PhysRange],
+    ram: &[PhysRange],
+    reserved: &[PhysRange],
+) -> Result<PhysRange, Withheld> {
+    const PAGE: u64 = 4096;
+    let pages = PhysRange {
+        start: region.start & !(PAGE - 1),
+        end: region
+            .end
+            .checked_next_multiple_of(PAGE)
+            .ok_or(Withheld::NotPages)?,
+    };
+    let overlaps = |other: &PhysRange| pages.start < other.end && other.start < pages.end;
+    if pages.start >= pages.end {
+        Err(Withheld::NotPages)
+    } else if ram.iter().any(overlaps) {
+        Err(Withheld::Ram)
+    } else if reserved.iter().any(overlaps) {
+        Err(Withheld::Reserved)
+    } else if kernel.iter().any(overlaps) {
+        Err(Withheld::KernelDevice)
+    } else {
+        Ok(pages)
+    }
+}
+
+/// Whether a device (its `compatible` list, entries separated by NUL) is a part of the
+/// interrupt controller that the kernel keeps from user space like the GIC itself: a
+/// GICv3 ITS (which reads and writes its tables in memory by DMA) or a GICv2m MSI frame
+/// (whose holder could raise any SPI).
+///
+/// ```
+/// use kaal_kernel::platform::is_interrupt_controller_part;
+///
+/// assert!(is_interrupt_controller_part("arm,gic-v3-its"));
+/// assert!(is_interrupt_controller_part("arm,gic-v2m-frame"));
+/// assert!(!is_interrupt_controller_part("arm,pl031\0arm,primecell"));
+/// ```
+pub fn is_interrupt_controller_part(compatible: &str) -> bool {
+    compatible
+        .split('\0')
+        .any(|entry| matches!(entry, "arm,gic-v3-its" | "arm,gic-v2m-frame"))
+}
+
+/// The pages user space may get as device memory: every device region of the tree that
+/// [`device_pages`] allows, widened to whole pages, sorted and merged.
 pub fn user_device_pages(
     devices: impl Iterator<Item = PhysRange>,
     kernel: &[PhysRange],
     ram: &[PhysRange],
     reserved: &[PhysRange],
 ) -> alloc::vec::Vec<PhysRange> {
-    const PAGE: u64 = 4096;
-    let overlaps = |a: &PhysRange, b: &PhysRange| a.start < b.end && b.start < a.end;
     let mut pages: alloc::vec::Vec<PhysRange> = devices
-        .filter_map(|region| {
-            let end = region.end.checked_next_multiple_of(PAGE)?;
-            Some(PhysRange {
-                start: region.start & !(PAGE - 1),
-                end,
-            })
-        })
-        .filter(|range| range.start < range.end)
-        .filter(|range| {
-            !kernel
-                .iter()
-                .chain(ram)
-                .chain(reserved)
-                .any(|other| overlaps(range, other))
-        })
+        .filter_map(|region| device_pages(region, kernel, ram, reserved).ok())
         .collect();
     pages.sort_by_key(|r| r.start);
     let mut merged: alloc::vec::Vec<PhysRange> = alloc::vec::Vec::new();
@@ -455,6 +503,17 @@ pub fn user_device_pages(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_gic_s_msi_frames_are_the_kernel_s() {
+        use super::is_interrupt_controller_part as part;
+        assert!(part("arm,gic-v3-its"));
+        assert!(part("vendor,its\0arm,gic-v3-its"));
+        assert!(part("arm,gic-v2m-frame"));
+        assert!(!part("arm,gic-v3"));
+        assert!(!part("virtio,mmio"));
+        assert!(!part(""));
+    }
 
     #[test]
     fn device_pages_never_cover_ram_reservations_or_the_kernels_devices() {
@@ -478,6 +537,21 @@ mod tests {
             pages,
             [r(0x0901_0000, 0x0901_1000), r(0x0a00_0000, 0x0a00_1000)]
         );
+        // Each dropped region with its reason, for the kernel's boot log.
+        let why = |region| {
+            device_pages(
+                region,
+                &[r(0x0900_0000, 0x0900_1000)],
+                &[r(0x4000_0000, 0x5000_0000)],
+                &[r(0x3000_0000, 0x3000_2000)],
+            )
+        };
+        assert_eq!(why(devices[0]), Err(Withheld::KernelDevice));
+        assert_eq!(why(devices[4]), Err(Withheld::Ram));
+        assert_eq!(why(r(0x3fff_f800, 0x4000_0010)), Err(Withheld::Ram));
+        assert_eq!(why(devices[5]), Err(Withheld::Reserved));
+        assert_eq!(why(devices[6]), Err(Withheld::NotPages));
+        assert_eq!(why(devices[1]), Ok(r(0x0901_0000, 0x0901_1000)));
     }
 
     use super::*;

@@ -5,14 +5,19 @@
 //! that a task writes with `console_write` and that starts the same way gets
 //! [`CONSOLE_USER_MARK`] (`[user] `) in front of it; every other line is printed as
 //! written, so the output of well-behaved tasks does not change. A line starts after a
-//! `\n` or a `\r` (which sends a terminal's cursor back to the start of the line),
-//! whoever wrote it, and at the start of the console. A write that ends while its line
+//! `\n` or a `\r` (which sends a terminal's cursor back to the start of the line), or a
+//! backspace (which could take it there), whoever wrote it, and at the start of the
+//! console. A write that ends while its line
 //! still matches the beginning of the prefix (`[ka`) is marked too: the task could
 //! finish the prefix in its next write.
 //!
 //! Control characters other than tab, line feed, carriage return and backspace (which a
 //! line editor echoes) come out in caret notation (`^[` for ESC): a task cannot move the
 //! terminal's cursor, clear the screen or rewrite earlier lines, the kernel's included.
+//! The C1 controls, which terminals also obey (CSI is `0x9b` on an 8-bit terminal and
+//! `C2 9B` in UTF-8), come out as `\x9b`: a byte `0x80..=0x9f` is printed as it is only
+//! when it continues a UTF-8 character other than a C1 control (after a byte `0xc3` or
+//! above, or a continuation byte, in the same write).
 //!
 //! ```
 //! use kaal_kernel::user_output::mark;
@@ -68,7 +73,20 @@ pub fn mark_while(
                 CONSOLE_USER_MARK.bytes().for_each(&mut emit);
             }
         }
+        let previous = i.checked_sub(1).map(|p| bytes[p]);
         match byte {
+            // A C1 control: alone (or first in the write), or UTF-8 `C2 80..9F`.
+            0x80..=0x9f if !matches!(previous, Some(0x80..=0xc1 | 0xc3..)) => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                for b in [
+                    b'\\',
+                    b'x',
+                    HEX[usize::from(byte >> 4)],
+                    HEX[usize::from(byte & 15)],
+                ] {
+                    emit(b);
+                }
+            }
             b'\t' | b'\n' | b'\r' | 0x08 | 0x20..=0x7e | 0x80.. => emit(byte),
             0x7f => {
                 emit(b'^');
@@ -79,7 +97,7 @@ pub fn mark_while(
                 emit(control + 0x40);
             }
         }
-        at_start = byte == b'\n' || byte == b'\r';
+        at_start = matches!(byte, b'\n' | b'\r' | 0x08);
     }
     (bytes.len(), at_start)
 }
@@ -87,6 +105,26 @@ pub fn mark_while(
 #[cfg(test)]
 mod tests {
     use super::{mark, mark_while};
+
+    #[test]
+    fn backspace_and_c1_controls_cannot_forge_a_kernel_line() {
+        // Backspace could take the cursor back to the start of the line.
+        assert_eq!(
+            marked(b"x\x08[kaal] forged\n", false).0,
+            "x\x08[user] [kaal] forged\n"
+        );
+        // CSI as a raw byte and in UTF-8; a character that merely continues with a
+        // byte in the same range is left alone.
+        let mut out = Vec::new();
+        mark(b"a\x9b2J \xc2\x9b2J \xe2\x82\xac \xc3\x9b", true, |b| {
+            out.push(b)
+        });
+        assert_eq!(out, b"a\\x9b2J \xc2\\x9b2J \xe2\x82\xac \xc3\x9b");
+        // First in a write: no character to continue.
+        out.clear();
+        mark(b"\x85", true, |b| out.push(b));
+        assert_eq!(out, b"\\x85");
+    }
 
     #[test]
     fn a_full_output_ends_the_write_after_at_least_one_byte() {

@@ -200,8 +200,9 @@ pub fn identify(slot: u64) -> Result<(ObjectType, u64), Error> {
 impl Cap<Untyped> {
     /// Retypes `count` objects of kind `K` into the empty slots from `destination` on.
     /// `size_bits` is the size of an untyped object or the radix of a CNode (ignored
-    /// otherwise). Returns the physical address of the first object (the objects are
-    /// contiguous).
+    /// otherwise). Returns the physical address of the first object. The objects are
+    /// contiguous when one call makes them all; a split retype (below) is contiguous
+    /// only if no other thread retypes from the same untyped between its calls.
     ///
     /// One system call creates at most [`kaal_abi::RETYPE_MAX_COUNT`] objects; a larger
     /// `count` is made in several, and if one of them fails, the capabilities the

@@ -26,6 +26,10 @@
 //!   EL0.
 //! * [`OVERFLOW_KERNEL_STACK`]: recurses on the kernel stack until it runs into the
 //!   guard page below it. Never returns.
+//! * [`FORCE_PREEMPTION`]: the next `x1` looks for a pending interrupt at the kernel's
+//!   preemption points (retype zeroing, revoke and teardown batches) answer "pending",
+//!   so a suite can stop a long operation part way at a known place and test what the
+//!   kernel does before it is finished.
 //! * [`QUERY`]: returns a bit mask of the hooks possible here (bit `n`: hook `n`).
 
 use super::context::UserContext;
@@ -44,6 +48,21 @@ pub const PEND_SERROR: u64 = 1;
 pub const RAISE_FIQ: u64 = 2;
 /// Hook 3: overflow the kernel stack.
 pub const OVERFLOW_KERNEL_STACK: u64 = 3;
+/// Hook 4: answer "an interrupt is pending" at the next `x1` preemption points.
+pub const FORCE_PREEMPTION: u64 = 4;
+
+/// Preemption points left that answer "pending" ([`FORCE_PREEMPTION`]).
+static FORCED_PREEMPTIONS: AtomicU64 = AtomicU64::new(0);
+
+/// Whether a preemption point should act as if an interrupt were pending: uses up one
+/// of the answers [`FORCE_PREEMPTION`] asked for.
+pub fn take_forced_preemption() -> bool {
+    FORCED_PREEMPTIONS
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+            left.checked_sub(1)
+        })
+        .is_ok()
+}
 
 /// The SGI the FIQ hook uses.
 const FIQ_SGI: u32 = 15;
@@ -124,7 +143,8 @@ pub unsafe fn handle(context: *mut UserContext, esr: u64) -> bool {
     let hook = unsafe { (*context).x[0] };
     let result = match hook {
         QUERY => {
-            let mut possible = (1 << RAISE_FIQ) | (1 << OVERFLOW_KERNEL_STACK);
+            let mut possible =
+                (1 << RAISE_FIQ) | (1 << OVERFLOW_KERNEL_STACK) | (1 << FORCE_PREEMPTION);
             if BOOT_EL.load(Ordering::Relaxed) == 2 {
                 possible |= 1 << PEND_SERROR;
             }
@@ -132,6 +152,12 @@ pub unsafe fn handle(context: *mut UserContext, esr: u64) -> bool {
         }
         PEND_SERROR => pend_serror(),
         RAISE_FIQ => raise_fiq(),
+        FORCE_PREEMPTION => {
+            // SAFETY: as above.
+            let count = unsafe { (*context).x[1] };
+            FORCED_PREEMPTIONS.store(count, Ordering::Relaxed);
+            0
+        }
         OVERFLOW_KERNEL_STACK => {
             crate::kprintln!("[kaal] test hook: overflowing the kernel stack");
             recurse(0)

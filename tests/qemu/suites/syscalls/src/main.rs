@@ -206,6 +206,8 @@ fn main(boot: &BootInfo<'_>) -> i32 {
             &[b"[kaal] forged by the syscalls suite\n".as_slice()][..],
             &[b"[ka", b"al] forged in two writes by the syscalls suite\n"],
             &[b"x\r[kaal] forged after a carriage return by the syscalls suite\n"],
+            &[b"x\x08[kaal] forged after a backspace by the syscalls suite\n"],
+            &[b"\xc2\x9b2J C1 control shown, not obeyed, by the syscalls suite\n"],
         ] {
             for piece in pieces {
                 let (pointer, length) = (piece.as_ptr() as u64, piece.len() as u64);
