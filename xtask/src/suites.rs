@@ -89,6 +89,9 @@ struct Suite {
     /// a run passes on QEMU's exit status `expect_exit` with no `[test]` or `[suite]`
     /// line and `expect.txt` in the log ([`serial::judge_refused`]).
     corrupt_root_task: Option<String>,
+    /// `secure = on` in `suite.txt`: every run boots at EL3 (`secure=on`), which the
+    /// kernel must refuse with a message; judged like `corrupt_root_task`.
+    secure: bool,
 }
 
 /// The bytes a suite's serial input carries: byte `i` is `(i * 31 + 7) % 251`, so that
@@ -188,6 +191,7 @@ fn discover() -> Result<Vec<Suite>> {
         suites.push(Suite {
             dtb_set,
             corrupt_root_task: suite_option(&options, "corrupt_root_task"),
+            secure: suite_option(&options, "secure").as_deref() == Some("on"),
             expect_exit,
             package: format!("suite-{name}"),
             name,
@@ -488,11 +492,12 @@ fn edited_dtb(config: &QemuConfig, kernel: &Path, edit: &DtbEdit, name: &str) ->
 
 /// Runs one suite on one configuration, prints the verdict and keeps the log of a failure.
 fn run_one(suite: &Suite, kernel: &Path, config: &QemuConfig, args: &Args) -> bool {
+    let mut config = with_test_bootargs(config);
+    config.secure = suite.secure;
     let label = match suite.boot {
         Some((boot, _)) => format!("{}-boot{boot}", config.label()),
         None => config.label(),
     };
-    let mut config = with_test_bootargs(config);
     if let Some(bootargs) = &suite.bootargs {
         config = config.bootarg(bootargs);
     }
@@ -542,7 +547,7 @@ fn run_one(suite: &Suite, kernel: &Path, config: &QemuConfig, args: &Args) -> bo
     }
     let reasons = match run {
         Ok(output) => {
-            let reasons = if suite.corrupt_root_task.is_some() {
+            let reasons = if suite.corrupt_root_task.is_some() || suite.secure {
                 serial::judge_refused(&output, &suite.expected, suite.expect_exit)
             } else {
                 serial::judge_exit(&output, &suite.expected, suite.expect_exit)

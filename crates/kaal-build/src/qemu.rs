@@ -108,6 +108,9 @@ pub struct QemuConfig {
     pub gic: Gic,
     /// Boot at EL2 (`virtualization=on`) instead of EL1.
     pub el2: bool,
+    /// Boot at EL3 (`secure=on`: the secure world and EL3, with no firmware), which
+    /// the kernel refuses with a message (a test of that refusal).
+    pub secure: bool,
     /// RAM size in MiB.
     pub memory_mib: u32,
     /// Number of CPUs.
@@ -136,6 +139,7 @@ impl Default for QemuConfig {
             cpu: Cpu::CortexA53,
             gic: Gic::V3,
             el2: false,
+            secure: false,
             memory_mib: 256,
             smp: 1,
             bootargs: String::new(),
@@ -204,7 +208,11 @@ impl QemuConfig {
             "{}-gic{}-el{}-{}m{smp}",
             self.cpu,
             self.gic.number(),
-            if self.el2 { 2 } else { 1 },
+            match (self.secure, self.el2) {
+                (true, _) => 3,
+                (false, true) => 2,
+                (false, false) => 1,
+            },
             self.memory_mib
         )
     }
@@ -212,7 +220,8 @@ impl QemuConfig {
     /// The `-machine` value.
     pub fn machine(&self) -> String {
         let virt = if self.el2 { ",virtualization=on" } else { "" };
-        format!("virt,gic-version={}{virt}", self.gic.number())
+        let secure = if self.secure { ",secure=on" } else { "" };
+        format!("virt,gic-version={}{virt}{secure}", self.gic.number())
     }
 
     /// QEMU's arguments for booting the kernel ELF `kernel` with console `console`.
@@ -418,6 +427,20 @@ mod tests {
             "{shown}"
         );
         assert_eq!(cfg.label(), QemuConfig::default().label());
+    }
+
+    #[test]
+    fn secure_boots_at_el3() {
+        let cfg = QemuConfig {
+            secure: true,
+            el2: true,
+            ..QemuConfig::default()
+        };
+        assert_eq!(
+            cfg.machine(),
+            "virt,gic-version=3,virtualization=on,secure=on"
+        );
+        assert_eq!(cfg.label(), "cortex-a53-gic3-el3-256m");
     }
 
     #[test]
