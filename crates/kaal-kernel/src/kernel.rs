@@ -635,19 +635,21 @@ impl Kernel {
         };
         // Replace the thread's slots: delete what was there (tearing down whatever that
         // destroys before the next), copy the new capabilities.
-        let mut deleted = false;
+        let mut cnode_destroyed = false;
         for index in [CSPACE_SLOT, VSPACE_SLOT, IPC_BUFFER_SLOT] {
             if let Ok(outcome) = CSpace::new(&mut KernelSlots).delete(tcb_slot(thread, index)) {
+                cnode_destroyed |=
+                    outcome.last_reference && outcome.cap.object_type == ObjectType::CNode;
                 self.release(outcome);
-                deleted = true;
             }
         }
-        if deleted {
-            // What the deletions destroyed may include the thread itself, the caller or
-            // the sources (a CNode holding their last capabilities), and the teardown
-            // may have stopped part way for an interrupt: nothing checked above still
-            // holds. The call is issued again and checked afresh; the old slots are
-            // empty now, so the second issue deletes nothing and goes on.
+        if cnode_destroyed || self.teardown_pending() {
+            // Destroying the old CSpace root destroys what it held: maybe the thread
+            // itself, the caller, or the sources' CNode; and the teardown may have
+            // stopped part way for an interrupt. Nothing checked above still holds, so
+            // the call is issued again and checked afresh (after the teardown ends);
+            // the old slots are empty now, so the second issue deletes nothing. (An
+            // address space or frame destroyed here destroys nothing else.)
             if self.current.is_some() {
                 self.restart_syscall();
             }
