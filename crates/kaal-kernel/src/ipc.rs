@@ -191,6 +191,10 @@ impl Kernel {
             if is_call {
                 self.set_reply_to(head, me);
                 self.block_on_reply(me, head);
+                // Fast path: the caller blocked, the server runs at once.
+                if self.current == Some(me) && self.hand_over(head) {
+                    return Ok((0, 0));
+                }
             }
             self.make_ready(head);
             return Ok((0, 0));
@@ -285,6 +289,15 @@ impl Kernel {
 
     /// `reply`: answers the thread whose call this thread received last.
     pub(crate) fn reply(&mut self) -> Result<(), Error> {
+        if let Some(caller) = self.reply_waking(false)? {
+            self.make_ready(caller);
+        }
+        Ok(())
+    }
+
+    /// `reply`, returning the caller it unblocked instead of making it ready when
+    /// `defer` is set (and the reply is a message, not a fault handler's answer).
+    fn reply_waking(&mut self, defer: bool) -> Result<Option<ThreadRef>, Error> {
         let me = self.current.expect("current thread");
         // SAFETY: live.
         let caller = core::mem::take(&mut unsafe { tcb(me) }.reply_to);
@@ -307,19 +320,50 @@ impl Kernel {
             } else {
                 self.make_ready(caller);
             }
-            return Ok(());
+            return Ok(None);
         }
         self.transfer(me, caller, 0, false);
+        if defer {
+            return Ok(Some(caller));
+        }
         self.make_ready(caller);
-        Ok(())
+        Ok(None)
     }
 
     /// `reply_recv`.
     pub(crate) fn reply_receive(&mut self, cspace: &Capability, pointer: u64) -> SyscallResult {
         // Check the endpoint first so a bad one changes nothing.
-        self.endpoint_cap(cspace, pointer, Rights::READ)?;
-        let _ = self.reply();
-        self.receive(cspace, pointer, true)
+        let cap = self.endpoint_cap(cspace, pointer, Rights::READ)?;
+        // Fast path: when the receive will block (no sender waits, no signal is pending),
+        // the caller can run at once instead of going through the run queue. Otherwise
+        // the caller is made ready before the receive, as always.
+        let will_block = self.receive_blocks(&cap);
+        let deferred = self.reply_waking(will_block).ok().flatten();
+        let result = self.receive(cspace, pointer, true);
+        if let Some(caller) = deferred
+            && !self.hand_over(caller)
+        {
+            self.make_ready(caller);
+        }
+        result
+    }
+
+    /// Whether a blocking receive on `cap` by the current thread would block: no sender
+    /// waits at the endpoint and its bound notification holds no signal.
+    fn receive_blocks(&self, cap: &Capability) -> bool {
+        let Some(me) = self.current else {
+            return false;
+        };
+        // SAFETY: the current thread is live; read only.
+        let bound = unsafe { tcb(me) }.bound_notification;
+        // SAFETY: a bound notification is live (destroying it unbinds); read only.
+        if bound != 0 && unsafe { notification(bound) }.word != 0 {
+            return false;
+        }
+        // SAFETY: an endpoint capability names a live endpoint; read only.
+        let head = unsafe { endpoint(cap.object) }.queue.head;
+        // SAFETY: queued threads are live; read only.
+        head == 0 || unsafe { tcb(head) }.state != ThreadState::BlockedOnSend
     }
 
     fn deliver_signal(&mut self, thread: ThreadRef, word: u64) {
@@ -339,12 +383,18 @@ impl Kernel {
             return Err(Error::MissingRights);
         }
         // An unbadged capability signals bit 0, so a signal is never lost as a zero word.
-        self.signal_object(cap.object, if cap.badge == 0 { 1 } else { cap.badge });
+        self.signal_waking(cap.object, if cap.badge == 0 { 1 } else { cap.badge }, true);
         Ok((0, 0))
     }
 
     /// ORs `badge` into a notification and wakes whoever waits for it.
     pub(crate) fn signal_object(&mut self, address: u64, badge: u64) {
+        self.signal_waking(address, badge, false);
+    }
+
+    /// [`Kernel::signal_object`]; with `fast`, a waiter of higher priority than the
+    /// signalling thread runs at once ([`Kernel::preempt_to`]).
+    fn signal_waking(&mut self, address: u64, badge: u64, fast: bool) {
         // SAFETY: callers pass live notifications.
         let n = unsafe { notification(address) };
         if let Some(waiter) = n.queue.pop_front(&mut TcbLinks) {
@@ -355,7 +405,9 @@ impl Kernel {
             t.blocked_on = 0;
             t.context.x[0] = 0;
             t.context.x[1] = word;
-            self.make_ready(waiter);
+            if !(fast && self.preempt_to(waiter)) {
+                self.make_ready(waiter);
+            }
             return;
         }
         n.word |= badge;

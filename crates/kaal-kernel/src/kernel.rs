@@ -317,7 +317,11 @@ impl Kernel {
                 let number = context.x[8];
                 let args: [u64; 6] = core::array::from_fn(|i| context.x[i]);
                 self.result_written = false;
+                let caller = self.current;
                 let result = self.syscall(number, args);
+                // An error is the caller's: a fast path that switched threads must have
+                // succeeded, or the error would land in the thread it switched to.
+                debug_assert!(result.is_ok() || self.current == caller || self.current.is_none());
                 // A thread that ended or blocked does not get a result now, nor one whose
                 // IPC already wrote it.
                 let running =
@@ -341,7 +345,12 @@ impl Kernel {
     }
 
     fn syscall(&mut self, number: u64, args: [u64; 6]) -> SyscallResult {
-        let resume = self.revoke_resume.take();
+        // Taken only when there is one: moving the 48-byte option costs a `memcpy` call
+        // on every system call otherwise.
+        let resume = match self.revoke_resume {
+            Some(_) => self.revoke_resume.take(),
+            None => None,
+        };
         // A teardown left unfinished by a preempted call comes first: until the dying
         // CNodes are empty their memory must not be reused, so no call does new work.
         if self.teardown_pending() {
@@ -1175,6 +1184,94 @@ impl Kernel {
         trap_user_fp(false);
     }
 
+    /// The fast path of a call or reply-receive whose caller has just blocked: if
+    /// `next` (a thread the call unblocked, in no queue yet) outranks every ready thread,
+    /// it runs at once, exactly as the scheduler would choose it, but without the run
+    /// queue's round trip or the scheduler's second pass. Returns `false`, having done
+    /// nothing, when that does not hold; the caller then makes `next` ready as usual.
+    pub(crate) fn hand_over(&mut self, next: ThreadRef) -> bool {
+        if !FAST_PATHS.load(core::sync::atomic::Ordering::Relaxed) {
+            return false;
+        }
+        let Some(current) = self.current else {
+            return false;
+        };
+        // SAFETY: the current thread is live; only its state is read.
+        let blocked = unsafe { tcb(current) }.state != ThreadState::Running;
+        let (priority, ok) = {
+            // SAFETY: callers pass a live thread; read only.
+            let t = unsafe { tcb(next) };
+            let runnable = !t.queued
+                && !t.state.has_ended()
+                && !matches!(t.state, ThreadState::Inactive | ThreadState::Running)
+                && t.slots[VSPACE_SLOT as usize].cap.object_type == ObjectType::AddressSpace;
+            (t.priority, runnable)
+        };
+        if !blocked
+            || !ok
+            || self
+                .run_queues
+                .highest_priority()
+                .is_some_and(|p| p >= priority)
+        {
+            return false;
+        }
+        self.switch_to(next);
+        self.reschedule = false;
+        count_fast_path();
+        true
+    }
+
+    /// The fast path of a signal that wakes a thread of higher priority than the running
+    /// one: the signaller goes back to its run queue (at the back, as the scheduler puts
+    /// a thread that a higher one preempts in a system call) and `next` runs at once.
+    /// Returns `false`, having done nothing, unless `next` outranks the signaller and
+    /// every ready thread. Only for `signal`: it writes the signaller's (successful)
+    /// result itself.
+    pub(crate) fn preempt_to(&mut self, next: ThreadRef) -> bool {
+        if !FAST_PATHS.load(core::sync::atomic::Ordering::Relaxed) {
+            return false;
+        }
+        let Some(current) = self.current else {
+            return false;
+        };
+        // SAFETY: live threads, read only.
+        let (mine, theirs, ok) = unsafe {
+            let (me, t) = (tcb(current), tcb(next));
+            let ok = me.state == ThreadState::Running
+                && me.slots[VSPACE_SLOT as usize].cap.object_type == ObjectType::AddressSpace
+                && !t.queued
+                && !t.state.has_ended()
+                && !matches!(t.state, ThreadState::Inactive | ThreadState::Running)
+                && t.slots[VSPACE_SLOT as usize].cap.object_type == ObjectType::AddressSpace;
+            (me.priority, t.priority, ok)
+        };
+        if !ok
+            || theirs <= mine
+            || self
+                .run_queues
+                .highest_priority()
+                .is_some_and(|p| p >= theirs)
+        {
+            return false;
+        }
+        // SAFETY: the current thread is live.
+        let me = unsafe { tcb(current) };
+        // The signal's result (success) goes to the signaller now: when the call returns
+        // the current thread is `next`, whose registers hold what it woke with.
+        me.context.x[0] = 0;
+        me.context.x[1] = 0;
+        me.context.x[2] = 0;
+        self.result_written = true;
+        me.state = ThreadState::Ready;
+        me.queued = true;
+        self.run_queues.push_back(&mut TcbLinks, current, mine);
+        self.switch_to(next);
+        self.reschedule = false;
+        count_fast_path();
+        true
+    }
+
     /// Makes `next` the running thread: FP trapping, address space and context pointer.
     fn switch_to(&mut self, next: ThreadRef) {
         // The registers hold the FP state of `fp_owner`; anyone else traps on first use.
@@ -1210,6 +1307,29 @@ impl Kernel {
 
 fn cap_radix(cap: &Capability) -> u8 {
     cap.extra as u8
+}
+
+/// Whether the IPC fast paths ([`Kernel::hand_over`], [`Kernel::preempt_to`]) are on.
+/// Always on in a shipped kernel; the test hooks can turn them off, so that a suite can
+/// run the same operations both ways and compare every result.
+static FAST_PATHS: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(true);
+
+/// Switches made by the IPC fast paths since boot, counted in test kernels only (so a
+/// test can tell that they ran).
+#[cfg(all(feature = "test-hooks", debug_assertions))]
+static FAST_PATH_SWITCHES: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+fn count_fast_path() {
+    #[cfg(all(feature = "test-hooks", debug_assertions))]
+    FAST_PATH_SWITCHES.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// Turns the IPC fast paths on or off (the test hooks' `SET_FAST_PATHS`); returns how
+/// many switches they made since boot.
+#[cfg(all(feature = "test-hooks", debug_assertions))]
+pub(crate) fn set_fast_paths(on: bool) -> u64 {
+    FAST_PATHS.store(on, core::sync::atomic::Ordering::Relaxed);
+    FAST_PATH_SWITCHES.load(core::sync::atomic::Ordering::Relaxed)
 }
 
 /// Installs the kernel state. Called once by the boot path.

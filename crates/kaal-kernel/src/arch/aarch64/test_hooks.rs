@@ -30,6 +30,9 @@
 //!   preemption points (retype zeroing, revoke and teardown batches) answer "pending",
 //!   so a suite can stop a long operation part way at a known place and test what the
 //!   kernel does before it is finished.
+//! * [`SET_FAST_PATHS`]: turns the IPC fast paths off (`x1` = 0) or on (`x1` = 1), so
+//!   that a suite can run the same operations through the general paths and compare;
+//!   returns how many switches the fast paths made since boot (not 0: done).
 //! * [`QUERY`]: returns a bit mask of the hooks possible here (bit `n`: hook `n`).
 
 use super::context::UserContext;
@@ -50,6 +53,9 @@ pub const RAISE_FIQ: u64 = 2;
 pub const OVERFLOW_KERNEL_STACK: u64 = 3;
 /// Hook 4: answer "an interrupt is pending" at the next `x1` preemption points.
 pub const FORCE_PREEMPTION: u64 = 4;
+
+/// Hook 5: turn the IPC fast paths off (`x1` = 0) or on.
+pub const SET_FAST_PATHS: u64 = 5;
 
 /// Preemption points left that answer "pending" ([`FORCE_PREEMPTION`]).
 static FORCED_PREEMPTIONS: AtomicU64 = AtomicU64::new(0);
@@ -143,8 +149,10 @@ pub unsafe fn handle(context: *mut UserContext, esr: u64) -> bool {
     let hook = unsafe { (*context).x[0] };
     let result = match hook {
         QUERY => {
-            let mut possible =
-                (1 << RAISE_FIQ) | (1 << OVERFLOW_KERNEL_STACK) | (1 << FORCE_PREEMPTION);
+            let mut possible = (1 << RAISE_FIQ)
+                | (1 << OVERFLOW_KERNEL_STACK)
+                | (1 << FORCE_PREEMPTION)
+                | (1 << SET_FAST_PATHS);
             if BOOT_EL.load(Ordering::Relaxed) == 2 {
                 possible |= 1 << PEND_SERROR;
             }
@@ -157,6 +165,10 @@ pub unsafe fn handle(context: *mut UserContext, esr: u64) -> bool {
             let count = unsafe { (*context).x[1] };
             FORCED_PREEMPTIONS.store(count, Ordering::Relaxed);
             0
+        }
+        SET_FAST_PATHS => {
+            // SAFETY: as above.
+            crate::kernel::set_fast_paths(unsafe { (*context).x[1] } != 0)
         }
         OVERFLOW_KERNEL_STACK => {
             crate::kprintln!("[kaal] test hook: overflowing the kernel stack");

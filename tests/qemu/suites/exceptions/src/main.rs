@@ -10,6 +10,10 @@
 //!   CNode holding its last capability), with the teardown stopped part way (forced
 //!   preemption), writes nothing into the dead thread: the capabilities it was to get
 //!   gain no child.
+//! * The IPC fast paths change nothing but speed: the same pseudo-random sequence of
+//!   calls, replies and signals between threads of several priorities, run with the
+//!   fast paths on and then off (hook `SET_FAST_PATHS`), gives the same transcript:
+//!   every result, badge, message word and the order in which the threads ran.
 //! * Last, after the summary line: a kernel stack overflow ends the run with a clear
 //!   report (`expect.txt`) and the kernel's panic exit status (`suite.txt`).
 #![no_std]
@@ -82,6 +86,201 @@ fn hook_with(number: u64, argument: u64) -> u64 {
         );
     }
     result
+}
+
+/// Turn the IPC fast paths off (`x1` = 0) or on.
+const SET_FAST_PATHS: u64 = 5;
+
+/// The differential run's shared state: the transcript every thread appends to, and
+/// the endpoints and notifications of its servers and waiters.
+const SERVERS: usize = 3;
+const WAITERS: usize = 2;
+const STEPS: usize = 2000;
+const TRANSCRIPT_WORDS: usize = 4 * STEPS + 64;
+static TRANSCRIPT: [AtomicU64; TRANSCRIPT_WORDS] = [const { AtomicU64::new(0) }; TRANSCRIPT_WORDS];
+static TRANSCRIPT_LENGTH: AtomicU64 = AtomicU64::new(0);
+static SERVER_ENDPOINTS: [AtomicU64; SERVERS] = [const { AtomicU64::new(0) }; SERVERS];
+static WAITER_NOTIFICATIONS: [AtomicU64; WAITERS] = [const { AtomicU64::new(0) }; WAITERS];
+/// The label that ends a server or waiter.
+const QUIT: u64 = 0xdead;
+
+/// Appends one event to the transcript.
+fn record(event: u64) {
+    let at = TRANSCRIPT_LENGTH.fetch_add(1, core::sync::atomic::Ordering::Relaxed) as usize;
+    if let Some(slot) = TRANSCRIPT.get(at) {
+        slot.store(event, core::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// A server: answers each call with words derived from the message and the badge, and
+/// records what it received, until told to quit.
+fn differential_server(index: usize) -> u64 {
+    let endpoint = Cap::<Endpoint>::from_slot(
+        SERVER_ENDPOINTS[index].load(core::sync::atomic::Ordering::Relaxed),
+    );
+    let Ok(mut received) = endpoint.recv() else {
+        return 1;
+    };
+    loop {
+        let m = received.message;
+        record(0x5e << 56 | (index as u64) << 48 | received.badge << 16 | m.info.label);
+        record(m.words[0] ^ m.words[3]);
+        if m.info.label == QUIT {
+            // Answer, then wait for good (the test suspends and deletes the thread).
+            let _ = ipc::reply(&Message::new(QUIT, [0; 4]));
+            let _ = endpoint.recv();
+            return 3;
+        }
+        if m.info.label & 0x100 != 0 {
+            // Wake a waiter, perhaps of higher priority than this server: the signal's
+            // fast path hands the processor over at once.
+            let waiter = (m.words[1] as usize) % WAITERS;
+            let notification = Cap::<Notification>::from_slot(
+                WAITER_NOTIFICATIONS[waiter].load(core::sync::atomic::Ordering::Relaxed),
+            );
+            if let Err(error) = notification.signal() {
+                return 0x400 | error as u64;
+            }
+            record(0x52 << 56 | (index as u64) << 48 | waiter as u64);
+        }
+        let answer = Message::new(
+            m.info.label + 1,
+            [
+                m.words[0].wrapping_add(received.badge),
+                m.words[1] ^ index as u64,
+                m.words[2].rotate_left(7),
+                m.words[3].wrapping_mul(3),
+            ],
+        );
+        match endpoint.reply_recv(&answer) {
+            Ok(next) => received = next,
+            Err(_) => return 2,
+        }
+    }
+}
+
+/// A waiter: records each notification word it wakes with (the test suspends and
+/// deletes the thread).
+fn differential_waiter(index: usize) -> u64 {
+    let notification = Cap::<Notification>::from_slot(
+        WAITER_NOTIFICATIONS[index].load(core::sync::atomic::Ordering::Relaxed),
+    );
+    loop {
+        match notification.wait() {
+            Ok(word) => record(0xa1 << 56 | (index as u64) << 48 | word),
+            Err(_) => return 1,
+        }
+    }
+}
+
+/// Runs the pseudo-random sequence from `seed` and returns the transcript's length and
+/// a copy of its first words' hash and the transcript itself (in `out`).
+fn differential_run(
+    untyped: Cap<Untyped>,
+    seed: u64,
+    out: &mut alloc::vec::Vec<u64>,
+) -> Result<(), alloc::string::String> {
+    use core::sync::atomic::Ordering::Relaxed;
+    let e = |what: &'static str| move |error: kaal_abi::Error| format!("{what}: {error:?}");
+    TRANSCRIPT_LENGTH.store(0, Relaxed);
+    let mut rng = seed;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    // Servers and waiters all below this thread (no peer of its priority, so that timer
+    // ticks, which land differently in the two runs, change no order): waiters at 127
+    // and 126, above the servers at 125, 124 and 123 that signal them.
+    let server_priorities = [PRIORITY - 3, PRIORITY - 4, PRIORITY - 5];
+    let waiter_priorities = [PRIORITY - 1, PRIORITY - 2];
+    let mut endpoints = alloc::vec::Vec::new();
+    let mut threads = alloc::vec::Vec::new();
+    for index in 0..SERVERS {
+        let endpoint: Cap<Endpoint> = untyped.retype_one(0).map_err(e("endpoint"))?;
+        SERVER_ENDPOINTS[index].store(endpoint.slot(), Relaxed);
+        endpoints.push(endpoint);
+        threads.push(
+            thread::spawn(differential_server, index, server_priorities[index])
+                .map_err(e("server"))?,
+        );
+    }
+    let mut notifications = alloc::vec::Vec::new();
+    for index in 0..WAITERS {
+        let notification: Cap<Notification> = untyped.retype_one(0).map_err(e("notification"))?;
+        WAITER_NOTIFICATIONS[index].store(notification.slot(), Relaxed);
+        notifications.push(notification);
+        threads.push(
+            thread::spawn(differential_waiter, index, waiter_priorities[index])
+                .map_err(e("waiter"))?,
+        );
+    }
+    // Badged copies of each endpoint.
+    let mut badged = alloc::vec::Vec::new();
+    for (index, endpoint) in endpoints.iter().enumerate() {
+        for badge in 1..=2u64 {
+            badged.push((
+                index,
+                endpoint
+                    .mint(
+                        cap::allocate_slot().map_err(e("slot"))?,
+                        rights::WRITE,
+                        badge * 0x10 + index as u64,
+                    )
+                    .map_err(e("mint"))?,
+            ));
+        }
+    }
+    // One call to each server first, so that every thread waits where it should.
+    for endpoint in &endpoints {
+        endpoint
+            .call(&Message::new(0, [0; 4]))
+            .map_err(e("first call"))?;
+    }
+    for step in 0..STEPS as u64 {
+        let choice = next();
+        match choice % 4 {
+            0..=1 => {
+                let (index, target) = &badged[(choice >> 8) as usize % badged.len()];
+                let words = [next(), next(), step, next()];
+                let label = (choice >> 20) & 0xfff;
+                let reply = target.call(&Message::new(label, words)).map_err(|error| {
+                    let states: alloc::vec::Vec<_> = threads.iter().map(|t| t.state()).collect();
+                    format!("step {step}: call to server {index}: {error:?}; threads {states:?}")
+                })?;
+                record(0xc0 << 56 | (*index as u64) << 48 | reply.info.label);
+                record(reply.words.iter().fold(0, |a, w| a.rotate_left(9) ^ w));
+            }
+            2 => {
+                let index = (choice >> 8) as usize % WAITERS;
+                notifications[index].signal().map_err(e("signal"))?;
+                record(0x51 << 56 | index as u64);
+            }
+            _ => {
+                kaal_user::sys::yield_now();
+                record(0x7e << 56 | step);
+            }
+        }
+    }
+    // Each server answers a last call; then every thread is suspended and destroyed
+    // where it waits (joining would have this thread spin above the lower ones).
+    for endpoint in &endpoints {
+        endpoint
+            .call(&Message::new(QUIT, [0; 4]))
+            .map_err(e("quit"))?;
+    }
+    for thread in threads {
+        thread.tcb().suspend().map_err(e("suspend"))?;
+        let state = thread.state();
+        check!(state == ThreadState::Inactive, "a thread was {state:?}");
+        thread.tcb().delete().map_err(e("delete"))?;
+    }
+    let length = TRANSCRIPT_LENGTH.load(Relaxed) as usize;
+    check!(length <= TRANSCRIPT_WORDS, "transcript overflow: {length}");
+    out.clear();
+    out.extend(TRANSCRIPT[..length].iter().map(|w| w.load(Relaxed)));
+    Ok(())
 }
 
 /// Overflow the kernel stack.
@@ -255,6 +454,39 @@ fn main(boot: &BootInfo<'_>) -> i32 {
         );
         other.revoke().map_err(e("other revoke"))?;
         block.revoke().map_err(e("block revoke"))?;
+        Ok(())
+    });
+    suite.run("fast_paths_change_nothing_but_speed", || {
+        let mut fast = alloc::vec::Vec::new();
+        let mut general = alloc::vec::Vec::new();
+        for seed in [0x9e37_79b9_7f4a_7c15u64, 0x1234_5678_9abc_def1] {
+            let before = hook_with(SET_FAST_PATHS, 1);
+            differential_run(untyped, seed, &mut fast)?;
+            let fast_switches = hook_with(SET_FAST_PATHS, 0) - before;
+            let run = differential_run(untyped, seed, &mut general);
+            let general_switches = hook_with(SET_FAST_PATHS, 1) - before - fast_switches;
+            run?;
+            check!(
+                fast_switches > STEPS as u64 / 4 && general_switches == 0,
+                "fast-path switches: {fast_switches} with them on, {general_switches} off"
+            );
+            check!(fast.len() > 2 * STEPS, "only {} events", fast.len());
+            if let Some(at) = (0..fast.len().max(general.len()))
+                .find(|&i| fast.get(i) != general.get(i))
+            {
+                return Err(format!(
+                    "seed {seed:#x}: transcripts differ at event {at} of {}/{}: fast {:#x?}, general {:#x?}",
+                    fast.len(),
+                    general.len(),
+                    fast.get(at),
+                    general.get(at)
+                ));
+            }
+            println!(
+                "seed {seed:#x}: {} events, identical with and without fast paths ({fast_switches} fast-path switches)",
+                fast.len()
+            );
+        }
         Ok(())
     });
     suite.run("others_still_run_and_time_goes_on", || {
