@@ -636,12 +636,7 @@ fn write_root_boot_info(
     let devices: Vec<DeviceDesc<'_>> = device_nodes
         .iter()
         .zip(&irq_lists)
-        .map(|(d, irqs)| DeviceDesc {
-            base: d.region.start,
-            size_bytes: d.region.size(),
-            irqs,
-            compatible: d.compatible,
-        })
+        .map(|(d, irqs)| d.desc(irqs))
         .collect();
     let input = BootInfoInput {
         system: SystemFacts {

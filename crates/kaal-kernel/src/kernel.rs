@@ -1190,35 +1190,14 @@ impl Kernel {
     /// queue's round trip or the scheduler's second pass. Returns `false`, having done
     /// nothing, when that does not hold; the caller then makes `next` ready as usual.
     pub(crate) fn hand_over(&mut self, next: ThreadRef) -> bool {
-        if !FAST_PATHS.load(core::sync::atomic::Ordering::Relaxed) {
-            return false;
-        }
-        let Some(current) = self.current else {
+        let Some((current, _)) = self.fast_path_target(next) else {
             return false;
         };
         // SAFETY: the current thread is live; only its state is read.
-        let blocked = unsafe { tcb(current) }.state != ThreadState::Running;
-        let (priority, ok) = {
-            // SAFETY: callers pass a live thread; read only.
-            let t = unsafe { tcb(next) };
-            let runnable = !t.queued
-                && !t.state.has_ended()
-                && !matches!(t.state, ThreadState::Inactive | ThreadState::Running)
-                && t.slots[VSPACE_SLOT as usize].cap.object_type == ObjectType::AddressSpace;
-            (t.priority, runnable)
-        };
-        if !blocked
-            || !ok
-            || self
-                .run_queues
-                .highest_priority()
-                .is_some_and(|p| p >= priority)
-        {
+        if unsafe { tcb(current) }.state == ThreadState::Running {
             return false;
         }
-        self.switch_to(next);
-        self.reschedule = false;
-        count_fast_path();
+        self.fast_switch(next);
         true
     }
 
@@ -1229,30 +1208,17 @@ impl Kernel {
     /// every ready thread. Only for `signal`: it writes the signaller's (successful)
     /// result itself.
     pub(crate) fn preempt_to(&mut self, next: ThreadRef) -> bool {
-        if !FAST_PATHS.load(core::sync::atomic::Ordering::Relaxed) {
-            return false;
-        }
-        let Some(current) = self.current else {
+        let Some((current, theirs)) = self.fast_path_target(next) else {
             return false;
         };
-        // SAFETY: live threads, read only.
-        let (mine, theirs, ok) = unsafe {
-            let (me, t) = (tcb(current), tcb(next));
+        // SAFETY: the current thread is live; read only.
+        let (mine, ok) = unsafe {
+            let me = tcb(current);
             let ok = me.state == ThreadState::Running
-                && me.slots[VSPACE_SLOT as usize].cap.object_type == ObjectType::AddressSpace
-                && !t.queued
-                && !t.state.has_ended()
-                && !matches!(t.state, ThreadState::Inactive | ThreadState::Running)
-                && t.slots[VSPACE_SLOT as usize].cap.object_type == ObjectType::AddressSpace;
-            (me.priority, t.priority, ok)
+                && me.slots[VSPACE_SLOT as usize].cap.object_type == ObjectType::AddressSpace;
+            (me.priority, ok)
         };
-        if !ok
-            || theirs <= mine
-            || self
-                .run_queues
-                .highest_priority()
-                .is_some_and(|p| p >= theirs)
-        {
+        if !ok || theirs <= mine {
             return false;
         }
         // SAFETY: the current thread is live.
@@ -1266,10 +1232,37 @@ impl Kernel {
         me.state = ThreadState::Ready;
         me.queued = true;
         self.run_queues.push_back(&mut TcbLinks, current, mine);
+        self.fast_switch(next);
+        true
+    }
+
+    /// What both fast paths require: they are on, a thread is current, and `next` (just
+    /// unblocked, in no queue, with an address space) outranks every ready thread, so
+    /// that the scheduler would choose it. Returns the current thread and `next`'s
+    /// priority.
+    fn fast_path_target(&self, next: ThreadRef) -> Option<(ThreadRef, u8)> {
+        if !FAST_PATHS.load(core::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
+        let current = self.current?;
+        // SAFETY: callers pass a live thread; read only.
+        let t = unsafe { tcb(next) };
+        let runnable = !t.queued
+            && !t.state.has_ended()
+            && !matches!(t.state, ThreadState::Inactive | ThreadState::Running)
+            && t.slots[VSPACE_SLOT as usize].cap.object_type == ObjectType::AddressSpace
+            && self
+                .run_queues
+                .highest_priority()
+                .is_none_or(|p| p < t.priority);
+        runnable.then_some((current, t.priority))
+    }
+
+    /// Runs `next` now, as the scheduler's choice would (see [`Kernel::hand_over`]).
+    fn fast_switch(&mut self, next: ThreadRef) {
         self.switch_to(next);
         self.reschedule = false;
         count_fast_path();
-        true
     }
 
     /// Makes `next` the running thread: FP trapping, address space and context pointer.

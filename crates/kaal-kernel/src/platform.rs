@@ -392,6 +392,19 @@ pub struct DeviceNode<'a> {
     pub node: FdtNode<'a, 'a>,
 }
 
+impl DeviceNode<'_> {
+    /// The boot info's description of this device, with its interrupt IDs `irqs`
+    /// (collected from [`interrupt_ids`] by the caller, who keeps them alive).
+    pub fn desc<'b>(&'b self, irqs: &'b [u32]) -> kaal_bootinfo::DeviceDesc<'b> {
+        kaal_bootinfo::DeviceDesc {
+            base: self.region.start,
+            size_bytes: self.region.size(),
+            irqs,
+            compatible: self.compatible,
+        }
+    }
+}
+
 /// Every device node with a register region and a `compatible` property, except memory,
 /// CPUs and firmware nodes.
 pub fn devices<'a>(tree: &'a Fdt<'a>) -> impl Iterator<Item = DeviceNode<'a>> + 'a {

@@ -57,12 +57,7 @@ fn boot_infos(corpus: &Path) {
         let devices: Vec<DeviceDesc<'_>> = nodes
             .iter()
             .zip(&irqs)
-            .map(|(d, irqs)| DeviceDesc {
-                base: d.region.start,
-                size_bytes: d.region.size(),
-                irqs,
-                compatible: d.compatible,
-            })
+            .map(|(d, irqs)| d.desc(irqs))
             .collect();
         let ram = machine.memory()[0];
         let untyped = [

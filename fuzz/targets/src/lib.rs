@@ -417,12 +417,7 @@ pub fn device_tree(data: &[u8]) {
     let descs: Vec<DeviceDesc<'_>> = devices
         .iter()
         .zip(&irq_lists)
-        .map(|(d, irqs)| DeviceDesc {
-            base: d.region.start,
-            size_bytes: d.region.size(),
-            irqs,
-            compatible: d.compatible,
-        })
+        .map(|(d, irqs)| d.desc(irqs))
         .collect();
     let untyped = [UntypedRegion {
         base: memory[0].start,
