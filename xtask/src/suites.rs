@@ -92,6 +92,9 @@ struct Suite {
     /// `secure = on` in `suite.txt`: every run boots at EL3 (`secure=on`), which the
     /// kernel must refuse with a message; judged like `corrupt_root_task`.
     secure: bool,
+    /// `refused = on` in `suite.txt`: the suite's own runtime refuses to run its root
+    /// task's `main` (`suites/badabi`); judged like `corrupt_root_task`.
+    refused: bool,
 }
 
 /// The bytes a suite's serial input carries: byte `i` is `(i * 31 + 7) % 251`, so that
@@ -192,6 +195,7 @@ fn discover() -> Result<Vec<Suite>> {
             dtb_set,
             corrupt_root_task: suite_option(&options, "corrupt_root_task"),
             secure: suite_option(&options, "secure").as_deref() == Some("on"),
+            refused: suite_option(&options, "refused").as_deref() == Some("on"),
             expect_exit,
             package: format!("suite-{name}"),
             name,
@@ -547,7 +551,7 @@ fn run_one(suite: &Suite, kernel: &Path, config: &QemuConfig, args: &Args) -> bo
     }
     let reasons = match run {
         Ok(output) => {
-            let reasons = if suite.corrupt_root_task.is_some() || suite.secure {
+            let reasons = if suite.corrupt_root_task.is_some() || suite.secure || suite.refused {
                 serial::judge_refused(&output, &suite.expected, suite.expect_exit)
             } else {
                 serial::judge_exit(&output, &suite.expected, suite.expect_exit)

@@ -26,7 +26,12 @@
 //!
 //! ## Versioning
 //!
-//! Numbers and error codes are only ever appended; a number is never reused.
+//! Numbers and error codes are only ever appended; a number is never reused. The ABI
+//! as a whole has a version, [`ABI_VERSION`] (an [`AbiVersion`], major and minor),
+//! which the kernel reports through [`Syscall::AbiVersion`]; that call's number (43)
+//! and result format are frozen across all versions, so any component can ask any
+//! kernel. A component runs on a kernel when [`is_compatible`] says so: same major
+//! version, and a kernel minor version at least the one it was built for.
 //!
 //! ```
 //! use kaal_abi::{Error, Syscall};
@@ -40,8 +45,96 @@
 /// The zerocopy version the ABI's byte layouts derive with.
 pub use zerocopy;
 
-/// Version of this ABI as (major, minor). A major change breaks old binaries.
-pub const ABI_VERSION: (u16, u16) = (0, 1);
+/// The version of this ABI: what the kernel built from this crate reports through
+/// [`Syscall::AbiVersion`], and what a component built against this crate expects.
+///
+/// 1.0 is the first version that components check at start (`kaal-user` does, before
+/// `main`). The minor version grows when the ABI gains something (a call, an error
+/// code, an object type, a flag) that older components do not use; the major version
+/// grows when something a component may rely on changes or goes. See
+/// [`is_compatible`].
+pub const ABI_VERSION: AbiVersion = AbiVersion::new(1, 0);
+
+/// A version of the system-call ABI: major and minor.
+///
+/// [`Syscall::AbiVersion`] returns it in `x1` as [`AbiVersion::encode`] writes it,
+/// `major << 16 | minor`; that format is frozen across all ABI versions. It prints as
+/// `major.minor`, and orders by major, then minor.
+///
+/// ```
+/// use kaal_abi::{ABI_VERSION, AbiVersion, is_compatible};
+///
+/// let raw = ABI_VERSION.encode();
+/// assert_eq!(raw, 1 << 16); // 1.0
+/// assert_eq!(AbiVersion::decode(raw), Some(ABI_VERSION));
+/// assert_eq!(AbiVersion::decode(1 << 32), None); // bits 32..63 are always 0
+/// assert_eq!(AbiVersion::new(1, 2).to_string(), "1.2");
+///
+/// // A component built for 1.0 runs on a 1.3 kernel, not on a 2.0 one.
+/// let built_for = AbiVersion::new(1, 0);
+/// assert!(is_compatible(built_for, AbiVersion::new(1, 3)));
+/// assert!(!is_compatible(built_for, AbiVersion::new(2, 0)));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AbiVersion {
+    /// Grows when something a component may rely on changes or goes: components built
+    /// for another major version do not run.
+    pub major: u16,
+    /// Grows when the ABI only gains something: a component built for a minor version
+    /// runs on kernels of that minor version and later ones of the same major.
+    pub minor: u16,
+}
+
+impl AbiVersion {
+    /// Version `major.minor`.
+    pub const fn new(major: u16, minor: u16) -> Self {
+        Self { major, minor }
+    }
+
+    /// The value [`Syscall::AbiVersion`] returns in `x1`: `major << 16 | minor`.
+    pub const fn encode(self) -> u64 {
+        (self.major as u64) << 16 | self.minor as u64
+    }
+
+    /// Decodes the value [`Syscall::AbiVersion`] returned in `x1`, or `None` if a bit
+    /// above bit 31 is set (no kernel sets one).
+    pub const fn decode(raw: u64) -> Option<Self> {
+        if raw >> 32 != 0 {
+            return None;
+        }
+        Some(Self::new((raw >> 16) as u16, raw as u16))
+    }
+}
+
+impl core::fmt::Display for AbiVersion {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+/// Whether a component built for ABI `built_for` may run on a kernel that reports ABI
+/// `kernel`: the same major version, and a kernel minor version at least the one the
+/// component was built for.
+///
+/// The minor version only grows by additions, so a newer kernel of the same major
+/// version still has everything the component uses; an older minor version may lack a
+/// call or flag the component relies on, and another major version changed or removed
+/// something. `kaal-user`'s runtime applies this rule at start and refuses to run
+/// `main` (printing both versions) when it does not hold.
+///
+/// ```
+/// use kaal_abi::{AbiVersion, is_compatible};
+///
+/// let v = AbiVersion::new;
+/// assert!(is_compatible(v(1, 0), v(1, 0)));
+/// assert!(is_compatible(v(1, 0), v(1, 7))); // the kernel only gained things
+/// assert!(!is_compatible(v(1, 2), v(1, 1))); // the kernel may lack what 1.2 added
+/// assert!(!is_compatible(v(1, 0), v(2, 0))); // another major version
+/// assert!(!is_compatible(v(2, 0), v(1, 9)));
+/// ```
+pub const fn is_compatible(built_for: AbiVersion, kernel: AbiVersion) -> bool {
+    built_for.major == kernel.major && kernel.minor >= built_for.minor
+}
 
 /// Largest number of objects one [`Syscall::UntypedRetype`] creates. The zeroing of a
 /// retype is preempted and restarted, but creating the objects is one step with
@@ -240,6 +333,16 @@ numbered! {
         /// `irq_handler_ack(handler)`: unmasks the interrupt again. The kernel masks it
         /// each time it signals, so a driver acknowledges after serving the device.
         IrqHandlerAck = 42,
+        /// `abi_version()`: returns the kernel's ABI version in `x1`, encoded as
+        /// `major << 16 | minor` ([`AbiVersion::encode`]; bits 32..63 are 0). Takes no
+        /// arguments, needs no capability and cannot fail.
+        ///
+        /// Frozen across **all** ABI versions, past and future: the number 43, that it
+        /// takes no arguments and the format of its result never change, in any major
+        /// version, so that any component can ask any kernel which ABI it speaks before
+        /// it relies on anything else (see [`is_compatible`]). A kernel older than ABI
+        /// 1.0 has no such call and answers [`Error::UnknownSyscall`].
+        AbiVersion = 43,
     }
     from_number
 }
@@ -763,6 +866,19 @@ mod tests {
         assert_eq!(Syscall::ThreadId as u64, 8);
         assert_eq!(Syscall::from_number(4), None);
         assert_eq!(Syscall::TcbStatus as u64, 22);
+        assert_eq!(Syscall::IrqHandlerAck as u64, 42);
+        // Frozen across every ABI version, past and future: any component can ask any
+        // kernel for its version with call 43 and read `major << 16 | minor` in `x1`.
+        assert_eq!(Syscall::AbiVersion as u64, 43);
+        assert_eq!(Syscall::from_number(43), Some(Syscall::AbiVersion));
+        assert_eq!(Syscall::from_number(5), None);
+        assert_eq!(Syscall::from_number(44), None);
+        assert_eq!(Syscall::ALL.last(), Some(&Syscall::AbiVersion));
+        assert!(
+            Syscall::ALL
+                .windows(2)
+                .all(|w| (w[0] as u64) < (w[1] as u64))
+        );
         assert_eq!(Syscall::from_number(0), None);
         assert_eq!(ObjectType::Console as u64, 14);
         assert_eq!(slots::CONSOLE, slots::SYSTEM_CONTROL + 1);
@@ -846,6 +962,41 @@ mod tests {
         assert_eq!(MessageInfo::from_raw(info.to_raw()), info);
         assert_eq!(MessageInfo::from_raw(127).length, MESSAGE_REGISTERS as u8);
         assert!(MessageInfo::from_raw(MessageInfo::NOTIFICATION).notification);
+    }
+
+    #[test]
+    fn abi_version_encoding_is_frozen() {
+        assert_eq!(ABI_VERSION, AbiVersion::new(1, 0));
+        assert_eq!(AbiVersion::new(1, 0).encode(), 0x1_0000);
+        assert_eq!(AbiVersion::new(0x1234, 0xabcd).encode(), 0x1234_abcd);
+        assert_eq!(AbiVersion::new(u16::MAX, u16::MAX).encode(), 0xffff_ffff);
+        for (major, minor) in [(0, 0), (0, 1), (1, 0), (1, 65535), (65535, 0), (9, 3)] {
+            let v = AbiVersion::new(major, minor);
+            assert_eq!(AbiVersion::decode(v.encode()), Some(v));
+        }
+        assert_eq!(AbiVersion::decode(0x1_0000_0000), None);
+        assert_eq!(AbiVersion::decode(u64::MAX), None);
+        assert!(AbiVersion::new(1, 9) < AbiVersion::new(2, 0));
+    }
+
+    #[test]
+    fn compatibility_is_same_major_and_no_older_kernel_minor() {
+        let v = AbiVersion::new;
+        for major in 0..4u16 {
+            for minor in 0..4u16 {
+                for kernel_major in 0..4u16 {
+                    for kernel_minor in 0..4u16 {
+                        assert_eq!(
+                            is_compatible(v(major, minor), v(kernel_major, kernel_minor)),
+                            major == kernel_major && kernel_minor >= minor
+                        );
+                    }
+                }
+            }
+        }
+        assert!(is_compatible(ABI_VERSION, ABI_VERSION));
+        assert!(!is_compatible(v(9, 0), ABI_VERSION));
+        assert!(!is_compatible(ABI_VERSION, v(0, 1)));
     }
 
     #[test]

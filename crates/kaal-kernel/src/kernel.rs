@@ -392,6 +392,7 @@ impl Kernel {
                 Ok((0, 0))
             }
             Syscall::ThreadId => Ok((self.current_thread().number, 0)),
+            Syscall::AbiVersion => Ok((kaal_abi::ABI_VERSION.encode(), 0)),
             Syscall::PowerOff => {
                 self.lookup(&cspace, args[0], ObjectType::SystemControl)?;
                 let conduit = self.services.psci.ok_or(Error::NotSupported)?;

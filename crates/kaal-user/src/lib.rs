@@ -113,16 +113,66 @@ pub fn run_component(main: fn(u64) -> i32) -> i32 {
         Err(_) => main(start_arguments().0 as u64),
     }
 }
-pub use kaal_abi::{Error, ThreadStatus};
+pub use kaal_abi::{AbiVersion, Error, ThreadStatus};
 pub use kaal_bootinfo::{self as bootinfo, BootInfo};
 
 /// Size of the heap every task gets (in its `.bss`).
 pub const HEAP_BYTES: usize = 1024 * 1024;
 
+/// The exit code of a task whose runtime refused to run its `main`: the kernel's ABI
+/// version is not one the task can run on ([`kaal_abi::is_compatible`] with the version
+/// it was built for), or the task was started with a start-up record this runtime
+/// cannot read. The runtime prints why (one `[runtime] ...` line naming both
+/// versions), then ends QEMU with this code when the task may (`sys::debug_exit`: under
+/// test, with the system-control capability) and otherwise its thread.
+pub const EXIT_REFUSED: u32 = 3;
+
+/// Used by [`entry!`] and [`component!`]; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use kaal_abi::{ABI_VERSION, AbiVersion};
+
+    /// Defines the symbol that tells the runtime which ABI version the task was built
+    /// for (the runtime checks the kernel against it before `main`).
+    #[macro_export]
+    #[doc(hidden)]
+    macro_rules! __kaal_user_built_for_abi {
+        ($version:expr) => {
+            #[unsafe(no_mangle)]
+            static __KAAL_USER_BUILT_FOR_ABI: $crate::__private::AbiVersion = $version;
+        };
+    }
+}
+
 /// Declares the root task's `main`: `fn(&BootInfo<'_>) -> i32`.
+///
+/// Before `main` runs, the runtime asks the kernel for its ABI version
+/// ([`sys::abi_version`]) and checks it against the version the task was built for,
+/// [`kaal_abi::ABI_VERSION`], by [`kaal_abi::is_compatible`] (same major version, a
+/// kernel minor version no older). If it does not hold, `main` never runs: the runtime
+/// prints one line naming both versions,
+///
+/// ```text
+/// [runtime] built for KaaL ABI 2.0 but the kernel provides ABI 1.0: not starting
+/// ```
+///
+/// and ends with [`EXIT_REFUSED`]. A boot info the runtime cannot read (another major
+/// version, say) is reported as `[runtime] boot info rejected: ...` and ends `main`'s
+/// thread with code 1.
+///
+/// # Claiming another ABI version (tests only)
+///
+/// `entry!(main, claimed_abi = (MAJOR, MINOR))` makes the runtime check the kernel
+/// against ABI version `MAJOR.MINOR` instead, as if the task had been built for it: a
+/// test of the refusal above (the QEMU suite `badabi` claims 9.0). This arm is not part
+/// of the stable API and may change or go in any release.
+///
+/// ```ignore
+/// kaal_user::entry!(main, claimed_abi = (9, 0)); // `main` never runs on an ABI 1.x kernel
+/// ```
 #[macro_export]
 macro_rules! entry {
-    ($main:path) => {
+    (@main $main:path) => {
         #[unsafe(no_mangle)]
         fn __kaal_user_main() -> i32 {
             let main: fn(&$crate::BootInfo<'_>) -> i32 = $main;
@@ -135,17 +185,41 @@ macro_rules! entry {
             }
         }
     };
+    ($main:path) => {
+        $crate::entry!(@main $main);
+        $crate::__kaal_user_built_for_abi!($crate::__private::ABI_VERSION);
+    };
+    ($main:path, claimed_abi = ($major:expr, $minor:expr $(,)?) $(,)?) => {
+        $crate::entry!(@main $main);
+        $crate::__kaal_user_built_for_abi!($crate::__private::AbiVersion::new($major, $minor));
+    };
 }
 
 /// Declares the `main` of a component started by another task: `fn(u64) -> i32`, given
 /// the `x0` its starter chose.
+///
+/// As for [`entry!`], the runtime first checks the kernel's ABI version and refuses to
+/// run `main` (printing both versions, exit code [`EXIT_REFUSED`]) unless the component
+/// can run on it. A component the broker started with a start-up record this runtime
+/// cannot read (another major version, say) is refused the same way, with
+/// `[runtime] start-up record rejected: ...`, which names both versions.
+/// `component!(main, claimed_abi = (MAJOR, MINOR))` claims another ABI version, for
+/// tests only (see [`entry!`]).
 #[macro_export]
 macro_rules! component {
-    ($main:path) => {
+    (@main $main:path) => {
         #[unsafe(no_mangle)]
         fn __kaal_user_main() -> i32 {
             $crate::run_component($main)
         }
+    };
+    ($main:path) => {
+        $crate::component!(@main $main);
+        $crate::__kaal_user_built_for_abi!($crate::__private::ABI_VERSION);
+    };
+    ($main:path, claimed_abi = ($major:expr, $minor:expr $(,)?) $(,)?) => {
+        $crate::component!(@main $main);
+        $crate::__kaal_user_built_for_abi!($crate::__private::AbiVersion::new($major, $minor));
     };
 }
 

@@ -63,6 +63,11 @@ pub(crate) fn with_heap_locked<R>(f: impl FnOnce() -> R) -> R {
 
 unsafe extern "Rust" {
     fn __kaal_user_main() -> i32;
+    /// The ABI version this task was built for: [`kaal_abi::ABI_VERSION`], or for a test
+    /// the version its `entry!(main, claimed_abi = ...)` claims. `entry!` and
+    /// `component!` define it (with this type), in the task's own crate, so reading it
+    /// is safe.
+    safe static __KAAL_USER_BUILT_FOR_ABI: kaal_abi::AbiVersion;
 }
 
 static START_ARGUMENTS: spin::Once<(usize, usize)> = spin::Once::new();
@@ -106,13 +111,16 @@ pub fn start_arguments() -> (usize, usize) {
     START_ARGUMENTS.get().copied().unwrap_or((0, 0))
 }
 
-static STARTUP: spin::Once<Option<kaal_bootinfo::startup::StartupInfo<'static>>> =
-    spin::Once::new();
+type StartupRecord =
+    Result<kaal_bootinfo::startup::StartupInfo<'static>, kaal_bootinfo::startup::StartupError>;
 
-/// The start-up record, for a component the broker started (`x0` is its address).
-pub fn startup() -> Result<crate::startup::Startup, kaal_bootinfo::startup::StartupError> {
-    use kaal_bootinfo::startup::{STARTUP_MAX_BYTES, STARTUP_VADDR, StartupError, StartupInfo};
-    let info = STARTUP.call_once(|| {
+/// The start-up record as parsed once: `None` for a task started without one.
+static STARTUP: spin::Once<Option<StartupRecord>> = spin::Once::new();
+
+/// The start-up record this task was started with, if any, valid or not.
+fn startup_record() -> Option<StartupRecord> {
+    use kaal_bootinfo::startup::{STARTUP_MAX_BYTES, STARTUP_VADDR, StartupInfo};
+    *STARTUP.call_once(|| {
         let (address, size) = start_arguments();
         if address as u64 != STARTUP_VADDR || size == 0 || size > STARTUP_MAX_BYTES {
             return None;
@@ -121,10 +129,49 @@ pub fn startup() -> Result<crate::startup::Startup, kaal_bootinfo::startup::Star
         // which maps `size` (at most one page) bytes of start-up record read-only there
         // for the component's whole life and never changes them.
         let bytes = unsafe { core::slice::from_raw_parts(address as *const u8, size) };
-        StartupInfo::parse(bytes).ok()
-    });
-    info.map(crate::startup::Startup::new)
-        .ok_or(StartupError::BadMagic)
+        Some(StartupInfo::parse(bytes))
+    })
+}
+
+/// The start-up record, for a component the broker started (`x0` is its address).
+/// [`StartupError::BadMagic`](kaal_bootinfo::startup::StartupError::BadMagic) for a task
+/// started without one.
+pub fn startup() -> Result<crate::startup::Startup, kaal_bootinfo::startup::StartupError> {
+    match startup_record() {
+        Some(record) => record.map(crate::startup::Startup::new),
+        None => Err(kaal_bootinfo::startup::StartupError::BadMagic),
+    }
+}
+
+/// Ends the task without running `main`: prints `[runtime] {why}`, ends QEMU under test
+/// (`debug_exit`, which fails harmlessly elsewhere) and then the thread, both with
+/// [`crate::EXIT_REFUSED`].
+fn refuse(why: core::fmt::Arguments<'_>) -> ! {
+    let mut console = crate::Console::new();
+    let _ = writeln!(console, "[runtime] {why}");
+    console.flush();
+    let _ = sys::debug_exit(crate::EXIT_REFUSED);
+    sys::thread_exit(u64::from(crate::EXIT_REFUSED))
+}
+
+/// Refuses to start unless the kernel's ABI version is one this task can run on
+/// ([`kaal_abi::is_compatible`] with the version it was built for).
+fn check_abi_version() {
+    let built_for = __KAAL_USER_BUILT_FOR_ABI;
+    match sys::abi_version() {
+        Ok(kernel) if kaal_abi::is_compatible(built_for, kernel) => {}
+        Ok(kernel) => refuse(format_args!(
+            "built for KaaL ABI {built_for} but the kernel provides ABI {kernel}: not starting"
+        )),
+        Err(kaal_abi::Error::UnknownSyscall) => refuse(format_args!(
+            "built for KaaL ABI {built_for} but the kernel predates ABI 1.0 (it has no \
+             abi_version call): not starting"
+        )),
+        Err(error) => refuse(format_args!(
+            "built for KaaL ABI {built_for} but the kernel reports no ABI version \
+             ({error}): not starting"
+        )),
+    }
 }
 
 /// Called by `_start` with the kernel's arguments: the boot info's address and size,
@@ -132,7 +179,9 @@ pub fn startup() -> Result<crate::startup::Startup, kaal_bootinfo::startup::Star
 #[unsafe(no_mangle)]
 extern "C" fn kaal_user_start(boot_info: usize, boot_info_bytes: usize) -> ! {
     START_ARGUMENTS.call_once(|| (boot_info, boot_info_bytes));
-    let heap = self::startup().ok().and_then(|s| s.info().heap());
+    let heap = startup_record()
+        .and_then(Result::ok)
+        .and_then(|record| record.heap());
     match heap {
         // SAFETY: the broker mapped `bytes` of fresh read-write memory at `vaddr` for this
         // component alone, for its whole life; runs once, before any allocation.
@@ -150,12 +199,24 @@ extern "C" fn kaal_user_start(boot_info: usize, boot_info_bytes: usize) -> ! {
     }
     let own = crate::process::CHILD_OWN_SLOTS;
     crate::cap::init_slots(crate::cap::SlotAllocator::new(own.start, own.end));
-    if let Ok(boot) = self::boot_info() {
+    if boot_info as u64 == kaal_bootinfo::BOOT_INFO_VADDR && boot_info_bytes != 0 {
+        // Started by the kernel as the root task: its console is in the root task's slot,
+        // also when the boot info is rejected (so that `entry!` can say why).
         sys::set_console_slot(kaal_abi::slots::CONSOLE);
+    }
+    if let Ok(boot) = self::boot_info() {
         crate::cap::init_slots(crate::cap::SlotAllocator::from_boot_info(&boot));
         if let Some(untyped) = crate::cap::largest_ram_untyped(&boot) {
             crate::thread::set_thread_memory(untyped);
         }
+    }
+    // With the heap and the console ready, so that a refusal can say why: first the
+    // kernel's ABI, then (for a component the broker started) the start-up record.
+    check_abi_version();
+    if let Some(Err(error)) = startup_record() {
+        refuse(format_args!(
+            "start-up record rejected: {error}: not starting"
+        ));
     }
     // SAFETY: `entry!` or `component!` defines `__kaal_user_main` with this signature.
     let code = unsafe { __kaal_user_main() };
@@ -173,7 +234,7 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     console.flush();
     // A component's panic is a fault: its supervisor (the broker) restarts it or keeps
     // it down as its policy says.
-    if STARTUP.get().is_some_and(Option::is_some) {
+    if matches!(STARTUP.get(), Some(Some(Ok(_)))) {
         sys::raise_memory_fault();
     }
     // Under test, a panic ends the run with a failure; elsewhere only this thread ends.

@@ -77,6 +77,27 @@ pub fn thread_id() -> ThreadId {
     )
 }
 
+/// The ABI version of the kernel this task runs on ([`Syscall::AbiVersion`]).
+///
+/// Fails with [`Error::UnknownSyscall`] on a kernel older than ABI 1.0, which has no such
+/// call, and with [`Error::InvalidArgument`] if the kernel's answer is not a version
+/// (a bit above bit 31 set; no kernel does that). The runtime asks once at start and
+/// refuses to run `main` unless [`kaal_abi::is_compatible`] accepts the kernel's
+/// version; a task normally has no need to ask again.
+///
+/// ```no_run
+/// use kaal_user::{println, sys};
+///
+/// match sys::abi_version() {
+///     Ok(kernel) => println!("the kernel speaks KaaL ABI {kernel}"),
+///     Err(error) => println!("no ABI version: {error}"),
+/// }
+/// ```
+pub fn abi_version() -> Result<kaal_abi::AbiVersion, Error> {
+    let (raw, _) = call(Syscall::AbiVersion, [0; 4])?;
+    kaal_abi::AbiVersion::decode(raw).ok_or(Error::InvalidArgument)
+}
+
 /// Switches the machine off (PSCI), with the system-control capability in its root-task
 /// slot. Returns the error if the kernel could not (or the task does not hold it).
 pub fn power_off() -> Error {
