@@ -12,7 +12,7 @@ use crate::capability::{
 use crate::frame_allocator::PhysRange;
 use crate::kernel::{Kernel, Services};
 use crate::memory::{FRAMES, LinearTables, allocate_zeroed_frame, ram_bytes_mut};
-use crate::objects::{self, KernelSlots};
+use crate::objects::{self, KernelObjects};
 use crate::platform::{self, GicDescription, Platform};
 use crate::thread::{CSPACE_SLOT, Tcb, VSPACE_SLOT};
 use crate::{Config, console, heap, kernel, kprintln, loader};
@@ -193,15 +193,20 @@ fn boot(config: &'static Config, dtb_register: u64) -> ! {
     // identity map; an empty table maps nothing.
     unsafe { crate::arch::mmu::install_user_table(empty_user_table, 0) };
     crate::arch::mmu::flush_tlb();
-    let mut kernel = Kernel::new(Services {
-        gic,
-        timer_irq: platform.virtual_timer_irq,
-        tick_period,
-        psci: platform.psci,
-        semihosting: config.semihosting,
-        empty_user_table,
-        ram: platform.memory().to_vec(),
-    });
+    // SAFETY: the one store of kernel objects, moved into the kernel.
+    let objects = unsafe { KernelObjects::new() };
+    let mut kernel = Kernel::new(
+        Services {
+            gic,
+            timer_irq: platform.virtual_timer_irq,
+            tick_period,
+            psci: platform.psci,
+            semihosting: config.semihosting,
+            empty_user_table,
+            ram: platform.memory().to_vec(),
+        },
+        objects,
+    );
     load_root_task(config, &platform, &tree, &mut kernel);
     kernel::install(kernel);
     // Boot is the heap's only user: no system call may allocate (see `heap`).
@@ -437,14 +442,14 @@ fn load_root_task(
     // SAFETY: the frame was just allocated for this TCB alone.
     unsafe { kernel.initialise_tcb(thread) };
     kernel.claim_asid(ROOT_ASID, table.root());
-    let (caps, untyped) = build_root_cspace(platform, tree, thread, table.root());
+    let (caps, untyped) =
+        build_root_cspace(&mut kernel.objects, platform, tree, thread, table.root());
     let boot_info_size = write_root_boot_info(config, platform, tree, &mut table, caps, &untyped);
     FRAMES.lock().seal();
     kprintln!(
         "  boot info: {boot_info_size} bytes at {BOOT_INFO_VADDR:#x} (frame {boot_info_frame:#x})"
     );
-    // SAFETY: the root TCB was initialised above and nothing else refers to it yet.
-    let root = unsafe { crate::kernel::tcb(thread) };
+    let root = kernel.objects.tcb_mut(thread);
     root.context = UserContext::new(
         plan.entry(),
         layout::ROOT_STACK_TOP,
@@ -459,6 +464,7 @@ fn load_root_task(
 /// capabilities to all free RAM and to device memory the kernel does not use itself.
 /// Returns the CSpace root, the slot ranges and the untyped regions in slot order.
 fn build_root_cspace(
+    objects: &mut KernelObjects,
     platform: &Platform<'_>,
     tree: &fdt::Fdt<'_>,
     thread: u64,
@@ -552,8 +558,7 @@ fn build_root_cspace(
         });
     }
 
-    let mut store = KernelSlots;
-    let mut cspace = CSpace::new(&mut store);
+    let mut cspace = CSpace::new(objects);
     let mut next = slots::ROOT_CNODE as u32;
     let mut insert = |cap: Capability, next: &mut u32| {
         cspace

@@ -5,7 +5,7 @@
 use crate::arch::gic::SPURIOUS_START;
 use crate::capability::{CSpace, Capability, ObjectType, Rights};
 use crate::kernel::{Kernel, SyscallResult};
-use crate::objects::{KernelSlots, abi_error, resolve};
+use crate::objects::{abi_error, resolve};
 use kaal_abi::Error;
 
 /// Interrupt ids the table covers.
@@ -51,7 +51,7 @@ impl Kernel {
         }
         let (parent, to) = (resolve(cspace, control)?, resolve(cspace, destination)?);
         let handler = Capability::new(ObjectType::IrqHandler, irq, Rights::ALL);
-        CSpace::new(&mut KernelSlots)
+        CSpace::new(&mut self.objects)
             .insert_child(parent, to, handler)
             .map_err(abi_error)?;
         self.irqs[irq as usize] = IrqBinding {

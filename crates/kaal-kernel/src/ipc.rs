@@ -6,13 +6,12 @@
 //! one-shot right to reply (`reply_to`). Threads wait in intrusive queues inside the
 //! endpoint or notification object.
 
-use crate::arch::mmu::phys_to_virt;
 use crate::capability::{CSpace, Capability, ObjectType, Rights};
-use crate::kernel::{Kernel, SyscallResult, TcbLinks, tcb};
-use crate::objects::{KernelSlots, resolve};
+use crate::kernel::{Kernel, SyscallResult};
+use crate::objects::resolve;
 use crate::scheduler::{Queue, ThreadRef};
 use crate::thread::{CSPACE_SLOT, IPC_BUFFER_SLOT, ThreadState};
-use kaal_abi::{Error, IpcBuffer, MESSAGE_REGISTERS, MessageInfo, REGISTER_MESSAGE_REGISTERS};
+use kaal_abi::{Error, MESSAGE_REGISTERS, MessageInfo, REGISTER_MESSAGE_REGISTERS};
 
 /// An endpoint object (32 bytes in untyped memory; all-zero is an idle endpoint).
 #[repr(C)]
@@ -34,40 +33,14 @@ pub struct NotificationObject {
 
 const _: () = assert!(core::mem::size_of::<NotificationObject>() <= 32);
 
-/// # Safety
-/// `address` must name a live endpoint (from an endpoint capability or a thread's
-/// `blocked_on` while it waits in that endpoint).
-unsafe fn endpoint<'a>(address: u64) -> &'a mut EndpointObject {
-    // SAFETY: per the caller; objects are RAM in the linear map.
-    unsafe { &mut *(phys_to_virt(address) as *mut EndpointObject) }
-}
-
-/// # Safety
-/// As for [`endpoint`], for a notification.
-unsafe fn notification<'a>(address: u64) -> &'a mut NotificationObject {
-    // SAFETY: per the caller.
-    unsafe { &mut *(phys_to_virt(address) as *mut NotificationObject) }
-}
-
-/// The IPC buffer of `thread`, if it has one.
-fn ipc_buffer_frame(thread: ThreadRef) -> Option<u64> {
-    // SAFETY: callers pass live TCBs.
-    let cap = unsafe { tcb(thread) }.slots[IPC_BUFFER_SLOT as usize].cap;
-    (cap.object_type == ObjectType::Frame4K).then_some(cap.object)
-}
-
-/// The IPC buffer in the frame at `frame`.
-///
-/// # Safety
-/// `frame` must come from [`ipc_buffer_frame`] (a writable RAM frame, checked at
-/// configure time; the slot empties if the frame is deleted), and no other reference to
-/// the same frame may be live.
-unsafe fn ipc_buffer<'a>(frame: u64) -> &'a mut IpcBuffer {
-    // SAFETY: per the caller; RAM frames are in the linear map, page-sized.
-    unsafe { &mut *(phys_to_virt(frame) as *mut IpcBuffer) }
-}
-
 impl Kernel {
+    /// The IPC buffer frame of `thread`, if it has one (a writable RAM frame, checked
+    /// at configure time; the slot empties if the frame is deleted).
+    fn ipc_buffer_frame(&self, thread: ThreadRef) -> Option<u64> {
+        let cap = self.objects.tcb(thread).slots[IPC_BUFFER_SLOT as usize].cap;
+        (cap.object_type == ObjectType::Frame4K).then_some(cap.object)
+    }
+
     fn endpoint_cap(
         &self,
         cspace: &Capability,
@@ -84,8 +57,7 @@ impl Kernel {
     /// Copies a message from `sender` to `receiver` and sets the receiver's result
     /// registers. `info` and the register words come from the sender's saved context.
     fn transfer(&mut self, sender: ThreadRef, receiver: ThreadRef, badge: u64, can_grant: bool) {
-        // SAFETY: both are live TCBs; they are distinct threads.
-        let (s, r) = unsafe { (tcb(sender), tcb(receiver)) };
+        let (s, r) = self.objects.tcb_pair_mut(sender, receiver);
         // A faulting thread sends the kernel's fault message, not its registers.
         let source: &[u64] = if s.in_fault {
             &s.fault_message
@@ -96,12 +68,14 @@ impl Kernel {
         let words: [u64; REGISTER_MESSAGE_REGISTERS] = core::array::from_fn(|i| source[1 + i]);
         r.context.x[2..6].copy_from_slice(&words);
         if info.length as usize > REGISTER_MESSAGE_REGISTERS {
-            match (ipc_buffer_frame(sender), ipc_buffer_frame(receiver)) {
+            match (
+                self.ipc_buffer_frame(sender),
+                self.ipc_buffer_frame(receiver),
+            ) {
                 // Two threads sharing one IPC buffer: the words are already in place.
                 (Some(from), Some(to)) if from == to => {}
                 (Some(from), Some(to)) => {
-                    // SAFETY: two distinct IPC buffer frames, one reference each.
-                    let (from, to) = unsafe { (ipc_buffer(from), ipc_buffer(to)) };
+                    let (from, to) = self.objects.ipc_buffer_pair_mut(from, to);
                     let range =
                         REGISTER_MESSAGE_REGISTERS..(info.length as usize).min(MESSAGE_REGISTERS);
                     to.mr[range.clone()].copy_from_slice(&from.mr[range]);
@@ -112,6 +86,7 @@ impl Kernel {
         let sent_cap = info.caps > 0 && can_grant && self.transfer_cap(sender, receiver);
         info.caps = u8::from(sent_cap);
         info.notification = false;
+        let r = self.objects.tcb_mut(receiver);
         r.context.x[0] = 0;
         r.context.x[1] = info.to_raw();
         r.context.x[6] = badge;
@@ -120,30 +95,26 @@ impl Kernel {
     /// Copies the capability the sender names in its IPC buffer into the receive slot
     /// the receiver names in its IPC buffer. Any problem means no capability moves.
     fn transfer_cap(&mut self, sender: ThreadRef, receiver: ThreadRef) -> bool {
-        let (Some(from), Some(to)) = (ipc_buffer_frame(sender), ipc_buffer_frame(receiver)) else {
+        let (Some(from), Some(to)) = (
+            self.ipc_buffer_frame(sender),
+            self.ipc_buffer_frame(receiver),
+        ) else {
             return false;
         };
-        // SAFETY: one reference at a time, each to an IPC buffer frame.
-        let send_cap = unsafe { ipc_buffer(from) }.send_cap;
-        // SAFETY: as above.
-        let receive_slot = unsafe { ipc_buffer(to) }.receive_slot;
+        let send_cap = self.objects.ipc_buffer_mut(from).send_cap;
+        let receive_slot = self.objects.ipc_buffer_mut(to).receive_slot;
         if receive_slot == 0 {
             return false;
         }
-        // SAFETY: both are live TCBs.
-        let (sender_space, receiver_space) = unsafe {
-            (
-                tcb(sender).slots[CSPACE_SLOT as usize].cap,
-                tcb(receiver).slots[CSPACE_SLOT as usize].cap,
-            )
-        };
+        let sender_space = self.objects.tcb(sender).slots[CSPACE_SLOT as usize].cap;
+        let receiver_space = self.objects.tcb(receiver).slots[CSPACE_SLOT as usize].cap;
         let (Ok(source), Ok(target)) = (
             resolve(&sender_space, send_cap),
             resolve(&receiver_space, receive_slot),
         ) else {
             return false;
         };
-        CSpace::new(&mut KernelSlots)
+        CSpace::new(&mut self.objects)
             .derive(source, target, Rights::ALL, None)
             .is_ok()
     }
@@ -175,16 +146,11 @@ impl Kernel {
         blocking: bool,
         is_call: bool,
     ) -> SyscallResult {
-        // SAFETY: callers pass live TCBs.
-        let can_grant = cap.rights.contains(Rights::GRANT) && !unsafe { tcb(me) }.in_fault;
-        // SAFETY: an endpoint capability names a live endpoint.
-        let object = unsafe { endpoint(cap.object) };
-        let head = object.queue.head;
-        // SAFETY: queued threads are live.
-        if head != 0 && unsafe { tcb(head) }.state == ThreadState::BlockedOnReceive {
-            object.queue.remove(&mut TcbLinks, head);
-            // SAFETY: as above.
-            let receiver = unsafe { tcb(head) };
+        let can_grant = cap.rights.contains(Rights::GRANT) && !self.objects.tcb(me).in_fault;
+        let head = self.objects.first_waiter(cap.object);
+        if head != 0 && self.objects.tcb(head).state == ThreadState::BlockedOnReceive {
+            self.objects.unqueue(cap.object, head);
+            let receiver = self.objects.tcb_mut(head);
             receiver.queued = false;
             receiver.blocked_on = 0;
             self.transfer(me, head, cap.badge, can_grant);
@@ -202,23 +168,21 @@ impl Kernel {
         if !blocking {
             return Err(Error::WouldBlock);
         }
-        // SAFETY: the current thread is live.
-        let t = unsafe { tcb(me) };
+        let t = self.objects.tcb_mut(me);
         t.state = ThreadState::BlockedOnSend;
         t.blocked_on = cap.object;
         t.ipc_badge = cap.badge;
         t.ipc_is_call = is_call;
         t.ipc_can_grant = can_grant;
         t.queued = true;
-        object.queue.push_back(&mut TcbLinks, me);
+        self.objects.enqueue(cap.object, me);
         self.reschedule = true;
         self.mark_result_written();
         Ok((0, 0))
     }
 
     fn block_on_reply(&mut self, caller: ThreadRef, server: ThreadRef) {
-        // SAFETY: the caller is live.
-        let t = unsafe { tcb(caller) };
+        let t = self.objects.tcb_mut(caller);
         t.state = ThreadState::BlockedOnReply;
         t.blocked_on = server;
         if self.current == Some(caller) {
@@ -237,11 +201,9 @@ impl Kernel {
         let cap = self.endpoint_cap(cspace, pointer, Rights::READ)?;
         let me = self.current.expect("current thread");
         // A pending signal on the bound notification comes first.
-        // SAFETY: the current thread is live.
-        let bound = unsafe { tcb(me) }.bound_notification;
+        let bound = self.objects.tcb(me).bound_notification;
         if bound != 0 {
-            // SAFETY: a bound notification is live (destroying it unbinds).
-            let n = unsafe { notification(bound) };
+            let n = self.objects.notification_mut(bound);
             if n.word != 0 {
                 let word = core::mem::take(&mut n.word);
                 self.deliver_signal(me, word);
@@ -249,14 +211,10 @@ impl Kernel {
                 return Ok((0, 0));
             }
         }
-        // SAFETY: an endpoint capability names a live endpoint.
-        let object = unsafe { endpoint(cap.object) };
-        let head = object.queue.head;
-        // SAFETY: queued threads are live.
-        if head != 0 && unsafe { tcb(head) }.state == ThreadState::BlockedOnSend {
-            object.queue.remove(&mut TcbLinks, head);
-            // SAFETY: as above.
-            let sender = unsafe { tcb(head) };
+        let head = self.objects.first_waiter(cap.object);
+        if head != 0 && self.objects.tcb(head).state == ThreadState::BlockedOnSend {
+            self.objects.unqueue(cap.object, head);
+            let sender = self.objects.tcb_mut(head);
             sender.queued = false;
             sender.blocked_on = 0;
             let (badge, is_call, can_grant) =
@@ -266,8 +224,7 @@ impl Kernel {
                 self.set_reply_to(me, head);
                 self.block_on_reply(head, me);
             } else {
-                // SAFETY: live.
-                unsafe { tcb(head) }.context.x[0] = 0;
+                self.objects.tcb_mut(head).context.x[0] = 0;
                 self.make_ready(head);
             }
             self.mark_result_written();
@@ -276,12 +233,11 @@ impl Kernel {
         if !blocking {
             return Err(Error::WouldBlock);
         }
-        // SAFETY: live.
-        let t = unsafe { tcb(me) };
+        let t = self.objects.tcb_mut(me);
         t.state = ThreadState::BlockedOnReceive;
         t.blocked_on = cap.object;
         t.queued = true;
-        object.queue.push_back(&mut TcbLinks, me);
+        self.objects.enqueue(cap.object, me);
         self.reschedule = true;
         self.mark_result_written();
         Ok((0, 0))
@@ -299,13 +255,11 @@ impl Kernel {
     /// `defer` is set (and the reply is a message, not a fault handler's answer).
     fn reply_waking(&mut self, defer: bool) -> Result<Option<ThreadRef>, Error> {
         let me = self.current.expect("current thread");
-        // SAFETY: live.
-        let caller = core::mem::take(&mut unsafe { tcb(me) }.reply_to);
+        let caller = core::mem::take(&mut self.objects.tcb_mut(me).reply_to);
         if caller == 0 {
             return Err(Error::InvalidCapability);
         }
-        // SAFETY: `reply_to` is cleared when the caller is destroyed or stops waiting.
-        let c = unsafe { tcb(caller) };
+        let c = self.objects.tcb_mut(caller);
         if c.state != ThreadState::BlockedOnReply || c.blocked_on != me {
             return Err(Error::InvalidCapability);
         }
@@ -313,8 +267,7 @@ impl Kernel {
         if c.in_fault {
             // A fault handler's answer: resume at the faulting instruction, or stop.
             c.in_fault = false;
-            // SAFETY: the replier (the current thread) is live.
-            let label = MessageInfo::from_raw(unsafe { tcb(me) }.context.x[1]).label;
+            let label = MessageInfo::from_raw(self.objects.tcb_mut(me).context.x[1]).label;
             if label == kaal_abi::fault::STOP {
                 self.stop(caller, ThreadState::Faulted);
             } else {
@@ -354,21 +307,16 @@ impl Kernel {
         let Some(me) = self.current else {
             return false;
         };
-        // SAFETY: the current thread is live; read only.
-        let bound = unsafe { tcb(me) }.bound_notification;
-        // SAFETY: a bound notification is live (destroying it unbinds); read only.
-        if bound != 0 && unsafe { notification(bound) }.word != 0 {
+        let bound = self.objects.tcb(me).bound_notification;
+        if bound != 0 && self.objects.notification(bound).word != 0 {
             return false;
         }
-        // SAFETY: an endpoint capability names a live endpoint; read only.
-        let head = unsafe { endpoint(cap.object) }.queue.head;
-        // SAFETY: queued threads are live; read only.
-        head == 0 || unsafe { tcb(head) }.state != ThreadState::BlockedOnSend
+        let head = self.objects.first_waiter(cap.object);
+        head == 0 || self.objects.tcb(head).state != ThreadState::BlockedOnSend
     }
 
     fn deliver_signal(&mut self, thread: ThreadRef, word: u64) {
-        // SAFETY: callers pass live TCBs.
-        let t = unsafe { tcb(thread) };
+        let t = self.objects.tcb_mut(thread);
         let mut info = MessageInfo::new(0, 0);
         info.notification = true;
         t.context.x[0] = 0;
@@ -395,12 +343,9 @@ impl Kernel {
     /// [`Kernel::signal_object`]; with `fast`, a waiter of higher priority than the
     /// signalling thread runs at once ([`Kernel::preempt_to`]).
     fn signal_waking(&mut self, address: u64, badge: u64, fast: bool) {
-        // SAFETY: callers pass live notifications.
-        let n = unsafe { notification(address) };
-        if let Some(waiter) = n.queue.pop_front(&mut TcbLinks) {
-            let word = core::mem::take(&mut n.word) | badge;
-            // SAFETY: queued threads are live.
-            let t = unsafe { tcb(waiter) };
+        if let Some(waiter) = self.objects.dequeue(address) {
+            let word = core::mem::take(&mut self.objects.notification_mut(address).word) | badge;
+            let t = self.objects.tcb_mut(waiter);
             t.queued = false;
             t.blocked_on = 0;
             t.context.x[0] = 0;
@@ -410,13 +355,12 @@ impl Kernel {
             }
             return;
         }
+        let n = self.objects.notification_mut(address);
         n.word |= badge;
         let bound = n.bound;
-        // SAFETY: a bound thread is live (destroying it unbinds).
-        if bound != 0 && unsafe { tcb(bound) }.state == ThreadState::BlockedOnReceive {
+        if bound != 0 && self.objects.tcb(bound).state == ThreadState::BlockedOnReceive {
             self.cancel_ipc(bound);
-            // SAFETY: as above.
-            let word = core::mem::take(&mut unsafe { notification(address) }.word);
+            let word = core::mem::take(&mut self.objects.notification_mut(address).word);
             self.deliver_signal(bound, word);
             self.make_ready(bound);
         }
@@ -433,18 +377,16 @@ impl Kernel {
         if !cap.rights.contains(Rights::READ) {
             return Err(Error::MissingRights);
         }
-        // SAFETY: a notification capability names a live notification.
-        let n = unsafe { notification(cap.object) };
+        let n = self.objects.notification_mut(cap.object);
         if n.word != 0 || !blocking {
             return Ok((core::mem::take(&mut n.word), 0));
         }
         let me = self.current.expect("current thread");
-        // SAFETY: live.
-        let t = unsafe { tcb(me) };
+        let t = self.objects.tcb_mut(me);
         t.state = ThreadState::BlockedOnNotification;
         t.blocked_on = cap.object;
         t.queued = true;
-        n.queue.push_back(&mut TcbLinks, me);
+        self.objects.enqueue(cap.object, me);
         self.reschedule = true;
         self.mark_result_written();
         Ok((0, 0))
@@ -466,66 +408,54 @@ impl Kernel {
         if !cap.rights.contains(Rights::READ) {
             return Err(Error::MissingRights);
         }
-        // SAFETY: capabilities name live objects.
-        let (t, n) = unsafe { (tcb(thread), notification(cap.object)) };
-        if t.bound_notification != 0 || n.bound != 0 {
+        if self.objects.tcb(thread).bound_notification != 0
+            || self.objects.notification_mut(cap.object).bound != 0
+        {
             return Err(Error::IllegalOperation);
         }
-        t.bound_notification = cap.object;
-        n.bound = thread;
+        self.objects.tcb_mut(thread).bound_notification = cap.object;
+        self.objects.notification_mut(cap.object).bound = thread;
         Ok((0, 0))
     }
 
     /// Undoes a thread's notification binding (the thread is being destroyed).
     pub(crate) fn unbind_notification(&mut self, thread: ThreadRef) {
-        // SAFETY: callers pass live TCBs.
-        let bound = core::mem::take(&mut unsafe { tcb(thread) }.bound_notification);
+        let bound = core::mem::take(&mut self.objects.tcb_mut(thread).bound_notification);
         if bound != 0 {
-            // SAFETY: a bound notification is live.
-            unsafe { notification(bound) }.bound = 0;
+            self.objects.notification_mut(bound).bound = 0;
         }
     }
 
     /// Undoes a notification's binding (the notification is being destroyed).
     pub(crate) fn unbind_notification_object(&mut self, address: u64) {
-        // SAFETY: the notification's memory is intact until the system call ends.
-        let bound = core::mem::take(&mut unsafe { notification(address) }.bound);
+        let bound = core::mem::take(&mut self.objects.notification_mut(address).bound);
         if bound != 0 {
-            // SAFETY: a bound thread is live.
-            unsafe { tcb(bound) }.bound_notification = 0;
+            self.objects.tcb_mut(bound).bound_notification = 0;
         }
     }
 
     /// Takes `thread` out of whatever IPC it waits in, and drops its links to other
     /// threads' IPC state.
     pub(crate) fn cancel_ipc(&mut self, thread: ThreadRef) {
-        // SAFETY: callers pass live TCBs.
-        let t = unsafe { tcb(thread) };
-        match t.state {
-            ThreadState::BlockedOnSend | ThreadState::BlockedOnReceive if t.blocked_on != 0 => {
-                // SAFETY: a thread blocked on an endpoint is in its queue; the endpoint
-                // is live (destroying it cancels every waiter first).
-                unsafe { endpoint(t.blocked_on) }
-                    .queue
-                    .remove(&mut TcbLinks, thread);
+        let t = self.objects.tcb(thread);
+        let (state, blocked_on) = (t.state, t.blocked_on);
+        match state {
+            ThreadState::BlockedOnSend
+            | ThreadState::BlockedOnReceive
+            | ThreadState::BlockedOnNotification
+                if blocked_on != 0 =>
+            {
+                self.objects.unqueue(blocked_on, thread);
             }
-            ThreadState::BlockedOnNotification if t.blocked_on != 0 => {
-                // SAFETY: as above, for a notification.
-                unsafe { notification(t.blocked_on) }
-                    .queue
-                    .remove(&mut TcbLinks, thread);
-            }
-            ThreadState::BlockedOnReply if t.blocked_on != 0 => {
-                // SAFETY: the server is live while it holds our reply right.
-                let server = unsafe { tcb(t.blocked_on) };
+            ThreadState::BlockedOnReply if blocked_on != 0 => {
+                let server = self.objects.tcb_mut(blocked_on);
                 if server.reply_to == thread {
                     server.reply_to = 0;
                 }
             }
             _ => {}
         }
-        // SAFETY: as above.
-        let t = unsafe { tcb(thread) };
+        let t = self.objects.tcb_mut(thread);
         if matches!(
             t.state,
             ThreadState::BlockedOnSend
@@ -544,22 +474,18 @@ impl Kernel {
     /// server, so nothing points at either thread once one of them is destroyed.
     pub(crate) fn set_reply_to(&mut self, server: ThreadRef, caller: ThreadRef) {
         self.drop_reply_right(server);
-        // SAFETY: callers pass live TCBs.
-        unsafe { tcb(server) }.reply_to = caller;
+        self.objects.tcb_mut(server).reply_to = caller;
     }
 
     /// `server` ends without replying: its caller gets `Aborted` instead of waiting
     /// forever (a caller blocked in a fault it can no longer have handled ends as
     /// faulted).
     pub(crate) fn abort_caller(&mut self, server: ThreadRef) {
-        // SAFETY: callers pass live TCBs.
-        let caller = core::mem::take(&mut unsafe { tcb(server) }.reply_to);
+        let caller = core::mem::take(&mut self.objects.tcb_mut(server).reply_to);
         if caller == 0 {
             return;
         }
-        // SAFETY: a caller blocked on our reply is live (destroying it clears `reply_to`
-        // through `cancel_ipc`).
-        let c = unsafe { tcb(caller) };
+        let c = self.objects.tcb_mut(caller);
         if c.state != ThreadState::BlockedOnReply || c.blocked_on != server {
             return;
         }
@@ -574,12 +500,9 @@ impl Kernel {
 
     /// Drops `server`'s reply right, unlinking the caller that waits on it.
     pub(crate) fn drop_reply_right(&mut self, server: ThreadRef) {
-        // SAFETY: callers pass live TCBs.
-        let caller = core::mem::take(&mut unsafe { tcb(server) }.reply_to);
+        let caller = core::mem::take(&mut self.objects.tcb_mut(server).reply_to);
         if caller != 0 {
-            // SAFETY: a caller blocked on our reply is live (destroying it clears
-            // `reply_to` through `cancel_ipc`).
-            let c = unsafe { tcb(caller) };
+            let c = self.objects.tcb_mut(caller);
             if c.state == ThreadState::BlockedOnReply && c.blocked_on == server {
                 c.blocked_on = 0;
             }
@@ -588,12 +511,10 @@ impl Kernel {
 
     /// Wakes every thread waiting on a destroyed endpoint or notification with an error.
     pub(crate) fn cancel_all_waiters(&mut self, address: u64) {
-        // SAFETY: the object is being destroyed but its memory is intact until the
-        // system call ends; endpoints and notifications share the queue at offset 0.
-        let queue = unsafe { &mut endpoint(address).queue };
-        while let Some(waiter) = queue.pop_front(&mut TcbLinks) {
-            // SAFETY: queued threads are live.
-            let t = unsafe { tcb(waiter) };
+        // The object is being destroyed but its memory is intact until the system call
+        // ends.
+        while let Some(waiter) = self.objects.dequeue(address) {
+            let t = self.objects.tcb_mut(waiter);
             t.queued = false;
             t.blocked_on = 0;
             if t.in_fault {

@@ -6,21 +6,22 @@
 //! from untyped RAM (or, for the root task's first thread, boot memory), named by their
 //! physical address.
 
-use crate::arch::context::{PSTATE_EL0, restore_fp, save_fp, trap_user_fp};
+use crate::arch::context::PSTATE_EL0;
 use crate::arch::esr::{self, ExceptionClass};
 use crate::arch::exceptions::{set_current_context, wait_with_interrupts_enabled};
 use crate::arch::gic::{Gic, SPURIOUS_START};
 use crate::arch::mmu::{asid_bits, flush_asid, install_user_table, phys_to_virt};
 use crate::arch::page_table::{PAGE_SIZE, TranslationTable};
 use crate::arch::{psci, semihosting, timer};
+use crate::arch::{restore_fp, save_fp, trap_user_fp};
 use crate::capability::{
     CSpace, Capability, DeleteOutcome, DyingCNodes, ObjectType, Rights, SlotRef,
 };
 use crate::kprintln;
 use crate::memory::LinearTables;
-use crate::objects::{CapabilityCalls, KernelSlots, abi_error};
+use crate::objects::{CapabilityCalls, KernelObjects, abi_error};
 use crate::platform::PsciConduit;
-use crate::scheduler::{QueueLinks, RunQueues, ThreadRef};
+use crate::scheduler::{RunQueues, ThreadRef};
 use crate::thread::{CSPACE_SLOT, IPC_BUFFER_SLOT, Tcb, ThreadState, VSPACE_SLOT};
 use crate::vspace::Asids;
 use alloc::vec::Vec;
@@ -48,6 +49,10 @@ pub struct Services {
 
 /// The kernel's state.
 pub struct Kernel {
+    /// Every kernel object (threads, endpoints, notifications, CNode slots), reached
+    /// only through this store, so the compiler checks that no two mutable references
+    /// to one object exist (see [`KernelObjects`]).
+    pub(crate) objects: KernelObjects,
     pub(crate) run_queues: RunQueues,
     pub(crate) current: Option<ThreadRef>,
     fp_owner: Option<ThreadRef>,
@@ -111,6 +116,7 @@ static KERNEL: Mutex<Option<Kernel>> = Mutex::new(None);
 
 /// The ASID table: one root-table word per ASID the CPU has (2 KiB for 8-bit ASIDs,
 /// 512 KiB for 16-bit ones), zeroed, from boot memory (too big for the kernel heap).
+#[cfg(target_os = "none")]
 fn asid_roots() -> &'static mut [u64] {
     let entries = 1usize << asid_bits();
     let bytes = (entries * core::mem::size_of::<u64>()) as u64;
@@ -131,6 +137,13 @@ fn asid_roots() -> &'static mut [u64] {
         core::ptr::write_bytes(start, 0, entries);
         core::slice::from_raw_parts_mut(start, entries)
     }
+}
+
+/// The ASID table of a kernel in a host test: from the host's heap, for the test's
+/// whole run.
+#[cfg(not(target_os = "none"))]
+fn asid_roots() -> &'static mut [u64] {
+    alloc::vec![0u64; 1usize << asid_bits()].leak()
 }
 
 /// What brought a user thread into the kernel.
@@ -155,52 +168,15 @@ pub enum UserEntry {
 
 pub(crate) type SyscallResult = Result<(u64, u64), Error>;
 
-/// Access to a TCB by its physical address.
-///
-/// # Safety
-/// `thread` must be the address of a live TCB (created by retype or at boot, not yet
-/// destroyed), and the caller must not hold another reference to the same TCB.
-pub(crate) unsafe fn tcb<'a>(thread: ThreadRef) -> &'a mut Tcb {
-    // SAFETY: per the caller; TCBs are RAM in the linear map, suitably aligned.
-    unsafe { &mut *(phys_to_virt(thread) as *mut Tcb) }
-}
-
-/// Queue links inside TCBs.
-pub(crate) struct TcbLinks;
-
-impl QueueLinks for TcbLinks {
-    fn next(&self, thread: ThreadRef) -> ThreadRef {
-        // SAFETY: queues only hold live TCBs (destroying a TCB unlinks it first).
-        unsafe { tcb(thread) }.next
-    }
-    fn previous(&self, thread: ThreadRef) -> ThreadRef {
-        // SAFETY: as in `next`.
-        unsafe { tcb(thread) }.previous
-    }
-    fn set_links(&mut self, thread: ThreadRef, previous: ThreadRef, next: ThreadRef) {
-        // SAFETY: as in `next`.
-        let t = unsafe { tcb(thread) };
-        t.previous = previous;
-        t.next = next;
-    }
-    fn set_next(&mut self, thread: ThreadRef, next: ThreadRef) {
-        // SAFETY: as in `next`.
-        unsafe { tcb(thread) }.next = next;
-    }
-    fn set_previous(&mut self, thread: ThreadRef, previous: ThreadRef) {
-        // SAFETY: as in `next`.
-        unsafe { tcb(thread) }.previous = previous;
-    }
-}
-
 fn tcb_slot(thread: ThreadRef, index: u32) -> SlotRef {
     SlotRef::new(Tcb::slots_key(thread), index)
 }
 
 impl Kernel {
-    /// A kernel with no threads yet.
-    pub fn new(services: Services) -> Self {
+    /// A kernel with no threads yet, over the kernel's object store.
+    pub fn new(services: Services, objects: KernelObjects) -> Self {
         Self {
+            objects,
             run_queues: RunQueues::new(),
             current: None,
             fp_owner: None,
@@ -254,8 +230,7 @@ impl Kernel {
     /// Makes `thread` ready to run, preempting the current thread if it is of higher
     /// priority.
     pub(crate) fn make_ready(&mut self, thread: ThreadRef) {
-        // SAFETY: callers pass live TCBs.
-        let t = unsafe { tcb(thread) };
+        let t = self.objects.tcb_mut(thread);
         if !t.state.has_ended() && t.state != ThreadState::Running && !t.queued {
             if t.state == ThreadState::Inactive {
                 self.live_threads += 1;
@@ -263,23 +238,23 @@ impl Kernel {
             t.state = ThreadState::Ready;
             t.queued = true;
             let priority = t.priority;
-            self.run_queues.push_back(&mut TcbLinks, thread, priority);
-            if let Some(current) = self.current {
-                // SAFETY: the current thread is live.
-                if priority > unsafe { tcb(current) }.priority {
-                    self.reschedule = true;
-                }
+            self.run_queues
+                .push_back(&mut self.objects, thread, priority);
+            if let Some(current) = self.current
+                && priority > self.objects.tcb(current).priority
+            {
+                self.reschedule = true;
             }
         }
     }
 
     /// Takes `thread` out of the run queue if it is there.
     fn unready(&mut self, thread: ThreadRef) {
-        // SAFETY: callers pass live TCBs.
-        let t = unsafe { tcb(thread) };
+        let t = self.objects.tcb_mut(thread);
         if t.queued && t.state == ThreadState::Ready {
-            self.run_queues.remove(&mut TcbLinks, thread, t.priority);
             t.queued = false;
+            let priority = t.priority;
+            self.run_queues.remove(&mut self.objects, thread, priority);
         }
     }
 
@@ -289,8 +264,7 @@ impl Kernel {
         self.unready(thread);
         self.cancel_ipc(thread);
         self.abort_caller(thread);
-        // SAFETY: callers pass live TCBs.
-        let t = unsafe { tcb(thread) };
+        let t = self.objects.tcb_mut(thread);
         let was_live = !matches!(t.state, ThreadState::Inactive) && !t.state.has_ended();
         if was_live {
             self.live_threads -= 1;
@@ -306,8 +280,7 @@ impl Kernel {
         let thread = self
             .current
             .expect("a user entry always has a current thread");
-        // SAFETY: the current thread is live; `&mut self` keeps this reference unique.
-        unsafe { tcb(thread) }
+        self.objects.tcb_mut(thread)
     }
 
     fn handle(&mut self, entry: UserEntry) {
@@ -375,7 +348,6 @@ impl Kernel {
         }
         let call = Syscall::from_number(number).ok_or(Error::UnknownSyscall)?;
         let cspace = self.current_thread().slots[CSPACE_SLOT as usize].cap;
-        let caps = CapabilityCalls { cspace: &cspace };
         match call {
             Syscall::ConsoleWrite => {
                 self.lookup_with(&cspace, args[0], ObjectType::Console, Rights::WRITE)?;
@@ -412,23 +384,32 @@ impl Kernel {
                 // SAFETY: the kernel was configured with semihosting available.
                 unsafe { semihosting::exit(code) }
             }
-            Syscall::CapCopy => caps.derive(args[0], args[1], args[2], None),
-            Syscall::CapMint => caps.derive(args[0], args[1], args[2], Some(args[3])),
-            Syscall::CapMove => caps.move_cap(args[0], args[1]),
-            Syscall::CapCopyTo => caps.derive_to(args[0], args[1], args[2], args[3], None),
-            Syscall::CapMintTo => caps.derive_to(args[0], args[1], args[2], args[3], Some(args[4])),
-            Syscall::CapMoveTo => caps.move_to(args[0], args[1], args[2]),
+            Syscall::CapCopy => self.caps(&cspace).derive(args[0], args[1], args[2], None),
+            Syscall::CapMint => self
+                .caps(&cspace)
+                .derive(args[0], args[1], args[2], Some(args[3])),
+            Syscall::CapMove => self.caps(&cspace).move_cap(args[0], args[1]),
+            Syscall::CapCopyTo => self
+                .caps(&cspace)
+                .derive_to(args[0], args[1], args[2], args[3], None),
+            Syscall::CapMintTo => {
+                self.caps(&cspace)
+                    .derive_to(args[0], args[1], args[2], args[3], Some(args[4]))
+            }
+            Syscall::CapMoveTo => self.caps(&cspace).move_to(args[0], args[1], args[2]),
             Syscall::CapDelete => {
                 let mut deleted = None;
-                let result = caps.delete(args[0], |outcome| deleted = Some(*outcome));
+                let result = self
+                    .caps(&cspace)
+                    .delete(args[0], |outcome| deleted = Some(*outcome));
                 if let Some(outcome) = deleted {
                     self.release(outcome);
                 }
                 result
             }
             Syscall::CapRevoke => self.revoke(&cspace, args[0], resume),
-            Syscall::CapIdentify => caps.identify(args[0]),
-            Syscall::UntypedRetype => self.retype(&caps, args),
+            Syscall::CapIdentify => self.caps(&cspace).identify(args[0]),
+            Syscall::UntypedRetype => self.retype(&cspace, args),
             Syscall::TcbConfigure => self.tcb_configure(&cspace, args),
             Syscall::TcbSetPriority => {
                 let thread = self.lookup_tcb(&cspace, args[0], Rights::WRITE)?;
@@ -437,13 +418,11 @@ impl Kernel {
                     return Err(Error::InvalidArgument);
                 }
                 let queued = {
-                    // SAFETY: a TCB capability names a live TCB.
-                    let t = unsafe { tcb(thread) };
+                    let t = self.objects.tcb_mut(thread);
                     t.queued && t.state == ThreadState::Ready
                 };
                 self.unready(thread);
-                // SAFETY: as above.
-                unsafe { tcb(thread) }.priority = priority;
+                self.objects.tcb_mut(thread).priority = priority;
                 if queued {
                     self.make_ready(thread);
                 }
@@ -453,8 +432,7 @@ impl Kernel {
             Syscall::TcbWriteRegisters => self.tcb_write_registers(&cspace, args[0], args[1]),
             Syscall::TcbResume => {
                 let thread = self.lookup_tcb(&cspace, args[0], Rights::WRITE)?;
-                // SAFETY: a TCB capability names a live TCB.
-                let t = unsafe { tcb(thread) };
+                let t = self.objects.tcb_mut(thread);
                 if t.state != ThreadState::Inactive {
                     return Ok((0, 0));
                 }
@@ -469,8 +447,7 @@ impl Kernel {
             }
             Syscall::TcbSuspend => {
                 let thread = self.lookup_tcb(&cspace, args[0], Rights::WRITE)?;
-                // SAFETY: a TCB capability names a live TCB.
-                if !unsafe { tcb(thread) }.state.has_ended() {
+                if !self.objects.tcb_mut(thread).state.has_ended() {
                     self.stop(thread, ThreadState::Inactive);
                 }
                 Ok((0, 0))
@@ -496,8 +473,7 @@ impl Kernel {
             Syscall::FrameUnmap => self.frame_unmap(&cspace, args[0]),
             Syscall::TcbStatus => {
                 let thread = self.lookup_tcb(&cspace, args[0], Rights::READ)?;
-                // SAFETY: a TCB capability names a live TCB.
-                let t = unsafe { tcb(thread) };
+                let t = self.objects.tcb_mut(thread);
                 Ok(match t.state {
                     ThreadState::Exited => (ThreadStatus::Exited as u64, t.exit_code),
                     ThreadState::Faulted => (ThreadStatus::Faulted as u64, 0),
@@ -505,6 +481,14 @@ impl Kernel {
                     _ => (ThreadStatus::Alive as u64, 0),
                 })
             }
+        }
+    }
+
+    /// The capability system calls, on the caller's CSpace root `cspace`.
+    fn caps<'a>(&'a mut self, cspace: &'a Capability) -> CapabilityCalls<'a> {
+        CapabilityCalls {
+            cspace,
+            objects: &mut self.objects,
         }
     }
 
@@ -516,9 +500,7 @@ impl Kernel {
         ty: ObjectType,
     ) -> Result<Capability, Error> {
         let slot = crate::objects::resolve(cspace, pointer)?;
-        let cap = CSpace::new(&mut KernelSlots)
-            .lookup(slot)
-            .map_err(abi_error)?;
+        let cap = self.objects.cap(slot).map_err(abi_error)?;
         if cap.object_type != ty {
             return Err(Error::WrongObjectType);
         }
@@ -569,13 +551,16 @@ impl Kernel {
 
     /// `untyped_retype`, restarted while it zeroes memory when an interrupt is pending
     /// ([`CapabilityCalls::retype`]).
-    fn retype(&mut self, caps: &CapabilityCalls<'_>, args: [u64; 6]) -> SyscallResult {
+    fn retype(&mut self, cspace: &Capability, args: [u64; 6]) -> SyscallResult {
         let ty = ObjectType::from_raw(args[1]);
         let count = args[4];
         if ty == Some(ObjectType::AddressSpace) && count > self.asids.free() as u64 {
             return Err(Error::OutOfResources);
         }
-        let Some(address) = caps.retype(args[0], args[1], args[2], args[3], args[4])? else {
+        let Some(address) = self
+            .caps(cspace)
+            .retype(args[0], args[1], args[2], args[3], args[4])?
+        else {
             // Preempted with its progress recorded: the pending interrupt is taken on the
             // way out, and the call is issued again when the thread next runs.
             self.restart_syscall();
@@ -595,10 +580,10 @@ impl Kernel {
                 for index in 0..count {
                     let root = address + index * PAGE_SIZE;
                     let asid = self.asids.allocate(root).expect("checked above");
-                    let slot = crate::objects::resolve(caps.cspace, args[3] + index)
+                    let slot = crate::objects::resolve(cspace, args[3] + index)
                         .expect("retype checked it");
                     // SAFETY: the slot was just filled by retype.
-                    KernelSlots.slot_cap_mut(slot).extra = u64::from(asid);
+                    self.objects.slot_cap_mut(slot).extra = u64::from(asid);
                 }
             }
             _ => {}
@@ -647,7 +632,7 @@ impl Kernel {
         // destroys before the next), copy the new capabilities.
         let mut cnode_destroyed = false;
         for index in [CSPACE_SLOT, VSPACE_SLOT, IPC_BUFFER_SLOT] {
-            if let Ok(outcome) = CSpace::new(&mut KernelSlots).delete(tcb_slot(thread, index)) {
+            if let Ok(outcome) = CSpace::new(&mut self.objects).delete(tcb_slot(thread, index)) {
                 cnode_destroyed |=
                     outcome.last_reference && outcome.cap.object_type == ObjectType::CNode;
                 self.release(outcome);
@@ -665,8 +650,7 @@ impl Kernel {
             }
             return Ok((0, 0));
         }
-        let mut store = KernelSlots;
-        let mut space = CSpace::new(&mut store);
+        let mut space = CSpace::new(&mut self.objects);
         for (index, source, _) in sources {
             space
                 .derive(source, tcb_slot(thread, index), Rights::ALL, None)
@@ -677,8 +661,7 @@ impl Kernel {
                 .derive(source, tcb_slot(thread, IPC_BUFFER_SLOT), Rights::ALL, None)
                 .map_err(abi_error)?;
         }
-        // SAFETY: a TCB capability names a live TCB.
-        let t = unsafe { tcb(thread) };
+        let t = self.objects.tcb_mut(thread);
         t.ipc_buffer_vaddr = if ipc.is_some() { ipc_vaddr } else { 0 };
         t.fault_endpoint = fault_endpoint;
         Ok((0, 0))
@@ -691,8 +674,7 @@ impl Kernel {
         buffer: u64,
     ) -> SyscallResult {
         let thread = self.lookup_tcb(cspace, pointer, Rights::READ)?;
-        // SAFETY: a TCB capability names a live TCB.
-        let t = unsafe { tcb(thread) };
+        let t = self.objects.tcb_mut(thread);
         let registers = UserRegisters {
             x: t.context.x,
             sp: t.context.sp,
@@ -714,8 +696,7 @@ impl Kernel {
         }
         let mut registers = UserRegisters::default();
         self.copy_from_user(buffer, registers.as_mut_bytes())?;
-        // SAFETY: a TCB capability names a live TCB, not the caller's (checked above).
-        let t = unsafe { tcb(thread) };
+        let t = self.objects.tcb_mut(thread);
         t.context.x = registers.x;
         t.context.sp = registers.sp;
         t.context.pc = registers.pc;
@@ -833,15 +814,15 @@ impl Kernel {
         resume: Option<(ThreadRef, SlotRef, SlotRef)>,
     ) -> SyscallResult {
         let at = crate::objects::resolve(cspace, pointer)?;
-        let occupied = |slot| CSpace::new(&mut KernelSlots).lookup(slot).is_ok();
-        CSpace::new(&mut KernelSlots)
-            .lookup(at)
-            .map_err(abi_error)?;
+        let occupied = |objects: &KernelObjects, slot| objects.cap(slot).is_ok();
+        self.objects.cap(at).map_err(abi_error)?;
         // Deletion keeps every surviving descendant of `at` below `at` and refills no
         // slot, so an occupied slot the last issue reached is still below `at`.
         let mut from = match resume {
             Some((thread, revoked, reached))
-                if Some(thread) == self.current && revoked == at && occupied(reached) =>
+                if Some(thread) == self.current
+                    && revoked == at
+                    && occupied(&self.objects, reached) =>
             {
                 reached
             }
@@ -850,10 +831,10 @@ impl Kernel {
         let mut budget = Budget::new();
         let mut removed = 0u64;
         loop {
-            let (leaf, walked) = CSpace::new(&mut KernelSlots)
+            let (leaf, walked) = CSpace::new(&mut self.objects)
                 .descend(from, WALK_LINKS)
                 .map_err(abi_error)?;
-            let deeper = CSpace::new(&mut KernelSlots)
+            let deeper = CSpace::new(&mut self.objects)
                 .has_children(leaf)
                 .map_err(abi_error)?;
             let stop = if deeper {
@@ -861,7 +842,7 @@ impl Kernel {
                 from = leaf;
                 budget.spend(walked.div_ceil(8) as u32)
             } else {
-                let step = CSpace::new(&mut KernelSlots)
+                let step = CSpace::new(&mut self.objects)
                     .revoke_step(at, leaf)
                     .map_err(abi_error)?;
                 let Some((outcome, parent)) = step else {
@@ -870,7 +851,7 @@ impl Kernel {
                 removed += 1;
                 self.retire(&outcome);
                 let finished = self.finish_teardown(&mut budget);
-                if !occupied(at) {
+                if !occupied(&self.objects, at) {
                     // What it destroyed held the revoked capability itself (an untyped
                     // inside a CNode made from it): nothing is left below it. The rest
                     // of the teardown, if any, waits for the next system call.
@@ -878,7 +859,11 @@ impl Kernel {
                 }
                 // Teardown only deletes, so a surviving slot is still below `at`; if
                 // it emptied the next start, the walk begins again from the top.
-                from = if occupied(parent) { parent } else { at };
+                from = if occupied(&self.objects, parent) {
+                    parent
+                } else {
+                    at
+                };
                 !finished || budget.spend(DELETION_UNITS + walked.div_ceil(8) as u32)
             };
             if stop {
@@ -921,7 +906,7 @@ impl Kernel {
             let (cnode, index) = match self.emptying {
                 Some(emptying) => emptying,
                 // Slot 0 holds no capability (and `pop` emptied it).
-                None => match self.dying.pop(&mut CSpace::new(&mut KernelSlots)) {
+                None => match self.dying.pop(&mut CSpace::new(&mut self.objects)) {
                     Some(cnode) => (cnode, 1),
                     None => return true,
                 },
@@ -932,7 +917,7 @@ impl Kernel {
             }
             self.emptying = Some((cnode, index + 1));
             let slot = SlotRef::new(cnode.object, index);
-            let units = match CSpace::new(&mut KernelSlots).delete(slot) {
+            let units = match CSpace::new(&mut self.objects).delete(slot) {
                 Ok(outcome) => {
                     self.retire(&outcome);
                     DELETION_UNITS
@@ -971,7 +956,7 @@ impl Kernel {
                 self.unbind_notification(thread);
                 for index in [CSPACE_SLOT, VSPACE_SLOT, IPC_BUFFER_SLOT] {
                     if let Ok(outcome) =
-                        CSpace::new(&mut KernelSlots).delete(tcb_slot(thread, index))
+                        CSpace::new(&mut self.objects).delete(tcb_slot(thread, index))
                     {
                         // A CNode, an address space or a frame (`tcb_configure` checks
                         // the types), never a TCB: this recursion stops here.
@@ -994,7 +979,7 @@ impl Kernel {
                     flush_asid(asid);
                 }
             }
-            ObjectType::CNode => self.dying.push(&mut CSpace::new(&mut KernelSlots), *cap),
+            ObjectType::CNode => self.dying.push(&mut CSpace::new(&mut self.objects), *cap),
             ObjectType::PageTable => self.unmap_page_table(cap),
             ObjectType::Endpoint => self.cancel_all_waiters(cap.object),
             ObjectType::Notification => {
@@ -1116,8 +1101,7 @@ impl Kernel {
     /// Picks the thread to run next, or `None` if no thread is ready.
     fn choose(&mut self) -> Option<ThreadRef> {
         if let Some(current) = self.current {
-            // SAFETY: the current thread is live.
-            let t = unsafe { tcb(current) };
+            let t = self.objects.tcb_mut(current);
             if t.state == ThreadState::Running
                 && t.slots[VSPACE_SLOT as usize].cap.object_type != ObjectType::AddressSpace
             {
@@ -1126,8 +1110,7 @@ impl Kernel {
                 // endpoint.
                 self.stop(current, ThreadState::Inactive);
             }
-            // SAFETY: as above.
-            let t = unsafe { tcb(current) };
+            let t = self.objects.tcb_mut(current);
             if t.state == ThreadState::Running {
                 let priority = t.priority;
                 let higher_ready = self
@@ -1141,11 +1124,13 @@ impl Kernel {
                 if self.reschedule && same_ready {
                     t.state = ThreadState::Ready;
                     t.queued = true;
-                    self.run_queues.push_back(&mut TcbLinks, current, priority);
+                    self.run_queues
+                        .push_back(&mut self.objects, current, priority);
                 } else if higher_ready {
                     t.state = ThreadState::Ready;
                     t.queued = true;
-                    self.run_queues.push_front(&mut TcbLinks, current, priority);
+                    self.run_queues
+                        .push_front(&mut self.objects, current, priority);
                 } else {
                     self.reschedule = false;
                     return Some(current);
@@ -1154,9 +1139,8 @@ impl Kernel {
         }
         self.reschedule = false;
         loop {
-            let (next, _) = self.run_queues.pop_highest(&mut TcbLinks)?;
-            // SAFETY: queues only hold live TCBs.
-            let t = unsafe { tcb(next) };
+            let (next, _) = self.run_queues.pop_highest(&mut self.objects)?;
+            let t = self.objects.tcb_mut(next);
             t.queued = false;
             // A thread whose address space was deleted cannot run: it stops as above.
             if t.slots[VSPACE_SLOT as usize].cap.object_type != ObjectType::AddressSpace {
@@ -1175,11 +1159,9 @@ impl Kernel {
         let current = self.current.expect("an FP trap has a current thread");
         if self.fp_owner != Some(current) {
             if let Some(owner) = self.fp_owner {
-                // SAFETY: `fp_owner` is cleared when its TCB is destroyed, so it is live.
-                save_fp(&mut unsafe { tcb(owner) }.context.fp);
+                save_fp(&mut self.objects.tcb_mut(owner).context.fp);
             }
-            // SAFETY: the current thread is live.
-            restore_fp(&unsafe { tcb(current) }.context.fp);
+            restore_fp(&self.objects.tcb_mut(current).context.fp);
             self.fp_owner = Some(current);
         }
         trap_user_fp(false);
@@ -1194,8 +1176,7 @@ impl Kernel {
         let Some((current, _)) = self.fast_path_target(next) else {
             return false;
         };
-        // SAFETY: the current thread is live; only its state is read.
-        if unsafe { tcb(current) }.state == ThreadState::Running {
+        if self.objects.tcb_mut(current).state == ThreadState::Running {
             return false;
         }
         self.fast_switch(next);
@@ -1212,27 +1193,23 @@ impl Kernel {
         let Some((current, theirs)) = self.fast_path_target(next) else {
             return false;
         };
-        // SAFETY: the current thread is live; read only.
-        let (mine, ok) = unsafe {
-            let me = tcb(current);
-            let ok = me.state == ThreadState::Running
-                && me.slots[VSPACE_SLOT as usize].cap.object_type == ObjectType::AddressSpace;
-            (me.priority, ok)
-        };
+        let me = self.objects.tcb(current);
+        let ok = me.state == ThreadState::Running
+            && me.slots[VSPACE_SLOT as usize].cap.object_type == ObjectType::AddressSpace;
+        let mine = me.priority;
         if !ok || theirs <= mine {
             return false;
         }
-        // SAFETY: the current thread is live.
-        let me = unsafe { tcb(current) };
+        let me = self.objects.tcb_mut(current);
         // The signal's result (success) goes to the signaller now: when the call returns
         // the current thread is `next`, whose registers hold what it woke with.
         me.context.x[0] = 0;
         me.context.x[1] = 0;
         me.context.x[2] = 0;
-        self.result_written = true;
         me.state = ThreadState::Ready;
         me.queued = true;
-        self.run_queues.push_back(&mut TcbLinks, current, mine);
+        self.result_written = true;
+        self.run_queues.push_back(&mut self.objects, current, mine);
         self.fast_switch(next);
         true
     }
@@ -1246,8 +1223,7 @@ impl Kernel {
             return None;
         }
         let current = self.current?;
-        // SAFETY: callers pass a live thread; read only.
-        let t = unsafe { tcb(next) };
+        let t = self.objects.tcb(next);
         let runnable = !t.queued
             && !t.state.has_ended()
             && !matches!(t.state, ThreadState::Inactive | ThreadState::Running)
@@ -1270,8 +1246,7 @@ impl Kernel {
     fn switch_to(&mut self, next: ThreadRef) {
         // The registers hold the FP state of `fp_owner`; anyone else traps on first use.
         trap_user_fp(self.fp_owner != Some(next));
-        // SAFETY: `next` is live.
-        let t = unsafe { tcb(next) };
+        let t = self.objects.tcb_mut(next);
         let space = t.slots[VSPACE_SLOT as usize].cap;
         // `choose` only returns threads with an address space; stay safe regardless.
         debug_assert_eq!(space.object_type, ObjectType::AddressSpace);
@@ -1320,7 +1295,7 @@ fn count_fast_path() {
 
 /// Turns the IPC fast paths on or off (the test hooks' `SET_FAST_PATHS`); returns how
 /// many switches they made since boot.
-#[cfg(all(feature = "test-hooks", debug_assertions))]
+#[cfg(all(target_os = "none", feature = "test-hooks", debug_assertions))]
 pub(crate) fn set_fast_paths(on: bool) -> u64 {
     FAST_PATHS.store(on, core::sync::atomic::Ordering::Relaxed);
     FAST_PATH_SWITCHES.load(core::sync::atomic::Ordering::Relaxed)
@@ -1339,30 +1314,60 @@ pub fn with_kernel<R>(f: impl FnOnce(&mut Kernel) -> R) -> R {
         .expect("kernel state installed at boot"))
 }
 
-/// Handles an entry from user space and chooses the thread to return to. Returns when
-/// `TPIDR_EL1` names a runnable thread; idles (with interrupts enabled) until then.
-pub fn on_user_entry(entry: UserEntry) {
-    let stay = with_kernel(|kernel| {
-        kernel.handle(entry);
+/// What one pass of the scheduler did ([`Kernel::schedule_once`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Scheduled {
+    /// A thread is installed to run.
+    Running,
+    /// No thread is ready: the CPU idles until an interrupt makes one ready.
+    Idle,
+    /// Every user thread has ended.
+    AllEnded,
+}
+
+impl Kernel {
+    /// Handles an entry from user space; returns whether the current thread runs on
+    /// without a pass through the scheduler.
+    pub(crate) fn enter(&mut self, entry: UserEntry) -> bool {
+        self.handle(entry);
         // Most system calls leave the caller running in its address space with nothing
         // more urgent ready: return to it without a second pass through the scheduler.
         // A thread whose address space went away (or changed) in the call goes through
         // the scheduler, which stops it (or installs its new space).
-        kernel.current.is_some_and(|current| {
-            // SAFETY: the current thread is live.
-            let t = unsafe { tcb(current) };
+        self.current.is_some_and(|current| {
+            let t = self.objects.tcb(current);
             let space = t.slots[VSPACE_SLOT as usize].cap;
             t.state == ThreadState::Running
                 && space.object_type == ObjectType::AddressSpace
-                && kernel.active_space == Some(space.object)
-                && !kernel.reschedule
-                && kernel
+                && self.active_space == Some(space.object)
+                && !self.reschedule
+                && self
                     .run_queues
                     .highest_priority()
                     .is_none_or(|p| p <= t.priority)
         })
-    });
-    if !stay {
+    }
+
+    /// Chooses the next thread and installs it, if one is ready.
+    pub(crate) fn schedule_once(&mut self) -> Scheduled {
+        match self.choose() {
+            Some(next) => {
+                self.switch_to(next);
+                Scheduled::Running
+            }
+            None if self.live_threads == 0 => Scheduled::AllEnded,
+            None => {
+                self.current = None;
+                Scheduled::Idle
+            }
+        }
+    }
+}
+
+/// Handles an entry from user space and chooses the thread to return to. Returns when
+/// `TPIDR_EL1` names a runnable thread; idles (with interrupts enabled) until then.
+pub fn on_user_entry(entry: UserEntry) {
+    if !with_kernel(|kernel| kernel.enter(entry)) {
         schedule();
     }
 }
@@ -1370,21 +1375,15 @@ pub fn on_user_entry(entry: UserEntry) {
 /// Chooses the next thread and installs it, idling while none is ready.
 pub fn schedule() {
     loop {
-        let chosen = with_kernel(|kernel| match kernel.choose() {
-            Some(next) => {
-                kernel.switch_to(next);
-                true
-            }
-            None if kernel.live_threads == 0 => {
+        let scheduled = with_kernel(|kernel| {
+            let scheduled = kernel.schedule_once();
+            if scheduled == Scheduled::AllEnded {
                 kprintln!("[kaal] every user thread has ended; powering off");
                 kernel.power_off_or_halt()
             }
-            None => {
-                kernel.current = None;
-                false
-            }
+            scheduled
         });
-        if chosen {
+        if scheduled == Scheduled::Running {
             return;
         }
         wait_with_interrupts_enabled();
@@ -1415,3 +1414,7 @@ pub fn on_user_fiq() {
         }
     });
 }
+
+#[cfg(test)]
+#[path = "kernel_tests.rs"]
+mod tests;

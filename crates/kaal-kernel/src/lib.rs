@@ -33,7 +33,7 @@
 //! Portable logic (frame allocator, run queues, device-tree reading, ELF checks) is in
 //! modules that build and are tested on the host; everything that touches the hardware is
 //! under [`arch`].
-#![cfg_attr(not(test), no_std)]
+#![cfg_attr(target_os = "none", no_std)]
 
 extern crate alloc;
 
@@ -49,21 +49,14 @@ pub mod vspace;
 
 #[cfg(target_os = "none")]
 mod boot;
-#[cfg(target_os = "none")]
 pub mod console;
 #[cfg(target_os = "none")]
 mod heap;
-#[cfg(target_os = "none")]
 mod interrupts;
-#[cfg(target_os = "none")]
 mod ipc;
-#[cfg(target_os = "none")]
 pub mod kernel;
-#[cfg(target_os = "none")]
 mod mapping;
-#[cfg(target_os = "none")]
 mod memory;
-#[cfg(target_os = "none")]
 mod objects;
 
 use core::sync::atomic::{AtomicBool, Ordering};

@@ -42,10 +42,10 @@ use crate::arch::mmu::{flush_asid, flush_page};
 use crate::arch::page_table::{
     BLOCK_2M, MapError, MemoryKind, PAGE_SIZE, PageAttrs, TranslationTable,
 };
-use crate::capability::{CSpace, Capability, ObjectType, Rights};
+use crate::capability::{Capability, ObjectType, Rights};
 use crate::kernel::{Kernel, SyscallResult};
 use crate::memory::LinearTables;
-use crate::objects::{KernelSlots, abi_error, resolve};
+use crate::objects::{abi_error, resolve};
 use crate::vspace::{MAPPED, MappingRecord};
 use kaal_abi::{Error, layout, map_attributes, rights};
 
@@ -83,7 +83,7 @@ impl Kernel {
         let span_bits = if level == 2 { 30 } else { 21 };
         let base = vaddr & !((1u64 << span_bits) - 1);
         let slot = resolve(cspace, table_pointer)?;
-        KernelSlots.slot_cap_mut(slot).extra = MappingRecord {
+        self.objects.slot_cap_mut(slot).extra = MappingRecord {
             asid,
             vaddr: base,
             level,
@@ -104,9 +104,7 @@ impl Kernel {
             _,
         ] = args;
         let slot = resolve(cspace, frame_pointer)?;
-        let frame = CSpace::new(&mut KernelSlots)
-            .lookup(slot)
-            .map_err(abi_error)?;
+        let frame = self.objects.cap(slot).map_err(abi_error)?;
         let block = match frame.object_type {
             ObjectType::Frame4K => false,
             ObjectType::Frame2M => true,
@@ -159,8 +157,7 @@ impl Kernel {
             level: if block { 2 } else { 3 },
             tag,
         };
-        let mut slots = KernelSlots;
-        let cap = slots.slot_cap_mut(slot);
+        let cap = self.objects.slot_cap_mut(slot);
         cap.extra = record.extra();
         cap.badge = tag;
         Ok((0, 0))
@@ -169,9 +166,7 @@ impl Kernel {
     /// `frame_unmap`.
     pub(crate) fn frame_unmap(&mut self, cspace: &Capability, pointer: u64) -> SyscallResult {
         let slot = resolve(cspace, pointer)?;
-        let frame = CSpace::new(&mut KernelSlots)
-            .lookup(slot)
-            .map_err(abi_error)?;
+        let frame = self.objects.cap(slot).map_err(abi_error)?;
         if !frame.object_type.is_frame() {
             return Err(Error::WrongObjectType);
         }
@@ -179,8 +174,7 @@ impl Kernel {
             return Err(Error::NotMapped);
         }
         self.unmap_frame(&frame);
-        let mut slots = KernelSlots;
-        let cap = slots.slot_cap_mut(slot);
+        let cap = self.objects.slot_cap_mut(slot);
         cap.extra = 0;
         cap.badge = 0;
         Ok((0, 0))

@@ -10,6 +10,7 @@ use spin::Mutex;
 pub static FRAMES: Mutex<FrameAllocator> = Mutex::new(FrameAllocator::new());
 
 /// Allocates a zeroed frame.
+#[cfg_attr(not(target_os = "none"), allow(dead_code))]
 pub fn allocate_zeroed_frame() -> Result<u64, FrameError> {
     let frame = FRAMES.lock().allocate()?;
     // SAFETY: the frame is RAM (from the device tree's memory regions, minus reserved
@@ -61,6 +62,7 @@ impl TableMemory for LinearTables {
 /// # Safety
 /// `[physical, physical + length)` must be RAM that nothing else accesses for the
 /// lifetime of the returned slice.
+#[cfg_attr(not(target_os = "none"), allow(dead_code))]
 pub unsafe fn ram_bytes_mut<'a>(physical: u64, length: usize) -> &'a mut [u8] {
     // SAFETY: forwarded from the caller; the linear map covers all RAM.
     unsafe { core::slice::from_raw_parts_mut(phys_to_virt(physical) as *mut u8, length) }

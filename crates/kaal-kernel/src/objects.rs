@@ -9,24 +9,180 @@ use crate::capability::{
     CSpace, CapError, Capability, DeleteOutcome, ObjectType, Rights, SLOT_SIZE_BITS, Slot, SlotRef,
     SlotStore, UntypedState, size_bits,
 };
-use kaal_abi::Error;
+use crate::ipc::{EndpointObject, NotificationObject};
+use crate::scheduler::{Queue, QueueLinks, ThreadRef};
+use crate::thread::Tcb;
+use kaal_abi::{Error, IpcBuffer};
 
-/// The CNode slots in RAM, through the linear map.
+/// Kernel objects in RAM, through the linear map, by the physical address their
+/// capabilities name: CNode slots (a TCB's three slots among them), TCBs, endpoints,
+/// notifications and IPC buffers.
 ///
-/// Every `SlotRef` that reaches this store is either checked against a CNode
-/// capability's radix by [`resolve`], or a link the capability core stored, which it only
-/// takes from checked references.
-pub struct KernelSlots;
+/// Every reference the store hands out borrows it, and the kernel owns the only store,
+/// so safe code can never hold two mutable references to one object, nor a reference
+/// to a TCB beside one to its slots: the compiler checks what an unbounded
+/// `&'static mut` from an address could not. Two TCBs (or two IPC buffers) at once are
+/// handed out only as a pair of distinct objects ([`KernelObjects::tcb_pair_mut`]).
+///
+/// What the type does not check is that an address names a live object of the type
+/// asked for: that is the kernel's invariant. Every address that reaches the store
+/// comes from a capability of that type (the capability core checks types), from a
+/// slot reference checked against a CNode's radix by [`resolve`], or from a link the
+/// kernel keeps (queues, `blocked_on`, `reply_to`, bindings), which it clears when the
+/// object dies.
+pub struct KernelObjects {
+    _only_one: (),
+}
 
 fn slot_address(at: SlotRef) -> *mut Slot {
     phys_to_virt(at.cnode + (u64::from(at.index) << SLOT_SIZE_BITS)) as *mut Slot
 }
 
-impl SlotStore for KernelSlots {
+impl KernelObjects {
+    /// The store.
+    ///
+    /// # Safety
+    /// At most one store may be in use at a time: the boot path's, then the kernel's
+    /// (it is moved into [`crate::kernel::Kernel::new`]). Two would let safe code
+    /// alias one object.
+    pub const unsafe fn new() -> Self {
+        Self { _only_one: () }
+    }
+
+    fn object<T>(physical: u64) -> *mut T {
+        let pointer = phys_to_virt(physical) as *mut T;
+        debug_assert!(pointer.is_aligned(), "misaligned kernel object");
+        pointer
+    }
+
+    /// The TCB at `thread`.
+    pub fn tcb(&self, thread: ThreadRef) -> &Tcb {
+        // SAFETY: `thread` names a live TCB (the type's invariant): RAM in the linear
+        // map, aligned to its size; the shared borrow of the store keeps any mutable
+        // reference out while this one lives.
+        unsafe { &*Self::object::<Tcb>(thread) }
+    }
+
+    /// The TCB at `thread`, mutably.
+    pub fn tcb_mut(&mut self, thread: ThreadRef) -> &mut Tcb {
+        // SAFETY: as in `tcb`; the exclusive borrow of the store makes this the only
+        // reference into kernel objects while it lives.
+        unsafe { &mut *Self::object::<Tcb>(thread) }
+    }
+
+    /// Two distinct TCBs at once (a message transfer's sender and receiver).
+    ///
+    /// # Panics
+    /// If `a == b`: one thread cannot be both.
+    pub fn tcb_pair_mut(&mut self, a: ThreadRef, b: ThreadRef) -> (&mut Tcb, &mut Tcb) {
+        assert_ne!(a, b, "one thread asked for twice");
+        // SAFETY: as in `tcb_mut`; two live TCBs at different addresses do not overlap
+        // (objects never do), so the two references are disjoint.
+        unsafe { (&mut *Self::object::<Tcb>(a), &mut *Self::object::<Tcb>(b)) }
+    }
+
+    /// The endpoint at `address`.
+    pub fn endpoint_mut(&mut self, address: u64) -> &mut EndpointObject {
+        // SAFETY: as in `tcb_mut`, for a live endpoint.
+        unsafe { &mut *Self::object::<EndpointObject>(address) }
+    }
+
+    /// The notification at `address`.
+    pub fn notification(&self, address: u64) -> &NotificationObject {
+        // SAFETY: as in `tcb`, for a live notification.
+        unsafe { &*Self::object::<NotificationObject>(address) }
+    }
+
+    /// The first thread waiting at the endpoint or notification at `address` (0 if
+    /// none): both keep their wait queue first.
+    pub fn first_waiter(&self, address: u64) -> ThreadRef {
+        // SAFETY: as in `tcb`, for a live endpoint or notification (a notification
+        // starts with an endpoint's fields).
+        unsafe { &*Self::object::<EndpointObject>(address) }
+            .queue
+            .head
+    }
+
+    /// The notification at `address`, mutably.
+    pub fn notification_mut(&mut self, address: u64) -> &mut NotificationObject {
+        // SAFETY: as in `tcb_mut`, for a live notification.
+        unsafe { &mut *Self::object::<NotificationObject>(address) }
+    }
+
+    /// The wait queue of the endpoint or notification at `address` (both keep it
+    /// first).
+    pub fn wait_queue_mut(&mut self, address: u64) -> &mut Queue {
+        &mut self.endpoint_mut(address).queue
+    }
+
+    /// Appends `thread` to the wait queue of the endpoint or notification at `object`.
+    pub fn enqueue(&mut self, object: u64, thread: ThreadRef) {
+        let mut queue = *self.wait_queue_mut(object);
+        queue.push_back(self, thread);
+        *self.wait_queue_mut(object) = queue;
+    }
+
+    /// Takes the first thread off the wait queue of the object at `object`.
+    pub fn dequeue(&mut self, object: u64) -> Option<ThreadRef> {
+        let mut queue = *self.wait_queue_mut(object);
+        let first = queue.pop_front(self);
+        *self.wait_queue_mut(object) = queue;
+        first
+    }
+
+    /// Takes `thread` (which is in it) out of the wait queue of the object at `object`.
+    pub fn unqueue(&mut self, object: u64, thread: ThreadRef) {
+        let mut queue = *self.wait_queue_mut(object);
+        queue.remove(self, thread);
+        *self.wait_queue_mut(object) = queue;
+    }
+
+    /// The IPC buffer in the frame at `frame`: a thread's IPC-buffer frame (a writable
+    /// 4 KiB RAM frame, checked when the thread was configured; the thread's slot
+    /// empties if the frame is deleted).
+    pub fn ipc_buffer_mut(&mut self, frame: u64) -> &mut IpcBuffer {
+        // SAFETY: as in `tcb_mut`, for a frame of RAM (page-sized and aligned) that the
+        // kernel only touches through this store. The task may write it concurrently
+        // from another CPU only on SMP; today the kernel runs with the only CPU.
+        unsafe { &mut *Self::object::<IpcBuffer>(frame) }
+    }
+
+    /// Two distinct IPC buffers at once.
+    ///
+    /// # Panics
+    /// If `a == b`.
+    pub fn ipc_buffer_pair_mut(&mut self, a: u64, b: u64) -> (&IpcBuffer, &mut IpcBuffer) {
+        assert_ne!(a, b, "one IPC buffer asked for twice");
+        // SAFETY: as in `ipc_buffer_mut`; distinct frames do not overlap.
+        unsafe {
+            (
+                &*Self::object::<IpcBuffer>(a),
+                &mut *Self::object::<IpcBuffer>(b),
+            )
+        }
+    }
+
+    /// The capability in `at` ([`CapError::EmptySlot`] if there is none), read-only.
+    pub fn cap(&self, at: SlotRef) -> Result<Capability, CapError> {
+        let slot = self.slot(at).ok_or(CapError::InvalidSlot)?;
+        if slot.cap.is_null() {
+            return Err(CapError::EmptySlot);
+        }
+        Ok(slot.cap)
+    }
+
+    /// The capability in `at`, mutably, for the kernel to record per-capability state
+    /// (the ASID of an address space).
+    pub fn slot_cap_mut(&mut self, at: SlotRef) -> &mut Capability {
+        &mut self.slot_mut(at).expect("kernel slots always exist").cap
+    }
+}
+
+impl SlotStore for KernelObjects {
     fn slot(&self, at: SlotRef) -> Option<&Slot> {
-        // SAFETY: `at` names a slot inside a live CNode (see the type's documentation);
-        // CNodes are RAM in the linear map, aligned to their size, and only touched by
-        // the kernel under its lock.
+        // SAFETY: `at` names a slot inside a live CNode or TCB (see the type's
+        // documentation); slots are RAM in the linear map, aligned; the shared borrow
+        // keeps mutable references out.
         Some(unsafe { &*slot_address(at) })
     }
 
@@ -36,11 +192,24 @@ impl SlotStore for KernelSlots {
     }
 }
 
-impl KernelSlots {
-    /// The capability in `at`, mutably, for the kernel to record per-capability state
-    /// (the ASID of an address space).
-    pub fn slot_cap_mut(&mut self, at: SlotRef) -> &mut Capability {
-        &mut self.slot_mut(at).expect("kernel slots always exist").cap
+/// Queue links inside TCBs.
+impl QueueLinks for KernelObjects {
+    fn next(&self, thread: ThreadRef) -> ThreadRef {
+        self.tcb(thread).next
+    }
+    fn previous(&self, thread: ThreadRef) -> ThreadRef {
+        self.tcb(thread).previous
+    }
+    fn set_links(&mut self, thread: ThreadRef, previous: ThreadRef, next: ThreadRef) {
+        let t = self.tcb_mut(thread);
+        t.previous = previous;
+        t.next = next;
+    }
+    fn set_next(&mut self, thread: ThreadRef, next: ThreadRef) {
+        self.tcb_mut(thread).next = next;
+    }
+    fn set_previous(&mut self, thread: ThreadRef, previous: ThreadRef) {
+        self.tcb_mut(thread).previous = previous;
     }
 }
 
@@ -75,6 +244,7 @@ pub fn resolve(cspace: &Capability, pointer: u64) -> Result<SlotRef, Error> {
 /// # Safety
 /// `[address, address + (1 << (SLOT_SIZE_BITS + radix)))` must be RAM owned by this
 /// CNode and used by nothing else.
+#[cfg_attr(not(target_os = "none"), allow(dead_code))] // boot and host tests
 pub unsafe fn initialise_cnode(address: u64, radix: u8) {
     for index in 0..1u32 << radix {
         // SAFETY: inside the CNode's memory, per the caller.
@@ -83,6 +253,7 @@ pub unsafe fn initialise_cnode(address: u64, radix: u8) {
 }
 
 /// The capability for a CNode of `radix` at `address`.
+#[cfg_attr(not(target_os = "none"), allow(dead_code))] // boot and host tests
 pub fn cnode_capability(address: u64, radix: u8) -> Capability {
     Capability::new(ObjectType::CNode, address, Rights::ALL).with_extra(u64::from(radix))
 }
@@ -91,15 +262,9 @@ pub fn cnode_capability(address: u64, radix: u8) -> Capability {
 /// 20,000 instructions with interrupts masked.
 const ZEROING_STEP_BYTES: u64 = 64 << 10;
 
-/// Whether an interrupt is pending at this CPU (`ISR_EL1.I`), masked or not: the
-/// kernel's preemption point. Reading it acknowledges nothing.
+/// Whether an interrupt is pending: the kernel's preemption point.
 pub(crate) fn interrupt_pending() -> bool {
-    const ISR_EL1_I: u64 = 1 << 7;
-    #[cfg(all(feature = "test-hooks", debug_assertions))]
-    if crate::arch::test_hooks::take_forced_preemption() {
-        return true;
-    }
-    crate::arch::read_sysreg!("isr_el1") & ISR_EL1_I != 0
+    crate::arch::interrupt_pending()
 }
 
 /// Whether retyped objects of type `ty` need their memory zeroed first: all but untyped
@@ -111,12 +276,12 @@ fn needs_zeroing(ty: ObjectType, device: bool) -> bool {
 /// Checks that a fresh CNode's zeroed memory reads as empty slots: retype relies on
 /// zero being [`Slot::EMPTY`] (a host test pins the representation down), so a CNode
 /// of any size is made without writing its slots.
-fn check_cnode_is_empty(address: u64) {
+fn check_cnode_is_empty(objects: &mut KernelObjects, address: u64) {
     debug_assert!(
-        CSpace::new(&mut KernelSlots)
+        CSpace::new(&mut *objects)
             .lookup(SlotRef::new(address, 0))
             .is_err()
-            && KernelSlots.slot(SlotRef::new(address, 0)) == Some(&Slot::EMPTY),
+            && objects.slot(SlotRef::new(address, 0)) == Some(&Slot::EMPTY),
         "zeroed memory is not an empty slot"
     );
 }
@@ -125,6 +290,8 @@ fn check_cnode_is_empty(address: u64) {
 pub struct CapabilityCalls<'a> {
     /// The caller's CSpace root.
     pub cspace: &'a Capability,
+    /// The kernel's objects.
+    pub objects: &'a mut KernelObjects,
 }
 
 type CallResult = Result<(u64, u64), Error>;
@@ -136,7 +303,7 @@ impl CapabilityCalls<'_> {
 
     /// `cap_copy` and `cap_mint`.
     pub fn derive(
-        &self,
+        &mut self,
         source: u64,
         destination: u64,
         rights: u64,
@@ -144,7 +311,7 @@ impl CapabilityCalls<'_> {
     ) -> CallResult {
         let rights = Rights::from_bits(rights).ok_or(Error::InvalidArgument)?;
         let (from, to) = (self.slot(source)?, self.slot(destination)?);
-        CSpace::new(&mut KernelSlots)
+        CSpace::new(&mut *self.objects)
             .derive(from, to, rights, badge)
             .map_err(abi_error)?;
         Ok((0, 0))
@@ -152,10 +319,8 @@ impl CapabilityCalls<'_> {
 
     /// Slot `index` of the CNode named by capability `cnode` (which needs the write
     /// right).
-    fn foreign_slot(&self, cnode: u64, index: u64) -> Result<SlotRef, Error> {
-        let target = CSpace::new(&mut KernelSlots)
-            .lookup(self.slot(cnode)?)
-            .map_err(abi_error)?;
+    fn foreign_slot(&mut self, cnode: u64, index: u64) -> Result<SlotRef, Error> {
+        let target = self.objects.cap(self.slot(cnode)?).map_err(abi_error)?;
         if target.object_type != ObjectType::CNode {
             return Err(Error::WrongObjectType);
         }
@@ -167,7 +332,7 @@ impl CapabilityCalls<'_> {
 
     /// `cap_copy_to` and `cap_mint_to`.
     pub fn derive_to(
-        &self,
+        &mut self,
         source: u64,
         cnode: u64,
         index: u64,
@@ -176,34 +341,34 @@ impl CapabilityCalls<'_> {
     ) -> CallResult {
         let rights = Rights::from_bits(rights).ok_or(Error::InvalidArgument)?;
         let (from, to) = (self.slot(source)?, self.foreign_slot(cnode, index)?);
-        CSpace::new(&mut KernelSlots)
+        CSpace::new(&mut *self.objects)
             .derive(from, to, rights, badge)
             .map_err(abi_error)?;
         Ok((0, 0))
     }
 
     /// `cap_move_to`.
-    pub fn move_to(&self, source: u64, cnode: u64, index: u64) -> CallResult {
+    pub fn move_to(&mut self, source: u64, cnode: u64, index: u64) -> CallResult {
         let (from, to) = (self.slot(source)?, self.foreign_slot(cnode, index)?);
-        CSpace::new(&mut KernelSlots)
+        CSpace::new(&mut *self.objects)
             .move_cap(from, to)
             .map_err(abi_error)?;
         Ok((0, 0))
     }
 
     /// `cap_move`.
-    pub fn move_cap(&self, source: u64, destination: u64) -> CallResult {
+    pub fn move_cap(&mut self, source: u64, destination: u64) -> CallResult {
         let (from, to) = (self.slot(source)?, self.slot(destination)?);
-        CSpace::new(&mut KernelSlots)
+        CSpace::new(&mut *self.objects)
             .move_cap(from, to)
             .map_err(abi_error)?;
         Ok((0, 0))
     }
 
     /// `cap_delete`; `deleted` sees the outcome (whether it was the last capability).
-    pub fn delete(&self, slot: u64, deleted: impl FnOnce(&DeleteOutcome)) -> CallResult {
+    pub fn delete(&mut self, slot: u64, deleted: impl FnOnce(&DeleteOutcome)) -> CallResult {
         let at = self.slot(slot)?;
-        let outcome = CSpace::new(&mut KernelSlots)
+        let outcome = CSpace::new(&mut *self.objects)
             .delete(at)
             .map_err(abi_error)?;
         deleted(&outcome);
@@ -211,10 +376,8 @@ impl CapabilityCalls<'_> {
     }
 
     /// `cap_identify`: the object type and rights.
-    pub fn identify(&self, slot: u64) -> CallResult {
-        let cap = CSpace::new(&mut KernelSlots)
-            .lookup(self.slot(slot)?)
-            .map_err(abi_error)?;
+    pub fn identify(&mut self, slot: u64) -> CallResult {
+        let cap = self.objects.cap(self.slot(slot)?).map_err(abi_error)?;
         Ok((cap.object_type.raw(), cap.rights.bits()))
     }
 
@@ -230,7 +393,7 @@ impl CapabilityCalls<'_> {
     /// arguments (another type, count or destination, from another thread in between,
     /// or after a revoke) finds a mark that covers only zero memory not handed out.
     pub fn retype(
-        &self,
+        &mut self,
         untyped: u64,
         ty: u64,
         user_size_bits: u64,
@@ -245,8 +408,7 @@ impl CapabilityCalls<'_> {
         }
         let count = u32::try_from(count).map_err(|_| Error::InvalidArgument)?;
         let (source, first) = (self.slot(untyped)?, self.slot(destination)?);
-        let mut slots = KernelSlots;
-        let mut cspace = CSpace::new(&mut slots);
+        let mut cspace = CSpace::new(&mut *self.objects);
         // Retyping changes the untyped: a read-only copy may only be identified.
         if !cspace
             .lookup(source)
@@ -261,7 +423,7 @@ impl CapabilityCalls<'_> {
         let last = destination
             .checked_add(u64::from(count).saturating_sub(1))
             .ok_or(Error::InvalidCapability)?;
-        self.slot(last)?;
+        resolve(self.cspace, last)?;
         // Every check first, so that a call that would fail zeroes nothing.
         let mut state = cspace
             .retype_source(source, ty, user_size_bits, first, count)
@@ -292,7 +454,7 @@ impl CapabilityCalls<'_> {
         if ty == ObjectType::CNode {
             let object_bits = size_bits(ty, user_size_bits).map_err(abi_error)?;
             for index in 0..u64::from(count) {
-                check_cnode_is_empty(address + (index << object_bits));
+                check_cnode_is_empty(self.objects, address + (index << object_bits));
             }
         }
         Ok(Some(address))
@@ -300,6 +462,7 @@ impl CapabilityCalls<'_> {
 }
 
 /// The capability to untyped memory `[base, base + 2^bits)`.
+#[cfg_attr(not(target_os = "none"), allow(dead_code))] // boot and host tests
 pub fn untyped_capability(base: u64, bits: u8, device: bool) -> Result<Capability, CapError> {
     Ok(UntypedState::new(base, bits, device)?.capability())
 }

@@ -29,6 +29,20 @@ pub mod timer;
 
 #[cfg(target_os = "none")]
 pub use boot::{KERNEL_STACK_BYTES, kernel_stack, kernel_stack_guard, stack_guard_pages};
+#[cfg(target_os = "none")]
+pub use context::{restore_fp, save_fp, trap_user_fp};
+
+/// Whether an interrupt is pending at this CPU (`ISR_EL1.I`), masked or not: the
+/// kernel's preemption point. Reading it acknowledges nothing.
+#[cfg(target_os = "none")]
+pub fn interrupt_pending() -> bool {
+    const ISR_EL1_I: u64 = 1 << 7;
+    #[cfg(all(feature = "test-hooks", debug_assertions))]
+    if test_hooks::take_forced_preemption() {
+        return true;
+    }
+    read_sysreg!("isr_el1") & ISR_EL1_I != 0
+}
 
 /// Waits for an interrupt (interrupts stay masked; an interrupt just ends the wait).
 #[cfg(target_os = "none")]

@@ -1,0 +1,734 @@
+//! The kernel on the host: system-call dispatch, IPC, notifications, interrupts and
+//! object teardown, run through the kernel's own entry points on the simulated machine
+//! of [`crate::arch::host`]. A test plays the CPU: it writes the running thread's
+//! registers, enters the kernel as an `svc` would, re-issues a call the kernel restarted
+//! (as the CPU re-executes the `svc`), and reads back what each thread got.
+//!
+//! Runs under `cargo test -p kaal-kernel` and, unchanged, under Miri
+//! (`cargo +nightly miri test -p kaal-kernel --lib kernel::tests`).
+
+use super::*;
+use crate::arch::context::UserContext;
+use crate::arch::gic::Gic;
+use crate::arch::host::{machine, raise_interrupt};
+use crate::capability::{CSpace, Capability, ObjectType, Rights, SlotRef};
+use crate::frame_allocator::PhysRange;
+use crate::objects::{KernelObjects, cnode_capability, initialise_cnode, untyped_capability};
+use kaal_abi::{Error, MessageInfo, Syscall, slots};
+use std::alloc::Layout;
+
+/// The simulated RAM: 4 MiB, aligned to its size. The first MiB holds what a boot makes
+/// (root CNode, root TCB, tables); the top 2 MiB are the root task's untyped memory.
+const ARENA_BYTES: usize = 4 << 20;
+const ROOT_RADIX: u8 = 8;
+/// Root CSpace: slots 1-6 as on a real boot (`kaal_abi::slots`), then the untyped.
+const UNTYPED: u64 = 7;
+/// The first slot a test may fill.
+const FREE: u64 = 8;
+const ROOT_PRIORITY: u8 = 100;
+/// The timer's interrupt id on the simulated machine.
+const TIMER_IRQ: u32 = 27;
+
+struct Arena {
+    base: *mut u8,
+}
+
+impl Arena {
+    fn layout() -> Layout {
+        Layout::from_size_align(ARENA_BYTES, ARENA_BYTES).expect("arena layout")
+    }
+
+    fn new() -> Self {
+        // SAFETY: the layout has a non-zero size.
+        let base = unsafe { std::alloc::alloc_zeroed(Self::layout()) };
+        assert!(!base.is_null(), "arena allocation");
+        Self { base }
+    }
+
+    fn address(&self) -> u64 {
+        self.base as u64
+    }
+}
+
+impl Drop for Arena {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout, freed once.
+        unsafe { std::alloc::dealloc(self.base, Self::layout()) };
+    }
+}
+
+/// A kernel over simulated RAM with a root thread running, as after boot.
+struct World {
+    // Field order: the kernel goes before the memory its objects live in.
+    kernel: Kernel,
+    _arena: Arena,
+    root: ThreadRef,
+}
+
+/// What a system call returned to its thread: `x0` as an error, or `(x1, x2)`.
+type Outcome = Result<(u64, u64), Error>;
+
+impl World {
+    fn new() -> Self {
+        let arena = Arena::new();
+        let base = arena.address();
+        let cnode = base;
+        let thread = base + (64 << 10);
+        let empty_user_table = base + (128 << 10);
+        let root_space = base + (192 << 10);
+        let services = Services {
+            gic: Gic,
+            timer_irq: TIMER_IRQ,
+            tick_period: 1000,
+            psci: None,
+            semihosting: false,
+            empty_user_table,
+            ram: vec![PhysRange {
+                start: base,
+                end: base + ARENA_BYTES as u64,
+            }],
+        };
+        // SAFETY: the arena is this kernel's alone; no other store reaches it.
+        let mut kernel = Kernel::new(services, unsafe { KernelObjects::new() });
+        // SAFETY: the first 32 KiB of the arena are for this CNode alone.
+        unsafe { initialise_cnode(cnode, ROOT_RADIX) };
+        // SAFETY: 2 KiB of zeroed arena at `thread` for this TCB alone.
+        let number = unsafe { kernel.initialise_tcb(thread) };
+        assert_eq!(number, 1);
+        kernel.claim_asid(1, root_space);
+        let mut cspace = CSpace::new(&mut kernel.objects);
+        let roots = [
+            cnode_capability(cnode, ROOT_RADIX),
+            Capability::new(ObjectType::IrqControl, 0, Rights::ALL),
+            Capability::new(ObjectType::Tcb, thread, Rights::ALL),
+            Capability::new(ObjectType::AddressSpace, root_space, Rights::ALL).with_extra(1),
+            Capability::new(ObjectType::SystemControl, 0, Rights::ALL),
+            Capability::new(ObjectType::Console, 0, Rights::ALL),
+            untyped_capability(base + (2 << 20), 21, false).expect("untyped"),
+        ];
+        for (index, cap) in roots.into_iter().enumerate() {
+            cspace
+                .insert_root(SlotRef::new(cnode, index as u32 + 1), cap)
+                .expect("root slot");
+        }
+        for (source, index) in [
+            (slots::ROOT_CNODE, CSPACE_SLOT),
+            (slots::ROOT_ADDRESS_SPACE, VSPACE_SLOT),
+        ] {
+            cspace
+                .derive(
+                    SlotRef::new(cnode, source as u32),
+                    tcb_slot(thread, index),
+                    Rights::ALL,
+                    None,
+                )
+                .expect("root thread slot");
+        }
+        let t = kernel.objects.tcb_mut(thread);
+        t.context = UserContext::new(0x40_0000, 0x80_0000, 0, 0);
+        t.priority = ROOT_PRIORITY;
+        kernel.make_ready(thread);
+        assert_eq!(kernel.schedule_once(), Scheduled::Running);
+        // SAFETY: the simulated UART ignores its address.
+        unsafe { crate::console::init(0) };
+        Self {
+            kernel,
+            _arena: arena,
+            root: thread,
+        }
+    }
+
+    fn current(&self) -> ThreadRef {
+        self.kernel.current.expect("a thread runs")
+    }
+
+    fn context(&self, thread: ThreadRef) -> &UserContext {
+        &self.kernel.objects.tcb(thread).context
+    }
+
+    fn state(&self, thread: ThreadRef) -> ThreadState {
+        self.kernel.objects.tcb(thread).state
+    }
+
+    /// The running thread issues system call `number` with `args` in `x0..`: the CPU
+    /// part of an `svc`. A restarted call is issued again, as the CPU re-executes the
+    /// `svc` the kernel rewound the thread to, after taking the pending interrupts.
+    fn issue(&mut self, number: u64, args: &[u64]) {
+        let me = self.current();
+        let t = self.kernel.objects.tcb_mut(me);
+        t.context.x[..args.len()].copy_from_slice(args);
+        t.context.x[8] = number;
+        t.context.pc += 4;
+        let after_svc = t.context.pc;
+        self.enter(UserEntry::Syscall);
+        while self.kernel.current == Some(me) && self.context(me).pc == after_svc - 4 {
+            self.take_interrupts();
+            self.kernel.objects.tcb_mut(me).context.pc = after_svc;
+            self.enter(UserEntry::Syscall);
+        }
+    }
+
+    /// Enters the kernel and, unless the thread runs on, lets the scheduler choose.
+    fn enter(&mut self, entry: UserEntry) {
+        if !self.kernel.enter(entry) && self.kernel.schedule_once() == Scheduled::AllEnded {
+            // The machine powers off: nothing runs any more.
+            self.kernel.current = None;
+        }
+    }
+
+    /// Takes every pending interrupt, as the CPU does when it returns to user space.
+    fn take_interrupts(&mut self) {
+        while machine(|m| !m.pending.is_empty()) {
+            self.enter(UserEntry::Interrupt);
+        }
+    }
+
+    /// What the thread's registers say its last system call returned.
+    fn outcome(&self, thread: ThreadRef) -> Outcome {
+        let x = &self.context(thread).x;
+        match x[0] {
+            0 => Ok((x[1], x[2])),
+            code => Err(Error::from_code(code).expect("an ABI error code")),
+        }
+    }
+
+    /// The running thread makes `call`; returns what it got (if it still runs).
+    fn call(&mut self, call: Syscall, args: &[u64]) -> Outcome {
+        let me = self.current();
+        self.issue(call as u64, args);
+        self.outcome(me)
+    }
+
+    /// Retypes `count` objects of `ty` from the root untyped into slots from `slot`.
+    fn retype(&mut self, ty: ObjectType, size_bits: u64, slot: u64, count: u64) -> u64 {
+        self.call(
+            Syscall::UntypedRetype,
+            &[UNTYPED, ty.raw(), size_bits, slot, count],
+        )
+        .unwrap_or_else(|e| panic!("retype {ty:?}: {e:?}"))
+        .0
+    }
+
+    /// Makes a thread in the root's CSpace and address space, at `priority`, ready to
+    /// run at `pc`; its TCB capability goes in `slot`.
+    fn spawn(&mut self, slot: u64, priority: u8) -> ThreadRef {
+        let thread = self.retype(ObjectType::Tcb, 0, slot, 1);
+        self.call(
+            Syscall::TcbConfigure,
+            &[slot, slots::ROOT_CNODE, slots::ROOT_ADDRESS_SPACE, 0, 0, 0],
+        )
+        .expect("configure");
+        self.call(Syscall::TcbSetPriority, &[slot, u64::from(priority)])
+            .expect("priority");
+        self.kernel.objects.tcb_mut(thread).context = UserContext::new(0x40_1000, 0x70_0000, 0, 0);
+        self.call(Syscall::TcbResume, &[slot]).expect("resume");
+        thread
+    }
+
+    /// Runs threads by yielding until `thread` is the running one.
+    fn run_until(&mut self, thread: ThreadRef) {
+        for _ in 0..16 {
+            if self.kernel.current == Some(thread) {
+                return;
+            }
+            self.issue(Syscall::Yield as u64, &[]);
+        }
+        panic!("thread {thread:#x} never ran");
+    }
+
+    fn console(&self) -> String {
+        machine(|m| String::from_utf8_lossy(&m.console).into_owned())
+    }
+}
+
+fn message(label: u64, words: &[u64]) -> Vec<u64> {
+    let mut registers = vec![0, MessageInfo::new(label, words.len() as u8).to_raw()];
+    registers.extend_from_slice(words);
+    registers
+}
+
+#[test]
+fn simple_calls_answer_in_the_callers_registers() {
+    let mut world = World::new();
+    assert_eq!(world.call(Syscall::ThreadId, &[]), Ok((1, 0)));
+    assert_eq!(
+        world.call(Syscall::AbiVersion, &[]),
+        Ok((kaal_abi::ABI_VERSION.encode(), 0))
+    );
+    assert_eq!(
+        world.outcome(world.root),
+        Ok((kaal_abi::ABI_VERSION.encode(), 0))
+    );
+    world.issue(0, &[]);
+    assert_eq!(world.outcome(world.root), Err(Error::UnknownSyscall));
+    world.issue(u64::MAX, &[1, 2, 3]);
+    assert_eq!(world.outcome(world.root), Err(Error::UnknownSyscall));
+    assert_eq!(
+        world.call(Syscall::CapIdentify, &[slots::ROOT_CNODE]),
+        Ok((ObjectType::CNode.raw(), Rights::ALL.bits()))
+    );
+    assert_eq!(
+        world.call(Syscall::CapIdentify, &[0]),
+        Err(Error::InvalidCapability)
+    );
+    // Not configured for semihosting or PSCI: refused, the thread goes on.
+    assert_eq!(
+        world.call(Syscall::DebugExit, &[slots::SYSTEM_CONTROL, 3]),
+        Err(Error::NotSupported)
+    );
+    assert_eq!(
+        world.call(Syscall::PowerOff, &[slots::SYSTEM_CONTROL]),
+        Err(Error::NotSupported)
+    );
+    assert_eq!(world.current(), world.root);
+}
+
+#[test]
+fn call_and_reply_recv_carry_message_badge_and_reply() {
+    let mut world = World::new();
+    world.retype(ObjectType::Endpoint, 0, FREE, 1);
+    let endpoint = FREE;
+    let badged = FREE + 1;
+    world
+        .call(
+            Syscall::CapMint,
+            &[endpoint, badged, Rights::ALL.bits(), 0xb1],
+        )
+        .expect("mint");
+    let server = world.spawn(FREE + 2, ROOT_PRIORITY);
+    world.run_until(server);
+    // The server waits for a message: it blocks and the root runs.
+    world.issue(Syscall::Recv as u64, &[endpoint]);
+    assert_eq!(world.state(server), ThreadState::BlockedOnReceive);
+    assert_eq!(world.current(), world.root);
+
+    // The root calls through the badged copy; the server runs at once (fast path).
+    let mut args = message(7, &[11, 22]);
+    args[0] = badged;
+    world.issue(Syscall::Call as u64, &args);
+    assert_eq!(world.state(world.root), ThreadState::BlockedOnReply);
+    assert_eq!(world.current(), server);
+    let got = world.context(server).x;
+    assert_eq!(got[0], 0);
+    let info = MessageInfo::from_raw(got[1]);
+    assert_eq!((info.label, info.length), (7, 2));
+    assert_eq!(&got[2..4], &[11, 22]);
+    assert_eq!(got[6], 0xb1, "the badge of the capability called through");
+
+    // The server replies and waits again: the root gets the reply and runs.
+    let mut args = message(9, &[33]);
+    args[0] = endpoint;
+    world.issue(Syscall::ReplyRecv as u64, &args);
+    assert_eq!(world.state(server), ThreadState::BlockedOnReceive);
+    assert_eq!(world.current(), world.root);
+    let got = world.context(world.root).x;
+    assert_eq!(got[0], 0);
+    let info = MessageInfo::from_raw(got[1]);
+    assert_eq!((info.label, info.length), (9, 1));
+    assert_eq!(got[2], 33);
+
+    // No reply right is left: a second reply fails (the server is blocked, so the root
+    // checks from its side that nothing answers its own reply).
+    assert_eq!(
+        world.call(Syscall::Reply, &[]),
+        Err(Error::InvalidCapability)
+    );
+}
+
+#[test]
+fn send_without_a_receiver_blocks_or_would_block() {
+    let mut world = World::new();
+    world.retype(ObjectType::Endpoint, 0, FREE, 1);
+    let mut args = message(1, &[5]);
+    args[0] = FREE;
+    world.issue(Syscall::NbSend as u64, &args);
+    assert_eq!(world.outcome(world.root), Err(Error::WouldBlock));
+    world.issue(Syscall::NbRecv as u64, &[FREE]);
+    assert_eq!(world.outcome(world.root), Err(Error::WouldBlock));
+    // Read-only and write-only copies refuse the other direction.
+    world
+        .call(Syscall::CapCopy, &[FREE, FREE + 1, Rights::READ.bits()])
+        .expect("copy");
+    args[0] = FREE + 1;
+    world.issue(Syscall::NbSend as u64, &args);
+    assert_eq!(world.outcome(world.root), Err(Error::MissingRights));
+    // A blocked sender is found by a later receiver.
+    let sender = world.spawn(FREE + 2, ROOT_PRIORITY);
+    world.run_until(sender);
+    args[0] = FREE;
+    world.issue(Syscall::Send as u64, &args);
+    assert_eq!(world.state(sender), ThreadState::BlockedOnSend);
+    assert_eq!(world.current(), world.root);
+    world.issue(Syscall::Recv as u64, &[FREE]);
+    assert_eq!(world.outcome(world.root).map(|_| ()), Ok(()));
+    assert_eq!(world.context(world.root).x[2], 5);
+    assert_eq!(world.state(sender), ThreadState::Ready);
+    assert_eq!(world.outcome(sender), Ok(args_result(&world, sender)));
+}
+
+/// What a woken sender's registers hold (its own message info stays in `x1`).
+fn args_result(world: &World, thread: ThreadRef) -> (u64, u64) {
+    let x = &world.context(thread).x;
+    (x[1], x[2])
+}
+
+#[test]
+fn signals_wake_waiters_and_bound_receivers_and_accumulate() {
+    let mut world = World::new();
+    world.retype(ObjectType::Notification, 0, FREE, 1);
+    let notification = FREE;
+    world
+        .call(
+            Syscall::CapMint,
+            &[notification, FREE + 1, Rights::WRITE.bits(), 0b100],
+        )
+        .expect("mint");
+    // With nobody waiting, signals accumulate and a poll takes them.
+    world.call(Syscall::Signal, &[FREE + 1]).expect("signal");
+    world
+        .call(Syscall::Signal, &[notification])
+        .expect("signal");
+    assert_eq!(world.call(Syscall::Poll, &[notification]), Ok((0b101, 0)));
+    assert_eq!(world.call(Syscall::Poll, &[notification]), Ok((0, 0)));
+    // A signal-only copy may not wait.
+    assert_eq!(
+        world.call(Syscall::Wait, &[FREE + 1]),
+        Err(Error::MissingRights)
+    );
+
+    // A higher-priority waiter runs as soon as it is signalled.
+    let waiter = world.spawn(FREE + 2, ROOT_PRIORITY);
+    world
+        .call(
+            Syscall::TcbSetPriority,
+            &[FREE + 2, u64::from(ROOT_PRIORITY)],
+        )
+        .expect("priority");
+    world.run_until(waiter);
+    world.issue(Syscall::Wait as u64, &[notification]);
+    assert_eq!(world.state(waiter), ThreadState::BlockedOnNotification);
+    world.call(Syscall::Signal, &[FREE + 1]).expect("signal");
+    assert_eq!(world.state(waiter), ThreadState::Ready);
+    assert_eq!(world.outcome(waiter), Ok((0b100, 0)));
+
+    // A thread bound to the notification gets its signals while it waits on an
+    // endpoint, marked as a notification.
+    world.retype(ObjectType::Endpoint, 0, FREE + 3, 1);
+    world
+        .call(Syscall::TcbBindNotification, &[FREE + 2, notification])
+        .expect("bind");
+    assert_eq!(
+        world.call(Syscall::TcbBindNotification, &[FREE + 2, notification]),
+        Err(Error::IllegalOperation)
+    );
+    world.run_until(waiter);
+    world.issue(Syscall::Recv as u64, &[FREE + 3]);
+    assert_eq!(world.state(waiter), ThreadState::BlockedOnReceive);
+    world.call(Syscall::Signal, &[FREE + 1]).expect("signal");
+    assert_eq!(world.state(waiter), ThreadState::Ready);
+    let x = world.context(waiter).x;
+    assert!(MessageInfo::from_raw(x[1]).notification);
+    assert_eq!(x[6], 0b100);
+}
+
+#[test]
+fn device_interrupts_reach_their_notification_once_until_acknowledged() {
+    let mut world = World::new();
+    world.retype(ObjectType::Notification, 0, FREE, 1);
+    let handler = FREE + 1;
+    assert_eq!(
+        world.call(
+            Syscall::IrqControlGet,
+            &[slots::IRQ_CONTROL, u64::from(TIMER_IRQ), handler]
+        ),
+        Err(Error::InvalidArgument),
+        "the kernel's own timer is not handed out"
+    );
+    world
+        .call(Syscall::IrqControlGet, &[slots::IRQ_CONTROL, 40, handler])
+        .expect("handler");
+    assert_eq!(
+        world.call(Syscall::IrqControlGet, &[slots::IRQ_CONTROL, 40, FREE + 2]),
+        Err(Error::IllegalOperation),
+        "one handler per line"
+    );
+    world
+        .call(Syscall::IrqHandlerSetNotification, &[handler, FREE])
+        .expect("set notification");
+    assert!(machine(|m| m.enabled.contains(&40)));
+    raise_interrupt(40);
+    world.take_interrupts();
+    assert!(
+        !machine(|m| m.enabled.contains(&40)),
+        "masked until acknowledged"
+    );
+    assert_eq!(world.call(Syscall::Poll, &[FREE]), Ok((1, 0)));
+    world.call(Syscall::IrqHandlerAck, &[handler]).expect("ack");
+    assert!(machine(|m| m.enabled.contains(&40)));
+    // The timer interrupt asks for a reschedule and re-arms the timer.
+    let armed = machine(|m| m.timer_armed.len());
+    raise_interrupt(TIMER_IRQ);
+    world.take_interrupts();
+    assert_eq!(machine(|m| m.timer_armed.len()), armed + 1);
+    assert!(machine(
+        |m| m.ended.contains(&40) && m.ended.contains(&TIMER_IRQ)
+    ));
+    // Deleting the handler frees and masks the line.
+    world.call(Syscall::CapDelete, &[handler]).expect("delete");
+    assert!(!machine(|m| m.enabled.contains(&40)));
+    world
+        .call(Syscall::IrqControlGet, &[slots::IRQ_CONTROL, 40, handler])
+        .expect("the line is free again");
+}
+
+#[test]
+fn deleting_an_endpoint_wakes_its_waiters_with_an_error() {
+    let mut world = World::new();
+    world.retype(ObjectType::Endpoint, 0, FREE, 1);
+    let waiter = world.spawn(FREE + 1, ROOT_PRIORITY);
+    world.run_until(waiter);
+    world.issue(Syscall::Recv as u64, &[FREE]);
+    assert_eq!(world.state(waiter), ThreadState::BlockedOnReceive);
+    world.call(Syscall::CapDelete, &[FREE]).expect("delete");
+    assert_eq!(world.state(waiter), ThreadState::Ready);
+    assert_eq!(world.outcome(waiter), Err(Error::InvalidCapability));
+}
+
+#[test]
+fn a_server_that_dies_aborts_its_caller() {
+    let mut world = World::new();
+    world.retype(ObjectType::Endpoint, 0, FREE, 1);
+    let server = world.spawn(FREE + 1, ROOT_PRIORITY);
+    world.run_until(server);
+    world.issue(Syscall::Recv as u64, &[FREE]);
+    let mut args = message(1, &[]);
+    args[0] = FREE;
+    world.issue(Syscall::Call as u64, &args);
+    assert_eq!(world.current(), server);
+    // The server exits holding the reply right: the caller is told, not left waiting.
+    world.issue(Syscall::ThreadExit as u64, &[4]);
+    assert_eq!(world.state(server), ThreadState::Exited);
+    assert_eq!(world.current(), world.root);
+    assert_eq!(world.outcome(world.root), Err(Error::Aborted));
+    assert_eq!(
+        world.call(Syscall::TcbStatus, &[FREE + 1]),
+        Ok((kaal_abi::ThreadStatus::Exited as u64, 4))
+    );
+}
+
+#[test]
+fn revoking_the_untyped_destroys_everything_made_from_it() {
+    let mut world = World::new();
+    world.retype(ObjectType::Endpoint, 0, FREE, 1);
+    let first = world.spawn(FREE + 1, ROOT_PRIORITY);
+    let second = world.spawn(FREE + 2, ROOT_PRIORITY);
+    world.run_until(first);
+    world.issue(Syscall::Recv as u64, &[FREE]);
+    world.run_until(second);
+    world.issue(Syscall::Recv as u64, &[FREE]);
+    assert_eq!(world.current(), world.root);
+    assert_eq!(world.kernel.live_threads, 3);
+    let (removed, _) = world.call(Syscall::CapRevoke, &[UNTYPED]).expect("revoke");
+    assert_eq!(removed, 3, "the endpoint and two TCBs");
+    assert_eq!(world.kernel.live_threads, 1);
+    assert_eq!(
+        world.call(Syscall::CapIdentify, &[FREE]),
+        Err(Error::InvalidCapability)
+    );
+    // The memory is the untyped's again: the same objects can be made anew, at the
+    // same addresses.
+    let again = world.retype(ObjectType::Tcb, 0, FREE + 1, 1);
+    assert_eq!(
+        again,
+        world._arena.address() + (2 << 20),
+        "the untyped's first byte"
+    );
+    assert!(first > again && second > again);
+}
+
+#[test]
+fn a_cnode_teardown_stopped_for_interrupts_is_finished_by_the_next_call() {
+    let mut world = World::new();
+    world.retype(ObjectType::Endpoint, 0, FREE, 1);
+    // A CNode of 256 slots, each holding a copy of the endpoint.
+    let cnode = FREE + 1;
+    world.retype(ObjectType::CNode, 8, cnode, 1);
+    for index in 1..256 {
+        world
+            .call(
+                Syscall::CapCopyTo,
+                &[FREE, cnode, index, Rights::ALL.bits()],
+            )
+            .expect("copy");
+    }
+    // Every look for an interrupt finds one for a while: the teardown of the deleted
+    // CNode stops part way many times.
+    machine(|m| m.forced_preemptions = 1_000);
+    world.call(Syscall::CapDelete, &[cnode]).expect("delete");
+    assert!(world.kernel.teardown_pending(), "stopped part way");
+    // Each call first finishes some teardown; restarts re-issue it until done.
+    machine(|m| m.forced_preemptions = 0);
+    assert_eq!(world.call(Syscall::ThreadId, &[]), Ok((1, 0)));
+    assert!(!world.kernel.teardown_pending());
+    // Every copy is gone: the endpoint's own capability has no children left.
+    assert_eq!(world.call(Syscall::CapRevoke, &[FREE]), Ok((0, 0)));
+}
+
+#[test]
+fn a_revoke_stopped_for_interrupts_is_restarted_and_completes() {
+    let mut world = World::new();
+    world.retype(ObjectType::Endpoint, 0, FREE, 1);
+    for index in 0..64 {
+        world
+            .call(
+                Syscall::CapCopy,
+                &[FREE, FREE + 1 + index, Rights::ALL.bits()],
+            )
+            .expect("copy");
+    }
+    // Interrupts keep arriving while the revoke runs: it is stopped at its preemption
+    // points, the interrupts are taken, and the re-issued call carries on.
+    machine(|m| m.forced_preemptions = 40);
+    let result = world.call(Syscall::CapRevoke, &[FREE]);
+    assert!(result.is_ok(), "{result:?}");
+    for index in 0..64 {
+        assert_eq!(
+            world.call(Syscall::CapIdentify, &[FREE + 1 + index]),
+            Err(Error::InvalidCapability)
+        );
+    }
+    assert_eq!(
+        world.call(Syscall::CapIdentify, &[FREE]),
+        Ok((ObjectType::Endpoint.raw(), Rights::ALL.bits()))
+    );
+}
+
+#[test]
+fn destroying_a_running_threads_tcb_stops_it_and_the_scheduler_moves_on() {
+    let mut world = World::new();
+    let other = world.spawn(FREE, ROOT_PRIORITY);
+    // The root deletes its own TCB capability's only copy: it is destroyed mid-call.
+    world.issue(Syscall::CapDelete as u64, &[slots::ROOT_TCB]);
+    assert_eq!(world.kernel.current, Some(other));
+    assert_eq!(world.kernel.live_threads, 1);
+}
+
+#[test]
+fn a_user_fault_without_a_handler_stops_the_thread_and_is_reported() {
+    let mut world = World::new();
+    let other = world.spawn(FREE, ROOT_PRIORITY);
+    // A data abort from EL0 (EC 0x24), translation fault at level 3, on read.
+    let esr = (0x24 << 26) | 0x7;
+    world.enter(UserEntry::Fault {
+        esr,
+        far: 0xdead_0000,
+        pc: 0x40_0000,
+    });
+    assert_eq!(world.state(world.root), ThreadState::Faulted);
+    assert_eq!(world.kernel.current, Some(other));
+    let console = world.console();
+    assert!(
+        console.contains("user fault: thread 1") && console.contains("address 0xdead0000"),
+        "{console}"
+    );
+}
+
+#[test]
+#[should_panic(expected = "one thread asked for twice")]
+fn the_object_store_never_hands_out_one_thread_twice() {
+    let mut world = World::new();
+    let root = world.root;
+    let _ = world.kernel.objects.tcb_pair_mut(root, root);
+}
+
+/// A small deterministic generator (xorshift64*), so a failure names its seed.
+struct Random(u64);
+
+impl Random {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, bound: u64) -> u64 {
+        self.next() % bound
+    }
+
+    /// An argument worth trying: a small slot number, an edge value, an address in
+    /// or near the arena, or anything.
+    fn argument(&mut self, arena: u64) -> u64 {
+        match self.below(6) {
+            0 | 1 => self.below(24),
+            2 => [0, 1, u64::MAX, 1 << 63, 0xfff, 0x1000][self.below(6) as usize],
+            3 => arena + self.below(ARENA_BYTES as u64),
+            4 => self.below(64),
+            _ => self.next(),
+        }
+    }
+}
+
+/// Random system calls with random arguments from every thread of a small system: the
+/// kernel answers each with a result or an error code, never a panic, and its books stay
+/// balanced. The calls that end the world (the root exits or loses its CSpace) start a
+/// new one.
+#[test]
+fn random_system_calls_never_break_the_kernel() {
+    let calls: u64 = if cfg!(miri) { 300 } else { 40_000 };
+    let mut random = Random(0x6b61_616c_2d68_6f73);
+    let mut world = World::new();
+    let mut made = 0u64;
+    let (mut worlds, mut succeeded) = (0u64, 0u64);
+    for _ in 0..calls {
+        if world.kernel.current.is_none() || made == 0 {
+            world = World::new();
+            worlds += 1;
+            // Something to act on: an endpoint, a notification, a thread, a CNode.
+            world.retype(ObjectType::Endpoint, 0, FREE, 1);
+            world.retype(ObjectType::Notification, 0, FREE + 1, 1);
+            world.spawn(FREE + 2, ROOT_PRIORITY);
+            world.retype(ObjectType::CNode, 2, FREE + 3, 1);
+            made = 1;
+        }
+        let arena = world._arena.address();
+        let number = match random.below(10) {
+            // Never the calls that end the run's only root on purpose too often.
+            0 => random.below(64),
+            _ => Syscall::ALL[random.below(Syscall::ALL.len() as u64) as usize] as u64,
+        };
+        if number == Syscall::ThreadExit as u64 && random.below(8) != 0 {
+            continue;
+        }
+        let args: Vec<u64> = (0..6).map(|_| random.argument(arena)).collect();
+        if random.below(50) == 0 {
+            raise_interrupt(if random.below(2) == 0 { TIMER_IRQ } else { 40 });
+        }
+        let caller = world.current();
+        world.issue(number, &args);
+        world.take_interrupts();
+        if world.kernel.current.is_none() {
+            made = 0;
+            continue;
+        }
+        let me = world.current();
+        assert_eq!(
+            world.state(me),
+            ThreadState::Running,
+            "call {number} {args:x?}"
+        );
+        if me == caller {
+            // A caller that runs on holds a success or an ABI error code.
+            let code = world.context(me).x[0];
+            assert!(
+                code == 0 || Error::from_code(code).is_some(),
+                "call {number} {args:x?}: x0 = {code:#x}"
+            );
+            if code == 0 {
+                succeeded += 1;
+            }
+        }
+    }
+    eprintln!("random system calls: {calls} calls, {succeeded} succeeded, {worlds} systems");
+    assert!(succeeded > calls / 50, "too few calls did anything");
+}
