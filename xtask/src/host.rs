@@ -110,6 +110,40 @@ pub fn loom(_args: &Args) -> Tally {
     run_counted(cmd, "loom models of kaal-ipc and kaal-user")
 }
 
+/// The kernel's host suite under Miri (undefined behaviour, aliasing of the object
+/// store's references, leaks), where the machine has a nightly toolchain with the Miri
+/// component; skipped with a note otherwise (rustup cannot fetch one offline).
+pub fn miri(_args: &Args) -> Tally {
+    let available = std::process::Command::new("rustup")
+        .args(["run", "nightly", "cargo", "miri", "--version"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !available {
+        println!(
+            "miri: skipped: no nightly toolchain with the Miri component here \
+             (`rustup component add miri --toolchain nightly`, then `cargo +nightly miri test -p kaal-kernel --lib`)"
+        );
+        return Tally::default();
+    }
+    let mut cmd = std::process::Command::new("rustup");
+    cmd.current_dir(root())
+        .env("CARGO_TARGET_DIR", root().join("target").join("miri"))
+        .env("MIRIFLAGS", "-Zmiri-ignore-leaks")
+        .args([
+            "run",
+            "nightly",
+            "cargo",
+            "miri",
+            "test",
+            "-p",
+            "kaal-kernel",
+            "--lib",
+        ]);
+    run_counted(cmd, "the kernel's host suite under Miri")
+}
+
 /// Runs a `cargo test` command, echoing it and counting its `test result:` lines. A run
 /// that fails without a failed test (a build error) counts as one failure.
 fn run_counted(mut cmd: std::process::Command, what: &str) -> Tally {
