@@ -303,7 +303,7 @@ impl Kernel {
 
     /// Whether a blocking receive on `cap` by the current thread would block: no sender
     /// waits at the endpoint and its bound notification holds no signal.
-    fn receive_blocks(&self, cap: &Capability) -> bool {
+    pub(crate) fn receive_blocks(&self, cap: &Capability) -> bool {
         let Some(me) = self.current else {
             return false;
         };

@@ -99,7 +99,11 @@ impl Queue {
 #[derive(Debug)]
 pub struct RunQueues {
     queues: [Queue; PRIORITIES],
+    /// Bit `p % 64` of word `p / 64`: the queue of priority `p` is not empty.
     bitmap: [u64; 4],
+    /// Bit `w`: word `w` of `bitmap` is not zero (seL4's two-level bitmap), so the
+    /// highest ready priority takes two counts of leading zeros, not a scan.
+    words: u64,
 }
 
 impl Default for RunQueues {
@@ -114,15 +118,21 @@ impl RunQueues {
         Self {
             queues: [Queue::EMPTY; PRIORITIES],
             bitmap: [0; 4],
+            words: 0,
         }
     }
 
     fn mark(&mut self, priority: u8) {
         let p = priority as usize;
+        let word = p / 64;
         if self.queues[p].is_empty() {
-            self.bitmap[p / 64] &= !(1 << (p % 64));
+            self.bitmap[word] &= !(1 << (p % 64));
+            if self.bitmap[word] == 0 {
+                self.words &= !(1 << word);
+            }
         } else {
-            self.bitmap[p / 64] |= 1 << (p % 64);
+            self.bitmap[word] |= 1 << (p % 64);
+            self.words |= 1 << word;
         }
     }
 
@@ -139,11 +149,14 @@ impl RunQueues {
     }
 
     /// The highest priority with a ready thread.
+    #[inline]
     pub fn highest_priority(&self) -> Option<u8> {
-        (0..4).rev().find_map(|word| {
-            let bits = self.bitmap[word];
-            (bits != 0).then(|| (word * 64 + 63 - bits.leading_zeros() as usize) as u8)
-        })
+        if self.words == 0 {
+            return None;
+        }
+        let word = 63 - self.words.leading_zeros() as usize;
+        let bits = self.bitmap[word & 3];
+        Some((word * 64 + 63 - bits.leading_zeros() as usize) as u8)
     }
 
     /// Removes and returns the first thread of the highest non-empty priority.
@@ -184,6 +197,37 @@ mod tests {
         }
         fn set_previous(&mut self, t: ThreadRef, p: ThreadRef) {
             self.0.entry(t).or_default().0 = p;
+        }
+    }
+
+    #[test]
+    fn highest_priority_follows_every_word_of_the_bitmap() {
+        let (mut queues, mut links) = (RunQueues::new(), Links::default());
+        let mut model = std::collections::BTreeMap::<u8, Vec<ThreadRef>>::new();
+        // A fixed pseudo-random walk of pushes and removals over all 256 priorities.
+        let mut state = 0x1234_5678_u64;
+        for step in 1..=4000u64 {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let priority = (state >> 56) as u8;
+            let queued: Vec<(u8, ThreadRef)> = model
+                .iter()
+                .flat_map(|(&p, ts)| ts.iter().map(move |&t| (p, t)))
+                .collect();
+            if state & 1 == 0 || queued.is_empty() {
+                queues.push_back(&mut links, step, priority);
+                model.entry(priority).or_default().push(step);
+            } else {
+                let (p, t) = queued[(state >> 8) as usize % queued.len()];
+                queues.remove(&mut links, t, p);
+                let list = model.get_mut(&p).expect("queued");
+                list.retain(|&x| x != t);
+                if list.is_empty() {
+                    model.remove(&p);
+                }
+            }
+            assert_eq!(queues.highest_priority(), model.keys().next_back().copied());
         }
     }
 

@@ -79,6 +79,13 @@ pub struct Kernel {
     /// and the descendant its walk had reached. Kept only until the next system call
     /// other than that thread's re-issued revoke.
     revoke_resume: Option<(ThreadRef, SlotRef, SlotRef)>,
+    /// Whether the IPC fast paths are on ([`Kernel::fast_ipc`], [`Kernel::hand_over`],
+    /// [`Kernel::preempt_to`]). Always in a shipped kernel; the test hooks can turn
+    /// them off, so that a suite can run the same operations both ways and compare
+    /// every result.
+    pub(crate) fast_paths: bool,
+    /// Switches the fast paths made (so a test can tell that they ran).
+    pub(crate) fast_path_switches: u64,
 }
 
 static KERNEL: Mutex<Option<Kernel>> = Mutex::new(None);
@@ -164,6 +171,8 @@ impl Kernel {
             dying: DyingCNodes::new(),
             emptying: None,
             revoke_resume: None,
+            fast_paths: true,
+            fast_path_switches: 0,
         }
     }
 
@@ -533,6 +542,7 @@ pub fn on_user_fiq() {
     });
 }
 
+mod fastpath;
 mod faults;
 mod scheduling;
 mod teardown;

@@ -3,29 +3,14 @@
 
 use super::*;
 
-/// Whether the IPC fast paths ([`Kernel::hand_over`], [`Kernel::preempt_to`]) are on.
-/// Always on in a shipped kernel; the test hooks can turn them off, so that a suite can
-/// run the same operations both ways and compare every result.
-pub(crate) static FAST_PATHS: core::sync::atomic::AtomicBool =
-    core::sync::atomic::AtomicBool::new(true);
-
-/// Switches made by the IPC fast paths since boot, counted in test kernels only (so a
-/// test can tell that they ran).
-#[cfg(all(feature = "test-hooks", debug_assertions))]
-pub(crate) static FAST_PATH_SWITCHES: core::sync::atomic::AtomicU64 =
-    core::sync::atomic::AtomicU64::new(0);
-
-pub(crate) fn count_fast_path() {
-    #[cfg(all(feature = "test-hooks", debug_assertions))]
-    FAST_PATH_SWITCHES.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
-}
-
 /// Turns the IPC fast paths on or off (the test hooks' `SET_FAST_PATHS`); returns how
 /// many switches they made since boot.
 #[cfg(all(target_os = "none", feature = "test-hooks", debug_assertions))]
 pub(crate) fn set_fast_paths(on: bool) -> u64 {
-    FAST_PATHS.store(on, core::sync::atomic::Ordering::Relaxed);
-    FAST_PATH_SWITCHES.load(core::sync::atomic::Ordering::Relaxed)
+    with_kernel(|kernel| {
+        kernel.fast_paths = on;
+        kernel.fast_path_switches
+    })
 }
 
 /// What one pass of the scheduler did ([`Kernel::schedule_once`]).
@@ -210,7 +195,7 @@ impl Kernel {
     /// that the scheduler would choose it. Returns the current thread and `next`'s
     /// priority.
     pub(crate) fn fast_path_target(&self, next: ThreadRef) -> Option<(ThreadRef, u8)> {
-        if !FAST_PATHS.load(core::sync::atomic::Ordering::Relaxed) {
+        if !self.fast_paths {
             return None;
         }
         let current = self.current?;
@@ -230,7 +215,7 @@ impl Kernel {
     pub(crate) fn fast_switch(&mut self, next: ThreadRef) {
         self.switch_to(next);
         self.reschedule = false;
-        count_fast_path();
+        self.fast_path_switches += 1;
     }
 
     /// Makes `next` the running thread: FP trapping, address space and context pointer.
@@ -258,7 +243,9 @@ impl Kernel {
     /// Handles an entry from user space; returns whether the current thread runs on
     /// without a pass through the scheduler.
     pub(crate) fn enter(&mut self, entry: UserEntry) -> bool {
-        self.handle(entry);
+        if !(matches!(entry, UserEntry::Syscall) && self.fast_ipc()) {
+            self.handle(entry);
+        }
         // Most system calls leave the caller running in its address space with nothing
         // more urgent ready: return to it without a second pass through the scheduler.
         // A thread whose address space went away (or changed) in the call goes through

@@ -732,3 +732,100 @@ fn random_system_calls_never_break_the_kernel() {
     eprintln!("random system calls: {calls} calls, {succeeded} succeeded, {worlds} systems");
     assert!(succeeded > calls / 50, "too few calls did anything");
 }
+
+/// One step of the differential test: what the running thread does.
+fn random_ipc_step(world: &mut World, random: &mut Random, endpoints: [u64; 2], notification: u64) {
+    let endpoint = endpoints[random.below(2) as usize];
+    let length = random.below(7);
+    let mut args = message(random.below(1 << 20), &[]);
+    args[0] = endpoint;
+    for _ in 0..length {
+        args.push(random.next());
+    }
+    args.truncate(6);
+    let (number, args) = match random.below(10) {
+        0 | 1 => (Syscall::Call, args),
+        2 | 3 => (Syscall::ReplyRecv, args),
+        4 => (Syscall::Recv, vec![endpoint]),
+        5 => (Syscall::Send, args),
+        6 => (Syscall::NbSend, args),
+        7 => (Syscall::Signal, vec![notification]),
+        8 => (Syscall::Wait, vec![notification]),
+        _ => (Syscall::Yield, vec![]),
+    };
+    world.issue(number as u64, &args);
+}
+
+/// Everything a step can change, with thread addresses made relative to the world's
+/// memory: who runs, and every thread's state and argument/result registers.
+fn snapshot(world: &World, threads: &[ThreadRef]) -> Vec<(u64, ThreadState, [u64; 8])> {
+    let base = world._arena.address();
+    let relative = |t: ThreadRef| if t == 0 { 0 } else { t - base };
+    let mut all = vec![(
+        world.kernel.current.map_or(0, relative),
+        ThreadState::Running,
+        [0; 8],
+    )];
+    for &thread in threads {
+        let x = world.context(thread).x;
+        all.push((
+            relative(thread),
+            world.state(thread),
+            core::array::from_fn(|i| x[i]),
+        ));
+    }
+    all
+}
+
+/// The same random IPC (calls, reply-receives, receives, sends, signals, waits, yields
+/// among four threads of three priorities) with the fast paths on and off: every step
+/// leaves the same thread running and every thread in the same state with the same
+/// registers. The fast paths must also have run.
+#[test]
+fn fast_paths_change_nothing_but_speed() {
+    let steps = if cfg!(miri) { 200 } else { 20_000 };
+    let (mut fast_switches, mut done, mut seed) = (0, 0, 0u64);
+    while done < steps {
+        seed += 1;
+        let mut worlds = [World::new(), World::new()];
+        worlds[1].kernel.fast_paths = false;
+        let mut threads = Vec::new();
+        for world in &mut worlds {
+            world.retype(ObjectType::Endpoint, 0, FREE, 2);
+            world.retype(ObjectType::Notification, 0, FREE + 2, 1);
+            let mut made = vec![world.root];
+            for (i, priority) in [ROOT_PRIORITY, ROOT_PRIORITY - 10, ROOT_PRIORITY - 20]
+                .into_iter()
+                .enumerate()
+            {
+                made.push(world.spawn(FREE + 3 + i as u64, priority));
+            }
+            threads.push(made);
+        }
+        let mut randoms = [Random(seed * 0x9e37_79b9), Random(seed * 0x9e37_79b9)];
+        for step in 0.. {
+            done += 1;
+            for (world, random) in worlds.iter_mut().zip(&mut randoms) {
+                if world.kernel.current.is_some() {
+                    random_ipc_step(world, random, [FREE, FREE + 1], FREE + 2);
+                }
+            }
+            let (a, b) = (
+                snapshot(&worlds[0], &threads[0]),
+                snapshot(&worlds[1], &threads[1]),
+            );
+            assert_eq!(a, b, "seed {seed}, step {step}");
+            if worlds[0].kernel.current.is_none() {
+                // Everyone waits: this run is over.
+                break;
+            }
+        }
+        fast_switches += worlds[0].kernel.fast_path_switches;
+        assert_eq!(worlds[1].kernel.fast_path_switches, 0);
+    }
+    eprintln!("fast paths: {fast_switches} switches in {done} steps, {seed} runs");
+    assert!(
+        fast_switches > 100,
+        "the fast paths hardly ran: {fast_switches}"
+    );
+}

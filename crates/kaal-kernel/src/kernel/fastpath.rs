@@ -1,0 +1,154 @@
+//! The IPC fast paths, after seL4's: a `call` to a receiver that is waiting, and a
+//! `reply_recv` whose receive will block, both with a message in registers only, go
+//! straight from the caller to the thread they unblock, without the general dispatch, the
+//! generic message transfer or a pass through the scheduler.
+//!
+//! A fast path does exactly what the general path does in its case, no more and no
+//! less: it only runs when every condition the general path would test comes out the
+//! way it checks here, and otherwise leaves everything untouched for the general path.
+//! The QEMU suite `exceptions` (`fast_paths_change_nothing_but_speed`) and the host test
+//! `fast_paths_change_nothing_but_speed` run the same random IPC with the fast paths on
+//! and off and compare every result.
+
+use super::*;
+use kaal_abi::{MessageInfo, REGISTER_MESSAGE_REGISTERS};
+
+impl Kernel {
+    /// Runs the current thread's system call on a fast path if one applies; returns
+    /// whether it did (the call is then complete).
+    #[inline]
+    pub(crate) fn fast_ipc(&mut self) -> bool {
+        if !self.fast_paths {
+            return false;
+        }
+        let Some(me) = self.current else {
+            return false;
+        };
+        let number = self.objects.tcb(me).context.x[8];
+        if number == Syscall::Call as u64 {
+            self.fast_call(me)
+        } else if number == Syscall::ReplyRecv as u64 {
+            self.fast_reply_recv(me)
+        } else {
+            false
+        }
+    }
+
+    /// What both fast paths need of the caller: nothing pending from an earlier call
+    /// (a teardown to finish, a revoke's resume point to drop), not in a fault, a message
+    /// of at most the register words, and the endpoint capability its `x0` names with
+    /// `right`. Returns the capability and the message's info.
+    #[inline(always)]
+    fn fast_ipc_caller(&self, me: ThreadRef, right: Rights) -> Option<(Capability, MessageInfo)> {
+        if self.teardown_pending() || self.revoke_resume.is_some() {
+            return None;
+        }
+        let t = self.objects.tcb(me);
+        let info = MessageInfo::from_raw(t.context.x[1]);
+        if t.in_fault || usize::from(info.length) > REGISTER_MESSAGE_REGISTERS {
+            return None;
+        }
+        let cspace = t.slots[CSPACE_SLOT as usize].cap;
+        let slot = crate::objects::resolve(&cspace, t.context.x[0]).ok()?;
+        let cap = self.objects.cap(slot).ok()?;
+        (cap.object_type == ObjectType::Endpoint && cap.rights.contains(right))
+            .then_some((cap, info))
+    }
+
+    /// Copies a register message from `from` to `to` as the general transfer does for
+    /// one that fits in registers: info (no capability, not a notification), the words,
+    /// the badge, success.
+    #[inline(always)]
+    fn fast_transfer(&mut self, from: ThreadRef, to: ThreadRef, mut info: MessageInfo, badge: u64) {
+        info.caps = 0;
+        info.notification = false;
+        let (s, r) = self.objects.tcb_pair_mut(from, to);
+        r.context.x[2..6].copy_from_slice(&s.context.x[2..6]);
+        r.context.x[0] = 0;
+        r.context.x[1] = info.to_raw();
+        r.context.x[6] = badge;
+    }
+
+    /// `call` to an endpoint whose first waiter is a receiver that outranks every ready
+    /// thread: the message goes over, the caller waits for the reply, the receiver runs.
+    fn fast_call(&mut self, me: ThreadRef) -> bool {
+        let Some((cap, info)) = self.fast_ipc_caller(me, Rights::WRITE) else {
+            return false;
+        };
+        // A capability to send would need the general transfer.
+        if info.caps != 0 {
+            return false;
+        }
+        let receiver = self.objects.first_waiter(cap.object);
+        if receiver == 0 || self.objects.tcb(receiver).state != ThreadState::BlockedOnReceive {
+            return false;
+        }
+        // Out of the endpoint's queue, it must be what the scheduler would run next.
+        if !self.fast_target_after_dequeue(receiver) {
+            return false;
+        }
+        self.objects.unqueue(cap.object, receiver);
+        let r = self.objects.tcb_mut(receiver);
+        r.queued = false;
+        r.blocked_on = 0;
+        self.fast_transfer(me, receiver, info, cap.badge);
+        self.set_reply_to(receiver, me);
+        let t = self.objects.tcb_mut(me);
+        t.state = ThreadState::BlockedOnReply;
+        t.blocked_on = receiver;
+        self.result_written = true;
+        self.fast_switch(receiver);
+        true
+    }
+
+    /// `reply_recv` by a server that holds a reply right to a caller waiting for it, and
+    /// whose receive will block (no sender waits, no signal is pending), when that caller
+    /// outranks every ready thread: the reply goes over, the server waits, the caller
+    /// runs.
+    fn fast_reply_recv(&mut self, me: ThreadRef) -> bool {
+        let Some((cap, info)) = self.fast_ipc_caller(me, Rights::READ) else {
+            return false;
+        };
+        if !self.receive_blocks(&cap) {
+            return false;
+        }
+        let t = self.objects.tcb(me);
+        let caller = t.reply_to;
+        if caller == 0 {
+            return false;
+        }
+        let c = self.objects.tcb(caller);
+        // A fault handler's answer resumes or stops the faulting thread instead.
+        if c.state != ThreadState::BlockedOnReply || c.blocked_on != me || c.in_fault {
+            return false;
+        }
+        if !self.fast_target_after_dequeue(caller) {
+            return false;
+        }
+        self.objects.tcb_mut(me).reply_to = 0;
+        self.objects.tcb_mut(caller).blocked_on = 0;
+        self.fast_transfer(me, caller, info, 0);
+        let t = self.objects.tcb_mut(me);
+        t.state = ThreadState::BlockedOnReceive;
+        t.blocked_on = cap.object;
+        t.queued = true;
+        self.objects.enqueue(cap.object, me);
+        self.result_written = true;
+        self.fast_switch(caller);
+        true
+    }
+
+    /// Whether `next`, a thread the fast path is about to unblock (still marked as
+    /// queued if it waits in an endpoint), is what the scheduler would choose once the
+    /// caller blocks: it has an address space and outranks every ready thread. The
+    /// condition of [`Kernel::hand_over`], checked before anything changes.
+    #[inline(always)]
+    fn fast_target_after_dequeue(&self, next: ThreadRef) -> bool {
+        let t = self.objects.tcb(next);
+        t.slots[VSPACE_SLOT as usize].cap.object_type == ObjectType::AddressSpace
+            && self
+                .run_queues
+                .highest_priority()
+                .is_none_or(|p| p < t.priority)
+    }
+}
