@@ -342,7 +342,7 @@ impl Kernel {
 
     /// [`Kernel::signal_object`]; with `fast`, a waiter of higher priority than the
     /// signalling thread runs at once ([`Kernel::preempt_to`]).
-    fn signal_waking(&mut self, address: u64, badge: u64, fast: bool) {
+    pub(crate) fn signal_waking(&mut self, address: u64, badge: u64, fast: bool) {
         if let Some(waiter) = self.objects.dequeue(address) {
             let word = core::mem::take(&mut self.objects.notification_mut(address).word) | badge;
             let t = self.objects.tcb_mut(waiter);

@@ -159,6 +159,11 @@ impl RunQueues {
         Some((word * 64 + 63 - bits.leading_zeros() as usize) as u8)
     }
 
+    /// The first thread queued at `priority` (0 if none).
+    pub fn first(&self, priority: u8) -> ThreadRef {
+        self.queues[priority as usize].head
+    }
+
     /// Removes and returns the first thread of the highest non-empty priority.
     pub fn pop_highest(&mut self, links: &mut impl QueueLinks) -> Option<(ThreadRef, u8)> {
         let priority = self.highest_priority()?;

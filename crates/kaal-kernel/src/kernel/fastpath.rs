@@ -1,7 +1,8 @@
-//! The IPC fast paths, after seL4's: a `call` to a receiver that is waiting, and a
+//! The fast paths, after seL4's: a `call` to a receiver that is waiting, and a
 //! `reply_recv` whose receive will block, both with a message in registers only, go
 //! straight from the caller to the thread they unblock, without the general dispatch, the
-//! generic message transfer or a pass through the scheduler.
+//! generic message transfer or a pass through the scheduler; a `yield` to a thread of
+//! the same priority switches to it at once; a `signal` skips the general dispatch.
 //!
 //! A fast path does exactly what the general path does in its case, no more and no
 //! less: it only runs when every condition the general path would test comes out the
@@ -13,25 +14,106 @@
 use super::*;
 use kaal_abi::{MessageInfo, REGISTER_MESSAGE_REGISTERS};
 
+/// What a fast path did with a system call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fast {
+    /// Nothing: the general path handles the call.
+    No,
+    /// The call is complete; the scheduler's usual check after a call applies.
+    Done,
+    /// The call is complete and switched to the thread the scheduler would choose: it
+    /// runs now, with no further check.
+    Switched,
+}
+
 impl Kernel {
-    /// Runs the current thread's system call on a fast path if one applies; returns
-    /// whether it did (the call is then complete).
+    /// Runs the current thread's system call on a fast path if one applies.
     #[inline]
-    pub(crate) fn fast_ipc(&mut self) -> bool {
-        if !self.fast_paths {
-            return false;
-        }
+    pub(crate) fn fast_syscall(&mut self) -> Fast {
         let Some(me) = self.current else {
-            return false;
+            return Fast::No;
         };
+        const CALL: u64 = Syscall::Call as u64;
+        const REPLY_RECV: u64 = Syscall::ReplyRecv as u64;
+        const SIGNAL: u64 = Syscall::Signal as u64;
+        const YIELD: u64 = Syscall::Yield as u64;
         let number = self.objects.tcb(me).context.x[8];
-        if number == Syscall::Call as u64 {
-            self.fast_call(me)
-        } else if number == Syscall::ReplyRecv as u64 {
-            self.fast_reply_recv(me)
-        } else {
-            false
+        if !matches!(number, CALL | REPLY_RECV | SIGNAL | YIELD)
+            || !self.fast_paths
+            || self.teardown_pending()
+            || self.revoke_resume.is_some()
+        {
+            // The general path finishes the teardown, or drops the revoke's resume
+            // point, first.
+            return Fast::No;
         }
+        let switched = |done: bool| if done { Fast::Switched } else { Fast::No };
+        match number {
+            CALL => switched(self.fast_call(me)),
+            REPLY_RECV => switched(self.fast_reply_recv(me)),
+            SIGNAL => self.fast_signal(me),
+            _ => switched(self.fast_yield(me)),
+        }
+    }
+
+    /// `yield` when a thread of the caller's priority is ready and none above it: the
+    /// caller goes to the back of its queue and the first one runs, as the scheduler's
+    /// pass would do, without leaving and re-entering the kernel's lock.
+    fn fast_yield(&mut self, me: ThreadRef) -> bool {
+        let t = self.objects.tcb(me);
+        let priority = t.priority;
+        if t.slots[VSPACE_SLOT as usize].cap.object_type != ObjectType::AddressSpace
+            || self.run_queues.highest_priority() != Some(priority)
+        {
+            return false;
+        }
+        let next = self.run_queues.first(priority);
+        if self.objects.tcb(next).slots[VSPACE_SLOT as usize]
+            .cap
+            .object_type
+            != ObjectType::AddressSpace
+        {
+            // The scheduler stops a thread whose address space went: the general path.
+            return false;
+        }
+        let t = self.objects.tcb_mut(me);
+        t.context.x[0] = 0;
+        t.context.x[1] = 0;
+        t.context.x[2] = 0;
+        t.state = ThreadState::Ready;
+        t.queued = true;
+        self.run_queues.push_back(&mut self.objects, me, priority);
+        let popped = self.run_queues.pop_highest(&mut self.objects);
+        debug_assert_eq!(popped, Some((next, priority)));
+        self.objects.tcb_mut(next).queued = false;
+        self.fast_switch(next);
+        true
+    }
+
+    /// `signal` through a notification capability with the write right: the general
+    /// path's work ([`Kernel::signal_waking`], whose own fast path may switch to a
+    /// higher-priority waiter) without the general dispatch.
+    fn fast_signal(&mut self, me: ThreadRef) -> Fast {
+        let t = self.objects.tcb(me);
+        let cspace = t.slots[CSPACE_SLOT as usize].cap;
+        let Ok(slot) = crate::objects::resolve(&cspace, t.context.x[0]) else {
+            return Fast::No;
+        };
+        let Ok(cap) = self.objects.cap(slot) else {
+            return Fast::No;
+        };
+        if cap.object_type != ObjectType::Notification || !cap.rights.contains(Rights::WRITE) {
+            return Fast::No;
+        }
+        self.result_written = false;
+        self.signal_waking(cap.object, if cap.badge == 0 { 1 } else { cap.badge }, true);
+        if !self.result_written {
+            let t = self.objects.tcb_mut(me);
+            t.context.x[0] = 0;
+            t.context.x[1] = 0;
+            t.context.x[2] = 0;
+        }
+        Fast::Done
     }
 
     /// What both fast paths need of the caller: nothing pending from an earlier call
@@ -40,9 +122,6 @@ impl Kernel {
     /// `right`. Returns the capability and the message's info.
     #[inline(always)]
     fn fast_ipc_caller(&self, me: ThreadRef, right: Rights) -> Option<(Capability, MessageInfo)> {
-        if self.teardown_pending() || self.revoke_resume.is_some() {
-            return None;
-        }
         let t = self.objects.tcb(me);
         let info = MessageInfo::from_raw(t.context.x[1]);
         if t.in_fault || usize::from(info.length) > REGISTER_MESSAGE_REGISTERS {

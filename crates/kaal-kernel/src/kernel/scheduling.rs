@@ -243,8 +243,15 @@ impl Kernel {
     /// Handles an entry from user space; returns whether the current thread runs on
     /// without a pass through the scheduler.
     pub(crate) fn enter(&mut self, entry: UserEntry) -> bool {
-        if !(matches!(entry, UserEntry::Syscall) && self.fast_ipc()) {
-            self.handle(entry);
+        let fast = if matches!(entry, UserEntry::Syscall) {
+            self.fast_syscall()
+        } else {
+            super::fastpath::Fast::No
+        };
+        match fast {
+            super::fastpath::Fast::Switched => return true,
+            super::fastpath::Fast::Done => {}
+            super::fastpath::Fast::No => self.handle(entry),
         }
         // Most system calls leave the caller running in its address space with nothing
         // more urgent ready: return to it without a second pass through the scheduler.
