@@ -74,6 +74,7 @@ impl<T: ObjectKind> Clone for Cap<T> {
 }
 impl<T: ObjectKind> Copy for Cap<T> {}
 
+#[inline]
 pub(crate) fn call(number: Syscall, args: [u64; 6]) -> Result<(u64, u64), Error> {
     // SAFETY: the typed wrappers in this crate are the only callers; the one pointer the
     // kernel writes through (`read_registers`) is to a local they own.

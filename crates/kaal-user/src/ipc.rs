@@ -33,6 +33,7 @@ pub struct Received {
 }
 
 /// The IPC system call: `x0`..`x5` in, `x0`..`x6` out.
+#[inline]
 fn ipc(number: Syscall, first: u64, message: &Message) -> Result<Received, Error> {
     #[cfg(target_os = "none")]
     {
@@ -72,53 +73,63 @@ fn ipc(number: Syscall, first: u64, message: &Message) -> Result<Received, Error
 
 impl Cap<Endpoint> {
     /// Sends, waiting for a receiver.
+    #[inline]
     pub fn send(&self, message: &Message) -> Result<(), Error> {
         ipc(Syscall::Send, self.slot(), message).map(|_| ())
     }
 
     /// Sends only if a receiver waits.
+    #[inline]
     pub fn nb_send(&self, message: &Message) -> Result<(), Error> {
         ipc(Syscall::NbSend, self.slot(), message).map(|_| ())
     }
 
     /// Sends and waits for the reply.
+    #[inline]
     pub fn call(&self, message: &Message) -> Result<Message, Error> {
         ipc(Syscall::Call, self.slot(), message).map(|r| r.message)
     }
 
     /// Waits for a message.
+    #[inline]
     pub fn recv(&self) -> Result<Received, Error> {
         ipc(Syscall::Recv, self.slot(), &Message::default())
     }
 
     /// Receives only if a sender waits.
+    #[inline]
     pub fn nb_recv(&self) -> Result<Received, Error> {
         ipc(Syscall::NbRecv, self.slot(), &Message::default())
     }
 
     /// Replies to the last call received, then waits for the next message.
+    #[inline]
     pub fn reply_recv(&self, reply: &Message) -> Result<Received, Error> {
         ipc(Syscall::ReplyRecv, self.slot(), reply)
     }
 }
 
 /// Replies to the last call this thread received.
+#[inline]
 pub fn reply(message: &Message) -> Result<(), Error> {
     ipc(Syscall::Reply, 0, message).map(|_| ())
 }
 
 impl Cap<Notification> {
     /// ORs this capability's badge into the word and wakes a waiter.
+    #[inline]
     pub fn signal(&self) -> Result<(), Error> {
         call(Syscall::Signal, [self.slot(), 0, 0, 0, 0, 0]).map(|_| ())
     }
 
     /// Waits for a non-zero word; returns and clears it.
+    #[inline]
     pub fn wait(&self) -> Result<u64, Error> {
         call(Syscall::Wait, [self.slot(), 0, 0, 0, 0, 0]).map(|(word, _)| word)
     }
 
     /// Returns and clears the word without waiting.
+    #[inline]
     pub fn poll(&self) -> Result<u64, Error> {
         call(Syscall::Poll, [self.slot(), 0, 0, 0, 0, 0]).map(|(word, _)| word)
     }
