@@ -494,26 +494,38 @@ impl Kernel {}
 /// Handles an entry from user space and chooses the thread to return to. Returns when
 /// `TPIDR_EL1` names a runnable thread; idles (with interrupts enabled) until then.
 pub fn on_user_entry(entry: UserEntry) {
-    if !with_kernel(|kernel| kernel.enter(entry)) {
+    // The scheduler's first pass runs under the same hold of the lock as the entry: a
+    // call that blocks or yields switches threads without leaving and re-taking it.
+    let scheduled = with_kernel(|kernel| {
+        if kernel.enter(entry) {
+            Scheduled::Running
+        } else {
+            kernel.schedule_or_power_off()
+        }
+    });
+    if scheduled != Scheduled::Running {
+        wait_with_interrupts_enabled();
         schedule();
     }
 }
 
 /// Chooses the next thread and installs it, idling while none is ready.
 pub fn schedule() {
-    loop {
-        let scheduled = with_kernel(|kernel| {
-            let scheduled = kernel.schedule_once();
-            if scheduled == Scheduled::AllEnded {
-                kprintln!("[kaal] every user thread has ended; powering off");
-                kernel.power_off_or_halt()
-            }
-            scheduled
-        });
-        if scheduled == Scheduled::Running {
-            return;
-        }
+    while with_kernel(Kernel::schedule_or_power_off) != Scheduled::Running {
         wait_with_interrupts_enabled();
+    }
+}
+
+impl Kernel {
+    /// One pass of the scheduler; when every user thread has ended, the machine
+    /// powers off.
+    fn schedule_or_power_off(&mut self) -> Scheduled {
+        let scheduled = self.schedule_once();
+        if scheduled == Scheduled::AllEnded {
+            kprintln!("[kaal] every user thread has ended; powering off");
+            self.power_off_or_halt()
+        }
+        scheduled
     }
 }
 
