@@ -3,7 +3,7 @@
 use crate::arch::context::UserContext;
 use crate::arch::exceptions::{enter_user, install_vectors};
 use crate::arch::gic::{Gic, GicRegisters};
-use crate::arch::mmu::{KERNEL_BASE, install_kernel_table, phys_to_virt, virt_to_phys};
+use crate::arch::mmu::{KERNEL_BASE, install_kernel_table, phys_to_virt, virt_to_phys, zero_ram};
 use crate::arch::page_table::{PAGE_SIZE, PageAttrs, TranslationTable};
 use crate::arch::timer;
 use crate::capability::{
@@ -13,7 +13,7 @@ use crate::frame_allocator::PhysRange;
 use crate::kernel::{Kernel, Services};
 use crate::memory::{FRAMES, LinearTables, allocate_zeroed_frame, ram_bytes_mut};
 use crate::objects::{self, KernelObjects};
-use crate::platform::{self, GicDescription, Platform};
+use crate::platform::{self, DeviceNode, DeviceTree, GicDescription, Platform};
 use crate::thread::{CSPACE_SLOT, Tcb, VSPACE_SLOT};
 use crate::{Config, console, heap, kernel, kprintln, loader};
 use alloc::vec::Vec;
@@ -207,7 +207,9 @@ fn boot(config: &'static Config, dtb_register: u64) -> ! {
         },
         objects,
     );
-    load_root_task(config, &platform, &tree, &mut kernel);
+    // The device list is read from the tree once.
+    let devices: Vec<DeviceNode<'_>> = platform::devices(&tree).collect();
+    load_root_task(config, &platform, &tree, &devices, &mut kernel);
     kernel::install(kernel);
     // Boot is the heap's only user: no system call may allocate (see `heap`).
     heap::seal();
@@ -316,60 +318,77 @@ fn refuse_root_task(name: &str, error: impl core::fmt::Display) -> ! {
     halt(1)
 }
 
-/// Maps the pages of `segment` into `table`, each a fresh zeroed frame into which the
-/// segment's bytes are copied straight from `elf` (the image the plan was made from).
+/// A fresh frame for the root task holding `bytes` at `offset` and zeroes everywhere
+/// else (RAM holds anything at reset on real hardware). Only the bytes not copied are
+/// zeroed, with [`zero_ram`] (a cache block an instruction): most of the root task's
+/// memory is zero-initialised data (the runtime's heap) and its stack.
+fn filled_frame(offset: usize, bytes: &[u8]) -> u64 {
+    let frame = FRAMES
+        .lock()
+        .allocate()
+        .unwrap_or_else(|error| panic!("loading root task: {error}"));
+    let page = PAGE_SIZE as usize;
+    let end = offset + bytes.len();
+    assert!(
+        end <= page,
+        "{} bytes at {offset} overflow a page",
+        bytes.len()
+    );
+    // SAFETY: the frame is RAM in the linear map (normal memory), just allocated and
+    // used by nothing else; `[0, offset)`, `[offset, end)` and `[end, page)` are in it.
+    unsafe {
+        let base = phys_to_virt(frame) as *mut u8;
+        zero_ram(base, offset);
+        ram_bytes_mut(frame + offset as u64, bytes.len()).copy_from_slice(bytes);
+        zero_ram(base.add(end), page - end);
+    }
+    frame
+}
+
+/// Maps the pages of `segment` into `table`, each a fresh frame into which the
+/// segment's bytes are copied straight from `elf` (the image the plan was made from),
+/// zero-filled around them.
 fn load_segment(table: &mut TranslationTable, elf: &[u8], segment: &loader::Segment) {
     let attrs = PageAttrs::user(segment.write, segment.execute);
-    let (mut page, end) = segment.page_span();
-    while page < end {
-        let frame =
-            allocate_zeroed_frame().unwrap_or_else(|error| panic!("loading root task: {error}"));
-        if let Some((offset, range)) = segment.file_bytes_in_page(page) {
-            let bytes = &elf[range];
-            // SAFETY: the frame was just allocated for this page and nothing else uses
-            // it; the planner keeps `offset + bytes.len()` within the page.
-            unsafe { ram_bytes_mut(frame + offset as u64, bytes.len()).copy_from_slice(bytes) };
-        }
-        table
-            .map_page(&mut LinearTables, page, frame, attrs)
-            .unwrap_or_else(|error| panic!("mapping root task page {page:#x}: {error}"));
-        page += PAGE_SIZE;
-    }
+    let (start, end) = segment.page_span();
+    table
+        .map_pages(
+            &mut LinearTables,
+            start,
+            (end - start) / PAGE_SIZE,
+            attrs,
+            // The planner keeps `offset + range.len()` within the page.
+            |page| match segment.file_bytes_in_page(page) {
+                Some((offset, range)) => filled_frame(offset, &elf[range]),
+                None => filled_frame(0, &[]),
+            },
+        )
+        .unwrap_or_else(|error| panic!("mapping root task pages {start:#x}..{end:#x}: {error}"));
 }
 
 /// Copies `bytes` into fresh frames mapped at `vaddr` with `attrs` (zero-filling the
-/// mapping up to `size`), returning the physical address of the first frame.
-fn map_copy(
-    table: &mut TranslationTable,
-    vaddr: u64,
-    size: u64,
-    bytes: &[u8],
-    attrs: PageAttrs,
-) -> u64 {
-    let mut first = 0;
-    let mut page = 0;
-    while page < size {
-        let frame =
-            allocate_zeroed_frame().unwrap_or_else(|error| panic!("loading root task: {error}"));
-        if page == 0 {
-            first = frame;
-        }
-        let from = (page as usize).min(bytes.len());
-        let to = ((page + PAGE_SIZE) as usize).min(bytes.len());
-        // SAFETY: the frame was just allocated for this page and nothing else uses it.
-        unsafe { ram_bytes_mut(frame, to - from).copy_from_slice(&bytes[from..to]) };
-        table
-            .map_page(&mut LinearTables, vaddr + page, frame, attrs)
-            .unwrap_or_else(|error| panic!("mapping root task page {:#x}: {error}", vaddr + page));
-        page += PAGE_SIZE;
-    }
-    first
+/// mapping up to `size`).
+fn map_copy(table: &mut TranslationTable, vaddr: u64, size: u64, bytes: &[u8], attrs: PageAttrs) {
+    table
+        .map_pages(
+            &mut LinearTables,
+            vaddr,
+            size.div_ceil(PAGE_SIZE),
+            attrs,
+            |page| {
+                let from = ((page - vaddr) as usize).min(bytes.len());
+                let to = ((page - vaddr + PAGE_SIZE) as usize).min(bytes.len());
+                filled_frame(0, &bytes[from..to])
+            },
+        )
+        .unwrap_or_else(|error| panic!("mapping root task pages from {vaddr:#x}: {error}"));
 }
 
 fn load_root_task(
     config: &Config,
     platform: &Platform<'_>,
-    tree: &fdt::Fdt<'_>,
+    tree: &DeviceTree<'_>,
+    devices: &[DeviceNode<'_>],
     kernel: &mut Kernel,
 ) {
     let archive = Archive::parse(config.components)
@@ -429,22 +448,43 @@ fn load_root_task(
     );
 
     // Boot info: map its frames first (mapping may allocate tables), then describe the
-    // memory that is left, which is what user space receives.
-    let boot_info_frame = map_copy(
-        &mut table,
-        BOOT_INFO_VADDR,
-        BOOT_INFO_MAX_BYTES as u64,
-        &[],
-        PageAttrs::user(false, false),
-    );
+    // memory that is left, which is what user space receives. The frames are one block,
+    // zeroed, which the boot info is written into in place.
+    let boot_info_frame = FRAMES
+        .lock()
+        .allocate_contiguous(BOOT_INFO_MAX_BYTES as u64, PAGE_SIZE)
+        .unwrap_or_else(|error| panic!("boot info: {error}"));
+    // SAFETY: the frames are RAM in the linear map, just allocated for the boot info.
+    unsafe {
+        zero_ram(
+            phys_to_virt(boot_info_frame) as *mut u8,
+            BOOT_INFO_MAX_BYTES,
+        )
+    };
+    table
+        .map_pages(
+            &mut LinearTables,
+            BOOT_INFO_VADDR,
+            BOOT_INFO_MAX_BYTES as u64 / PAGE_SIZE,
+            PageAttrs::user(false, false),
+            |page| boot_info_frame + (page - BOOT_INFO_VADDR),
+        )
+        .unwrap_or_else(|error| panic!("mapping the boot info: {error}"));
     // The root thread's TCB comes from boot memory, like the root CNode.
     let thread = allocate_zeroed_frame().unwrap_or_else(|error| panic!("root TCB: {error}"));
     // SAFETY: the frame was just allocated for this TCB alone.
     unsafe { kernel.initialise_tcb(thread) };
     kernel.claim_asid(ROOT_ASID, table.root());
-    let (caps, untyped) =
-        build_root_cspace(&mut kernel.objects, platform, tree, thread, table.root());
-    let boot_info_size = write_root_boot_info(config, platform, tree, &mut table, caps, &untyped);
+    let (caps, untyped) = build_root_cspace(
+        &mut kernel.objects,
+        platform,
+        tree,
+        devices,
+        thread,
+        table.root(),
+    );
+    let boot_info_size =
+        write_root_boot_info(config, platform, devices, boot_info_frame, caps, &untyped);
     FRAMES.lock().seal();
     kprintln!(
         "  boot info: {boot_info_size} bytes at {BOOT_INFO_VADDR:#x} (frame {boot_info_frame:#x})"
@@ -466,7 +506,8 @@ fn load_root_task(
 fn build_root_cspace(
     objects: &mut KernelObjects,
     platform: &Platform<'_>,
-    tree: &fdt::Fdt<'_>,
+    tree: &DeviceTree<'_>,
+    devices: &[DeviceNode<'_>],
     thread: u64,
     table_root: u64,
 ) -> (InitialCaps, Vec<UntypedRegion>) {
@@ -516,26 +557,24 @@ fn build_root_cspace(
     // The GIC's other frames stay with the kernel too: an ITS reads and writes its
     // tables by DMA (its holder could write any memory), a v2m frame raises any SPI.
     kernel_devices.extend(
-        platform::devices(tree)
+        devices
+            .iter()
             .filter(|device| platform::is_interrupt_controller_part(device.compatible))
             .map(|device| device.region),
     );
     // Device memory for user space: never over RAM, a firmware reservation or the
     // kernel's own devices (see `platform::user_device_pages`).
-    let reserved: Vec<PhysRange> = tree
-        .memory_reservations()
-        .map(|r| PhysRange::new(r.address() as u64, r.size() as u64))
-        .collect();
+    let reserved: Vec<PhysRange> = tree.memory_reservations().collect();
     // A device kept from user space for anything but being the kernel's own is a fault
     // of the device tree: say which and why.
-    for device in platform::devices(tree) {
+    for device in devices {
         if let Err(why) =
             platform::device_pages(device.region, &kernel_devices, platform.memory(), &reserved)
             && why != platform::Withheld::KernelDevice
         {
             kprintln!(
                 "  device {} ({}) at {:#x}..{:#x}: no device memory for user space, {why}",
-                device.node.name,
+                device.node.name(),
                 device.compatible.split('\0').next().unwrap_or(""),
                 device.region.start,
                 device.region.end
@@ -543,7 +582,7 @@ fn build_root_cspace(
         }
     }
     let merged = platform::user_device_pages(
-        platform::devices(tree).map(|d| d.region),
+        devices.iter().map(|d| d.region),
         &kernel_devices,
         platform.memory(),
         &reserved,
@@ -628,12 +667,11 @@ fn build_root_cspace(
 fn write_root_boot_info(
     config: &Config,
     platform: &Platform<'_>,
-    tree: &fdt::Fdt<'_>,
-    table: &mut TranslationTable,
+    device_nodes: &[DeviceNode<'_>],
+    boot_info_frame: u64,
     caps: InitialCaps,
     untyped: &[UntypedRegion],
 ) -> usize {
-    let device_nodes: Vec<_> = platform::devices(tree).collect();
     let irq_lists: Vec<Vec<u32>> = device_nodes
         .iter()
         .map(|d| platform::interrupt_ids(d.node).collect())
@@ -661,23 +699,10 @@ fn write_root_boot_info(
             user_vaddr: layout::ARCHIVE_VADDR,
         },
     };
-    let mut buffer = alloc::vec![0u8; BOOT_INFO_MAX_BYTES];
-    let size =
-        write_boot_info(&mut buffer, &input).unwrap_or_else(|error| panic!("boot info: {error}"));
-    let mut page = 0;
-    while page < size as u64 {
-        let (physical, _) = table
-            .translate(&mut LinearTables, BOOT_INFO_VADDR + page)
-            .expect("boot info page mapped above");
-        let end = (page + PAGE_SIZE).min(size as u64) as usize;
-        // SAFETY: the frame was allocated for the boot info above and is not yet visible
-        // to any running thread.
-        unsafe {
-            ram_bytes_mut(physical, end - page as usize)
-                .copy_from_slice(&buffer[page as usize..end])
-        };
-        page += PAGE_SIZE;
-    }
+    // SAFETY: the frames were allocated for the boot info above, and are not yet
+    // visible to any running thread.
+    let buffer = unsafe { ram_bytes_mut(boot_info_frame, BOOT_INFO_MAX_BYTES) };
+    let size = write_boot_info(buffer, &input).unwrap_or_else(|error| panic!("boot info: {error}"));
     kprintln!(
         "  root CSpace: {} RAM and {} device untyped capabilities, first free slot {}; {} device(s) described",
         caps.untyped.count,

@@ -334,8 +334,52 @@ impl TranslationTable {
                 self.map_block(memory, va, pa, attrs)?;
                 done += BLOCK_2M;
             } else {
-                self.map_page(memory, va, pa, attrs)?;
-                done += PAGE_SIZE;
+                // Pages up to the next 2 MiB boundary of `va` (where a block may fit
+                // again) or the end.
+                let pages = ((BLOCK_2M - va % BLOCK_2M).min(left) / PAGE_SIZE).max(1);
+                self.map_pages(memory, va, pages, attrs, |page| pa + (page - va))?;
+                done += pages * PAGE_SIZE;
+            }
+        }
+        Ok(())
+    }
+
+    /// Maps `count` 4 KiB pages from `virtual_address` on, the page at `va` to the frame
+    /// `frame(va)` (called in order, once per page), creating tables as needed: as
+    /// [`TranslationTable::map_page`] page after page, with one table walk per level-3
+    /// table instead of one per page. On an error the pages before the failing one stay
+    /// mapped.
+    pub fn map_pages(
+        &mut self,
+        memory: &mut impl TableMemory,
+        virtual_address: u64,
+        count: u64,
+        attrs: PageAttrs,
+        mut frame: impl FnMut(u64) -> u64,
+    ) -> Result<(), MapError> {
+        let bits = attrs.descriptor_bits()? | VALID | TABLE_OR_PAGE;
+        let mut va = virtual_address;
+        let mut left = count;
+        while left > 0 {
+            let offset = Self::check(va, 0, PAGE_SIZE)?;
+            let table = self.walk_create(memory, offset, 3)?;
+            for entry in &mut memory.table(table)[index(offset, 3)..] {
+                if *entry & VALID != 0 {
+                    return Err(MapError::AlreadyMapped(va));
+                }
+                let physical = frame(va);
+                if !physical.is_multiple_of(PAGE_SIZE) {
+                    return Err(MapError::Misaligned {
+                        address: physical,
+                        alignment: PAGE_SIZE,
+                    });
+                }
+                *entry = physical | bits;
+                left -= 1;
+                if left == 0 {
+                    return Ok(());
+                }
+                va = va.checked_add(PAGE_SIZE).ok_or(MapError::OutOfRange(va))?;
             }
         }
         Ok(())
@@ -689,6 +733,57 @@ mod tests {
         assert_eq!(
             table.translate(&mut memory, 0x20_0000).unwrap().0,
             0x4020_0000
+        );
+    }
+
+    #[test]
+    fn map_pages_walks_once_per_table_and_matches_map_page() {
+        let rw = PageAttrs::user(true, false);
+        // 600 pages from 0x1f_0000: across two level-3 tables (and a 2 MiB boundary).
+        let (start, count) = (0x1f_0000, 600);
+        let frame = |va: u64| 0x8000_0000 + va * 2;
+        let (mut one, mut by_page) = (FakeMemory::default(), FakeMemory::default());
+        let mut batched = TranslationTable::new(&mut one).unwrap();
+        let mut single = TranslationTable::new(&mut by_page).unwrap();
+        let mut seen = Vec::new();
+        batched
+            .map_pages(&mut one, start, count, rw, |va| {
+                seen.push(va);
+                frame(va)
+            })
+            .unwrap();
+        for page in 0..count {
+            let va = start + page * PAGE_SIZE;
+            single.map_page(&mut by_page, va, frame(va), rw).unwrap();
+        }
+        assert_eq!(
+            seen,
+            (0..count)
+                .map(|p| start + p * PAGE_SIZE)
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(one.tables.len(), by_page.tables.len());
+        for page in [0, 15, 16, 511, 512, 599] {
+            let va = start + page * PAGE_SIZE;
+            assert_eq!(batched.translate(&mut one, va), Some((frame(va), rw)));
+        }
+        assert_eq!(batched.translate(&mut one, start + count * PAGE_SIZE), None);
+        // Over an existing page: the pages before it are mapped, it is refused.
+        assert_eq!(
+            batched.map_pages(&mut one, start - 2 * PAGE_SIZE, 3, rw, frame),
+            Err(MapError::AlreadyMapped(start))
+        );
+        assert!(batched.translate(&mut one, start - PAGE_SIZE).is_some());
+        assert_eq!(
+            batched.map_pages(&mut one, 0x4000_0000, 1, rw, |_| 0x1234),
+            Err(MapError::Misaligned {
+                address: 0x1234,
+                alignment: PAGE_SIZE
+            })
+        );
+        assert_eq!(
+            batched.map_pages(&mut one, 0x5000_0000, 1, PageAttrs::user(true, true), frame),
+            Err(MapError::WriteAndExecute)
         );
     }
 

@@ -9,9 +9,10 @@
 
 use core::hint::black_box;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use kaal_abi::slots;
+use kaal_abi::{rights, slots};
 use kaal_user::cap::{self, Cap, Endpoint, Notification, Tcb, Untyped};
 use kaal_user::ipc::Message;
+use kaal_user::process::{FIRST_FREE_SLOT, Process};
 use kaal_user::{BootInfo, println, sys, thread, time};
 
 kaal_user::entry!(main);
@@ -92,6 +93,31 @@ fn main(boot: &BootInfo<'_>) -> i32 {
         round_trip.saturating_sub(overhead),
     );
     server.tcb().suspend().expect("stop the server");
+
+    // The same round trip with the server in a process of its own (address space,
+    // CSpace, thread: `round-trip-server`, which runs the loop above): each half of the
+    // round trip switches address spaces. Same priority, same messages; a fresh endpoint
+    // (the suspended server thread above may still be queued on the first).
+    let endpoint: Cap<Endpoint> = untyped.retype_one(0).expect("endpoint");
+    let archive = kaal_user::components().expect("component archive");
+    let image = archive
+        .get("round-trip-server")
+        .expect("no round-trip-server in the archive");
+    let process = Process::create(untyped, image, 6).expect("server process");
+    endpoint
+        .copy_to(process.cnode(), FIRST_FREE_SLOT, rights::READ)
+        .expect("endpoint for the server process");
+    process
+        .start(0, PRIORITY)
+        .expect("start the server process");
+    let round_trip = per_operation(|| {
+        black_box(endpoint.call(&request).ok());
+    });
+    report(
+        "call_reply_recv_round_trip_two_processes",
+        round_trip.saturating_sub(overhead),
+    );
+    process.tcb().suspend().expect("stop the server process");
 
     // Yield to another thread of the same priority (which yields straight back).
     let _partner = thread::spawn(
