@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo xtask run  [--mem MIB] [--cpu CPU] [--gic 2|3] [--el2] [--smp N]
-//! cargo xtask test [--quick] [--skip clippy,host,book,loom,miri,qemu,debug,template,publish] [--suite NAME] [--jobs N] [--timeout SECS]
+//! cargo xtask test [--quick] [--skip clippy,host,book,loom,sanitize,qemu,debug,template,publish] [--suite NAME] [--jobs N] [--timeout SECS]
 //! cargo xtask qemu SUITE [--mem MIB] [--cpu CPU] [--gic 2|3] [--el2] [--smp N] [--check]
 //! cargo xtask bench
 //! ```
@@ -30,7 +30,7 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
   run   [QEMU options]      render the template, build it against the local crates and boot it
-  test  [--quick] [--skip clippy,host,book,loom,miri,qemu,debug,template,publish] [--suite NAME] [--jobs N] [--timeout SECS]
+  test  [--quick] [--skip clippy,host,book,loom,sanitize,qemu,debug,template,publish] [--suite NAME] [--jobs N] [--timeout SECS]
                             host tests, the book's samples, QEMU suites, a GDB session, template smoke test, publish dry run
   qemu  SUITE [QEMU options] [--check]
                             build one QEMU test suite and boot it with the serial console
@@ -80,7 +80,7 @@ fn test(args: Args) -> Result<ExitCode> {
         ("host", host::test),
         ("book", book::test),
         ("loom", host::loom),
-        ("miri", host::miri),
+        ("sanitize", host::sanitize),
         ("qemu", suites::test),
         ("debug", debug::test),
         ("template", template::smoke_test),

@@ -86,6 +86,13 @@ impl Asids {
         }
     }
 
+    /// Gives the table back (for its owner to free), leaving this one empty.
+    pub fn take_roots(&mut self) -> &'static mut [u64] {
+        self.live = 0;
+        self.lowest_free = 1;
+        core::mem::take(&mut self.roots)
+    }
+
     /// How many address spaces can exist at once (ASID 0 is never handed out).
     pub fn capacity(&self) -> usize {
         self.roots.len().saturating_sub(1)
@@ -145,8 +152,32 @@ impl Asids {
 mod tests {
     use super::*;
 
-    fn table(asids: usize) -> Asids {
-        Asids::new(vec![0; asids].leak())
+    /// An ASID table whose memory goes back to the heap when the test ends.
+    struct Table(Asids);
+
+    impl core::ops::Deref for Table {
+        type Target = Asids;
+        fn deref(&self) -> &Asids {
+            &self.0
+        }
+    }
+
+    impl core::ops::DerefMut for Table {
+        fn deref_mut(&mut self) -> &mut Asids {
+            &mut self.0
+        }
+    }
+
+    impl Drop for Table {
+        fn drop(&mut self) {
+            let roots: *mut [u64] = self.0.take_roots();
+            // SAFETY: from `Box::leak` in `table`, taken back once.
+            drop(unsafe { Box::from_raw(roots) });
+        }
+    }
+
+    fn table(asids: usize) -> Table {
+        Table(Asids::new(Box::leak(vec![0; asids].into_boxed_slice())))
     }
 
     #[test]

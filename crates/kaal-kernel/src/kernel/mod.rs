@@ -119,7 +119,18 @@ fn asid_roots() -> &'static mut [u64] {
 /// whole run.
 #[cfg(not(target_os = "none"))]
 fn asid_roots() -> &'static mut [u64] {
-    alloc::vec![0u64; 1usize << asid_bits()].leak()
+    alloc::boxed::Box::leak(alloc::vec![0u64; 1usize << asid_bits()].into_boxed_slice())
+}
+
+/// A host test's kernel gives its ASID table back to the host's heap.
+#[cfg(not(target_os = "none"))]
+impl Drop for Kernel {
+    fn drop(&mut self) {
+        let roots: *mut [u64] = self.asids.take_roots();
+        // SAFETY: on the host the table comes from `Vec::leak` in `asid_roots` (a boxed
+        // slice's allocation) and nothing else refers to it once taken back.
+        drop(unsafe { alloc::boxed::Box::from_raw(roots) });
+    }
 }
 
 /// What brought a user thread into the kernel.
