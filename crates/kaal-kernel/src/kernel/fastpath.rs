@@ -24,6 +24,8 @@ pub(crate) enum Fast {
     /// The call is complete and switched to the thread the scheduler would choose: it
     /// runs now, with no further check.
     Switched,
+    /// The call is complete and the caller waits: the scheduler chooses who runs.
+    Blocked,
 }
 
 impl Kernel {
@@ -37,8 +39,9 @@ impl Kernel {
         const REPLY_RECV: u64 = Syscall::ReplyRecv as u64;
         const SIGNAL: u64 = Syscall::Signal as u64;
         const YIELD: u64 = Syscall::Yield as u64;
+        const WAIT: u64 = Syscall::Wait as u64;
         let number = self.objects.tcb(me).context.x[8];
-        if !matches!(number, CALL | REPLY_RECV | SIGNAL | YIELD)
+        if !matches!(number, CALL | REPLY_RECV | SIGNAL | YIELD | WAIT)
             || !self.fast_paths
             || self.teardown_pending()
             || self.revoke_resume.is_some()
@@ -52,6 +55,7 @@ impl Kernel {
             CALL => switched(self.fast_call(me)),
             REPLY_RECV => switched(self.fast_reply_recv(me)),
             SIGNAL => self.fast_signal(me),
+            WAIT => self.fast_wait(me),
             _ => switched(self.fast_yield(me)),
         }
     }
@@ -88,6 +92,29 @@ impl Kernel {
         self.objects.tcb_mut(next).queued = false;
         self.fast_switch(next);
         true
+    }
+
+    /// `wait`: the general path's work ([`Kernel::wait`]) without the general dispatch;
+    /// a caller that blocks goes straight to the scheduler.
+    fn fast_wait(&mut self, me: ThreadRef) -> Fast {
+        let t = self.objects.tcb(me);
+        let (cspace, pointer) = (t.slots[CSPACE_SLOT as usize].cap, t.context.x[0]);
+        self.result_written = false;
+        let result = self.wait(&cspace, pointer, true);
+        let t = self.objects.tcb_mut(me);
+        if t.state != ThreadState::Running {
+            return Fast::Blocked;
+        }
+        match result {
+            Ok((word, extra)) if !self.result_written => {
+                t.context.x[0] = 0;
+                t.context.x[1] = word;
+                t.context.x[2] = extra;
+            }
+            Ok(_) => {}
+            Err(error) => t.context.x[0] = error as u64,
+        }
+        Fast::Done
     }
 
     /// `signal` through a notification capability with the write right: the general

@@ -250,6 +250,7 @@ impl Kernel {
         };
         match fast {
             super::fastpath::Fast::Switched => return true,
+            super::fastpath::Fast::Blocked => return false,
             super::fastpath::Fast::Done => {}
             super::fastpath::Fast::No => self.handle(entry),
         }
