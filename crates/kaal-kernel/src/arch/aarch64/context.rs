@@ -139,8 +139,13 @@ pub use hardware::{restore_fp, save_fp};
 /// through `CPACR_EL1.FPEN`. EL1 keeps access either way, to save and restore.
 #[cfg(target_os = "none")]
 pub fn trap_user_fp(trap: bool) {
-    let fpen: u64 = if trap { 0b01 } else { 0b11 };
-    // SAFETY: CPACR_EL1.FPEN only controls FP/SIMD trapping; the exception return that
-    // follows synchronises the change before EL0 runs.
-    unsafe { core::arch::asm!("msr cpacr_el1, {}", in(reg) fpen << 20, options(nomem, nostack)) };
+    use aarch64_cpu::registers::{CPACR_EL1, Writeable};
+    // CPACR_EL1.FPEN only controls FP/SIMD trapping (the other fields are written 0:
+    // SVE and SME stay trapped); the exception return that follows synchronises the
+    // change before EL0 runs.
+    CPACR_EL1.write(if trap {
+        CPACR_EL1::FPEN::TrapEl0
+    } else {
+        CPACR_EL1::FPEN::TrapNothing
+    });
 }

@@ -22,6 +22,8 @@
 use super::context::UserContext;
 use super::esr::{ExceptionClass, fault_status};
 use crate::kernel::{self, UserEntry};
+use aarch64_cpu::asm::barrier;
+use aarch64_cpu::registers::{ELR_EL1, ESR_EL1, FAR_EL1, Readable, TPIDR_EL1, VBAR_EL1, Writeable};
 use core::sync::atomic::{AtomicU32, Ordering};
 
 core::arch::global_asm!(
@@ -265,7 +267,7 @@ pub struct KernelFrame {
 
 #[unsafe(no_mangle)]
 extern "C" fn kaal_user_sync(context: *mut UserContext) {
-    let esr = crate::arch::read_sysreg!("esr_el1");
+    let esr = ESR_EL1.get();
     let entry = match ExceptionClass::from_esr(esr) {
         ExceptionClass::SupervisorCall => {
             // SAFETY: `context` is the current thread's saved context (`SAVE_USER`).
@@ -278,8 +280,8 @@ extern "C" fn kaal_user_sync(context: *mut UserContext) {
         ExceptionClass::TrappedFpSimd => UserEntry::FpAccess,
         _ => UserEntry::Fault {
             esr,
-            far: crate::arch::read_sysreg!("far_el1"),
-            pc: crate::arch::read_sysreg!("elr_el1"),
+            far: FAR_EL1.get(),
+            pc: ELR_EL1.get(),
         },
     };
     #[cfg(not(all(feature = "test-hooks", debug_assertions)))]
@@ -304,9 +306,9 @@ extern "C" fn kaal_user_fiq(_context: *mut UserContext) {
 #[unsafe(no_mangle)]
 extern "C" fn kaal_user_serror(_context: *mut UserContext) {
     kernel::on_user_entry(UserEntry::Fault {
-        esr: crate::arch::read_sysreg!("esr_el1"),
+        esr: ESR_EL1.get(),
         far: 0,
-        pc: crate::arch::read_sysreg!("elr_el1"),
+        pc: ELR_EL1.get(),
     });
 }
 
@@ -393,16 +395,10 @@ unsafe extern "C" {
 
 /// Installs the vector table.
 pub fn install_vectors() {
-    // SAFETY: `kaal_vectors` is the 2 KiB-aligned table above, mapped executable for the
+    // `kaal_vectors` is the 2 KiB-aligned table above, mapped executable for the
     // kernel's lifetime.
-    unsafe {
-        core::arch::asm!(
-            "msr vbar_el1, {}",
-            "isb",
-            in(reg) &raw const kaal_vectors,
-            options(nostack),
-        );
-    }
+    VBAR_EL1.set(&raw const kaal_vectors as u64);
+    barrier::isb(barrier::SY);
 }
 
 /// Makes `context` the one the next return to EL0 restores, and the one the next entry
@@ -412,8 +408,9 @@ pub fn install_vectors() {
 /// `context` must stay valid, and not be accessed through Rust references while the
 /// thread runs, until another context is installed.
 pub unsafe fn set_current_context(context: *mut UserContext) {
-    // SAFETY: TPIDR_EL1 is a kernel-private register; the caller keeps `context` valid.
-    unsafe { core::arch::asm!("msr tpidr_el1, {}", in(reg) context, options(nostack)) };
+    // TPIDR_EL1 is a kernel-private register, read only by the exception entry and
+    // return assembly; the caller keeps `context` valid.
+    TPIDR_EL1.set(context as u64);
 }
 
 /// Leaves the boot path and runs the current user context. Resets the kernel stack.
@@ -430,7 +427,9 @@ pub unsafe fn enter_user() -> ! {
 /// is handled by the kernel IRQ vector before this returns.
 pub fn wait_with_interrupts_enabled() {
     // SAFETY: unmasking IRQs here is what idle is for; the kernel IRQ path saves and
-    // restores every register the compiler may be using.
+    // restores every register the compiler may be using. One `asm!` block: the three
+    // instructions must stay together, and `aarch64-cpu` has no `DAIFSet`/`DAIFClr`
+    // accessors (its `DAIF` register is a read-modify-write of the whole mask).
     unsafe {
         core::arch::asm!(
             "msr daifclr, #2",

@@ -1,7 +1,18 @@
 //! The Arm Generic Interrupt Controller, versions 2 and 3, for one CPU.
+//!
+//! The memory-mapped frames (GICv2 distributor and CPU interface, GICv3 distributor
+//! and redistributor) are `tock-registers` blocks, like the PL011's: offsets and the
+//! fields the kernel uses are declared once, typed. The GICv3 CPU interface is system
+//! registers (`ICC_*_EL1`), reached with `asm!`: `aarch64-cpu` has no accessors for the
+//! EL1 ones the kernel uses (`ICC_SRE_EL1`, `ICC_PMR_EL1`, `ICC_BPR1_EL1`,
+//! `ICC_IGRPEN0_EL1`, `ICC_IGRPEN1_EL1`, `ICC_IAR0_EL1`, `ICC_IAR1_EL1`,
+//! `ICC_EOIR0_EL1`, `ICC_EOIR1_EL1`).
 
 use core::arch::asm;
-use core::ptr::{read_volatile, write_volatile};
+use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
+use tock_registers::register_bitfields;
+use tock_registers::register_structs;
+use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
 
 /// Where a GIC's register frames are, as kernel virtual addresses.
 #[derive(Clone, Copy, Debug)]
@@ -22,47 +33,183 @@ pub enum GicRegisters {
     },
 }
 
-const GICD_CTLR: usize = 0x000;
-const GICD_IGROUPR: usize = 0x080;
-const GICD_ISENABLER: usize = 0x100;
-const GICD_ICENABLER: usize = 0x180;
-const GICD_IPRIORITYR: usize = 0x400;
-const GICD_ITARGETSR: usize = 0x800;
-const GICC_CTLR: usize = 0x000;
-/// `GICC_CTLR.FIQEn`: group 0 signalled as FIQ (the kernel leaves it clear).
-const GICC_CTLR_FIQ_EN: u32 = 1 << 3;
-const GICC_PMR: usize = 0x004;
-const GICC_IAR: usize = 0x00c;
-const GICC_EOIR: usize = 0x010;
-const GICR_WAKER: usize = 0x014;
+register_bitfields! {u32,
+    /// Distributor control register (single security state).
+    pub(super) GICD_CTLR [
+        /// Enables group 0 interrupts.
+        EnableGrp0 OFFSET(0) NUMBITS(1) [],
+        /// Enables group 1 interrupts.
+        EnableGrp1 OFFSET(1) NUMBITS(1) [],
+        /// GICv3: affinity routing enabled.
+        ARE OFFSET(4) NUMBITS(1) [],
+    ],
+    /// Software generated interrupt register (GICv2).
+    pub(super) GICD_SGIR [
+        /// Which CPU interfaces the SGI goes to.
+        TargetListFilter OFFSET(24) NUMBITS(2) [
+            /// The CPU interfaces in `CPUTargetList`.
+            TargetList = 0b00,
+            /// Every CPU interface but the requesting one.
+            AllOther = 0b01,
+            /// Only the requesting CPU interface.
+            ThisCpu = 0b10,
+        ],
+        /// The SGI's interrupt id.
+        SGIINTID OFFSET(0) NUMBITS(4) [],
+    ],
+    /// CPU interface control register (GICv2, single security state).
+    pub(super) GICC_CTLR [
+        /// Enables signalling of group 0 interrupts.
+        EnableGrp0 OFFSET(0) NUMBITS(1) [],
+        /// Group 0 interrupts are signalled as FIQ (the kernel leaves it clear).
+        FIQEn OFFSET(3) NUMBITS(1) [],
+    ],
+    /// Interrupt priority mask register (GICv2).
+    pub(super) GICC_PMR [
+        /// Only interrupts of a higher priority (lower value) are signalled.
+        Priority OFFSET(0) NUMBITS(8) [],
+    ],
+    /// Interrupt acknowledge register (GICv2).
+    pub(super) GICC_IAR [
+        /// The acknowledged interrupt's id.
+        INTID OFFSET(0) NUMBITS(10) [],
+    ],
+    /// End of interrupt register (GICv2).
+    pub(super) GICC_EOIR [
+        /// The id of the interrupt whose handling ends.
+        INTID OFFSET(0) NUMBITS(10) [],
+    ],
+    /// Redistributor power management (GICv3).
+    pub(super) GICR_WAKER [
+        /// The redistributor treats its CPU interface as asleep.
+        ProcessorSleep OFFSET(1) NUMBITS(1) [],
+        /// The CPU interface is quiescent.
+        ChildrenAsleep OFFSET(2) NUMBITS(1) [],
+    ],
+}
+
+register_structs! {
+    /// The distributor registers the kernel uses (`GICD_*`, GICv2 and GICv3).
+    pub(super) DistributorRegisters {
+        (0x000 => pub(super) ctlr: ReadWrite<u32, GICD_CTLR::Register>),
+        (0x004 => _reserved0),
+        /// Group of each interrupt, one bit each.
+        (0x080 => pub(super) igroupr: [ReadWrite<u32>; 32]),
+        /// Writing a 1 bit enables that interrupt.
+        (0x100 => pub(super) isenabler: [ReadWrite<u32>; 32]),
+        /// Writing a 1 bit disables that interrupt.
+        (0x180 => pub(super) icenabler: [ReadWrite<u32>; 32]),
+        (0x200 => _reserved1),
+        /// Priority of each interrupt, one byte each.
+        (0x400 => pub(super) ipriorityr: [ReadWrite<u8>; 1020]),
+        (0x7fc => _reserved2),
+        /// GICv2: target CPU interfaces of each interrupt, one byte each (bit n: CPU n).
+        (0x800 => pub(super) itargetsr: [ReadWrite<u8>; 1020]),
+        (0xbfc => _reserved3),
+        (0xf00 => pub(super) sgir: WriteOnly<u32, GICD_SGIR::Register>),
+        (0xf04 => @END),
+    }
+}
+
+register_structs! {
+    /// The GICv2 CPU interface registers the kernel uses (`GICC_*`).
+    pub(super) CpuInterfaceRegisters {
+        (0x000 => pub(super) ctlr: ReadWrite<u32, GICC_CTLR::Register>),
+        (0x004 => pub(super) pmr: ReadWrite<u32, GICC_PMR::Register>),
+        (0x008 => _reserved0),
+        (0x00c => pub(super) iar: ReadOnly<u32, GICC_IAR::Register>),
+        (0x010 => pub(super) eoir: WriteOnly<u32, GICC_EOIR::Register>),
+        (0x014 => @END),
+    }
+}
+
+register_structs! {
+    /// The GICv3 redistributor's RD_base frame registers the kernel uses (`GICR_*`).
+    pub(super) RedistributorRegisters {
+        (0x000 => _reserved0),
+        (0x014 => pub(super) waker: ReadWrite<u32, GICR_WAKER::Register>),
+        (0x018 => @END),
+    }
+}
+
+register_structs! {
+    /// The GICv3 redistributor's SGI_base frame registers the kernel uses (`GICR_*`):
+    /// SGIs and PPIs of this CPU.
+    pub(super) SgiRegisters {
+        (0x000 => _reserved0),
+        /// Group of each SGI and PPI, one bit each.
+        (0x080 => pub(super) igroupr0: ReadWrite<u32>),
+        (0x084 => _reserved1),
+        /// Writing a 1 bit enables that SGI or PPI.
+        (0x100 => pub(super) isenabler0: ReadWrite<u32>),
+        (0x104 => _reserved2),
+        /// Writing a 1 bit disables that SGI or PPI.
+        (0x180 => pub(super) icenabler0: ReadWrite<u32>),
+        (0x184 => _reserved3),
+        /// Priority of each SGI and PPI, one byte each.
+        (0x400 => pub(super) ipriorityr: [ReadWrite<u8>; 32]),
+        (0x420 => @END),
+    }
+}
+
+/// Offset of a redistributor's SGI_base frame from its RD_base frame.
 const GICR_SGI_BASE: usize = 0x1_0000;
-const GICR_IGROUPR0: usize = GICR_SGI_BASE + 0x080;
-const GICR_ISENABLER0: usize = GICR_SGI_BASE + 0x100;
-const GICR_ICENABLER0: usize = GICR_SGI_BASE + 0x180;
-const GICR_IPRIORITYR: usize = GICR_SGI_BASE + 0x400;
 /// Interrupt ids from this value up are special (1020..1023: spurious and reserved).
 pub const SPURIOUS_START: u32 = 1020;
 const DEFAULT_PRIORITY: u8 = 0x80;
+/// `ICC_IAR0_EL1`/`ICC_IAR1_EL1.INTID`: the acknowledged interrupt's id (24 bits).
+const ICC_IAR_INTID: u64 = 0xff_ffff;
+
+/// A GIC's register frames as register blocks.
+pub(super) enum Frames<'a> {
+    /// GICv2.
+    V2 {
+        distributor: &'a DistributorRegisters,
+        cpu_interface: &'a CpuInterfaceRegisters,
+    },
+    /// GICv3 (the CPU interface is system registers).
+    V3 {
+        distributor: &'a DistributorRegisters,
+        redistributor: &'a RedistributorRegisters,
+        sgi: &'a SgiRegisters,
+    },
+}
+
+impl GicRegisters {
+    /// The frames as register blocks.
+    ///
+    /// # Safety
+    /// The frames must be mapped as device memory for as long as the blocks are used
+    /// (the kernel maps the GIC for good).
+    pub(super) unsafe fn frames<'a>(self) -> Frames<'a> {
+        // SAFETY: the caller's contract: every address is the start of its mapped frame;
+        // the register blocks are volatile cells, aligned like them, that only ever read
+        // and write them.
+        unsafe {
+            match self {
+                Self::V2 {
+                    distributor,
+                    cpu_interface,
+                } => Frames::V2 {
+                    distributor: &*(distributor as *const DistributorRegisters),
+                    cpu_interface: &*(cpu_interface as *const CpuInterfaceRegisters),
+                },
+                Self::V3 {
+                    distributor,
+                    redistributor,
+                } => Frames::V3 {
+                    distributor: &*(distributor as *const DistributorRegisters),
+                    redistributor: &*(redistributor as *const RedistributorRegisters),
+                    sgi: &*((redistributor + GICR_SGI_BASE) as *const SgiRegisters),
+                },
+            }
+        }
+    }
+}
 
 /// An initialised GIC.
 pub struct Gic {
     registers: GicRegisters,
-}
-
-fn read(address: usize) -> u32 {
-    // SAFETY: only called with addresses inside GIC frames that `Gic::new`'s contract
-    // guarantees are mapped as device memory.
-    unsafe { read_volatile(address as *const u32) }
-}
-
-fn write(address: usize, value: u32) {
-    // SAFETY: as in `read`.
-    unsafe { write_volatile(address as *mut u32, value) }
-}
-
-fn write_byte(address: usize, value: u8) {
-    // SAFETY: as in `read`; priority and target registers are byte-accessible.
-    unsafe { write_volatile(address as *mut u8, value) }
 }
 
 impl Gic {
@@ -72,30 +219,36 @@ impl Gic {
     /// The register frames must be mapped as device memory for the kernel's lifetime and
     /// used by nothing else. For GICv3, EL1 must be allowed to use the `ICC_*` registers.
     pub unsafe fn new(registers: GicRegisters) -> Self {
-        match registers {
-            GicRegisters::V2 {
+        let gic = Self { registers };
+        match gic.frames() {
+            Frames::V2 {
                 distributor,
                 cpu_interface,
             } => {
-                write(distributor + GICD_CTLR, 0);
-                write(distributor + GICD_CTLR, 1);
-                write(cpu_interface + GICC_PMR, 0xff);
-                write(cpu_interface + GICC_CTLR, 1);
+                distributor.ctlr.set(0);
+                distributor.ctlr.write(GICD_CTLR::EnableGrp0::SET);
+                cpu_interface.pmr.write(GICC_PMR::Priority.val(0xff));
+                cpu_interface.ctlr.write(GICC_CTLR::EnableGrp0::SET);
             }
-            GicRegisters::V3 {
+            Frames::V3 {
                 distributor,
                 redistributor,
+                sgi,
             } => {
                 // ARE, then enable group 0 and group 1 (single security state).
-                write(distributor + GICD_CTLR, 1 << 4);
-                write(distributor + GICD_CTLR, (1 << 4) | (1 << 1) | 1);
-                let waker = read(redistributor + GICR_WAKER);
-                write(redistributor + GICR_WAKER, waker & !(1 << 1));
-                while read(redistributor + GICR_WAKER) & (1 << 2) != 0 {
+                distributor.ctlr.write(GICD_CTLR::ARE::SET);
+                distributor.ctlr.write(
+                    GICD_CTLR::ARE::SET + GICD_CTLR::EnableGrp1::SET + GICD_CTLR::EnableGrp0::SET,
+                );
+                redistributor
+                    .waker
+                    .modify(GICR_WAKER::ProcessorSleep::CLEAR);
+                while redistributor.waker.is_set(GICR_WAKER::ChildrenAsleep) {
                     core::hint::spin_loop();
                 }
-                write(redistributor + GICR_IGROUPR0, u32::MAX);
+                sgi.igroupr0.set(u32::MAX);
                 // SAFETY: the caller guarantees EL1 may use the GICv3 CPU interface.
+                // `asm!`: `aarch64-cpu` has no accessors for these `ICC_*_EL1` registers.
                 unsafe {
                     asm!(
                         "mrs {t}, icc_sre_el1",
@@ -116,7 +269,14 @@ impl Gic {
                 }
             }
         }
-        Self { registers }
+        gic
+    }
+
+    /// The register frames.
+    fn frames(&self) -> Frames<'_> {
+        // SAFETY: `new`'s contract: the frames stay mapped as device memory for the
+        // kernel's lifetime.
+        unsafe { self.registers.frames() }
     }
 
     /// GIC version: 2 or 3.
@@ -129,36 +289,27 @@ impl Gic {
 
     /// Enables interrupt `id` (SGI/PPI < 32 or SPI) at the default priority, to this CPU.
     pub fn enable(&mut self, id: u32) {
-        let (word, bit) = ((id / 32) as usize * 4, 1u32 << (id % 32));
-        match self.registers {
-            GicRegisters::V2 { distributor, .. } => {
-                write_byte(
-                    distributor + GICD_IPRIORITYR + id as usize,
-                    DEFAULT_PRIORITY,
-                );
+        let (word, bit) = ((id / 32) as usize, 1u32 << (id % 32));
+        match self.frames() {
+            Frames::V2 { distributor, .. } => {
+                distributor.ipriorityr[id as usize].set(DEFAULT_PRIORITY);
                 if id >= 32 {
-                    write_byte(distributor + GICD_ITARGETSR + id as usize, 1);
+                    // CPU interface 0.
+                    distributor.itargetsr[id as usize].set(1);
                 }
-                write(distributor + GICD_ISENABLER + word, bit);
+                distributor.isenabler[word].set(bit);
             }
-            GicRegisters::V3 {
-                distributor,
-                redistributor,
+            Frames::V3 {
+                distributor, sgi, ..
             } => {
                 if id < 32 {
-                    write_byte(
-                        redistributor + GICR_IPRIORITYR + id as usize,
-                        DEFAULT_PRIORITY,
-                    );
-                    write(redistributor + GICR_ISENABLER0, bit);
+                    sgi.ipriorityr[id as usize].set(DEFAULT_PRIORITY);
+                    sgi.isenabler0.set(bit);
                 } else {
-                    write_byte(
-                        distributor + GICD_IPRIORITYR + id as usize,
-                        DEFAULT_PRIORITY,
-                    );
-                    let group = distributor + GICD_IGROUPR + word;
-                    write(group, read(group) | bit);
-                    write(distributor + GICD_ISENABLER + word, bit);
+                    distributor.ipriorityr[id as usize].set(DEFAULT_PRIORITY);
+                    let group = &distributor.igroupr[word];
+                    group.set(group.get() | bit);
+                    distributor.isenabler[word].set(bit);
                 }
             }
         }
@@ -166,17 +317,16 @@ impl Gic {
 
     /// Disables interrupt `id`.
     pub fn disable(&mut self, id: u32) {
-        let (word, bit) = ((id / 32) as usize * 4, 1u32 << (id % 32));
-        match self.registers {
-            GicRegisters::V2 { distributor, .. } => write(distributor + GICD_ICENABLER + word, bit),
-            GicRegisters::V3 {
-                distributor,
-                redistributor,
+        let (word, bit) = ((id / 32) as usize, 1u32 << (id % 32));
+        match self.frames() {
+            Frames::V2 { distributor, .. } => distributor.icenabler[word].set(bit),
+            Frames::V3 {
+                distributor, sgi, ..
             } => {
                 if id < 32 {
-                    write(redistributor + GICR_ICENABLER0, bit);
+                    sgi.icenabler0.set(bit);
                 } else {
-                    write(distributor + GICD_ICENABLER + word, bit);
+                    distributor.icenabler[word].set(bit);
                 }
             }
         }
@@ -185,13 +335,14 @@ impl Gic {
     /// Acknowledges the highest-priority pending interrupt and returns its id
     /// (`>= SPURIOUS_START` if none was pending).
     pub fn acknowledge(&mut self) -> u32 {
-        match self.registers {
-            GicRegisters::V2 { cpu_interface, .. } => read(cpu_interface + GICC_IAR) & 0x3ff,
-            GicRegisters::V3 { .. } => {
+        match self.frames() {
+            Frames::V2 { cpu_interface, .. } => cpu_interface.iar.read(GICC_IAR::INTID),
+            Frames::V3 { .. } => {
                 let id: u64;
                 // SAFETY: reading ICC_IAR1_EL1 acknowledges an interrupt; no memory access.
+                // `asm!`: `aarch64-cpu` has no accessor for it.
                 unsafe { asm!("mrs {}, icc_iar1_el1", out(reg) id, options(nostack)) };
-                (id & 0xff_ffff) as u32
+                (id & ICC_IAR_INTID) as u32
             }
         }
     }
@@ -204,20 +355,21 @@ impl Gic {
     /// (`ICC_IGRPEN0_EL1`). GICv2 signals group 0 as FIQ only with `GICC_CTLR.FIQEn`
     /// set: it is cleared, so that any pending interrupt arrives as an IRQ instead.
     pub fn quiesce_fiq(&mut self) -> Option<u32> {
-        match self.registers {
-            GicRegisters::V2 { cpu_interface, .. } => {
-                let ctlr = read(cpu_interface + GICC_CTLR);
-                write(cpu_interface + GICC_CTLR, ctlr & !GICC_CTLR_FIQ_EN);
+        match self.frames() {
+            Frames::V2 { cpu_interface, .. } => {
+                cpu_interface.ctlr.modify(GICC_CTLR::FIQEn::CLEAR);
                 None
             }
-            GicRegisters::V3 { .. } => {
+            Frames::V3 { .. } => {
+                // `asm!` below: `aarch64-cpu` has no accessors for the `ICC_*_EL1`
+                // registers.
                 let mut first = None;
                 loop {
                     let id: u64;
                     // SAFETY: reading ICC_IAR0_EL1 acknowledges a group-0 interrupt; no
                     // memory access.
                     unsafe { asm!("mrs {}, icc_iar0_el1", out(reg) id, options(nostack)) };
-                    let id = (id & 0xff_ffff) as u32;
+                    let id = (id & ICC_IAR_INTID) as u32;
                     if id >= SPURIOUS_START {
                         break;
                     }
@@ -237,10 +389,13 @@ impl Gic {
 
     /// Signals the end of handling interrupt `id`.
     pub fn end_of_interrupt(&mut self, id: u32) {
-        match self.registers {
-            GicRegisters::V2 { cpu_interface, .. } => write(cpu_interface + GICC_EOIR, id),
-            GicRegisters::V3 { .. } => {
+        match self.frames() {
+            Frames::V2 { cpu_interface, .. } => {
+                cpu_interface.eoir.write(GICC_EOIR::INTID.val(id));
+            }
+            Frames::V3 { .. } => {
                 // SAFETY: writing ICC_EOIR1_EL1 drops the running priority; no memory access.
+                // `asm!`: `aarch64-cpu` has no accessor for it.
                 unsafe {
                     asm!("msr icc_eoir1_el1, {}", "isb", in(reg) u64::from(id), options(nostack))
                 };

@@ -35,20 +35,58 @@ pub use context::{restore_fp, save_fp, trap_user_fp};
 /// Whether an interrupt is pending at this CPU (`ISR_EL1.I`), masked or not: the
 /// kernel's preemption point. Reading it acknowledges nothing.
 #[cfg(target_os = "none")]
+#[inline]
 pub fn interrupt_pending() -> bool {
-    const ISR_EL1_I: u64 = 1 << 7;
+    use tock_registers::interfaces::Readable;
     #[cfg(all(feature = "test-hooks", debug_assertions))]
     if test_hooks::take_forced_preemption() {
         return true;
     }
-    read_sysreg!("isr_el1") & ISR_EL1_I != 0
+    isr::ISR_EL1.is_set(isr::ISR_EL1::I)
+}
+
+/// `ISR_EL1`, in the style of `aarch64-cpu`'s registers, which has no accessor for it.
+#[cfg(target_os = "none")]
+mod isr {
+    use tock_registers::interfaces::Readable;
+    use tock_registers::register_bitfields;
+
+    register_bitfields! {u64,
+        /// Interrupt status register: which interrupts are pending, masked or not.
+        pub ISR_EL1 [
+            /// An FIQ is pending.
+            F OFFSET(6) NUMBITS(1) [],
+            /// An IRQ is pending.
+            I OFFSET(7) NUMBITS(1) [],
+            /// An SError is pending.
+            A OFFSET(8) NUMBITS(1) [],
+        ],
+    }
+
+    /// The register's accessor.
+    pub struct Reg;
+
+    impl Readable for Reg {
+        type T = u64;
+        type R = ISR_EL1::Register;
+
+        #[inline]
+        fn get(&self) -> u64 {
+            let value;
+            // SAFETY: reading ISR_EL1 has no side effects and touches no memory.
+            unsafe { core::arch::asm!("mrs {}, isr_el1", out(reg) value, options(nomem, nostack)) };
+            value
+        }
+    }
+
+    /// `ISR_EL1`: read-only.
+    pub const ISR_EL1: Reg = Reg;
 }
 
 /// Waits for an interrupt (interrupts stay masked; an interrupt just ends the wait).
 #[cfg(target_os = "none")]
 pub fn wait_for_interrupt() {
-    // SAFETY: WFI only pauses the CPU.
-    unsafe { core::arch::asm!("wfi", options(nomem, nostack)) };
+    aarch64_cpu::asm::wfi();
 }
 
 /// Reads a general system register by name.

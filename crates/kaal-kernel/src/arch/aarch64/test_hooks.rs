@@ -36,10 +36,12 @@
 //! * [`QUERY`]: returns a bit mask of the hooks possible here (bit `n`: hook `n`).
 
 use super::context::UserContext;
-use super::gic::GicRegisters;
+use super::gic::{Frames, GICC_CTLR, GICD_SGIR, GicRegisters};
+use aarch64_cpu::registers::MPIDR_EL1;
 use core::arch::asm;
-use core::ptr::{read_volatile, write_volatile};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
+use tock_registers::register_bitfields;
 
 /// The `svc` immediate of a hook call.
 pub const HOOK_SVC_IMMEDIATE: u64 = 0x7e57;
@@ -192,46 +194,53 @@ fn pend_serror() -> u64 {
     0
 }
 
-fn read(address: usize) -> u32 {
-    // SAFETY: only called with addresses in the GIC frames the kernel mapped as device
-    // memory at boot (the registers `arm` was given).
-    unsafe { read_volatile(address as *const u32) }
-}
-
-fn write(address: usize, value: u32) {
-    // SAFETY: as in `read`.
-    unsafe { write_volatile(address as *mut u32, value) }
+register_bitfields! {u64,
+    /// `ICC_SGI0R_EL1`: generates a group-0 SGI (GICv3).
+    ICC_SGI0R_EL1 [
+        /// Affinity level 3 of the targets.
+        Aff3 OFFSET(48) NUMBITS(8) [],
+        /// Affinity level 2 of the targets.
+        Aff2 OFFSET(32) NUMBITS(8) [],
+        /// The SGI's interrupt id.
+        INTID OFFSET(24) NUMBITS(4) [],
+        /// Affinity level 1 of the targets.
+        Aff1 OFFSET(16) NUMBITS(8) [],
+        /// The targets' affinity level 0 values, one bit each (0..15).
+        TargetList OFFSET(0) NUMBITS(16) [],
+    ],
 }
 
 fn raise_fiq() -> u64 {
     let Some(&gic) = GIC.get() else { return 1 };
     let bit = 1u32 << FIQ_SGI;
-    match gic {
-        GicRegisters::V2 {
+    // SAFETY: the registers `arm` was given: the GIC frames the kernel mapped as device
+    // memory at boot, for good.
+    match unsafe { gic.frames() } {
+        Frames::V2 {
             distributor,
             cpu_interface,
         } => {
             // SGI 15 is group 0 like every interrupt on the kernel's GICv2 (signalled as
             // IRQ while FIQEn is clear): enable FIQEn, then send the SGI to this CPU.
-            write(distributor + 0x100, bit); // GICD_ISENABLER0
-            let ctlr = read(cpu_interface);
-            write(cpu_interface, ctlr | (1 << 3)); // GICC_CTLR.FIQEn
-            write(distributor + 0xf00, (0b10 << 24) | FIQ_SGI); // GICD_SGIR: to self
+            distributor.isenabler[0].set(bit);
+            cpu_interface.ctlr.modify(GICC_CTLR::FIQEn::SET);
+            distributor
+                .sgir
+                .write(GICD_SGIR::TargetListFilter::ThisCpu + GICD_SGIR::SGIINTID.val(FIQ_SGI));
         }
-        GicRegisters::V3 { redistributor, .. } => {
-            let sgi_base = redistributor + 0x1_0000;
-            write(sgi_base + 0x080, read(sgi_base + 0x080) & !bit); // GICR_IGROUPR0: group 0
-            // SAFETY: byte write to GICR_IPRIORITYR, in the mapped redistributor frame.
-            unsafe { write_volatile((sgi_base + 0x400 + FIQ_SGI as usize) as *mut u8, 0x80) };
-            write(sgi_base + 0x100, bit); // GICR_ISENABLER0
-            let mpidr = crate::arch::read_sysreg!("mpidr_el1");
-            let target = (1u64 << (mpidr & 0xf))
-                | (((mpidr >> 8) & 0xff) << 16)
-                | (((mpidr >> 16) & 0xff) << 32)
-                | (((mpidr >> 32) & 0xff) << 48)
-                | (u64::from(FIQ_SGI) << 24);
+        Frames::V3 { sgi, .. } => {
+            sgi.igroupr0.set(sgi.igroupr0.get() & !bit); // group 0
+            sgi.ipriorityr[FIQ_SGI as usize].set(0x80);
+            sgi.isenabler0.set(bit);
+            let mpidr = MPIDR_EL1.extract();
+            let target = ICC_SGI0R_EL1::TargetList.val(1 << (mpidr.read(MPIDR_EL1::Aff0) & 0xf))
+                + ICC_SGI0R_EL1::Aff1.val(mpidr.read(MPIDR_EL1::Aff1))
+                + ICC_SGI0R_EL1::Aff2.val(mpidr.read(MPIDR_EL1::Aff2))
+                + ICC_SGI0R_EL1::Aff3.val(mpidr.read(MPIDR_EL1::Aff3))
+                + ICC_SGI0R_EL1::INTID.val(u64::from(FIQ_SGI));
             // SAFETY: enabling group 0 at this CPU interface and sending a group-0 SGI to
-            // this CPU only make an FIQ pending; FIQs stay masked at EL1.
+            // this CPU only make an FIQ pending; FIQs stay masked at EL1. `asm!`:
+            // `aarch64-cpu` has no accessors for `ICC_IGRPEN0_EL1` and `ICC_SGI0R_EL1`.
             unsafe {
                 asm!(
                     "msr icc_igrpen0_el1, {one}",
@@ -239,7 +248,7 @@ fn raise_fiq() -> u64 {
                     "msr icc_sgi0r_el1, {target}",
                     "isb",
                     one = in(reg) 1u64,
-                    target = in(reg) target,
+                    target = in(reg) target.value,
                     options(nostack),
                 );
             }
