@@ -86,6 +86,18 @@ fn test(args: Args) -> Result<ExitCode> {
         ("template", template::smoke_test),
         ("publish", host::publish_dry_run),
     ];
+    if let Some(unknown) = args
+        .skip
+        .iter()
+        .find(|s| !steps.iter().any(|(name, _)| name == s))
+    {
+        let names: Vec<&str> = steps.iter().map(|(name, _)| *name).collect();
+        return Err(format!(
+            "--skip: no step `{unknown}` (the steps: {})",
+            names.join(", ")
+        )
+        .into());
+    }
     let mut report = Vec::new();
     for &(name, step) in steps {
         if args.skip.iter().any(|s| s == name) {
