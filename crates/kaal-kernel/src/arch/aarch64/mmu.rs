@@ -30,7 +30,8 @@ pub const TCR_AS: u64 = 1 << 36;
 
 /// Width of the ASIDs in use (8 or 16 bits), as the boot code set `TCR_EL1.AS`.
 pub fn asid_bits() -> u32 {
-    if crate::arch::read_sysreg!("tcr_el1") & TCR_AS != 0 {
+    use aarch64_cpu::registers::{Readable, TCR_EL1};
+    if TCR_EL1.is_set(TCR_EL1::AS) {
         16
     } else {
         8
@@ -110,6 +111,7 @@ pub unsafe fn install_user_table(root: u64, asid: u16) {
 /// Bytes one `DC ZVA` zeroes on this CPU, or `None` if the instruction is prohibited
 /// (`DCZID_EL0`).
 fn zero_block_bytes() -> Option<usize> {
+    // (`aarch64-cpu` has no accessor for `DCZID_EL0`.)
     let dczid = crate::arch::read_sysreg!("dczid_el0");
     (dczid & (1 << 4) == 0).then(|| 4 << (dczid & 0xf))
 }
