@@ -143,12 +143,13 @@ impl Kernel {
         Fast::Done
     }
 
-    /// What both fast paths need of the caller: nothing pending from an earlier call
-    /// (a teardown to finish, a revoke's resume point to drop), not in a fault, a message
-    /// of at most the register words, and the endpoint capability its `x0` names with
-    /// `right`. Returns the capability and the message's info.
+    /// What both IPC fast paths need of the caller (once [`Kernel::fast_syscall`] has
+    /// found nothing pending from an earlier call): not in a fault, a message of at most
+    /// the register words, and the endpoint capability its `x0` names with `right`.
+    /// Returns the capability and the message's info.
     #[inline(always)]
     fn fast_ipc_caller(&self, me: ThreadRef, right: Rights) -> Option<(Capability, MessageInfo)> {
+        debug_assert!(!self.teardown_pending() && self.revoke_resume.is_none());
         let t = self.objects.tcb(me);
         let info = MessageInfo::from_raw(t.context.x[1]);
         if t.in_fault || usize::from(info.length) > REGISTER_MESSAGE_REGISTERS {

@@ -79,7 +79,7 @@ pub struct Kernel {
     /// and the descendant its walk had reached. Kept only until the next system call
     /// other than that thread's re-issued revoke.
     revoke_resume: Option<(ThreadRef, SlotRef, SlotRef)>,
-    /// Whether the IPC fast paths are on ([`Kernel::fast_ipc`], [`Kernel::hand_over`],
+    /// Whether the IPC fast paths are on ([`Kernel::fast_syscall`], [`Kernel::hand_over`],
     /// [`Kernel::preempt_to`]). Always in a shipped kernel; the test hooks can turn
     /// them off, so that a suite can run the same operations both ways and compare
     /// every result.

@@ -735,7 +735,9 @@ fn random_system_calls_never_break_the_kernel() {
 
 /// One step of the differential test: what the running thread does.
 fn random_ipc_step(world: &mut World, random: &mut Random, endpoints: [u64; 2], notification: u64) {
-    let endpoint = endpoints[random.below(2) as usize];
+    // The two endpoints, a copy of the first badged 0x77 and a write-only copy of the
+    // second.
+    let endpoint = [endpoints[0], endpoints[1], FREE + 7, FREE + 8][random.below(4) as usize];
     let length = random.below(7);
     let mut args = message(random.below(1 << 20), &[]);
     args[0] = endpoint;
@@ -743,7 +745,13 @@ fn random_ipc_step(world: &mut World, random: &mut Random, endpoints: [u64; 2], 
         args.push(random.next());
     }
     args.truncate(6);
-    let (number, args) = match random.below(10) {
+    // Half the time any message info at all: any label, length, capability count and
+    // notification bit.
+    if random.below(2) == 0 {
+        args[1] = random.next();
+    }
+    let first_thread = FREE + 3;
+    let (number, args) = match random.below(18) {
         0 | 1 => (Syscall::Call, args),
         2 | 3 => (Syscall::ReplyRecv, args),
         4 => (Syscall::Recv, vec![endpoint]),
@@ -751,20 +759,39 @@ fn random_ipc_step(world: &mut World, random: &mut Random, endpoints: [u64; 2], 
         6 => (Syscall::NbSend, args),
         7 => (Syscall::Signal, vec![notification]),
         8 => (Syscall::Wait, vec![notification]),
-        _ => (Syscall::Yield, vec![]),
+        9 => (Syscall::Yield, vec![]),
+        10 => (Syscall::TcbSuspend, vec![first_thread + random.below(3)]),
+        11 | 12 => (Syscall::TcbResume, vec![first_thread + random.below(3)]),
+        // A write-only unbadged copy, and a read-only copy badged 5.
+        13 => (Syscall::Signal, vec![FREE + 9]),
+        14 => (Syscall::Wait, vec![FREE + 10]),
+        15 => (Syscall::Poll, vec![notification]),
+        16 => (
+            Syscall::TcbSetPriority,
+            vec![first_thread + random.below(3), 70 + random.below(31)],
+        ),
+        _ => (Syscall::Reply, args),
     };
     world.issue(number as u64, &args);
 }
 
-/// Everything a step can change, with thread addresses made relative to the world's
-/// memory: who runs, and every thread's state and argument/result registers.
-fn snapshot(world: &World, threads: &[ThreadRef]) -> Vec<(u64, ThreadState, [u64; 8])> {
+/// What a step can change of one thread: its state, its argument/result registers, and
+/// (relative to the world's memory) whom it may reply to, what it waits on, and whether
+/// it is queued.
+type ThreadSnapshot = (u64, ThreadState, [u64; 8], u64, u64, bool);
+
+/// Everything a step can change, with addresses made relative to the world's memory:
+/// who runs, and every thread's [`ThreadSnapshot`].
+fn snapshot(world: &World, threads: &[ThreadRef]) -> Vec<ThreadSnapshot> {
     let base = world._arena.address();
     let relative = |t: ThreadRef| if t == 0 { 0 } else { t - base };
     let mut all = vec![(
         world.kernel.current.map_or(0, relative),
         ThreadState::Running,
         [0; 8],
+        0,
+        0,
+        false,
     )];
     for &thread in threads {
         let x = world.context(thread).x;
@@ -772,18 +799,23 @@ fn snapshot(world: &World, threads: &[ThreadRef]) -> Vec<(u64, ThreadState, [u64
             relative(thread),
             world.state(thread),
             core::array::from_fn(|i| x[i]),
+            relative(world.kernel.objects.tcb(thread).reply_to),
+            relative(world.kernel.objects.tcb(thread).blocked_on),
+            world.kernel.objects.tcb(thread).queued,
         ));
     }
     all
 }
 
-/// The same random IPC (calls, reply-receives, receives, sends, signals, waits, yields
-/// among four threads of three priorities) with the fast paths on and off: every step
-/// leaves the same thread running and every thread in the same state with the same
-/// registers. The fast paths must also have run.
+/// The same random IPC (calls, reply-receives, receives, sends, replies, signals, waits,
+/// polls, yields, suspensions, resumptions and priority changes among four threads of
+/// three priorities, one with a bound notification; any message info; badged, unbadged,
+/// read-only and write-only copies) with the fast paths on and off: every step leaves
+/// the same thread running and every thread in the same state, with the same registers,
+/// reply right, wait and queue flag. The fast paths must also have run.
 #[test]
 fn fast_paths_change_nothing_but_speed() {
-    let steps = if cfg!(miri) { 200 } else { 20_000 };
+    let steps = if cfg!(miri) { 200 } else { 40_000 };
     let (mut fast_switches, mut done, mut seed) = (0, 0, 0u64);
     while done < steps {
         seed += 1;
@@ -794,12 +826,26 @@ fn fast_paths_change_nothing_but_speed() {
             world.retype(ObjectType::Endpoint, 0, FREE, 2);
             world.retype(ObjectType::Notification, 0, FREE + 2, 1);
             let mut made = vec![world.root];
+            for (source, slot, rights, badge) in [
+                (FREE, FREE + 7, Rights::ALL, 0x77),
+                (FREE + 1, FREE + 8, Rights::WRITE, 0),
+                (FREE + 2, FREE + 9, Rights::WRITE, 0),
+                (FREE + 2, FREE + 10, Rights::READ, 5),
+            ] {
+                world
+                    .call(Syscall::CapMint, &[source, slot, rights.bits(), badge])
+                    .expect("mint");
+            }
             for (i, priority) in [ROOT_PRIORITY, ROOT_PRIORITY - 10, ROOT_PRIORITY - 20]
                 .into_iter()
                 .enumerate()
             {
                 made.push(world.spawn(FREE + 3 + i as u64, priority));
             }
+            // The priority-90 thread takes the notification's signals while it receives.
+            world
+                .call(Syscall::TcbBindNotification, &[FREE + 4, FREE + 2])
+                .expect("bind");
             threads.push(made);
         }
         let mut randoms = [Random(seed * 0x9e37_79b9), Random(seed * 0x9e37_79b9)];
