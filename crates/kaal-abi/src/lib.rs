@@ -268,7 +268,9 @@ numbered! {
         TcbWriteRegisters = 19,
         /// `tcb_resume(tcb)`: makes an inactive (new or suspended) thread runnable.
         TcbResume = 20,
-        /// `tcb_suspend(tcb)`: stops a thread until resumed; ends any IPC it waits in.
+        /// `tcb_suspend(tcb)`: stops a thread until resumed; ends any IPC it waits in. A
+        /// thread suspended in a blocking call (not in a fault) finds that call failed
+        /// with [`Error::Aborted`] when it is resumed.
         TcbSuspend = 21,
         /// `tcb_status(tcb)`: a [`ThreadStatus`] in `x1` and, for an exited thread, its
         /// exit code in `x2`.

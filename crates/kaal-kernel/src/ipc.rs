@@ -32,6 +32,10 @@ pub struct NotificationObject {
 }
 
 const _: () = assert!(core::mem::size_of::<NotificationObject>() <= 32);
+// Both keep their wait queue first: `KernelObjects::first_waiter` and `wait_queue_mut`
+// read it through the endpoint's layout for either.
+const _: () = assert!(core::mem::offset_of!(EndpointObject, queue) == 0);
+const _: () = assert!(core::mem::offset_of!(NotificationObject, queue) == 0);
 
 impl Kernel {
     /// The IPC buffer frame of `thread`, if it has one (a writable RAM frame, checked

@@ -25,11 +25,18 @@ use kaal_abi::{Error, IpcBuffer};
 /// handed out only as a pair of distinct objects ([`KernelObjects::tcb_pair_mut`]).
 ///
 /// What the type does not check is that an address names a live object of the type
-/// asked for: that is the kernel's invariant. Every address that reaches the store
+/// asked for: the accessors are safe functions with that precondition, which the
+/// kernel upholds (as [`crate::capability::SlotStore`]'s callers do for slot
+/// references), not something the compiler proves. Every address that reaches the store
 /// comes from a capability of that type (the capability core checks types), from a
 /// slot reference checked against a CNode's radix by [`resolve`], or from a link the
 /// kernel keeps (queues, `blocked_on`, `reply_to`, bindings), which it clears when the
-/// object dies.
+/// object dies; the host tests check those links after every random call. Typed handles
+/// minted only from checked capabilities would move the precondition into the types.
+///
+/// Translation tables (through [`crate::memory::LinearTables`]), the ASID table and
+/// user memory (checked copies through the caller's address space) are reached through
+/// their own accessors, not this store.
 pub struct KernelObjects {
     _only_one: (),
 }
@@ -42,9 +49,9 @@ impl KernelObjects {
     /// The store.
     ///
     /// # Safety
-    /// At most one store may be in use at a time: the boot path's, then the kernel's
-    /// (it is moved into [`crate::kernel::Kernel::new`]). Two would let safe code
-    /// alias one object.
+    /// No other store may reach the same memory: the kernel makes one at boot and moves
+    /// it into [`crate::kernel::Kernel::new`]; a host test makes one per simulated RAM.
+    /// Two over the same objects would let safe code alias one object.
     pub const unsafe fn new() -> Self {
         Self { _only_one: () }
     }

@@ -151,6 +151,14 @@ fn refuse(why: core::fmt::Arguments<'_>) -> ! {
     let _ = writeln!(console, "[runtime] {why}");
     console.flush();
     let _ = sys::debug_exit(crate::EXIT_REFUSED);
+    // A component the broker started reports its end, as `run_component` does after
+    // `main`, so that the broker frees it and applies its policy instead of counting it
+    // as running.
+    if let Ok(record) = startup()
+        && let Ok(broker) = record.broker()
+    {
+        let _ = broker.exit(crate::EXIT_REFUSED as i32);
+    }
     sys::thread_exit(u64::from(crate::EXIT_REFUSED))
 }
 

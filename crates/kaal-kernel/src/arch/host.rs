@@ -73,8 +73,11 @@ pub fn interrupt_pending() -> bool {
     })
 }
 
-/// Waits for an interrupt: on the host, returns at once.
-pub fn wait_for_interrupt() {}
+/// Waits for an interrupt: on the host nothing would ever arrive, so this panics (the
+/// kernel halting with no thread to run).
+pub fn wait_for_interrupt() {
+    panic!("the kernel halted: no thread to run");
+}
 
 /// FP/SIMD registers: the host's are not the guest's, so switching them is a no-op.
 pub fn save_fp(_state: &mut context::FpState) {}
@@ -199,8 +202,11 @@ pub mod exceptions {
 pub mod psci {
     use crate::platform::PsciConduit;
 
-    /// Switching off is refused on the host (the call returns, as a refusal would).
-    pub fn system_off(_conduit: PsciConduit) {}
+    /// Switching off ends the test with a panic (a kernel that powers off in a host
+    /// test has run out of threads, which the test did not expect).
+    pub fn system_off(_conduit: PsciConduit) {
+        panic!("the kernel powered the machine off");
+    }
 }
 
 /// Semihosting.

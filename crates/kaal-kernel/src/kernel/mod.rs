@@ -500,8 +500,6 @@ pub fn with_kernel<R>(f: impl FnOnce(&mut Kernel) -> R) -> R {
         .expect("kernel state installed at boot"))
 }
 
-impl Kernel {}
-
 /// Handles an entry from user space and chooses the thread to return to. Returns when
 /// `TPIDR_EL1` names a runnable thread; idles (with interrupts enabled) until then.
 pub fn on_user_entry(entry: UserEntry) {

@@ -59,8 +59,23 @@ impl Kernel {
     /// Ends `thread` (exit, fault, suspension or destruction): out of every queue, and a
     /// reschedule if it was running.
     pub(crate) fn stop(&mut self, thread: ThreadRef, state: ThreadState) {
+        let t = self.objects.tcb(thread);
+        // A thread taken out of a blocking system call (not out of a fault, whose
+        // registers are the faulting code's) is told so when it runs again: `Aborted`,
+        // not its own first argument left in `x0`.
+        let interrupted_call = !t.in_fault
+            && matches!(
+                t.state,
+                ThreadState::BlockedOnSend
+                    | ThreadState::BlockedOnReceive
+                    | ThreadState::BlockedOnReply
+                    | ThreadState::BlockedOnNotification
+            );
         self.unready(thread);
         self.cancel_ipc(thread);
+        if interrupted_call {
+            self.objects.tcb_mut(thread).context.x[0] = Error::Aborted as u64;
+        }
         self.abort_caller(thread);
         let t = self.objects.tcb_mut(thread);
         let was_live = !matches!(t.state, ThreadState::Inactive) && !t.state.has_ended();

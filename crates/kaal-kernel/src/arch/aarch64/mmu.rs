@@ -31,11 +31,7 @@ pub const TCR_AS: u64 = 1 << 36;
 /// Width of the ASIDs in use (8 or 16 bits), as the boot code set `TCR_EL1.AS`.
 pub fn asid_bits() -> u32 {
     use aarch64_cpu::registers::{Readable, TCR_EL1};
-    if TCR_EL1.is_set(TCR_EL1::AS) {
-        16
-    } else {
-        8
-    }
+    if TCR_EL1.is_set(TCR_EL1::AS) { 16 } else { 8 }
 }
 
 const SCTLR_RES1: u64 = (1 << 11) | (1 << 20) | (1 << 22) | (1 << 23) | (1 << 28) | (1 << 29);
