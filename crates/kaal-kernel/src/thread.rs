@@ -7,7 +7,7 @@
 //! on the host.
 
 use crate::arch::context::UserContext;
-use crate::capability::{SLOT_SIZE_BITS, Slot, TCB_SIZE_BITS};
+use crate::capability::{ObjectType, SLOT_SIZE_BITS, Slot, TCB_SIZE_BITS};
 use crate::scheduler::ThreadRef;
 
 /// Index of the CSpace root slot in [`Tcb::slots`].
@@ -101,6 +101,26 @@ const _: () = {
 };
 
 impl Tcb {
+    /// Whether the thread has an address space: a thread without one cannot run (the
+    /// scheduler stops it).
+    pub fn has_address_space(&self) -> bool {
+        self.slots[VSPACE_SLOT as usize].cap.object_type == ObjectType::AddressSpace
+    }
+
+    /// Writes a system call's result into the thread's registers: `x0 = 0` and the two
+    /// values in `x1` and `x2` on success; the error code in `x0` alone otherwise.
+    pub fn set_result(&mut self, result: Result<(u64, u64), kaal_abi::Error>) {
+        let x = &mut self.context.x;
+        match result {
+            Ok((value, extra)) => {
+                x[0] = 0;
+                x[1] = value;
+                x[2] = extra;
+            }
+            Err(error) => x[0] = error as u64,
+        }
+    }
+
     /// A fresh, inactive thread with no capabilities.
     pub fn new(number: u64) -> Self {
         Self {

@@ -2,7 +2,8 @@
 //! `reply_recv` whose receive will block, both with a message in registers only, go
 //! straight from the caller to the thread they unblock, without the general dispatch, the
 //! generic message transfer or a pass through the scheduler; a `yield` to a thread of
-//! the same priority switches to it at once; a `signal` skips the general dispatch.
+//! the same priority switches to it at once; `signal` and `wait` skip the general
+//! dispatch.
 //!
 //! A fast path does exactly what the general path does in its case, no more and no
 //! less: it only runs when every condition the general path would test comes out the
@@ -66,27 +67,15 @@ impl Kernel {
     fn fast_yield(&mut self, me: ThreadRef) -> bool {
         let t = self.objects.tcb(me);
         let priority = t.priority;
-        if t.slots[VSPACE_SLOT as usize].cap.object_type != ObjectType::AddressSpace
-            || self.run_queues.highest_priority() != Some(priority)
-        {
+        if !t.has_address_space() || self.run_queues.highest_priority() != Some(priority) {
             return false;
         }
         let next = self.run_queues.first(priority);
-        if self.objects.tcb(next).slots[VSPACE_SLOT as usize]
-            .cap
-            .object_type
-            != ObjectType::AddressSpace
-        {
+        if !self.objects.tcb(next).has_address_space() {
             // The scheduler stops a thread whose address space went: the general path.
             return false;
         }
-        let t = self.objects.tcb_mut(me);
-        t.context.x[0] = 0;
-        t.context.x[1] = 0;
-        t.context.x[2] = 0;
-        t.state = ThreadState::Ready;
-        t.queued = true;
-        self.run_queues.push_back(&mut self.objects, me, priority);
+        self.requeue_after_call(me, priority);
         let popped = self.run_queues.pop_highest(&mut self.objects);
         debug_assert_eq!(popped, Some((next, priority)));
         self.objects.tcb_mut(next).queued = false;
@@ -94,8 +83,8 @@ impl Kernel {
         true
     }
 
-    /// `wait`: the general path's work ([`Kernel::wait`]) without the general dispatch;
-    /// a caller that blocks goes straight to the scheduler.
+    /// `wait`: the general path's work ([`Kernel::wait`]) without the general dispatch,
+    /// with its result write-back; a caller that blocks goes straight to the scheduler.
     fn fast_wait(&mut self, me: ThreadRef) -> Fast {
         let t = self.objects.tcb(me);
         let (cspace, pointer) = (t.slots[CSPACE_SLOT as usize].cap, t.context.x[0]);
@@ -105,21 +94,17 @@ impl Kernel {
         if t.state != ThreadState::Running {
             return Fast::Blocked;
         }
-        match result {
-            Ok((word, extra)) if !self.result_written => {
-                t.context.x[0] = 0;
-                t.context.x[1] = word;
-                t.context.x[2] = extra;
-            }
-            Ok(_) => {}
-            Err(error) => t.context.x[0] = error as u64,
+        if !self.result_written || result.is_err() {
+            t.set_result(result);
         }
         Fast::Done
     }
 
     /// `signal` through a notification capability with the write right: the general
     /// path's work ([`Kernel::signal_waking`], whose own fast path may switch to a
-    /// higher-priority waiter) without the general dispatch.
+    /// higher-priority waiter) without the general dispatch. Its own look-up, not
+    /// [`Kernel::signal`]'s: that one's error mapping and the general write-back cost the
+    /// signal path some 25 instructions; a call that would fail takes the general path.
     fn fast_signal(&mut self, me: ThreadRef) -> Fast {
         let t = self.objects.tcb(me);
         let cspace = t.slots[CSPACE_SLOT as usize].cap;
@@ -135,10 +120,7 @@ impl Kernel {
         self.result_written = false;
         self.signal_waking(cap.object, if cap.badge == 0 { 1 } else { cap.badge }, true);
         if !self.result_written {
-            let t = self.objects.tcb_mut(me);
-            t.context.x[0] = 0;
-            t.context.x[1] = 0;
-            t.context.x[2] = 0;
+            self.objects.tcb_mut(me).set_result(Ok((0, 0)));
         }
         Fast::Done
     }
@@ -252,7 +234,7 @@ impl Kernel {
     #[inline(always)]
     fn fast_target_after_dequeue(&self, next: ThreadRef) -> bool {
         let t = self.objects.tcb(next);
-        t.slots[VSPACE_SLOT as usize].cap.object_type == ObjectType::AddressSpace
+        t.has_address_space()
             && self
                 .run_queues
                 .highest_priority()

@@ -228,15 +228,7 @@ impl Kernel {
                 let running =
                     self.current.is_some() && self.current_thread().state == ThreadState::Running;
                 if running && (!self.result_written || result.is_err()) {
-                    let context = &mut self.current_thread().context;
-                    match result {
-                        Ok((value, extra)) => {
-                            context.x[0] = 0;
-                            context.x[1] = value;
-                            context.x[2] = extra;
-                        }
-                        Err(error) => context.x[0] = error as u64,
-                    }
+                    self.current_thread().set_result(result);
                 }
             }
             UserEntry::Fault { esr, far, pc } => self.user_fault(esr, far, pc),
@@ -365,8 +357,7 @@ impl Kernel {
                     return Ok((0, 0));
                 }
                 let cspace_ok = t.slots[CSPACE_SLOT as usize].cap.object_type == ObjectType::CNode;
-                let vspace_ok =
-                    t.slots[VSPACE_SLOT as usize].cap.object_type == ObjectType::AddressSpace;
+                let vspace_ok = t.has_address_space();
                 if !cspace_ok || !vspace_ok {
                     return Err(Error::IllegalOperation);
                 }

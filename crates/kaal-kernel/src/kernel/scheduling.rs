@@ -93,9 +93,7 @@ impl Kernel {
     pub(crate) fn choose(&mut self) -> Option<ThreadRef> {
         if let Some(current) = self.current {
             let t = self.objects.tcb_mut(current);
-            if t.state == ThreadState::Running
-                && t.slots[VSPACE_SLOT as usize].cap.object_type != ObjectType::AddressSpace
-            {
+            if t.state == ThreadState::Running && !t.has_address_space() {
                 // Its address space was deleted under it (perhaps by itself): it cannot
                 // run on, and stops as if suspended, with nothing sent to its fault
                 // endpoint.
@@ -134,7 +132,7 @@ impl Kernel {
             let t = self.objects.tcb_mut(next);
             t.queued = false;
             // A thread whose address space was deleted cannot run: it stops as above.
-            if t.slots[VSPACE_SLOT as usize].cap.object_type != ObjectType::AddressSpace {
+            if !t.has_address_space() {
                 t.state = ThreadState::Ready;
                 self.stop(next, ThreadState::Inactive);
                 continue;
@@ -185,24 +183,29 @@ impl Kernel {
             return false;
         };
         let me = self.objects.tcb(current);
-        let ok = me.state == ThreadState::Running
-            && me.slots[VSPACE_SLOT as usize].cap.object_type == ObjectType::AddressSpace;
+        let ok = me.state == ThreadState::Running && me.has_address_space();
         let mine = me.priority;
         if !ok || theirs <= mine {
             return false;
         }
-        let me = self.objects.tcb_mut(current);
         // The signal's result (success) goes to the signaller now: when the call returns
         // the current thread is `next`, whose registers hold what it woke with.
-        me.context.x[0] = 0;
-        me.context.x[1] = 0;
-        me.context.x[2] = 0;
-        me.state = ThreadState::Ready;
-        me.queued = true;
+        self.requeue_after_call(current, mine);
         self.result_written = true;
-        self.run_queues.push_back(&mut self.objects, current, mine);
         self.fast_switch(next);
         true
+    }
+
+    /// Puts the running thread `thread`, whose system call succeeded (its result is
+    /// written now), at the back of its run queue: what the scheduler does with a thread
+    /// that yields or that a higher one preempts in a system call.
+    pub(crate) fn requeue_after_call(&mut self, thread: ThreadRef, priority: u8) {
+        let t = self.objects.tcb_mut(thread);
+        t.set_result(Ok((0, 0)));
+        t.state = ThreadState::Ready;
+        t.queued = true;
+        self.run_queues
+            .push_back(&mut self.objects, thread, priority);
     }
 
     /// What both fast paths require: they are on, a thread is current, and `next` (just
@@ -218,7 +221,7 @@ impl Kernel {
         let runnable = !t.queued
             && !t.state.has_ended()
             && !matches!(t.state, ThreadState::Inactive | ThreadState::Running)
-            && t.slots[VSPACE_SLOT as usize].cap.object_type == ObjectType::AddressSpace
+            && t.has_address_space()
             && self
                 .run_queues
                 .highest_priority()
