@@ -71,12 +71,20 @@ impl<T, const N: usize, W: Notify + Default + Clone> Channel<T, N, W> {
 
 #[cfg(feature = "alloc")]
 impl<T, const N: usize, W: Notify + Default + Clone> Channel<T, N, W> {
-    /// Creates a channel on the heap and returns its two ends, each owning an
-    /// `Arc` to it.
+    /// Creates a channel on the heap (never on the stack, whatever its size)
+    /// and returns its two ends, each owning an `Arc` to it.
+    ///
+    /// ```
+    /// # #[cfg(feature = "std")] {
+    /// use kaal_ipc::{Channel, HeapReceiver, HeapSender};
+    /// let (mut tx, mut rx): (HeapSender<u64, 1024>, HeapReceiver<u64, 1024>) =
+    ///     Channel::pair();
+    /// tx.send(1).unwrap();
+    /// assert_eq!(rx.recv(), Ok(1));
+    /// # }
+    /// ```
     pub fn pair() -> ChannelEnds<T, N, alloc::sync::Arc<SharedRing<T, N>>, W> {
-        let (p, c) = alloc::sync::Arc::new(SharedRing::new())
-            .split_arc_with(W::default())
-            .expect("a new ring is not split yet");
+        let (p, c) = SharedRing::pair_with(W::default());
         (Sender::new(p), Receiver::new(c))
     }
 }
@@ -92,6 +100,22 @@ impl<T, const N: usize, W: Notify> core::fmt::Debug for Channel<T, N, W> {
         f.debug_tuple("Channel").field(&self.ring).finish()
     }
 }
+
+/// The sending end of a [`Channel::pair`]: the channel on the heap.
+#[cfg(feature = "alloc")]
+pub type HeapSender<T, const N: usize, W = DefaultNotify> =
+    Sender<T, N, alloc::sync::Arc<SharedRing<T, N>>, W>;
+/// The receiving end of a [`Channel::pair`].
+#[cfg(feature = "alloc")]
+pub type HeapReceiver<T, const N: usize, W = DefaultNotify> =
+    Receiver<T, N, alloc::sync::Arc<SharedRing<T, N>>, W>;
+/// The sending end of a channel in shared memory (an [`Attached`](crate::Attached) ring
+/// made a [`Sender`] with [`Producer::into_sender`]).
+pub type ShmSender<'a, T, const N: usize, W = DefaultNotify> =
+    Sender<T, N, crate::Attached<'a, T, N>, W>;
+/// The receiving end of a channel in shared memory.
+pub type ShmReceiver<'a, T, const N: usize, W = DefaultNotify> =
+    Receiver<T, N, crate::Attached<'a, T, N>, W>;
 
 /// A sender and a receiver of the same channel.
 pub type ChannelEnds<T, const N: usize, R, W = DefaultNotify> =

@@ -25,22 +25,37 @@ pub enum PeerState {
     Connected,
     /// The peer closed its end (dropped its endpoint).
     Closed,
-    /// A new peer attached since this endpoint last looked: the peer process
-    /// restarted. Call `acknowledge_peer` to accept it.
+    /// The peer's process has exited without closing its end (killed or
+    /// crashed). Reported for process-shared rings with `std` on Linux when
+    /// both processes are in the same PID namespace; see
+    /// [`RecvError::PeerGone`].
+    Gone,
+    /// Another peer attached since the one this endpoint accepted: the peer
+    /// process restarted. Detected from the generation counters in the header,
+    /// whether or not this endpoint looked before the restart (an endpoint
+    /// that attached before any peer accepts generation 1, the first).
+    /// Call `acknowledge_peer` to accept the new one.
     Restarted {
-        /// The generation this endpoint had seen.
+        /// The generation this endpoint accepted.
         seen: u32,
         /// The generation now in the header.
         current: u32,
     },
 }
 
-fn peer_state(seen: &mut u32, current: u32, closed: bool) -> PeerState {
+fn peer_state(
+    seen: &mut u32,
+    current: u32,
+    closed: bool,
+    gone: impl FnOnce() -> bool,
+) -> PeerState {
     if current == 0 {
         return PeerState::NeverAttached;
     }
     if *seen == 0 {
-        *seen = current;
+        // No peer had attached when this endpoint did: the first one to come
+        // has generation 1, and any later generation is a restart.
+        *seen = 1;
     }
     if *seen != current {
         PeerState::Restarted {
@@ -49,8 +64,105 @@ fn peer_state(seen: &mut u32, current: u32, closed: bool) -> PeerState {
         }
     } else if closed {
         PeerState::Closed
+    } else if gone() {
+        PeerState::Gone
     } else {
         PeerState::Connected
+    }
+}
+
+/// What [`Producer::repair`] or [`Consumer::repair`] changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Repair {
+    /// At least one header word (magic, ABI version, capacity, element size
+    /// or alignment, slot offset, type fingerprint) had been overwritten and
+    /// was restored.
+    pub header_restored: bool,
+    /// The peer's index was invalid and was reset so the ring is consistent:
+    /// the consumer sets the producer's index to its own (no item in flight),
+    /// the producer sets the consumer's index to its own (the ring is empty).
+    pub peer_index_reset: bool,
+}
+
+impl Repair {
+    /// Whether anything was wrong.
+    pub fn repaired_anything(&self) -> bool {
+        self.header_restored || self.peer_index_reset
+    }
+}
+
+#[cfg(all(feature = "std", target_os = "linux", not(loom)))]
+use crate::liveness::PeerWatch;
+
+/// Without `std` on Linux there is no process to watch: a peer is never
+/// reported gone (on KaaL the broker closes or restarts a dead peer's end).
+#[cfg(not(all(feature = "std", target_os = "linux", not(loom))))]
+#[derive(Debug, Default)]
+struct PeerWatch;
+
+#[cfg(not(all(feature = "std", target_os = "linux", not(loom))))]
+impl PeerWatch {
+    const fn new() -> Self {
+        Self
+    }
+
+    fn gone(&mut self, _pid: u32, _ns: u32) -> bool {
+        false
+    }
+}
+
+/// Writes this process's identity into the owner words of one end of a
+/// process-shared ring (nothing without `std` on Linux).
+fn claim_end<T, const N: usize>(_ring: &SharedRing<T, N>, _producer: bool) {
+    #[cfg(all(feature = "std", target_os = "linux", not(loom)))]
+    {
+        let (pid, ns) = crate::liveness::own_identity();
+        let (pid_word, ns_word) = _ring.owner_words(_producer);
+        pid_word.store(pid, Ordering::Relaxed);
+        ns_word.store(ns, Ordering::Relaxed);
+    }
+}
+
+/// How often a blocked endpoint looks at its peer's process (after it has
+/// been blocked this long), so a dead peer is noticed within this plus one
+/// wait slice.
+#[cfg(all(feature = "std", target_os = "linux", not(loom)))]
+const LIVENESS_PERIOD: Duration = Duration::from_millis(50);
+
+/// Rate limit of the liveness check inside one blocking call.
+struct LivenessTimer {
+    #[cfg(all(feature = "std", target_os = "linux", not(loom)))]
+    next: Option<std::time::Instant>,
+}
+
+impl LivenessTimer {
+    fn new() -> Self {
+        Self {
+            #[cfg(all(feature = "std", target_os = "linux", not(loom)))]
+            next: None,
+        }
+    }
+
+    /// Whether a check is due: never on the first call (a short wait costs
+    /// no system call), then once every [`LIVENESS_PERIOD`].
+    fn due(&mut self) -> bool {
+        #[cfg(all(feature = "std", target_os = "linux", not(loom)))]
+        {
+            let now = std::time::Instant::now();
+            match self.next {
+                Some(at) if now < at => false,
+                Some(_) => {
+                    self.next = Some(now + LIVENESS_PERIOD);
+                    true
+                }
+                None => {
+                    self.next = Some(now + LIVENESS_PERIOD);
+                    false
+                }
+            }
+        }
+        #[cfg(not(all(feature = "std", target_os = "linux", not(loom))))]
+        false
     }
 }
 
@@ -151,6 +263,7 @@ pub struct Producer<T, const N: usize, R: RingHandle<T, N>, W: Notify = Spin> {
     peer_gen: u32,
     spin_limit: u32,
     notify: W,
+    watch: PeerWatch,
     _item: PhantomData<fn(T) -> T>,
 }
 
@@ -163,6 +276,7 @@ pub struct Consumer<T, const N: usize, R: RingHandle<T, N>, W: Notify = Spin> {
     peer_gen: u32,
     spin_limit: u32,
     notify: W,
+    watch: PeerWatch,
     _item: PhantomData<fn(T) -> T>,
 }
 
@@ -194,6 +308,9 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Producer<T, N, R, W> {
         let tail = r.tail.0.load(Ordering::Acquire);
         let head = r.head.0.load(Ordering::Acquire);
         SharedRing::<T, N>::check_indices(head, tail)?;
+        if R::PROCESS_SHARED {
+            claim_end(r, true);
+        }
         r.producer_gen().fetch_add(1, Ordering::AcqRel);
         r.state().fetch_and(!PRODUCER_CLOSED, Ordering::AcqRel);
         let peer_gen = r.consumer_gen().load(Ordering::Acquire);
@@ -204,6 +321,7 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Producer<T, N, R, W> {
             peer_gen,
             spin_limit: if W::NEEDS_WAKE { DEFAULT_SPIN_LIMIT } else { 0 },
             notify,
+            watch: PeerWatch::new(),
             _item: PhantomData,
         })
     }
@@ -256,15 +374,28 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Producer<T, N, R, W> {
         wake_peer(&self.notify, &r.consumer_wait.0, R::PROCESS_SHARED);
     }
 
-    /// Pushes one item if there is room.
+    /// Pushes one item if there is room; otherwise hands it back, saying
+    /// whether the ring is [`Full`](PushError::Full) or its consumer has
+    /// [`Closed`](PushError::Closed). To wait for room, retry on `Full` only
+    /// (or call [`push`](Self::push)): a loop on `is_err()` would spin forever
+    /// once the consumer has gone.
     ///
     /// ```
     /// use kaal_ipc::{PushError, SharedRing};
     /// let mut ring = SharedRing::<u8, 2>::new();
-    /// let (mut tx, _rx) = ring.split();
+    /// let (mut tx, rx) = ring.split();
     /// tx.try_push(1).unwrap();
     /// tx.try_push(2).unwrap();
     /// assert_eq!(tx.try_push(3), Err(PushError::Full(3)));
+    ///
+    /// // Spinning the right way: a closed consumer ends the loop.
+    /// drop(rx);
+    /// let mut item = 3;
+    /// while let Err(PushError::Full(back)) = tx.try_push(item) {
+    ///     item = back;
+    ///     std::hint::spin_loop();
+    /// }
+    /// assert_eq!(tx.try_push(4), Err(PushError::Closed(4)));
     /// ```
     #[inline]
     pub fn try_push(&mut self, value: T) -> Result<(), PushError<T>> {
@@ -295,6 +426,7 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Producer<T, N, R, W> {
         deadline: &impl Deadline,
     ) -> Result<(), SendError<T>> {
         let mut spins = 0u32;
+        let mut liveness = LivenessTimer::new();
         loop {
             match self.try_push(value) {
                 Ok(()) => return Ok(()),
@@ -310,6 +442,14 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Producer<T, N, R, W> {
             let Some(left) = deadline.remaining() else {
                 return Err(SendError::Timeout(value));
             };
+            if R::PROCESS_SHARED && liveness.due() && self.consumer_gone() {
+                // Room the consumer made before it died is still usable.
+                return match self.try_push(value) {
+                    Ok(()) => Ok(()),
+                    Err(PushError::Corrupt(v, e)) => Err(SendError::Corrupt(v, e)),
+                    Err(e) => Err(SendError::PeerGone(e.into_inner())),
+                };
+            }
             let r = self.ring.ring(Token::new());
             let tail = self.tail;
             park(
@@ -327,8 +467,9 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Producer<T, N, R, W> {
     }
 
     /// Pushes one item, waiting for room with the [`Notify`] strategy `W`.
-    /// Fails only if the consumer closes (or corrupts the ring) while the
-    /// ring is full; never returns [`SendError::Timeout`].
+    /// Fails only if, while the ring is full, the consumer closes, its
+    /// process dies ([`SendError::PeerGone`]) or it corrupts the ring; never
+    /// returns [`SendError::Timeout`].
     pub fn push(&mut self, value: T) -> Result<(), SendError<T>> {
         self.push_until(value, &Forever)
     }
@@ -427,13 +568,68 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Producer<T, N, R, W> {
         N - self.len()
     }
 
-    /// The consumer's state, detecting a restarted consumer by its
-    /// generation.
+    /// The consumer's state: a restarted consumer is detected by its
+    /// generation, a dead consumer process by its process id (see
+    /// [`PeerState::Gone`]).
     pub fn peer_state(&mut self) -> PeerState {
         let r = self.ring.ring(Token::new());
         let current = r.consumer_gen().load(Ordering::Acquire);
         let closed = r.state().load(Ordering::Acquire) & CONSUMER_CLOSED != 0;
-        peer_state(&mut self.peer_gen, current, closed)
+        let mut seen = self.peer_gen;
+        let state = peer_state(&mut seen, current, closed, || self.consumer_gone());
+        self.peer_gen = seen;
+        state
+    }
+
+    /// Whether the consumer's process is known to have exited.
+    fn consumer_gone(&mut self) -> bool {
+        if !R::PROCESS_SHARED {
+            return false;
+        }
+        let r = self.ring.ring(Token::new());
+        let (pid, ns) = r.owner_words(false);
+        self.watch
+            .gone(pid.load(Ordering::Acquire), ns.load(Ordering::Acquire))
+    }
+
+    /// Makes the ring usable again after the peer corrupted it, keeping
+    /// everything this producer knows: its own index (so the items it already
+    /// committed keep their numbering), the header rewritten from this
+    /// endpoint's type, and the consumer's index reset to the producer's if
+    /// it is invalid (the ring is then empty: items that cannot be told apart
+    /// from garbage are dropped, none this side still holds). The consumer's
+    /// generation is accepted as current.
+    ///
+    /// Call it when an operation returned a `Corrupt` error and the peer that
+    /// scribbled has stopped (it was killed, or its supervisor restarted it):
+    /// while a hostile peer keeps writing, no repair lasts. A restarted peer
+    /// can attach again afterwards.
+    ///
+    /// ```
+    /// let mut ring = kaal_ipc::SharedRing::<u32, 4>::new();
+    /// let (mut tx, _rx) = ring.split();
+    /// tx.try_push(1).unwrap();
+    /// assert!(!tx.repair().repaired_anything());
+    /// ```
+    pub fn repair(&mut self) -> Repair {
+        let r = self.ring.ring(Token::new());
+        let header_restored = r.restore_header(self.ring.fingerprint(Token::new()));
+        r.tail.0.store(self.tail, Ordering::Release);
+        let head = r.head.0.load(Ordering::Acquire);
+        let peer_index_reset = SharedRing::<T, N>::check_indices(head, self.tail).is_err();
+        if peer_index_reset {
+            r.head.0.store(self.tail, Ordering::Release);
+        }
+        self.cached_head = if peer_index_reset { self.tail } else { head };
+        if R::PROCESS_SHARED {
+            claim_end(r, true);
+        }
+        r.state().fetch_and(!PRODUCER_CLOSED, Ordering::AcqRel);
+        self.peer_gen = r.consumer_gen().load(Ordering::Acquire);
+        Repair {
+            header_restored,
+            peer_index_reset,
+        }
     }
 
     /// Accepts the current consumer generation after a
@@ -542,6 +738,9 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Consumer<T, N, R, W> {
         let tail = r.tail.0.load(Ordering::Acquire);
         let head = r.head.0.load(Ordering::Acquire);
         SharedRing::<T, N>::check_indices(head, tail)?;
+        if R::PROCESS_SHARED {
+            claim_end(r, false);
+        }
         r.consumer_gen().fetch_add(1, Ordering::AcqRel);
         r.state().fetch_and(!CONSUMER_CLOSED, Ordering::AcqRel);
         let peer_gen = r.producer_gen().load(Ordering::Acquire);
@@ -552,6 +751,7 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Consumer<T, N, R, W> {
             peer_gen,
             spin_limit: if W::NEEDS_WAKE { DEFAULT_SPIN_LIMIT } else { 0 },
             notify,
+            watch: PeerWatch::new(),
             _item: PhantomData,
         })
     }
@@ -652,6 +852,7 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Consumer<T, N, R, W> {
 
     pub(crate) fn pop_until(&mut self, deadline: &impl Deadline) -> Result<T, RecvError> {
         let mut spins = 0u32;
+        let mut liveness = LivenessTimer::new();
         loop {
             match self.try_pop() {
                 Ok(v) => return Ok(v),
@@ -665,6 +866,15 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Consumer<T, N, R, W> {
                 continue;
             }
             let left = deadline.remaining().ok_or(RecvError::Timeout)?;
+            if R::PROCESS_SHARED && liveness.due() && self.producer_gone() {
+                // Items the producer published before it died are delivered
+                // first, one per call.
+                return match self.try_pop() {
+                    Ok(v) => Ok(v),
+                    Err(PopError::Corrupt(e)) => Err(RecvError::Corrupt(e)),
+                    Err(_) => Err(RecvError::PeerGone),
+                };
+            }
             let r = self.ring.ring(Token::new());
             let head = self.head;
             park(
@@ -681,8 +891,9 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Consumer<T, N, R, W> {
     }
 
     /// Pops one item, waiting with the [`Notify`] strategy `W`. Fails once
-    /// the producer has closed and the ring is drained; never returns
-    /// [`RecvError::Timeout`].
+    /// the ring is drained and the producer has closed or its process has
+    /// died ([`RecvError::PeerGone`]), or if it corrupts the ring; never
+    /// returns [`RecvError::Timeout`].
     pub fn pop(&mut self) -> Result<T, RecvError> {
         self.pop_until(&Forever)
     }
@@ -775,13 +986,66 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Consumer<T, N, R, W> {
         self.len() == N
     }
 
-    /// The producer's state, detecting a restarted producer by its
-    /// generation.
+    /// The producer's state: a restarted producer is detected by its
+    /// generation, a dead producer process by its process id (see
+    /// [`PeerState::Gone`]).
     pub fn peer_state(&mut self) -> PeerState {
         let r = self.ring.ring(Token::new());
         let current = r.producer_gen().load(Ordering::Acquire);
         let closed = r.state().load(Ordering::Acquire) & PRODUCER_CLOSED != 0;
-        peer_state(&mut self.peer_gen, current, closed)
+        let mut seen = self.peer_gen;
+        let state = peer_state(&mut seen, current, closed, || self.producer_gone());
+        self.peer_gen = seen;
+        state
+    }
+
+    /// Whether the producer's process is known to have exited.
+    fn producer_gone(&mut self) -> bool {
+        if !R::PROCESS_SHARED {
+            return false;
+        }
+        let r = self.ring.ring(Token::new());
+        let (pid, ns) = r.owner_words(true);
+        self.watch
+            .gone(pid.load(Ordering::Acquire), ns.load(Ordering::Acquire))
+    }
+
+    /// Makes the ring usable again after the peer corrupted it, keeping
+    /// everything this consumer has received: its own index stays, the
+    /// header is rewritten from this endpoint's type, and the producer's
+    /// index is reset to the consumer's if it is invalid (no item in flight:
+    /// slots the producer may have filled cannot be told apart from garbage).
+    /// The producer's generation is accepted as current.
+    ///
+    /// Call it when an operation returned a `Corrupt` error and the peer that
+    /// scribbled has stopped (killed, or restarted by its supervisor): while
+    /// a hostile peer keeps writing, no repair lasts. A restarted producer
+    /// attaches again afterwards and resumes from the consumer's index.
+    ///
+    /// ```
+    /// let mut ring = kaal_ipc::SharedRing::<u32, 4>::new();
+    /// let (_tx, mut rx) = ring.split();
+    /// assert!(!rx.repair().repaired_anything());
+    /// ```
+    pub fn repair(&mut self) -> Repair {
+        let r = self.ring.ring(Token::new());
+        let header_restored = r.restore_header(self.ring.fingerprint(Token::new()));
+        r.head.0.store(self.head, Ordering::Release);
+        let tail = r.tail.0.load(Ordering::Acquire);
+        let peer_index_reset = SharedRing::<T, N>::check_indices(self.head, tail).is_err();
+        if peer_index_reset {
+            r.tail.0.store(self.head, Ordering::Release);
+        }
+        self.cached_tail = if peer_index_reset { self.head } else { tail };
+        if R::PROCESS_SHARED {
+            claim_end(r, false);
+        }
+        r.state().fetch_and(!CONSUMER_CLOSED, Ordering::AcqRel);
+        self.peer_gen = r.producer_gen().load(Ordering::Acquire);
+        Repair {
+            header_restored,
+            peer_index_reset,
+        }
     }
 
     /// Accepts the current producer generation after a

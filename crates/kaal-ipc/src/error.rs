@@ -80,6 +80,13 @@ pub enum SendError<T> {
     /// The receiver has closed and the ring is full.
     #[error("the receiver has closed")]
     Closed(T),
+    /// The receiver's process exited without closing its end (killed or
+    /// crashed) and the ring is full. Noticed within about 150 ms of its death
+    /// by a blocked call on a process-shared ring (`std`, Linux, same PID
+    /// namespace). A restarted receiver that attaches again makes `send`
+    /// work again.
+    #[error("the receiver's process has exited")]
+    PeerGone(T),
     /// The receiver's index in shared memory is invalid.
     #[error("{1}")]
     Corrupt(T, CorruptIndices),
@@ -89,7 +96,7 @@ impl<T> SendError<T> {
     /// Returns the item that was not sent.
     pub fn into_inner(self) -> T {
         match self {
-            Self::Timeout(v) | Self::Closed(v) | Self::Corrupt(v, _) => v,
+            Self::Timeout(v) | Self::Closed(v) | Self::PeerGone(v) | Self::Corrupt(v, _) => v,
         }
     }
 }
@@ -103,6 +110,15 @@ pub enum RecvError {
     /// The sender has closed and every item it sent has been received.
     #[error("the sender has closed")]
     Closed,
+    /// The sender's process exited without closing its end (killed or
+    /// crashed), and every item it published has been received. Noticed
+    /// within about 150 ms of its death by a blocked call on a process-shared
+    /// ring (`std`, Linux, both processes in one PID namespace); without
+    /// `std`, and on KaaL, a supervisor closes the dead end or restarts it
+    /// instead. A restarted sender that attaches again makes `recv` work
+    /// again (see [`PeerState::Restarted`](crate::PeerState::Restarted)).
+    #[error("the sender's process has exited")]
+    PeerGone,
     /// The sender's index in shared memory is invalid.
     #[error(transparent)]
     Corrupt(#[from] CorruptIndices),
@@ -179,6 +195,21 @@ pub enum AttachError {
         found: u32,
         /// This build's offset.
         expected: u32,
+    },
+    /// The header's item-type fingerprint differs from this side's: the two
+    /// sides use different item types (of equal size and alignment).
+    #[error(
+        "item type fingerprint {found:#018x} in the header, expected {expected:#018x} for `{item}` \
+         (the fingerprint hashes the type's name: share the type through a common crate, or \
+         choose a fingerprint with init_in_tagged/attach_tagged)"
+    )]
+    TypeMismatch {
+        /// Value in the header.
+        found: u64,
+        /// This side's fingerprint.
+        expected: u64,
+        /// This side's item type.
+        item: &'static str,
     },
     /// The indices in the header are invalid.
     #[error(transparent)]

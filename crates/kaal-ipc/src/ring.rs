@@ -2,10 +2,11 @@
 
 use core::marker::PhantomData;
 use core::mem::{align_of, offset_of, size_of};
+use core::num::NonZeroU64;
 
 use crate::error::{AlreadySplit, AttachError, CorruptIndices};
 use crate::notify::Notify;
-use crate::sync::{AtomicU32, Ordering, Slot, const_unless_loom};
+use crate::sync::{AtomicU32, AtomicU64, Ordering, Slot, const_unless_loom};
 use crate::{Consumer, Producer};
 
 /// Values and offsets of the shared-memory header, for peers written in other
@@ -14,8 +15,9 @@ use crate::{Consumer, Producer};
 pub mod layout {
     /// `"KIPC"` read as a little-endian `u32`, at offset [`MAGIC_OFFSET`].
     pub const MAGIC: u32 = u32::from_le_bytes(*b"KIPC");
-    /// ABI version of the header and protocol described here.
-    pub const ABI_VERSION: u32 = 1;
+    /// ABI version of the header and protocol described here. Version 2 added the
+    /// type fingerprint and the owner process words.
+    pub const ABI_VERSION: u32 = 2;
     /// Cache-line padding used between the header's parts.
     pub const LINE: usize = 128;
     /// Offset of the magic word.
@@ -44,6 +46,23 @@ pub mod layout {
     pub const PRODUCER_GENERATION_OFFSET: usize = 28;
     /// Offset of the consumer generation word (0: never attached).
     pub const CONSUMER_GENERATION_OFFSET: usize = 32;
+    /// Offset of the 64-bit type fingerprint (8-aligned, one atomic 64-bit word): 0
+    /// until the first typed endpoint stamps it (a ring whose header a third party
+    /// wrote from [`Geometry::header_words`]), then the fingerprint of the item type
+    /// (`type_fingerprint`, or a tag the user chose); attaching with another
+    /// fingerprint fails.
+    pub const FINGERPRINT_OFFSET: usize = 40;
+    /// Offset of the producer's process id (0: unknown). Written by a process-shared
+    /// producer with `std` on Linux when it attaches; the consumer uses it to notice
+    /// that the producer's process died.
+    pub const PRODUCER_PID_OFFSET: usize = 48;
+    /// Offset of the low 32 bits of the producer's PID namespace inode (0: unknown):
+    /// the PID is only checked by a peer in the same namespace.
+    pub const PRODUCER_PIDNS_OFFSET: usize = 52;
+    /// Offset of the consumer's process id, like [`PRODUCER_PID_OFFSET`].
+    pub const CONSUMER_PID_OFFSET: usize = 56;
+    /// Offset of the consumer's PID namespace word, like [`PRODUCER_PIDNS_OFFSET`].
+    pub const CONSUMER_PIDNS_OFFSET: usize = 60;
     /// Offset of the tail index (written by the producer only).
     pub const TAIL_OFFSET: usize = LINE;
     /// Offset of the head index (written by the consumer only).
@@ -133,7 +152,9 @@ pub mod layout {
         }
 
         /// The header words a fresh, empty ring of this shape has, as
-        /// `(offset, value)` pairs: every other byte of the header is zero.
+        /// `(offset, value)` pairs: every other byte of the header is zero
+        /// (so the type fingerprint is unset: the first endpoint to attach
+        /// stamps its own, and the other must match it).
         /// Written (magic last, with release ordering or a barrier) into
         /// zeroed memory, they make a ring that
         /// [`SharedRing::attach`](crate::SharedRing::attach) accepts.
@@ -166,12 +187,18 @@ struct Meta {
     /// In-process claim taken by [`SharedRing::try_split`]. Never trusted for
     /// attached rings, whose uniqueness comes from ownership instead.
     split: AtomicU32,
+    /// 0 (unset) or the item type's fingerprint; see [`layout::FINGERPRINT_OFFSET`].
+    fingerprint: AtomicU64,
+    producer_pid: AtomicU32,
+    producer_pidns: AtomicU32,
+    consumer_pid: AtomicU32,
+    consumer_pidns: AtomicU32,
     /// The rest of the cache line, as atomics: a peer may write any byte of a shared
     /// header, so no byte of it may be plain data under a shared reference.
     _padding: [AtomicU32; META_PADDING_WORDS],
 }
 
-const META_PADDING_WORDS: usize = 32 - 10;
+const META_PADDING_WORDS: usize = 32 - 16;
 const LINE_PADDING_WORDS: usize = 31;
 
 /// One index on its own cache line; the rest of the line is atomics too (see
@@ -275,6 +302,11 @@ impl<T, const N: usize> SharedRing<T, N> {
                 producer_gen: AtomicU32::new(0),
                 consumer_gen: AtomicU32::new(0),
                 split: AtomicU32::new(0),
+                fingerprint: AtomicU64::new(0),
+                producer_pid: AtomicU32::new(0),
+                producer_pidns: AtomicU32::new(0),
+                consumer_pid: AtomicU32::new(0),
+                consumer_pidns: AtomicU32::new(0),
                 _padding: padding::<META_PADDING_WORDS>(),
             }
         }
@@ -293,6 +325,26 @@ impl<T, const N: usize> SharedRing<T, N> {
                 producer_wait: Line::new(0),
                 slots: slots_new::<T, N>(),
             }
+        }
+    }
+
+    /// Writes a fresh header with `magic` (every field but the slots) into
+    /// `ring`.
+    ///
+    /// # Safety
+    ///
+    /// `ring` must be valid for writes of `Self` and not accessed by anyone
+    /// else during the call.
+    #[cfg(not(loom))]
+    unsafe fn write_header(ring: *mut Self, magic: u32) {
+        // SAFETY: valid for writes and unshared (caller contract); only the
+        // header fields are written, through raw field pointers.
+        unsafe {
+            core::ptr::addr_of_mut!((*ring).tail).write(Line::new(0));
+            core::ptr::addr_of_mut!((*ring).head).write(Line::new(0));
+            core::ptr::addr_of_mut!((*ring).consumer_wait).write(Line::new(0));
+            core::ptr::addr_of_mut!((*ring).producer_wait).write(Line::new(0));
+            core::ptr::addr_of_mut!((*ring).meta).write(Self::meta(magic));
         }
     }
 
@@ -360,6 +412,38 @@ impl<T, const N: usize> SharedRing<T, N> {
 
     pub(crate) fn consumer_gen(&self) -> &AtomicU32 {
         &self.meta.consumer_gen
+    }
+
+    /// The (pid, PID namespace) words of the producer (`producer == true`) or
+    /// the consumer.
+    pub(crate) fn owner_words(&self, producer: bool) -> (&AtomicU32, &AtomicU32) {
+        if producer {
+            (&self.meta.producer_pid, &self.meta.producer_pidns)
+        } else {
+            (&self.meta.consumer_pid, &self.meta.consumer_pidns)
+        }
+    }
+
+    /// Rewrites every geometry word of the header (magic last, with release
+    /// ordering) and the fingerprint if `fingerprint` is non-zero; returns
+    /// whether any of them differed. For [`Producer::repair`] and
+    /// [`Consumer::repair`](crate::Consumer::repair).
+    pub(crate) fn restore_header(&self, fingerprint: u64) -> bool {
+        let m = &self.meta;
+        let mut changed = false;
+        let mut put = |word: &AtomicU32, value: u32| {
+            changed |= word.swap(value, Ordering::AcqRel) != value;
+        };
+        put(&m.abi, layout::ABI_VERSION);
+        put(&m.capacity, N as u32);
+        put(&m.elem_size, size_of::<T>() as u32);
+        put(&m.elem_align, align_of::<T>() as u32);
+        put(&m.slot_offset, Self::SLOT_OFFSET as u32);
+        put(&m.magic, layout::MAGIC);
+        if fingerprint != 0 {
+            changed |= m.fingerprint.swap(fingerprint, Ordering::AcqRel) != fingerprint;
+        }
+        changed
     }
 
     pub(crate) fn check_indices(head: u32, tail: u32) -> Result<(), CorruptIndices> {
@@ -445,6 +529,78 @@ impl<T, const N: usize> SharedRing<T, N> {
 
 #[cfg(feature = "alloc")]
 impl<T, const N: usize> SharedRing<T, N> {
+    /// Creates an empty ring directly on the heap. Unlike
+    /// `Box::new(SharedRing::new())`, the ring is never built on the stack
+    /// first, so a ring of any size works in a debug build too.
+    ///
+    /// ```
+    /// // 16 MiB of slots: fine on the heap, an overflow on a thread's stack.
+    /// let ring = kaal_ipc::SharedRing::<u64, { 2 << 20 }>::new_boxed();
+    /// assert_eq!(ring.capacity(), 2 << 20);
+    /// ```
+    pub fn new_boxed() -> alloc::boxed::Box<Self> {
+        #[allow(clippy::let_unit_value)]
+        let () = Self::VALID;
+        #[cfg(not(loom))]
+        {
+            let mut ring = alloc::boxed::Box::<Self>::new_uninit();
+            // SAFETY: a fresh allocation, valid for writes of `Self` and
+            // unshared.
+            unsafe { Self::write_header(ring.as_mut_ptr(), layout::MAGIC) };
+            // SAFETY: every field but the slots is written; the slots are
+            // `UnsafeCell<MaybeUninit<T>>`, for which uninitialised bytes are
+            // valid.
+            unsafe { ring.assume_init() }
+        }
+        #[cfg(loom)]
+        alloc::boxed::Box::new(Self::new())
+    }
+
+    /// Creates an empty ring directly inside an `Arc` (never on the stack),
+    /// ready for [`split_arc`](Self::split_arc).
+    pub fn new_arc() -> alloc::sync::Arc<Self> {
+        #[allow(clippy::let_unit_value)]
+        let () = Self::VALID;
+        #[cfg(not(loom))]
+        {
+            let mut ring = alloc::sync::Arc::<Self>::new_uninit();
+            let ptr = alloc::sync::Arc::get_mut(&mut ring)
+                .expect("a new Arc has one owner")
+                .as_mut_ptr();
+            // SAFETY: a fresh, unshared allocation valid for writes of `Self`.
+            unsafe { Self::write_header(ptr, layout::MAGIC) };
+            // SAFETY: every field but the slots is written; uninitialised
+            // slots are valid (`UnsafeCell<MaybeUninit<T>>`).
+            unsafe { ring.assume_init() }
+        }
+        #[cfg(loom)]
+        alloc::sync::Arc::new(Self::new())
+    }
+
+    /// A new heap ring split into its two endpoints: the one-line start, like
+    /// `rtrb::RingBuffer::new`. The endpoints spin when they block; see
+    /// [`pair_with`](Self::pair_with).
+    ///
+    /// ```
+    /// use kaal_ipc::{HeapConsumer, HeapProducer, SharedRing};
+    ///
+    /// let (mut tx, mut rx): (HeapProducer<u64, 1024>, HeapConsumer<u64, 1024>) =
+    ///     SharedRing::pair();
+    /// let t = std::thread::spawn(move || for i in 0..1000 { tx.push(i).unwrap() });
+    /// for i in 0..1000 { assert_eq!(rx.pop(), Ok(i)); }
+    /// t.join().unwrap();
+    /// ```
+    pub fn pair() -> Endpoints<T, N, alloc::sync::Arc<Self>> {
+        Self::pair_with(crate::notify::Spin)
+    }
+
+    /// Like [`pair`](Self::pair) with a chosen [`Notify`] strategy.
+    pub fn pair_with<W: Notify + Clone>(notify: W) -> Endpoints<T, N, alloc::sync::Arc<Self>, W> {
+        Self::new_arc()
+            .split_arc_with(notify)
+            .expect("a new ring is not split yet")
+    }
+
     /// Splits a shared ring into endpoints that each own an `Arc` to it. Only
     /// the first split of a ring succeeds.
     ///
@@ -505,8 +661,11 @@ fn split_handles<T, const N: usize, R: RingHandle<T, N>, W: Notify + Clone>(
     c: R,
     notify: W,
 ) -> Result<Endpoints<T, N, R, W>, CorruptIndices> {
-    let producer = Producer::attach(p, notify.clone())?;
+    let mut producer = Producer::attach(p, notify.clone())?;
     let consumer = Consumer::attach(c, notify)?;
+    // Attached together: the consumer is the producer's first peer, not a
+    // restart of one it saw before.
+    producer.acknowledge_peer();
     Ok((producer, consumer))
 }
 
@@ -542,6 +701,11 @@ pub trait RingHandle<T, const N: usize>: sealed::Sealed {
     const PROCESS_SHARED: bool;
     #[doc(hidden)]
     fn ring(&self, token: sealed::Token) -> &SharedRing<T, N>;
+    #[doc(hidden)]
+    /// The item fingerprint the header must carry (0: none, in-process rings).
+    fn fingerprint(&self, _token: sealed::Token) -> u64 {
+        0
+    }
 }
 
 /// A [`RingHandle`] whose peer is in this process and is this crate's own
@@ -576,6 +740,8 @@ impl<T, const N: usize> TrustedHandle<T, N> for alloc::sync::Arc<SharedRing<T, N
 /// [`SharedRing::attach`]; it owns this process's access to the region.
 pub struct Attached<'a, T, const N: usize> {
     ring: &'a SharedRing<T, N>,
+    /// The item type's fingerprint this attachment was checked against.
+    fingerprint: u64,
     _not_sync: PhantomData<*const ()>,
 }
 
@@ -590,6 +756,9 @@ impl<T, const N: usize> RingHandle<T, N> for Attached<'_, T, N> {
     #[inline(always)]
     fn ring(&self, _: sealed::Token) -> &SharedRing<T, N> {
         self.ring
+    }
+    fn fingerprint(&self, _: sealed::Token) -> u64 {
+        self.fingerprint
     }
 }
 
@@ -626,6 +795,7 @@ impl<'a, T, const N: usize> Attached<'a, T, N> {
     ) -> Result<Endpoints<T, N, Self, W>, CorruptIndices> {
         let other = Attached {
             ring: self.ring,
+            fingerprint: self.fingerprint,
             _not_sync: PhantomData,
         };
         split_handles(self, other, notify)
@@ -676,9 +846,30 @@ where
     /// * within this process, the region must not be used through any other
     ///   path while the returned [`Attached`] or its endpoints live (one
     ///   attachment per mapping per process).
+    ///
+    /// The header carries the fingerprint of `T` ([`type_fingerprint`]), so a
+    /// peer attaching with another item type is refused even if size and
+    /// alignment agree; [`init_in_tagged`](Self::init_in_tagged) chooses the
+    /// fingerprint instead.
     pub unsafe fn init_in<'a>(
         region: *mut u8,
         len: usize,
+    ) -> Result<Attached<'a, T, N>, AttachError> {
+        // SAFETY: forwarded to the caller.
+        unsafe { Self::init_in_tagged(region, len, type_fingerprint::<T>()) }
+    }
+
+    /// Like [`init_in`](Self::init_in) with a fingerprint chosen by the user:
+    /// for peers built by different compilers, or written in other languages,
+    /// where the derived name-based fingerprint would not agree.
+    ///
+    /// # Safety
+    ///
+    /// As for [`init_in`](Self::init_in).
+    pub unsafe fn init_in_tagged<'a>(
+        region: *mut u8,
+        len: usize,
+        fingerprint: NonZeroU64,
     ) -> Result<Attached<'a, T, N>, AttachError> {
         Self::check_region(region, len)?;
         let ring = region.cast::<Self>();
@@ -686,6 +877,12 @@ where
         // nobody else accesses it during initialisation (caller contract).
         // Only the header is written; the slots keep their bytes, which are
         // valid `T`s because `T: FromBytes`.
+        #[cfg(not(loom))]
+        unsafe {
+            Self::write_header(ring, 0)
+        };
+        #[cfg(loom)]
+        // SAFETY: as above.
         unsafe {
             core::ptr::addr_of_mut!((*ring).tail).write(Line::new(0));
             core::ptr::addr_of_mut!((*ring).head).write(Line::new(0));
@@ -697,9 +894,13 @@ where
         // is an atomic or an `UnsafeCell` slot, so a shared reference asserts
         // nothing the peer's writes could violate.
         let ring: &'a Self = unsafe { &*ring };
+        ring.meta
+            .fingerprint
+            .store(fingerprint.get(), Ordering::Relaxed);
         ring.meta.magic.store(layout::MAGIC, Ordering::Release);
         Ok(Attached {
             ring,
+            fingerprint: fingerprint.get(),
             _not_sync: PhantomData,
         })
     }
@@ -719,9 +920,29 @@ where
     ///
     /// The other process need not be trusted: whatever it writes, this
     /// process sees errors, never undefined behaviour.
+    ///
+    /// The header's type fingerprint must be that of `T`
+    /// ([`type_fingerprint`]); if the header has none yet (a ring laid out by
+    /// a third party from [`layout::Geometry::header_words`]), this attach
+    /// stamps it.
     pub unsafe fn attach<'a>(
         region: *mut u8,
         len: usize,
+    ) -> Result<Attached<'a, T, N>, AttachError> {
+        // SAFETY: forwarded to the caller.
+        unsafe { Self::attach_tagged(region, len, type_fingerprint::<T>()) }
+    }
+
+    /// Like [`attach`](Self::attach) with a fingerprint chosen by the user
+    /// (see [`init_in_tagged`](Self::init_in_tagged)).
+    ///
+    /// # Safety
+    ///
+    /// As for [`attach`](Self::attach).
+    pub unsafe fn attach_tagged<'a>(
+        region: *mut u8,
+        len: usize,
+        fingerprint: NonZeroU64,
     ) -> Result<Attached<'a, T, N>, AttachError> {
         Self::check_region(region, len)?;
         // SAFETY: valid, aligned and large enough (checked and by contract);
@@ -770,11 +991,56 @@ where
             ring.head.0.load(Ordering::Acquire),
             ring.tail.0.load(Ordering::Acquire),
         )?;
+        let fingerprint = fingerprint.get();
+        match m
+            .fingerprint
+            .compare_exchange(0, fingerprint, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => {}
+            Err(found) if found == fingerprint => {}
+            Err(found) => {
+                return Err(AttachError::TypeMismatch {
+                    found,
+                    expected: fingerprint,
+                    item: core::any::type_name::<T>(),
+                });
+            }
+        }
         Ok(Attached {
             ring,
+            fingerprint,
             _not_sync: PhantomData,
         })
     }
+}
+
+/// The fingerprint [`SharedRing::init_in`] writes into a shared header and
+/// [`SharedRing::attach`] checks: a 64-bit FNV-1a hash of the item type's
+/// name (`core::any::type_name`), size and alignment, never zero.
+///
+/// Two processes agree on it when they use the same type from a crate both
+/// depend on, built by the same compiler release; the name includes the
+/// crate path, so a struct copied into two binaries' own crates does not
+/// match (define it in a shared crate, or pick a fingerprint with
+/// [`SharedRing::init_in_tagged`]/[`SharedRing::attach_tagged`]).
+///
+/// ```
+/// use kaal_ipc::type_fingerprint;
+/// assert_eq!(type_fingerprint::<u64>(), type_fingerprint::<u64>());
+/// assert_ne!(type_fingerprint::<u64>(), type_fingerprint::<i64>());
+/// ```
+pub fn type_fingerprint<T>() -> NonZeroU64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let name = core::any::type_name::<T>().bytes();
+    let shape = (size_of::<T>() as u64)
+        .to_le_bytes()
+        .into_iter()
+        .chain((align_of::<T>() as u64).to_le_bytes());
+    let hash = name
+        .chain(shape)
+        .fold(OFFSET, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME));
+    NonZeroU64::new(hash).unwrap_or(NonZeroU64::MIN)
 }
 
 #[cfg(all(test, not(loom)))]
@@ -800,6 +1066,17 @@ mod tests {
             layout::CONSUMER_GENERATION_OFFSET
         );
         assert_eq!(offset_of!(Meta, slot_offset), layout::SLOT_OFFSET_OFFSET);
+        assert_eq!(offset_of!(Meta, fingerprint), layout::FINGERPRINT_OFFSET);
+        assert_eq!(offset_of!(Meta, producer_pid), layout::PRODUCER_PID_OFFSET);
+        assert_eq!(
+            offset_of!(Meta, producer_pidns),
+            layout::PRODUCER_PIDNS_OFFSET
+        );
+        assert_eq!(offset_of!(Meta, consumer_pid), layout::CONSUMER_PID_OFFSET);
+        assert_eq!(
+            offset_of!(Meta, consumer_pidns),
+            layout::CONSUMER_PIDNS_OFFSET
+        );
         assert_eq!(size_of::<R>(), layout::HEADER_SIZE + layout::LINE);
         assert_eq!(size_of::<SharedRing<u64, 16>>(), layout::HEADER_SIZE + 128);
     }

@@ -15,6 +15,7 @@
 
 use std::ffi::CStr;
 use std::io;
+use std::num::NonZeroU64;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use crate::error::AttachError;
@@ -143,6 +144,31 @@ impl SharedMemory {
     {
         // SAFETY: as in `init_ring`.
         unsafe { SharedRing::attach(self.ptr, self.len) }
+    }
+
+    /// Like [`init_ring`](Self::init_ring) with a chosen item fingerprint
+    /// (see [`SharedRing::init_in_tagged`]).
+    pub fn init_ring_tagged<T, const N: usize>(
+        &mut self,
+        fingerprint: NonZeroU64,
+    ) -> Result<Attached<'_, T, N>, AttachError>
+    where
+        T: zerocopy::FromBytes + zerocopy::IntoBytes + zerocopy::Immutable,
+    {
+        // SAFETY: as in `init_ring`.
+        unsafe { SharedRing::init_in_tagged(self.ptr, self.len, fingerprint) }
+    }
+
+    /// Like [`attach_ring`](Self::attach_ring) with a chosen item fingerprint.
+    pub fn attach_ring_tagged<T, const N: usize>(
+        &mut self,
+        fingerprint: NonZeroU64,
+    ) -> Result<Attached<'_, T, N>, AttachError>
+    where
+        T: zerocopy::FromBytes + zerocopy::IntoBytes + zerocopy::Immutable,
+    {
+        // SAFETY: as in `init_ring`.
+        unsafe { SharedRing::attach_tagged(self.ptr, self.len, fingerprint) }
     }
 }
 

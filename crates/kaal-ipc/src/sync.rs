@@ -4,10 +4,14 @@
 #[cfg(loom)]
 pub use loom::sync::atomic::AtomicU32;
 #[cfg(loom)]
+pub(crate) use loom::sync::atomic::AtomicU64;
+#[cfg(loom)]
 pub(crate) use loom::sync::atomic::{Ordering, fence};
 
 #[cfg(not(loom))]
 pub use core::sync::atomic::AtomicU32;
+#[cfg(not(loom))]
+pub(crate) use core::sync::atomic::AtomicU64;
 #[cfg(not(loom))]
 pub(crate) use core::sync::atomic::{Ordering, fence};
 

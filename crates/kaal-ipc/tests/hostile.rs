@@ -302,3 +302,247 @@ proptest! {
         }
     }
 }
+
+/// The issue this guards against: a consumer that never asked about its peer
+/// must still see a restarted producer as restarted.
+#[test]
+fn restart_is_seen_without_a_prior_peer_state_call() {
+    let r = region();
+    // SAFETY: `r` outlives every attachment; the roles are held one at a time
+    // in this process, like two processes taking turns.
+    let ring = unsafe { Ring::init_in(r.ptr, r.layout.size()) }.unwrap();
+    let mut rx = ring.into_consumer(Spin).unwrap();
+    for generation in 1..=2u64 {
+        // SAFETY: as above.
+        let ring = unsafe { Ring::attach(r.ptr, r.layout.size()) }.unwrap();
+        let tx = ring.into_producer(Spin).unwrap();
+        let mut tx = std::mem::ManuallyDrop::new(tx); // killed: no close
+        tx.try_push(generation).unwrap();
+    }
+    assert_eq!(
+        rx.peer_state(),
+        PeerState::Restarted {
+            seen: 1,
+            current: 2
+        }
+    );
+    assert_eq!(rx.try_pop(), Ok(1));
+    assert_eq!(rx.try_pop(), Ok(2));
+
+    // A consumer attaching after the first producer accepts that one.
+    let r = region();
+    // SAFETY: as above.
+    let ring = unsafe { Ring::init_in(r.ptr, r.layout.size()) }.unwrap();
+    let _tx = std::mem::ManuallyDrop::new(ring.into_producer(Spin).unwrap());
+    // SAFETY: as above.
+    let ring = unsafe { Ring::attach(r.ptr, r.layout.size()) }.unwrap();
+    let mut rx = ring.into_consumer(Spin).unwrap();
+    // SAFETY: as above.
+    let ring = unsafe { Ring::attach(r.ptr, r.layout.size()) }.unwrap();
+    let _tx2 = std::mem::ManuallyDrop::new(ring.into_producer(Spin).unwrap());
+    assert_eq!(
+        rx.peer_state(),
+        PeerState::Restarted {
+            seen: 1,
+            current: 2
+        }
+    );
+}
+
+/// Two item types of equal size and alignment do not attach to each other's
+/// ring; a chosen fingerprint overrides the derived one; a header written
+/// from `Geometry` is stamped by the first endpoint.
+#[test]
+fn equal_layout_types_refuse_to_attach() {
+    #[derive(Clone, Copy, zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)]
+    #[repr(C)]
+    struct Celsius(u64);
+
+    let r = region();
+    // SAFETY: `r` outlives the attachments, used one at a time.
+    unsafe { Ring::init_in(r.ptr, r.layout.size()) }.unwrap();
+    for result in [
+        // SAFETY: as above.
+        unsafe { SharedRing::<i64, N>::attach(r.ptr, r.layout.size()) }.map(drop),
+        // SAFETY: as above.
+        unsafe { SharedRing::<Celsius, N>::attach(r.ptr, r.layout.size()) }.map(drop),
+    ] {
+        match result {
+            Err(AttachError::TypeMismatch {
+                found,
+                expected,
+                item,
+            }) => {
+                assert_eq!(found, kaal_ipc::type_fingerprint::<u64>().get());
+                assert_ne!(found, expected);
+                assert!(item.ends_with("i64") || item.ends_with("Celsius"), "{item}");
+            }
+            other => panic!("attached with another type: {:?}", other.err()),
+        }
+    }
+    let message = format!(
+        "{}",
+        // SAFETY: as above.
+        unsafe { SharedRing::<i64, N>::attach(r.ptr, r.layout.size()) }.unwrap_err()
+    );
+    assert!(
+        message.contains("fingerprint") && message.contains("i64"),
+        "{message}"
+    );
+    // SAFETY: as above.
+    assert!(unsafe { Ring::attach(r.ptr, r.layout.size()) }.is_ok());
+
+    // A tag both sides choose lets two differently named types meet.
+    let tag = std::num::NonZeroU64::new(0x5eed).unwrap();
+    // SAFETY: as above.
+    unsafe { Ring::init_in_tagged(r.ptr, r.layout.size(), tag) }.unwrap();
+    // SAFETY: as above.
+    assert!(
+        unsafe { SharedRing::<Celsius, N>::attach_tagged(r.ptr, r.layout.size(), tag) }.is_ok()
+    );
+    // SAFETY: as above.
+    let untagged = unsafe { SharedRing::<Celsius, N>::attach(r.ptr, r.layout.size()) };
+    assert!(matches!(untagged, Err(AttachError::TypeMismatch { .. })));
+
+    // A header laid out by a third party: the first attach stamps its type.
+    let r = region();
+    let geometry = layout::Geometry::new(N as u32, 8, 8).unwrap();
+    for (offset, value) in geometry.header_words() {
+        r.poke(offset, value);
+    }
+    // SAFETY: as above.
+    unsafe { Ring::attach(r.ptr, r.layout.size()) }.unwrap();
+    // SAFETY: as above.
+    let other = unsafe { SharedRing::<i64, N>::attach(r.ptr, r.layout.size()) };
+    assert!(matches!(other, Err(AttachError::TypeMismatch { .. })));
+    // SAFETY: as above.
+    assert!(unsafe { Ring::attach(r.ptr, r.layout.size()) }.is_ok());
+}
+
+/// After a peer scribbles over the header and stops, the honest consumer
+/// repairs the ring, keeps what it received, and a restarted producer can
+/// attach and deliver again.
+#[test]
+fn consumer_recovers_after_a_scribbler_stops() {
+    let r = region();
+    // SAFETY: `r` outlives the attachments, one role each, like two processes.
+    let ring = unsafe { Ring::init_in(r.ptr, r.layout.size()) }.unwrap();
+    let mut rx = ring.into_consumer(Spin).unwrap();
+    // SAFETY: as above.
+    let ring = unsafe { Ring::attach(r.ptr, r.layout.size()) }.unwrap();
+    let mut tx = ring.into_producer(Spin).unwrap();
+    let mut received = Vec::new();
+    for i in 0..5 {
+        tx.try_push(i).unwrap();
+    }
+    received.push(rx.try_pop().unwrap());
+    received.push(rx.try_pop().unwrap());
+    // The consumer's cached view still covers the three it has not taken.
+    while let Ok(item) = rx.try_pop() {
+        received.push(item);
+    }
+    // The producer turns hostile, scribbles, and is killed.
+    std::mem::forget(tx);
+    for offset in [
+        layout::MAGIC_OFFSET,
+        layout::CAPACITY_OFFSET,
+        layout::ELEMENT_SIZE_OFFSET,
+        layout::FINGERPRINT_OFFSET,
+        layout::TAIL_OFFSET,
+    ] {
+        r.poke(offset, 0xdead_beef);
+    }
+    assert!(matches!(rx.try_pop(), Err(PopError::Corrupt(_))));
+    // SAFETY: as above.
+    let scribbled = unsafe { Ring::attach(r.ptr, r.layout.size()) };
+    assert!(matches!(scribbled, Err(AttachError::BadMagic { .. })));
+
+    let repair = rx.repair();
+    assert!(
+        repair.header_restored && repair.peer_index_reset,
+        "{repair:?}"
+    );
+    assert_eq!(received, [0, 1, 2, 3, 4], "what was received is kept");
+    assert_eq!(rx.try_pop(), Err(PopError::Empty));
+    // The supervisor restarts the producer: it attaches and resumes.
+    // SAFETY: as above.
+    let ring = unsafe { Ring::attach(r.ptr, r.layout.size()) }.unwrap();
+    let mut tx = ring.into_producer(Spin).unwrap();
+    assert_eq!(tx.position(), 5, "resumes from the consumer's index");
+    tx.try_push(10).unwrap();
+    assert_eq!(rx.try_pop(), Ok(10));
+    assert!(
+        !rx.repair().repaired_anything(),
+        "a healthy ring needs nothing"
+    );
+}
+
+/// The same from the producer's side: a consumer that scribbled its index.
+#[test]
+fn producer_recovers_after_a_scribbler_stops() {
+    let r = region();
+    // SAFETY: `r` outlives the attachments, one role each.
+    let ring = unsafe { Ring::init_in(r.ptr, r.layout.size()) }.unwrap();
+    let mut tx = ring.into_producer(Spin).unwrap();
+    // SAFETY: as above.
+    let ring = unsafe { Ring::attach(r.ptr, r.layout.size()) }.unwrap();
+    let rx = ring.into_consumer(Spin).unwrap();
+    for i in 0..N as u64 {
+        tx.try_push(i).unwrap();
+    }
+    std::mem::forget(rx);
+    r.poke(layout::HEAD_OFFSET, 12_345);
+    r.poke(layout::ABI_OFFSET, 7);
+    assert!(matches!(tx.try_push(99), Err(PushError::Corrupt(99, _))));
+    let repair = tx.repair();
+    assert!(repair.header_restored && repair.peer_index_reset);
+    assert_eq!(tx.position(), N as u32, "the producer keeps its numbering");
+    tx.try_push(99).unwrap();
+    // SAFETY: as above.
+    let ring = unsafe { Ring::attach(r.ptr, r.layout.size()) }.unwrap();
+    let mut rx = ring.into_consumer(Spin).unwrap();
+    assert_eq!(rx.try_pop(), Ok(99));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Whatever a peer scribbles over the header before it stops, the honest
+    /// consumer's repair makes the ring attachable and working again.
+    #[test]
+    fn repair_recovers_from_any_scribble(
+        writes in prop::collection::vec((0usize..(layout::HEADER_SIZE / 4), any::<u32>()), 1..40),
+        pushed in 0u64..=N as u64,
+    ) {
+        let r = region();
+        // SAFETY: `r` outlives the attachments, one role each.
+        let ring = unsafe { Ring::init_in(r.ptr, r.layout.size()) }.unwrap();
+        let mut rx = ring.into_consumer(Spin).unwrap();
+        // SAFETY: as above.
+        let ring = unsafe { Ring::attach(r.ptr, r.layout.size()) }.unwrap();
+        let mut tx = ring.into_producer(Spin).unwrap();
+        for i in 0..pushed {
+            tx.try_push(i).unwrap();
+        }
+        let first = rx.try_pop();
+        std::mem::forget(tx);
+        for (word, value) in writes {
+            r.poke(word * 4, value);
+        }
+        rx.repair();
+        // SAFETY: as above.
+        let ring = unsafe { Ring::attach(r.ptr, r.layout.size()) };
+        prop_assert!(ring.is_ok(), "{:?}", ring.err());
+        let mut tx = ring.unwrap().into_producer(Spin).unwrap();
+        // Whatever valid-looking items the scribbler left are drained, then
+        // the new producer's items arrive in order.
+        while rx.try_pop().is_ok() {}
+        for marker in [1000u64, 1001, 1002] {
+            prop_assert!(tx.try_push(marker).is_ok());
+        }
+        for marker in [1000u64, 1001, 1002] {
+            prop_assert_eq!(rx.try_pop(), Ok(marker));
+        }
+        prop_assert_eq!(first.is_ok(), pushed > 0);
+    }
+}
