@@ -944,6 +944,38 @@ where
         len: usize,
         fingerprint: NonZeroU64,
     ) -> Result<Attached<'a, T, N>, AttachError> {
+        // SAFETY: forwarded to the caller.
+        unsafe { Self::attach_checked(region, len, Some(fingerprint)) }
+    }
+
+    /// Like [`attach`](Self::attach) without the item-type fingerprint check
+    /// (every layout check stays, and the header's fingerprint is neither
+    /// read nor stamped): for a ring whose item type a supervisor already
+    /// vouches for. On KaaL the broker lays out every channel from the system
+    /// description, whose element type the build's typed accessors enforce on
+    /// both components, so the components attach this way; the derived
+    /// fingerprint, a hash of the type's path, would differ between two
+    /// component crates that each define the declared type.
+    ///
+    /// # Safety
+    ///
+    /// As for [`attach`](Self::attach).
+    pub unsafe fn attach_vouched<'a>(
+        region: *mut u8,
+        len: usize,
+    ) -> Result<Attached<'a, T, N>, AttachError> {
+        // SAFETY: forwarded to the caller.
+        unsafe { Self::attach_checked(region, len, None) }
+    }
+
+    /// # Safety
+    ///
+    /// As for [`attach`](Self::attach).
+    unsafe fn attach_checked<'a>(
+        region: *mut u8,
+        len: usize,
+        fingerprint: Option<NonZeroU64>,
+    ) -> Result<Attached<'a, T, N>, AttachError> {
         Self::check_region(region, len)?;
         // SAFETY: valid, aligned and large enough (checked and by contract);
         // every field of the ring is an atomic or an `UnsafeCell` slot, so the
@@ -991,19 +1023,23 @@ where
             ring.head.0.load(Ordering::Acquire),
             ring.tail.0.load(Ordering::Acquire),
         )?;
-        let fingerprint = fingerprint.get();
-        match m
-            .fingerprint
-            .compare_exchange(0, fingerprint, Ordering::AcqRel, Ordering::Acquire)
-        {
-            Ok(_) => {}
-            Err(found) if found == fingerprint => {}
-            Err(found) => {
-                return Err(AttachError::TypeMismatch {
-                    found,
-                    expected: fingerprint,
-                    item: core::any::type_name::<T>(),
-                });
+        let fingerprint = fingerprint.map_or(0, NonZeroU64::get);
+        if fingerprint != 0 {
+            match m.fingerprint.compare_exchange(
+                0,
+                fingerprint,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {}
+                Err(found) if found == fingerprint => {}
+                Err(found) => {
+                    return Err(AttachError::TypeMismatch {
+                        found,
+                        expected: fingerprint,
+                        item: core::any::type_name::<T>(),
+                    });
+                }
             }
         }
         Ok(Attached {

@@ -546,3 +546,23 @@ proptest! {
         prop_assert_eq!(first.is_ok(), pushed > 0);
     }
 }
+
+/// A ring whose type a supervisor vouches for attaches whatever its
+/// fingerprint, still checking the layout.
+#[test]
+fn vouched_attach_checks_layout_only() {
+    let r = region();
+    // SAFETY: `r` outlives the attachments, used one at a time.
+    unsafe { Ring::init_in(r.ptr, r.layout.size()) }.unwrap();
+    // SAFETY: as above.
+    let vouched = unsafe { SharedRing::<i64, N>::attach_vouched(r.ptr, r.layout.size()) };
+    assert!(vouched.is_ok());
+    // SAFETY: as above.
+    let wrong_size = unsafe { SharedRing::<u32, N>::attach_vouched(r.ptr, r.layout.size()) };
+    assert!(matches!(wrong_size, Err(AttachError::ElementSize { .. })));
+    assert_eq!(
+        r.peek(layout::FINGERPRINT_OFFSET),
+        kaal_ipc::type_fingerprint::<u64>().get() as u32,
+        "not restamped"
+    );
+}

@@ -293,8 +293,11 @@ impl Startup {
         // SAFETY: the broker mapped `bytes` of shared memory read-write at `region` for
         // the component's whole life; `take` hands each channel end out once per
         // component, so this is the one attachment to the mapping in this process. The
-        // peer is not trusted: `attach` validates the header.
-        let attached = unsafe { SharedRing::<T, N>::attach(region, bytes) }?;
+        // peer is not trusted: `attach_vouched` validates the header. It skips the
+        // item-type fingerprint: the broker laid the ring out from the system
+        // description, whose element type the typed accessors give both ends, and a
+        // type's path differs between the two component crates that declare it.
+        let attached = unsafe { SharedRing::<T, N>::attach_vouched(region, bytes) }?;
         let mut producer = attached
             .into_producer(Self::notify(&grant))
             .map_err(|_| ChannelError::Corrupt)?;
@@ -313,7 +316,7 @@ impl Startup {
     {
         let (grant, region, bytes) = self.take(name, GrantKind::ChannelConsumer)?;
         // SAFETY: as in `producer`.
-        let attached = unsafe { SharedRing::<T, N>::attach(region, bytes) }?;
+        let attached = unsafe { SharedRing::<T, N>::attach_vouched(region, bytes) }?;
         let mut consumer = attached
             .into_consumer(Self::notify(&grant))
             .map_err(|_| ChannelError::Corrupt)?;
