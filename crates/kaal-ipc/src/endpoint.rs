@@ -72,12 +72,20 @@ fn peer_state(
 }
 
 /// What [`Producer::repair`] or [`Consumer::repair`] changed.
+///
+/// Words a repair does not judge: the generations (the peer's is accepted as
+/// current), the identity words (this side's are rewritten), the state word
+/// (this side's closed flag is cleared, the peer's left as found).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Repair {
     /// At least one header word (magic, ABI version, capacity, element size
-    /// or alignment, slot offset, type fingerprint) had been overwritten and
-    /// was restored.
+    /// or alignment, slot offset, and the type fingerprint unless the ring
+    /// was attached with `attach_vouched`) had been overwritten and was
+    /// restored.
     pub header_restored: bool,
+    /// This side's own index in the header had been overwritten and was
+    /// restored from the endpoint's private copy.
+    pub own_index_restored: bool,
     /// The peer's index was invalid and was reset so the ring is consistent:
     /// the consumer sets the producer's index to its own (no item in flight),
     /// the producer sets the consumer's index to its own (the ring is empty).
@@ -87,12 +95,27 @@ pub struct Repair {
 impl Repair {
     /// Whether anything was wrong.
     pub fn repaired_anything(&self) -> bool {
-        self.header_restored || self.peer_index_reset
+        self.header_restored || self.own_index_restored || self.peer_index_reset
     }
 }
 
 #[cfg(all(feature = "std", target_os = "linux", not(loom)))]
-use crate::liveness::PeerWatch;
+use crate::liveness::{Identity, PeerWatch, own_identity};
+
+/// A process as the header records it (nothing to record without `std` on
+/// Linux).
+#[cfg(not(all(feature = "std", target_os = "linux", not(loom))))]
+#[derive(Debug, Clone, Copy, Default)]
+struct Identity {
+    pid: u32,
+    ns: u32,
+    start: u32,
+}
+
+#[cfg(not(all(feature = "std", target_os = "linux", not(loom))))]
+fn own_identity() -> Identity {
+    Identity::default()
+}
 
 /// Without `std` on Linux there is no process to watch: a peer is never
 /// reported gone (on KaaL the broker closes or restarts a dead peer's end).
@@ -106,20 +129,31 @@ impl PeerWatch {
         Self
     }
 
-    fn gone(&mut self, _pid: u32, _ns: u32) -> bool {
+    fn gone(&mut self, _peer: Identity) -> bool {
         false
     }
 }
 
 /// Writes this process's identity into the owner words of one end of a
-/// process-shared ring (nothing without `std` on Linux).
-fn claim_end<T, const N: usize>(_ring: &SharedRing<T, N>, _producer: bool) {
-    #[cfg(all(feature = "std", target_os = "linux", not(loom)))]
-    {
-        let (pid, ns) = crate::liveness::own_identity();
-        let (pid_word, ns_word) = _ring.owner_words(_producer);
-        pid_word.store(pid, Ordering::Relaxed);
-        ns_word.store(ns, Ordering::Relaxed);
+/// process-shared ring: zeros (unknown) without `std` on Linux, so a dead
+/// predecessor's identity does not outlive it. Called on attach and at every
+/// liveness check, which also undoes a peer overwriting it and follows an
+/// endpoint carried into a forked child.
+fn claim_end<T, const N: usize>(ring: &SharedRing<T, N>, producer: bool) {
+    let own = own_identity();
+    let words = ring.owner(producer);
+    words.pid.store(own.pid, Ordering::Relaxed);
+    words.ns.store(own.ns, Ordering::Relaxed);
+    words.start.store(own.start, Ordering::Relaxed);
+}
+
+/// The identity the header gives for one end.
+fn recorded<T, const N: usize>(ring: &SharedRing<T, N>, producer: bool) -> Identity {
+    let words = ring.owner(producer);
+    Identity {
+        pid: words.pid.load(Ordering::Acquire),
+        ns: words.ns.load(Ordering::Acquire),
+        start: words.start.load(Ordering::Acquire),
     }
 }
 
@@ -573,6 +607,9 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Producer<T, N, R, W> {
     /// [`PeerState::Gone`]).
     pub fn peer_state(&mut self) -> PeerState {
         let r = self.ring.ring(Token::new());
+        if R::PROCESS_SHARED {
+            claim_end(r, true);
+        }
         let current = r.consumer_gen().load(Ordering::Acquire);
         let closed = r.state().load(Ordering::Acquire) & CONSUMER_CLOSED != 0;
         let mut seen = self.peer_gen;
@@ -587,9 +624,8 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Producer<T, N, R, W> {
             return false;
         }
         let r = self.ring.ring(Token::new());
-        let (pid, ns) = r.owner_words(false);
-        self.watch
-            .gone(pid.load(Ordering::Acquire), ns.load(Ordering::Acquire))
+        claim_end(r, true);
+        self.watch.gone(recorded(r, false))
     }
 
     /// Makes the ring usable again after the peer corrupted it, keeping
@@ -614,7 +650,7 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Producer<T, N, R, W> {
     pub fn repair(&mut self) -> Repair {
         let r = self.ring.ring(Token::new());
         let header_restored = r.restore_header(self.ring.fingerprint(Token::new()));
-        r.tail.0.store(self.tail, Ordering::Release);
+        let own_index_restored = r.tail.0.swap(self.tail, Ordering::AcqRel) != self.tail;
         let head = r.head.0.load(Ordering::Acquire);
         let peer_index_reset = SharedRing::<T, N>::check_indices(head, self.tail).is_err();
         if peer_index_reset {
@@ -628,6 +664,7 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Producer<T, N, R, W> {
         self.peer_gen = r.consumer_gen().load(Ordering::Acquire);
         Repair {
             header_restored,
+            own_index_restored,
             peer_index_reset,
         }
     }
@@ -991,6 +1028,9 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Consumer<T, N, R, W> {
     /// [`PeerState::Gone`]).
     pub fn peer_state(&mut self) -> PeerState {
         let r = self.ring.ring(Token::new());
+        if R::PROCESS_SHARED {
+            claim_end(r, false);
+        }
         let current = r.producer_gen().load(Ordering::Acquire);
         let closed = r.state().load(Ordering::Acquire) & PRODUCER_CLOSED != 0;
         let mut seen = self.peer_gen;
@@ -1005,9 +1045,8 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Consumer<T, N, R, W> {
             return false;
         }
         let r = self.ring.ring(Token::new());
-        let (pid, ns) = r.owner_words(true);
-        self.watch
-            .gone(pid.load(Ordering::Acquire), ns.load(Ordering::Acquire))
+        claim_end(r, false);
+        self.watch.gone(recorded(r, true))
     }
 
     /// Makes the ring usable again after the peer corrupted it, keeping
@@ -1030,7 +1069,7 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Consumer<T, N, R, W> {
     pub fn repair(&mut self) -> Repair {
         let r = self.ring.ring(Token::new());
         let header_restored = r.restore_header(self.ring.fingerprint(Token::new()));
-        r.head.0.store(self.head, Ordering::Release);
+        let own_index_restored = r.head.0.swap(self.head, Ordering::AcqRel) != self.head;
         let tail = r.tail.0.load(Ordering::Acquire);
         let peer_index_reset = SharedRing::<T, N>::check_indices(self.head, tail).is_err();
         if peer_index_reset {
@@ -1044,6 +1083,7 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Consumer<T, N, R, W> {
         self.peer_gen = r.producer_gen().load(Ordering::Acquire);
         Repair {
             header_restored,
+            own_index_restored,
             peer_index_reset,
         }
     }

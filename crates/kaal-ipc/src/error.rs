@@ -83,8 +83,9 @@ pub enum SendError<T> {
     /// The receiver's process exited without closing its end (killed or
     /// crashed) and the ring is full. Noticed within about 150 ms of its death
     /// by a blocked call on a process-shared ring (`std`, Linux, same PID
-    /// namespace). A restarted receiver that attaches again makes `send`
-    /// work again.
+    /// namespace), from the identity the receiver recorded in the header (a
+    /// hostile receiver can fake or hide it). A restarted receiver that
+    /// attaches again makes `send` work again.
     #[error("the receiver's process has exited")]
     PeerGone(T),
     /// The receiver's index in shared memory is invalid.
@@ -113,7 +114,9 @@ pub enum RecvError {
     /// The sender's process exited without closing its end (killed or
     /// crashed), and every item it published has been received. Noticed
     /// within about 150 ms of its death by a blocked call on a process-shared
-    /// ring (`std`, Linux, both processes in one PID namespace); without
+    /// ring (`std`, Linux, both processes in one PID namespace), from the
+    /// identity the sender recorded in the header (a hostile sender can fake
+    /// or hide it); without
     /// `std`, and on KaaL, a supervisor closes the dead end or restarts it
     /// instead. A restarted sender that attaches again makes `recv` work
     /// again (see [`PeerState::Restarted`](crate::PeerState::Restarted)).

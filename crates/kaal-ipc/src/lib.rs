@@ -62,13 +62,20 @@
 //! * A peer *process* that dies without closing (killed, crashed) is
 //!   noticed by the other side's blocking calls within about 150 ms:
 //!   [`RecvError::PeerGone`], [`SendError::PeerGone`], [`PeerState::Gone`]
-//!   (Linux with `std`, through a pidfd on the process id each endpoint
-//!   records in the header). On KaaL, where components have no process ids,
-//!   the broker closes a dead component's ends or restarts it.
+//!   (Linux with `std`, both processes in one PID namespace: each endpoint
+//!   records its process id and start time in the header, and the other side
+//!   watches that process through a pidfd; a reused id is told apart by the
+//!   start time). The identity words are the peer's to write, so this serves
+//!   honest peers that crash: a hostile one can hide or fake its death. An
+//!   endpoint carried into a forked child records the child at its first
+//!   blocked wait or `peer_state` call. On KaaL, where components have no
+//!   process ids, the broker closes a dead component's ends or restarts it.
 //! * A peer that attaches again is a new generation:
 //!   [`PeerState::Restarted`], whether or not the endpoint looked before.
-//! * The header carries the item type's fingerprint ([`type_fingerprint`]),
-//!   so two types of equal layout do not attach to each other's ring.
+//! * The header carries a fingerprint of the item type ([`type_fingerprint`]:
+//!   its name, size and alignment), so two differently named types of equal
+//!   layout do not attach to each other's ring; it does not see a type whose
+//!   fields changed under the same name.
 //! * Whatever a peer writes gives errors, never undefined behaviour; after a
 //!   peer scribbled and stopped, [`Consumer::repair`] or [`Producer::repair`]
 //!   make the ring usable again without losing what this side holds.

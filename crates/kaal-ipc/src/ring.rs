@@ -11,7 +11,11 @@ use crate::{Consumer, Producer};
 
 /// Values and offsets of the shared-memory header, for peers written in other
 /// languages. All fields are little- or big-endian as the machine is, and
-/// every field is a 32-bit word accessed atomically.
+/// every field is a 32-bit word accessed atomically, except the type
+/// fingerprint, one 64-bit word accessed atomically (write it with a single
+/// 64-bit store). The word at offset 36 is reserved (an in-process claim;
+/// never read for shared rings), and every byte of the header not named here
+/// is zero in a fresh ring.
 pub mod layout {
     /// `"KIPC"` read as a little-endian `u32`, at offset [`MAGIC_OFFSET`].
     pub const MAGIC: u32 = u32::from_le_bytes(*b"KIPC");
@@ -52,17 +56,25 @@ pub mod layout {
     /// (`type_fingerprint`, or a tag the user chose); attaching with another
     /// fingerprint fails.
     pub const FINGERPRINT_OFFSET: usize = 40;
-    /// Offset of the producer's process id (0: unknown). Written by a process-shared
-    /// producer with `std` on Linux when it attaches; the consumer uses it to notice
-    /// that the producer's process died.
+    /// Offset of the producer's process id (0: unknown). A process-shared
+    /// producer with `std` on Linux writes its identity (this word and the two
+    /// after it) when it attaches and whenever it checks on its consumer;
+    /// without `std` it writes zeros. The consumer uses it to notice that the
+    /// producer's process died.
     pub const PRODUCER_PID_OFFSET: usize = 48;
     /// Offset of the low 32 bits of the producer's PID namespace inode (0: unknown):
     /// the PID is only checked by a peer in the same namespace.
     pub const PRODUCER_PIDNS_OFFSET: usize = 52;
+    /// Offset of the low 32 bits of the producer's start time, in clock ticks
+    /// since boot (field 22 of `/proc/PID/stat`; 0: unknown): tells the
+    /// producer from a later process that reused its id.
+    pub const PRODUCER_START_OFFSET: usize = 56;
     /// Offset of the consumer's process id, like [`PRODUCER_PID_OFFSET`].
-    pub const CONSUMER_PID_OFFSET: usize = 56;
+    pub const CONSUMER_PID_OFFSET: usize = 60;
     /// Offset of the consumer's PID namespace word, like [`PRODUCER_PIDNS_OFFSET`].
-    pub const CONSUMER_PIDNS_OFFSET: usize = 60;
+    pub const CONSUMER_PIDNS_OFFSET: usize = 64;
+    /// Offset of the consumer's start time, like [`PRODUCER_START_OFFSET`].
+    pub const CONSUMER_START_OFFSET: usize = 68;
     /// Offset of the tail index (written by the producer only).
     pub const TAIL_OFFSET: usize = LINE;
     /// Offset of the head index (written by the consumer only).
@@ -189,16 +201,35 @@ struct Meta {
     split: AtomicU32,
     /// 0 (unset) or the item type's fingerprint; see [`layout::FINGERPRINT_OFFSET`].
     fingerprint: AtomicU64,
-    producer_pid: AtomicU32,
-    producer_pidns: AtomicU32,
-    consumer_pid: AtomicU32,
-    consumer_pidns: AtomicU32,
+    producer: Owner,
+    consumer: Owner,
     /// The rest of the cache line, as atomics: a peer may write any byte of a shared
     /// header, so no byte of it may be plain data under a shared reference.
     _padding: [AtomicU32; META_PADDING_WORDS],
 }
 
-const META_PADDING_WORDS: usize = 32 - 16;
+const META_PADDING_WORDS: usize = 32 - 18;
+
+/// The process that holds one end, as that process wrote it (see
+/// [`layout::PRODUCER_PID_OFFSET`]).
+#[repr(C)]
+pub(crate) struct Owner {
+    pub(crate) pid: AtomicU32,
+    pub(crate) ns: AtomicU32,
+    pub(crate) start: AtomicU32,
+}
+
+impl Owner {
+    const_unless_loom! {
+        fn new() -> Self {
+            Self {
+                pid: AtomicU32::new(0),
+                ns: AtomicU32::new(0),
+                start: AtomicU32::new(0),
+            }
+        }
+    }
+}
 const LINE_PADDING_WORDS: usize = 31;
 
 /// One index on its own cache line; the rest of the line is atomics too (see
@@ -303,10 +334,8 @@ impl<T, const N: usize> SharedRing<T, N> {
                 consumer_gen: AtomicU32::new(0),
                 split: AtomicU32::new(0),
                 fingerprint: AtomicU64::new(0),
-                producer_pid: AtomicU32::new(0),
-                producer_pidns: AtomicU32::new(0),
-                consumer_pid: AtomicU32::new(0),
-                consumer_pidns: AtomicU32::new(0),
+                producer: Owner::new(),
+                consumer: Owner::new(),
                 _padding: padding::<META_PADDING_WORDS>(),
             }
         }
@@ -414,13 +443,13 @@ impl<T, const N: usize> SharedRing<T, N> {
         &self.meta.consumer_gen
     }
 
-    /// The (pid, PID namespace) words of the producer (`producer == true`) or
-    /// the consumer.
-    pub(crate) fn owner_words(&self, producer: bool) -> (&AtomicU32, &AtomicU32) {
+    /// The identity words of the producer (`producer == true`) or the
+    /// consumer.
+    pub(crate) fn owner(&self, producer: bool) -> &Owner {
         if producer {
-            (&self.meta.producer_pid, &self.meta.producer_pidns)
+            &self.meta.producer
         } else {
-            (&self.meta.consumer_pid, &self.meta.consumer_pidns)
+            &self.meta.consumer
         }
     }
 
@@ -1103,16 +1132,38 @@ mod tests {
         );
         assert_eq!(offset_of!(Meta, slot_offset), layout::SLOT_OFFSET_OFFSET);
         assert_eq!(offset_of!(Meta, fingerprint), layout::FINGERPRINT_OFFSET);
-        assert_eq!(offset_of!(Meta, producer_pid), layout::PRODUCER_PID_OFFSET);
+        let producer = offset_of!(Meta, producer);
+        let consumer = offset_of!(Meta, consumer);
         assert_eq!(
-            offset_of!(Meta, producer_pidns),
+            producer + offset_of!(Owner, pid),
+            layout::PRODUCER_PID_OFFSET
+        );
+        assert_eq!(
+            producer + offset_of!(Owner, ns),
             layout::PRODUCER_PIDNS_OFFSET
         );
-        assert_eq!(offset_of!(Meta, consumer_pid), layout::CONSUMER_PID_OFFSET);
         assert_eq!(
-            offset_of!(Meta, consumer_pidns),
+            producer + offset_of!(Owner, start),
+            layout::PRODUCER_START_OFFSET
+        );
+        assert_eq!(
+            consumer + offset_of!(Owner, pid),
+            layout::CONSUMER_PID_OFFSET
+        );
+        assert_eq!(
+            consumer + offset_of!(Owner, ns),
             layout::CONSUMER_PIDNS_OFFSET
         );
+        assert_eq!(
+            consumer + offset_of!(Owner, start),
+            layout::CONSUMER_START_OFFSET
+        );
+        assert_eq!(offset_of!(Meta, magic), layout::MAGIC_OFFSET);
+        assert_eq!(offset_of!(Meta, abi), layout::ABI_OFFSET);
+        assert_eq!(offset_of!(Meta, capacity), layout::CAPACITY_OFFSET);
+        assert_eq!(offset_of!(Meta, elem_size), layout::ELEMENT_SIZE_OFFSET);
+        assert_eq!(offset_of!(Meta, elem_align), layout::ELEMENT_ALIGN_OFFSET);
+        assert_eq!(offset_of!(Meta, split), 36, "documented as reserved");
         assert_eq!(size_of::<R>(), layout::HEADER_SIZE + layout::LINE);
         assert_eq!(size_of::<SharedRing<u64, 16>>(), layout::HEADER_SIZE + 128);
     }

@@ -299,7 +299,15 @@ proptest! {
                 }
             }
             prop_assert!(tx.len() <= N && rx.len() <= N);
+            // Scribbled generation and identity words are read too.
+            let _ = (tx.peer_state(), rx.peer_state());
         }
+        // Both sides repair, then the ring works again.
+        tx.repair();
+        rx.repair();
+        while rx.try_pop().is_ok() {}
+        prop_assert_eq!(tx.try_push(77), Ok(()));
+        prop_assert_eq!(rx.try_pop(), Ok(77));
     }
 }
 
@@ -397,9 +405,8 @@ fn equal_layout_types_refuse_to_attach() {
     // SAFETY: as above.
     unsafe { Ring::init_in_tagged(r.ptr, r.layout.size(), tag) }.unwrap();
     // SAFETY: as above.
-    assert!(
-        unsafe { SharedRing::<Celsius, N>::attach_tagged(r.ptr, r.layout.size(), tag) }.is_ok()
-    );
+    let tagged = unsafe { SharedRing::<Celsius, N>::attach_tagged(r.ptr, r.layout.size(), tag) };
+    assert!(tagged.is_ok());
     // SAFETY: as above.
     let untagged = unsafe { SharedRing::<Celsius, N>::attach(r.ptr, r.layout.size()) };
     assert!(matches!(untagged, Err(AttachError::TypeMismatch { .. })));
@@ -526,10 +533,18 @@ proptest! {
         }
         let first = rx.try_pop();
         std::mem::forget(tx);
+        // The words a repair restores: geometry (offsets 0..24) and fingerprint.
+        let judged: Vec<usize> = (0..layout::STATE_OFFSET)
+            .step_by(4)
+            .chain([layout::FINGERPRINT_OFFSET, layout::FINGERPRINT_OFFSET + 4])
+            .collect();
+        let before: Vec<u32> = judged.iter().map(|&o| r.peek(o)).collect();
         for (word, value) in writes {
             r.poke(word * 4, value);
         }
-        rx.repair();
+        let scribbled = judged.iter().zip(&before).any(|(&o, &b)| r.peek(o) != b);
+        let repair = rx.repair();
+        prop_assert_eq!(repair.header_restored, scribbled, "{:?}", repair);
         // SAFETY: as above.
         let ring = unsafe { Ring::attach(r.ptr, r.layout.size()) };
         prop_assert!(ring.is_ok(), "{:?}", ring.err());
@@ -544,6 +559,42 @@ proptest! {
             prop_assert_eq!(rx.try_pop(), Ok(marker));
         }
         prop_assert_eq!(first.is_ok(), pushed > 0);
+    }
+
+    /// The same from the producer's side: whatever the consumer scribbled,
+    /// the producer's repair keeps its numbering and a restarted consumer
+    /// receives what it pushes next.
+    #[test]
+    fn producer_repair_recovers_from_any_scribble(
+        writes in prop::collection::vec((0usize..(layout::HEADER_SIZE / 4), any::<u32>()), 1..40),
+        pushed in 0u64..=N as u64,
+    ) {
+        let r = region();
+        // SAFETY: `r` outlives the attachments, one role each.
+        let ring = unsafe { Ring::init_in(r.ptr, r.layout.size()) }.unwrap();
+        let mut tx = ring.into_producer(Spin).unwrap();
+        // SAFETY: as above.
+        let ring = unsafe { Ring::attach(r.ptr, r.layout.size()) }.unwrap();
+        let rx = ring.into_consumer(Spin).unwrap();
+        for i in 0..pushed {
+            tx.try_push(i).unwrap();
+        }
+        std::mem::forget(rx);
+        for (word, value) in writes {
+            r.poke(word * 4, value);
+        }
+        let tail_scribbled = r.peek(layout::TAIL_OFFSET) != pushed as u32;
+        let repair = tx.repair();
+        prop_assert_eq!(tx.position(), pushed as u32);
+        prop_assert_eq!(repair.own_index_restored, tail_scribbled);
+        prop_assert_eq!(r.peek(layout::TAIL_OFFSET), pushed as u32);
+        // SAFETY: as above.
+        let ring = unsafe { Ring::attach(r.ptr, r.layout.size()) };
+        prop_assert!(ring.is_ok(), "{:?}", ring.err());
+        let mut rx = ring.unwrap().into_consumer(Spin).unwrap();
+        while rx.try_pop().is_ok() {}
+        prop_assert_eq!(tx.try_push(500), Ok(()));
+        prop_assert_eq!(rx.try_pop(), Ok(500));
     }
 }
 
@@ -560,9 +611,45 @@ fn vouched_attach_checks_layout_only() {
     // SAFETY: as above.
     let wrong_size = unsafe { SharedRing::<u32, N>::attach_vouched(r.ptr, r.layout.size()) };
     assert!(matches!(wrong_size, Err(AttachError::ElementSize { .. })));
+    let stamped = |r: &Region| {
+        u64::from(r.peek(layout::FINGERPRINT_OFFSET))
+            | u64::from(r.peek(layout::FINGERPRINT_OFFSET + 4)) << 32
+    };
     assert_eq!(
-        r.peek(layout::FINGERPRINT_OFFSET),
-        kaal_ipc::type_fingerprint::<u64>().get() as u32,
+        stamped(&r),
+        kaal_ipc::type_fingerprint::<u64>().get(),
         "not restamped"
     );
+    // A header without a fingerprint stays without one.
+    let r = region();
+    for (offset, value) in layout::Geometry::new(N as u32, 8, 8)
+        .unwrap()
+        .header_words()
+    {
+        r.poke(offset, value);
+    }
+    // SAFETY: as above.
+    let vouched = unsafe { SharedRing::<i64, N>::attach_vouched(r.ptr, r.layout.size()) };
+    assert!(vouched.is_ok());
+    assert_eq!(stamped(&r), 0, "a vouched attach stamps nothing");
+}
+
+/// A peer that overwrites this side's identity words cannot make the next
+/// peer take this live process for dead: every check rewrites them.
+#[cfg(all(feature = "std", target_os = "linux"))]
+#[test]
+fn own_identity_words_are_restored_at_each_check() {
+    let r = region();
+    // SAFETY: `r` outlives the attachment; nothing else uses it in-process.
+    let ring = unsafe { Ring::init_in(r.ptr, r.layout.size()) }.unwrap();
+    let mut rx = ring.into_consumer(Spin).unwrap();
+    assert_eq!(r.peek(layout::CONSUMER_PID_OFFSET), std::process::id());
+    let ns = r.peek(layout::CONSUMER_PIDNS_OFFSET);
+    let start = r.peek(layout::CONSUMER_START_OFFSET);
+    r.poke(layout::CONSUMER_PID_OFFSET, 4_000_000);
+    r.poke(layout::CONSUMER_START_OFFSET, 1);
+    assert_eq!(rx.peer_state(), PeerState::NeverAttached);
+    assert_eq!(r.peek(layout::CONSUMER_PID_OFFSET), std::process::id());
+    assert_eq!(r.peek(layout::CONSUMER_PIDNS_OFFSET), ns);
+    assert_eq!(r.peek(layout::CONSUMER_START_OFFSET), start);
 }
