@@ -830,7 +830,7 @@ impl<'a, T, const N: usize> Attached<'a, T, N> {
         split_handles(self, other, notify)
     }
 
-    /// A snapshot of the ring's generations and state, for diagnostics.
+    /// A snapshot of the number of items in the ring, for diagnostics.
     pub fn ring_len(&self) -> usize {
         self.ring.len()
     }
