@@ -11,7 +11,7 @@ use std::sync::mpsc::{TryRecvError, sync_channel};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use kaal_ipc::{Channel, Futex, SharedRing};
+use kaal_ipc::{Channel, Futex, PushError, SharedRing};
 
 const CAP: usize = 1024;
 const BATCH: usize = 256;
@@ -62,8 +62,8 @@ fn single_kaal(n: u64) -> Duration {
         move || {
             for i in 0..n {
                 let mut v = i;
-                while let Err(e) = p.try_push(v) {
-                    v = e.into_inner();
+                while let Err(PushError::Full(back)) = p.try_push(v) {
+                    v = back;
                     std::hint::spin_loop();
                 }
             }
@@ -229,8 +229,9 @@ fn fill(buf: &mut [u64; BATCH], next: &mut u64, n: u64) -> usize {
     k
 }
 
+/// kaal-ipc's batch API: `push_slice` and `pop_slice`.
 fn batch_kaal(n: u64) -> Duration {
-    let mut ring = Box::new(SharedRing::<u64, CAP>::new());
+    let mut ring = SharedRing::<u64, CAP>::new_boxed();
     let (mut p, mut c) = ring.split();
     pair(
         move || {
@@ -252,23 +253,63 @@ fn batch_kaal(n: u64) -> Duration {
         move || {
             let mut sum = 0u64;
             let mut got = 0u64;
+            let mut out = [0u64; BATCH];
             while got < n {
-                let chunk = c.read_chunk(BATCH).unwrap();
-                if chunk.is_empty() {
+                let k = c.pop_slice(&mut out).unwrap();
+                if k == 0 {
                     std::hint::spin_loop();
                     continue;
                 }
-                let (a, b) = chunk.as_slices();
-                sum += a.iter().sum::<u64>() + b.iter().sum::<u64>();
-                got += chunk.len() as u64;
-                chunk.release_all();
+                sum += out[..k].iter().sum::<u64>();
+                got += k as u64;
             }
             expect_sum(sum, n);
         },
     )
 }
 
+/// rtrb's slice API: `push_partial_slice` and `pop_partial_slice`.
 fn batch_rtrb(n: u64) -> Duration {
+    let (mut p, mut c) = rtrb::RingBuffer::<u64>::new(CAP);
+    pair(
+        move || {
+            let mut buf = [0u64; BATCH];
+            let mut next = 0;
+            while next < n {
+                let k = fill(&mut buf, &mut next, n);
+                let mut off = 0;
+                while off < k {
+                    let (pushed, _) = p.push_partial_slice(&buf[off..k]);
+                    if pushed.is_empty() {
+                        std::hint::spin_loop();
+                    }
+                    off += pushed.len();
+                }
+                next += k as u64;
+            }
+        },
+        move || {
+            let mut sum = 0u64;
+            let mut got = 0u64;
+            let mut out = [0u64; BATCH];
+            while got < n {
+                let (popped, _) = c.pop_partial_slice(&mut out);
+                let k = popped.len();
+                if k == 0 {
+                    std::hint::spin_loop();
+                    continue;
+                }
+                sum += popped.iter().sum::<u64>();
+                got += k as u64;
+            }
+            expect_sum(sum, n);
+        },
+    )
+}
+
+/// rtrb's chunk API, for reference: `write_chunk_uninit().fill_from_iter`
+/// and `read_chunk` read in place.
+fn batch_rtrb_chunks(n: u64) -> Duration {
     let (mut p, mut c) = rtrb::RingBuffer::<u64>::new(CAP);
     pair(
         move || {
@@ -535,6 +576,64 @@ fn pingpong_std(rounds: u64) -> Duration {
     )
 }
 
+// ---------------------------------------------------------------- channels
+
+/// Items per second through kaal-ipc's blocking `Channel` (futex wake-ups,
+/// default spin limit): `send`/`recv` for every item.
+fn channel_kaal(n: u64) -> Duration {
+    let (mut tx, mut rx) = Channel::<u64, CAP, Futex>::pair();
+    pair(
+        move || {
+            for i in 0..n {
+                tx.send(i).unwrap();
+            }
+        },
+        move || {
+            let mut sum = 0u64;
+            for _ in 0..n {
+                sum += rx.recv().unwrap();
+            }
+            expect_sum(sum, n);
+        },
+    )
+}
+
+fn channel_crossbeam(n: u64) -> Duration {
+    let (tx, rx) = crossbeam_channel::bounded::<u64>(CAP);
+    pair(
+        move || {
+            for i in 0..n {
+                tx.send(i).unwrap();
+            }
+        },
+        move || {
+            let mut sum = 0u64;
+            for _ in 0..n {
+                sum += rx.recv().unwrap();
+            }
+            expect_sum(sum, n);
+        },
+    )
+}
+
+fn channel_std(n: u64) -> Duration {
+    let (tx, rx) = sync_channel::<u64>(CAP);
+    pair(
+        move || {
+            for i in 0..n {
+                tx.send(i).unwrap();
+            }
+        },
+        move || {
+            let mut sum = 0u64;
+            for _ in 0..n {
+                sum += rx.recv().unwrap();
+            }
+            expect_sum(sum, n);
+        },
+    )
+}
+
 // ---------------------------------------------------------------- blocking
 
 fn blocking_kaal(rounds: u64, spin: u32) -> Duration {
@@ -578,6 +677,25 @@ impl<R: kaal_ipc::RingHandle<u64, CAP>> SetSpin for kaal_ipc::Consumer<u64, CAP,
     }
 }
 
+fn blocking_crossbeam(rounds: u64) -> Duration {
+    let (tx1, rx1) = crossbeam_channel::bounded::<u64>(1);
+    let (tx2, rx2) = crossbeam_channel::bounded::<u64>(1);
+    pair(
+        move || {
+            for i in 0..rounds {
+                tx1.send(i).unwrap();
+                assert_eq!(rx2.recv().unwrap(), i);
+            }
+        },
+        move || {
+            for _ in 0..rounds {
+                let v = rx1.recv().unwrap();
+                tx2.send(v).unwrap();
+            }
+        },
+    )
+}
+
 fn blocking_std(rounds: u64) -> Duration {
     let (tx1, rx1) = sync_channel::<u64>(1);
     let (tx2, rx2) = sync_channel::<u64>(1);
@@ -615,6 +733,10 @@ fn measure(
     mut cases: Vec<Case<'_>>,
     per: impl Fn(Duration) -> f64,
 ) -> Vec<(String, Stats)> {
+    // KAAL_BENCH_CASE=a,b keeps only the cases whose name contains a or b.
+    let keep = std::env::var("KAAL_BENCH_CASE").unwrap_or_default();
+    cases.retain(|(name, _)| keep.is_empty() || keep.split(',').any(|k| name.contains(k)));
+    let verbose = std::env::var_os("KAAL_BENCH_VERBOSE").is_some();
     for (_, f) in cases.iter_mut() {
         black_box(f());
     }
@@ -622,6 +744,12 @@ fn measure(
     for _ in 0..runs {
         for (i, (_, f)) in cases.iter_mut().enumerate() {
             samples[i].push(per(f()));
+        }
+    }
+    if verbose {
+        for ((name, _), v) in cases.iter().zip(&samples) {
+            let v: Vec<String> = v.iter().map(|x| format!("{x:.1}")).collect();
+            println!("  {name}: {}", v.join(" "));
         }
     }
     cases
@@ -639,34 +767,44 @@ fn measure(
         .collect()
 }
 
-fn report(title: &str, unit: &str, higher_is_better: bool, rows: Vec<(String, Stats)>) {
+/// Prints one section's table; the ratio column is to `base` (a row name).
+fn report(title: &str, unit: &str, higher_is_better: bool, base: &str, rows: &[(String, Stats)]) {
     let better = if higher_is_better { "higher" } else { "lower" };
     println!("\n## {title} ({unit}; {better} is better)");
     println!(
-        "{:<34} {:>10} {:>10} {:>10}   {:>12} {:>10}",
-        "", "median", "best", "worst", "median/rtrb", "best/rtrb"
+        "{:<40} {:>10} {:>10} {:>10}   {:>14}",
+        "",
+        "median",
+        "best",
+        "worst",
+        format!("median/{}", base.split(' ').next().unwrap_or(base))
     );
     // Best is the maximum for throughput and the minimum for latency.
     let best = |s: &Stats| if higher_is_better { s.max } else { s.min };
     let worst = |s: &Stats| if higher_is_better { s.min } else { s.max };
-    let base = rows
-        .iter()
-        .find(|(n, _)| n == "rtrb")
-        .map(|(_, s)| (s.median, best(s)));
-    for (name, s) in &rows {
-        let (rm, rb) = base.map_or((String::from("-"), String::from("-")), |(m, b)| {
-            (
-                format!("{:.2}x", s.median / m),
-                format!("{:.2}x", best(s) / b),
-            )
-        });
+    let base = median(rows, base);
+    for (name, s) in rows {
+        let ratio = base.map_or(String::from("-"), |m| format!("{:.2}x", s.median / m));
         println!(
-            "{name:<34} {:>10.2} {:>10.2} {:>10.2}   {rm:>12} {rb:>10}",
+            "{name:<40} {:>10.2} {:>10.2} {:>10.2}   {ratio:>14}",
             s.median,
             best(s),
             worst(s)
         );
     }
+}
+
+fn median(rows: &[(String, Stats)], name: &str) -> Option<f64> {
+    rows.iter().find(|(n, _)| n == name).map(|(_, s)| s.median)
+}
+
+/// One goal of the table: a ratio of two medians measured in this run.
+struct Goal {
+    what: &'static str,
+    ratio: Option<f64>,
+    /// The bound and whether the ratio must be at least (true) or at most it.
+    bound: f64,
+    at_least: bool,
 }
 
 fn main() {
@@ -677,16 +815,21 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(7);
-    // KAAL_BENCH_ONLY=single,batch,pingpong,blocking selects sections.
+    // KAAL_BENCH_ONLY=single,batch,pingpong,channel,blocking selects sections.
     let only = std::env::var("KAAL_BENCH_ONLY").unwrap_or_default();
     let want = |section: &str| only.is_empty() || only.split(',').any(|s| s == section);
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!("# kaal-ipc comparison: {runs} runs per case, {cpus} CPUs, capacity {CAP}, u64 items");
+    println!(
+        "# kaal-ipc against rtrb 0.4.1, ringbuf 0.6, heapless 0.9, crossbeam, std: \
+         {runs} interleaved runs per case, {cpus} CPUs, capacity {CAP}, u64 items"
+    );
+    let mut goals = Vec::new();
 
-    // std's channel is far slower; it moves a quarter of the items and its
-    // rate is scaled accordingly.
-    if want("single") {
-        let n: u64 = 4_000_000;
+    let n: u64 = 4_000_000;
+    let mut spinning_ring = None;
+    if want("single") || want("channel") {
+        // std's channel is far slower; it moves a quarter of the items and its
+        // rate is scaled accordingly.
         let rows = measure(
             runs,
             vec![
@@ -699,7 +842,16 @@ fn main() {
             ],
             |d| n as f64 / d.as_secs_f64() / 1e6,
         );
-        report("single-item throughput", "M items/s", true, rows);
+        report("single-item throughput", "M items/s", true, "rtrb", &rows);
+        goals.push(Goal {
+            what: "single-item try_push/try_pop throughput / rtrb",
+            ratio: median(&rows, "kaal-ipc")
+                .zip(median(&rows, "rtrb"))
+                .map(|(k, r)| k / r),
+            bound: 1.2,
+            at_least: true,
+        });
+        spinning_ring = median(&rows, "kaal-ipc");
     }
 
     if want("batch") {
@@ -707,19 +859,32 @@ fn main() {
         let rows = measure(
             runs,
             vec![
+                ("kaal-ipc push_slice/pop_slice", Box::new(|| batch_kaal(nb))),
                 (
-                    "kaal-ipc (push_slice/read_chunk)",
-                    Box::new(|| batch_kaal(nb)),
+                    "rtrb push_partial_slice/pop_partial_slice",
+                    Box::new(|| batch_rtrb(nb)),
                 ),
-                ("rtrb", Box::new(|| batch_rtrb(nb))),
                 (
-                    "ringbuf (push_slice/pop_slice)",
+                    "rtrb write_chunk_uninit/read_chunk",
+                    Box::new(|| batch_rtrb_chunks(nb)),
+                ),
+                (
+                    "ringbuf push_slice/pop_slice",
                     Box::new(|| batch_ringbuf(nb)),
                 ),
             ],
             |d| nb as f64 / d.as_secs_f64() / 1e6,
         );
-        report("256-item batch throughput", "M items/s", true, rows);
+        let base = "rtrb push_partial_slice/pop_partial_slice";
+        report("256-item batch throughput", "M items/s", true, base, &rows);
+        goals.push(Goal {
+            what: "256-item batch throughput / rtrb slices",
+            ratio: median(&rows, "kaal-ipc push_slice/pop_slice")
+                .zip(median(&rows, base))
+                .map(|(k, r)| k / r),
+            bound: 1.2,
+            at_least: true,
+        });
     }
 
     if want("pingpong") {
@@ -739,7 +904,52 @@ fn main() {
             ],
             |d| d.as_nanos() as f64 / rounds as f64,
         );
-        report("ping-pong round trip (spinning)", "ns", false, rows);
+        report(
+            "ping-pong round trip (spinning)",
+            "ns",
+            false,
+            "rtrb",
+            &rows,
+        );
+        goals.push(Goal {
+            what: "spinning ping-pong round trip / rtrb",
+            ratio: median(&rows, "kaal-ipc")
+                .zip(median(&rows, "rtrb"))
+                .map(|(k, r)| k / r),
+            bound: 0.9,
+            at_least: false,
+        });
+    }
+
+    if want("channel") {
+        let nc: u64 = 1_000_000;
+        let rows = measure(
+            runs,
+            vec![
+                ("kaal-ipc Channel (futex)", Box::new(|| channel_kaal(nc))),
+                (
+                    "crossbeam-channel bounded",
+                    Box::new(|| channel_crossbeam(nc)),
+                ),
+                ("std sync_channel", Box::new(|| channel_std(nc))),
+            ],
+            |d| nc as f64 / d.as_secs_f64() / 1e6,
+        );
+        report(
+            "blocking channel throughput, send/recv per item",
+            "M items/s",
+            true,
+            "crossbeam-channel bounded",
+            &rows,
+        );
+        goals.push(Goal {
+            what: "futex Channel throughput / spinning ring (same run)",
+            ratio: median(&rows, "kaal-ipc Channel (futex)")
+                .zip(spinning_ring)
+                .map(|(c, r)| c / r),
+            bound: 0.5,
+            at_least: true,
+        });
     }
 
     if want("blocking") {
@@ -755,10 +965,40 @@ fn main() {
                     "kaal-ipc futex, default spin",
                     Box::new(|| blocking_kaal(br, kaal_ipc::DEFAULT_SPIN_LIMIT)),
                 ),
+                (
+                    "crossbeam-channel bounded(1)",
+                    Box::new(|| blocking_crossbeam(br)),
+                ),
                 ("std sync_channel(1)", Box::new(|| blocking_std(br))),
             ],
             |d| d.as_secs_f64() * 1e6 / br as f64,
         );
-        report("blocking round trip", "us", false, rows);
+        report(
+            "blocking round trip through wake-ups",
+            "us",
+            false,
+            "std sync_channel(1)",
+            &rows,
+        );
     }
+
+    println!("\n## goals (medians of this run)");
+    println!("{:<54} {:>9} {:>8}   result", "", "measured", "goal");
+    let mut met = 0;
+    for goal in &goals {
+        let (sign, ok) = match goal.ratio {
+            Some(r) if goal.at_least => (">=", r >= goal.bound),
+            Some(r) => ("<=", r <= goal.bound),
+            None => (if goal.at_least { ">=" } else { "<=" }, false),
+        };
+        met += usize::from(ok);
+        println!(
+            "{:<54} {:>9} {:>8}   {}",
+            goal.what,
+            goal.ratio.map_or(String::from("-"), |r| format!("{r:.2}x")),
+            format!("{sign} {:.1}x", goal.bound),
+            if ok { "met" } else { "NOT MET" }
+        );
+    }
+    println!("{met} of {} goals met", goals.len());
 }
