@@ -922,7 +922,7 @@ fn main() {
     }
 
     if want("channel") {
-        let nc: u64 = 1_000_000;
+        let nc: u64 = 4_000_000;
         let rows = measure(
             runs,
             vec![

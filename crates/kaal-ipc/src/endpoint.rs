@@ -7,9 +7,40 @@ use crate::error::{CorruptIndices, PopError, PushError, RecvError, RingError, Se
 use crate::notify::{Notify, Spin};
 use crate::ring::{CONSUMER_CLOSED, PRODUCER_CLOSED, RingHandle, SharedRing, Token};
 use crate::sync::{AtomicU32, Ordering, fence};
+use core::sync::atomic::compiler_fence;
+
+/// Pauses (`spin_loop` hints) a consumer makes before reloading the
+/// producer's index while a stream is flowing; see
+/// `Consumer::before_refresh`.
+const STREAM_BACKOFF: u32 = 4;
+
+/// Hints the CPU to bring the line holding `p` into the cache. Not a memory
+/// access: `p` may point anywhere.
+#[inline(always)]
+#[cfg(not(loom))]
+fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch hint never faults and accesses no memory in the
+    // abstract machine; SSE is part of the x86-64 baseline.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast())
+    };
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: `prfm` is a hint: it never faults, writes no register or
+    // memory, and leaves the flags alone.
+    unsafe {
+        core::arch::asm!(
+            "prfm pldl1keep, [{0}]",
+            in(reg) p,
+            options(nostack, readonly, preserves_flags)
+        )
+    };
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    let _ = p;
+}
 
 /// Spins before sleeping, when the notifier sleeps ([`Notify::NEEDS_WAKE`]).
-pub const DEFAULT_SPIN_LIMIT: u32 = 256;
+pub const DEFAULT_SPIN_LIMIT: u32 = 1024;
 
 /// Longest single sleep; a blocked endpoint re-checks the ring (and the
 /// peer's closed flag) at least this often, so a wake lost to a crashed or
@@ -232,6 +263,85 @@ fn until(timeout: Duration) -> Until {
     )
 }
 
+/// The asymmetric barrier of in-process rings (Linux with `std`): the
+/// waiter, about to sleep, pays for a `membarrier(2)` that forces a full
+/// barrier on every running thread of the process, so the waker, on every
+/// publish, needs only a compiler fence where it would otherwise need a full
+/// `SeqCst` fence. Rings shared with another process keep the fence on both
+/// sides (the barrier covers one process only), as do loom builds (which
+/// model the fences).
+#[cfg(all(feature = "std", target_os = "linux", not(loom)))]
+mod asymmetric {
+    use core::sync::atomic::{AtomicU8, Ordering};
+
+    const MEMBARRIER_CMD_PRIVATE_EXPEDITED: libc::c_int = 1 << 3;
+    const MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED: libc::c_int = 1 << 4;
+    const UNKNOWN: u8 = 0;
+    const AVAILABLE: u8 = 1;
+    const UNAVAILABLE: u8 = 2;
+    static STATE: AtomicU8 = AtomicU8::new(UNKNOWN);
+
+    fn membarrier(cmd: libc::c_int) -> bool {
+        // SAFETY: `membarrier` takes a command and flags and touches no
+        // memory of ours.
+        unsafe { libc::syscall(libc::SYS_membarrier, cmd, 0, 0) == 0 }
+    }
+
+    /// Registers the process for expedited barriers, once. Called when an
+    /// in-process endpoint with sleeping waits is created, so that both ends
+    /// of a ring see the final state before either publishes or waits.
+    pub(super) fn register() {
+        if STATE.load(Ordering::Acquire) == UNKNOWN {
+            let state = if membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) {
+                AVAILABLE
+            } else {
+                UNAVAILABLE
+            };
+            // Racing first registrations agree.
+            STATE.store(state, Ordering::Release);
+        }
+    }
+
+    /// Whether publishers may skip their fence.
+    #[inline(always)]
+    pub(super) fn available() -> bool {
+        STATE.load(Ordering::Relaxed) == AVAILABLE
+    }
+
+    /// The waiter's side: a full barrier on every thread of the process.
+    /// `false` if it could not be issued even after registering again (a
+    /// child forked after registration starts unregistered).
+    pub(super) fn heavy() -> bool {
+        membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)
+            || (membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED)
+                && membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED))
+    }
+}
+
+/// Whether this ring's publishers skip the `SeqCst` fence (see
+/// [`asymmetric`]).
+#[inline(always)]
+fn asymmetric_barrier<W: Notify>(shared: bool) -> bool {
+    #[cfg(all(feature = "std", target_os = "linux", not(loom)))]
+    {
+        W::NEEDS_WAKE && !shared && asymmetric::available()
+    }
+    #[cfg(not(all(feature = "std", target_os = "linux", not(loom))))]
+    {
+        let _ = (shared, W::NEEDS_WAKE);
+        false
+    }
+}
+
+/// Sets up the asymmetric barrier before an endpoint of an in-process ring
+/// with sleeping waits exists.
+fn prepare_barrier<W: Notify>(_shared: bool) {
+    #[cfg(all(feature = "std", target_os = "linux", not(loom)))]
+    if W::NEEDS_WAKE && !_shared {
+        asymmetric::register();
+    }
+}
+
 /// Announces a waiter on `word`, re-checks `ready`, and sleeps unless ready.
 fn park<W: Notify>(
     notify: &W,
@@ -240,13 +350,24 @@ fn park<W: Notify>(
     timeout: Option<Duration>,
     ready: impl FnOnce() -> bool,
 ) {
-    let timeout = Some(timeout.map_or(WAIT_SLICE, |t| t.min(WAIT_SLICE)));
+    #[allow(unused_mut)] // reassigned only where the asymmetric barrier exists
+    let mut timeout = Some(timeout.map_or(WAIT_SLICE, |t| t.min(WAIT_SLICE)));
     if !W::NEEDS_WAKE {
         notify.wait(word, word.load(Ordering::Relaxed), timeout, shared);
         return;
     }
     let w = word.fetch_or(1, Ordering::Relaxed) | 1;
-    fence(Ordering::SeqCst);
+    if asymmetric_barrier::<W>(shared) {
+        #[cfg(all(feature = "std", target_os = "linux", not(loom)))]
+        if !asymmetric::heavy() {
+            // The publisher skips its fence, and this side could not make up
+            // for it: a wake may be missed, so sleep briefly.
+            fence(Ordering::SeqCst);
+            timeout = Some(Duration::from_millis(1));
+        }
+    } else {
+        fence(Ordering::SeqCst);
+    }
     if !ready() {
         notify.wait(word, w, timeout, shared);
     }
@@ -259,7 +380,12 @@ fn park<W: Notify>(
 #[inline(always)]
 fn wake_peer<W: Notify>(notify: &W, word: &AtomicU32, shared: bool) {
     if W::NEEDS_WAKE {
-        fence(Ordering::SeqCst);
+        if asymmetric_barrier::<W>(shared) {
+            // The waiter's `membarrier` orders this side (see `asymmetric`).
+            compiler_fence(Ordering::SeqCst);
+        } else {
+            fence(Ordering::SeqCst);
+        }
         let w = word.load(Ordering::Relaxed);
         if w & 1 != 0 {
             wake_slow(notify, word, w, shared);
@@ -307,6 +433,9 @@ pub struct Consumer<T, const N: usize, R: RingHandle<T, N>, W: Notify = Spin> {
     ring: R,
     head: u32,
     cached_tail: u32,
+    /// Whether the last reload of the producer's index found items (a
+    /// stream is flowing) rather than an empty ring (the consumer polls).
+    streaming: bool,
     peer_gen: u32,
     spin_limit: u32,
     notify: W,
@@ -342,6 +471,7 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Producer<T, N, R, W> {
         let tail = r.tail.0.load(Ordering::Acquire);
         let head = r.head.0.load(Ordering::Acquire);
         SharedRing::<T, N>::check_indices(head, tail)?;
+        prepare_barrier::<W>(R::PROCESS_SHARED);
         if R::PROCESS_SHARED {
             claim_end(r, true);
         }
@@ -504,7 +634,20 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Producer<T, N, R, W> {
     /// Fails only if, while the ring is full, the consumer closes, its
     /// process dies ([`SendError::PeerGone`]) or it corrupts the ring; never
     /// returns [`SendError::Timeout`].
+    #[inline]
     pub fn push(&mut self, value: T) -> Result<(), SendError<T>> {
+        // The common case inline; waiting out of line.
+        match self.try_push(value) {
+            Ok(()) => Ok(()),
+            Err(PushError::Full(value)) => self.push_waiting(value),
+            Err(PushError::Closed(value)) => Err(SendError::Closed(value)),
+            Err(PushError::Corrupt(value, e)) => Err(SendError::Corrupt(value, e)),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn push_waiting(&mut self, value: T) -> Result<(), SendError<T>> {
         self.push_until(value, &Forever)
     }
 
@@ -775,6 +918,7 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Consumer<T, N, R, W> {
         let tail = r.tail.0.load(Ordering::Acquire);
         let head = r.head.0.load(Ordering::Acquire);
         SharedRing::<T, N>::check_indices(head, tail)?;
+        prepare_barrier::<W>(R::PROCESS_SHARED);
         if R::PROCESS_SHARED {
             claim_end(r, false);
         }
@@ -785,6 +929,7 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Consumer<T, N, R, W> {
             ring,
             head,
             cached_tail: tail,
+            streaming: false,
             peer_gen,
             spin_limit: if W::NEEDS_WAKE { DEFAULT_SPIN_LIMIT } else { 0 },
             notify,
@@ -830,12 +975,38 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Consumer<T, N, R, W> {
         if avail >= want && avail > 0 {
             return Ok(avail);
         }
+        self.before_refresh();
         self.refresh_tail()?;
         let avail = self.cached_tail.wrapping_sub(self.head);
         if avail > 0 || want == 0 {
+            self.streaming = avail > 0;
             return Ok(avail);
         }
+        self.streaming = false;
         self.empty_error()
+    }
+
+    /// Runs before the producer's index is read again.
+    ///
+    /// * Streaming (the last reload found items, and the consumer has taken
+    ///   them all): wait a moment first. A consumer that reloads at once
+    ///   falls into lock step with the producer, one item per reload, and
+    ///   the index and slot lines then cross between the cores for every
+    ///   item; a short pause lets the producer fill a batch, which the next
+    ///   reload takes at once. Nothing is delayed that is already visible.
+    /// * Polling (the last reload found the ring empty): prefetch the slot
+    ///   the next item will be in, so that when it arrives its line and the
+    ///   index's cross in parallel rather than one after the other.
+    #[inline(always)]
+    fn before_refresh(&self) {
+        if self.streaming {
+            for _ in 0..STREAM_BACKOFF {
+                core::hint::spin_loop();
+            }
+        } else {
+            #[cfg(not(loom))]
+            prefetch(self.r().slot_ptr(self.head));
+        }
     }
 
     #[cold]
@@ -931,7 +1102,20 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Consumer<T, N, R, W> {
     /// the ring is drained and the producer has closed or its process has
     /// died ([`RecvError::PeerGone`]), or if it corrupts the ring; never
     /// returns [`RecvError::Timeout`].
+    #[inline]
     pub fn pop(&mut self) -> Result<T, RecvError> {
+        // The common case inline; waiting out of line.
+        match self.try_pop() {
+            Ok(value) => Ok(value),
+            Err(PopError::Empty) => self.pop_waiting(),
+            Err(PopError::Closed) => Err(RecvError::Closed),
+            Err(PopError::Corrupt(e)) => Err(RecvError::Corrupt(e)),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn pop_waiting(&mut self) -> Result<T, RecvError> {
         self.pop_until(&Forever)
     }
 

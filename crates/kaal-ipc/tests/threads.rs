@@ -153,3 +153,62 @@ fn non_copy_items_move_through() {
     }
     t.join().unwrap();
 }
+
+/// Blocking round trips where every wait sleeps: on Linux the waiter's
+/// `membarrier` stands in for the publisher's fence, and a wake lost to a
+/// wrong barrier would show as a round trip of a whole wait slice (100 ms).
+#[test]
+fn sleeping_round_trips_lose_no_wake() {
+    use std::time::{Duration, Instant};
+    let (mut tx1, mut rx1) = Channel::<u64, 4>::pair();
+    let (mut tx2, mut rx2) = Channel::<u64, 4>::pair();
+    for spin in [
+        &mut *tx1 as &mut dyn SetSpin,
+        &mut *rx1,
+        &mut *tx2,
+        &mut *rx2,
+    ] {
+        spin.zero();
+    }
+    const ROUNDS: u64 = 3000;
+    let echo = std::thread::spawn(move || {
+        for _ in 0..ROUNDS {
+            let v = rx1.recv().unwrap();
+            tx2.send(v).unwrap();
+        }
+    });
+    let mut stalls = 0;
+    for i in 0..ROUNDS {
+        let start = Instant::now();
+        tx1.send(i).unwrap();
+        assert_eq!(rx2.recv(), Ok(i));
+        if start.elapsed() >= Duration::from_millis(95) {
+            stalls += 1;
+        }
+    }
+    echo.join().unwrap();
+    // A loaded machine may deschedule a thread for that long once or twice;
+    // a lost-wake bug stalls far more often.
+    assert!(
+        stalls <= 3,
+        "{stalls} of {ROUNDS} round trips took a whole wait slice"
+    );
+}
+
+trait SetSpin {
+    fn zero(&mut self);
+}
+impl<R: kaal_ipc::RingHandle<u64, 4>> SetSpin
+    for kaal_ipc::Producer<u64, 4, R, kaal_ipc::DefaultNotify>
+{
+    fn zero(&mut self) {
+        self.set_spin_limit(0);
+    }
+}
+impl<R: kaal_ipc::RingHandle<u64, 4>> SetSpin
+    for kaal_ipc::Consumer<u64, 4, R, kaal_ipc::DefaultNotify>
+{
+    fn zero(&mut self) {
+        self.set_spin_limit(0);
+    }
+}
