@@ -1,10 +1,26 @@
 //! Head-to-head benchmark of kaal-ipc against other SPSC queues.
 //!
 //! Run with `cargo bench -p kaal-ipc --features std`. Each case runs
-//! `KAAL_BENCH_RUNS` times (default 7) with the producer pinned to CPU 0 and
-//! the consumer to CPU 1; the median, minimum and maximum are printed, with
-//! the median as a ratio to rtrb's (for throughput, higher is better; for
-//! round trips, lower is better).
+//! `KAAL_BENCH_RUNS` times (default 7), interleaved with the other cases of
+//! its section, with the producer pinned to CPU 0 and the consumer to CPU 1;
+//! each thread times itself and the longer time counts. The median, best and
+//! worst are printed, with the median as a ratio to a reference row (for
+//! throughput, higher is better; for round trips, lower is better), and the
+//! run ends with a table of kaal-ipc's goals, each a ratio of two medians of
+//! the same run.
+//!
+//! * `KAAL_BENCH_ONLY=single,batch,pingpong,channel,blocking` selects
+//!   sections (the channel goal also needs `single`);
+//! * `KAAL_BENCH_CASE=kaal,rtrb` keeps only the cases whose name contains one
+//!   of the given strings;
+//! * `KAAL_BENCH_VERBOSE=1` prints every sample.
+//!
+//! Spinning SPSC throughput on two cores is bistable: when the consumer is
+//! faster than the producer it catches up and then reads every cache line
+//! while the producer is still writing it, and throughput drops several-fold
+//! for any queue. Which side is faster depends on a few instructions of each
+//! loop, so single-item results say as much about that balance as about the
+//! queue; the spread between best and worst shows it.
 
 use std::hint::black_box;
 use std::sync::mpsc::{TryRecvError, sync_channel};
@@ -877,10 +893,15 @@ fn main() {
         );
         let base = "rtrb push_partial_slice/pop_partial_slice";
         report("256-item batch throughput", "M items/s", true, base, &rows);
+        // The goal is against rtrb's faster batch API in this run.
+        let rtrb_best = [base, "rtrb write_chunk_uninit/read_chunk"]
+            .iter()
+            .filter_map(|name| median(&rows, name))
+            .reduce(f64::max);
         goals.push(Goal {
-            what: "256-item batch throughput / rtrb slices",
+            what: "256-item batch throughput / rtrb's faster batch API",
             ratio: median(&rows, "kaal-ipc push_slice/pop_slice")
-                .zip(median(&rows, base))
+                .zip(rtrb_best)
                 .map(|(k, r)| k / r),
             bound: 1.2,
             at_least: true,
