@@ -26,6 +26,16 @@
 //! so either the waiter does not sleep or the waker wakes it, and the word
 //! change makes a wake that lands before the sleep harmless. No wake-up is
 //! lost; the loom model in `tests/loom.rs` checks this.
+//!
+//! For in-process rings on Linux (with `std`), the pair is asymmetric: the
+//! publisher's fence is a compiler fence only, and the waiter replaces its
+//! fence by `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`, a full barrier on
+//! every running thread of the process, which orders the publisher's store
+//! and load as its fence would have. The waiter is about to make a system
+//! call anyway; the publisher, which runs on every item, saves a `SeqCst`
+//! fence. Rings shared with another process, and loom builds, keep both
+//! fences. A `Notify` implemented outside this crate gets the same protocol:
+//! it only supplies `wait` and `wake`.
 
 use crate::sync::AtomicU32;
 use core::time::Duration;
