@@ -975,7 +975,10 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Consumer<T, N, R, W> {
         if avail >= want && avail > 0 {
             return Ok(avail);
         }
-        self.before_refresh();
+        if avail == 0 {
+            // Only when nothing is left in hand (see `before_refresh`).
+            self.before_refresh();
+        }
         self.refresh_tail()?;
         let avail = self.cached_tail.wrapping_sub(self.head);
         if avail > 0 || want == 0 {
