@@ -17,7 +17,7 @@ const STREAM_BACKOFF: u32 = 4;
 /// Hints the CPU to bring the line holding `p` into the cache. Not a memory
 /// access: `p` may point anywhere.
 #[inline(always)]
-#[cfg(not(loom))]
+#[cfg(not(any(loom, miri)))]
 fn prefetch<T>(p: *const T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch hint never faults and accesses no memory in the
@@ -267,10 +267,11 @@ fn until(timeout: Duration) -> Until {
 /// waiter, about to sleep, pays for a `membarrier(2)` that forces a full
 /// barrier on every running thread of the process, so the waker, on every
 /// publish, needs only a compiler fence where it would otherwise need a full
-/// `SeqCst` fence. Rings shared with another process keep the fence on both
-/// sides (the barrier covers one process only), as do loom builds (which
-/// model the fences).
-#[cfg(all(feature = "std", target_os = "linux", not(loom)))]
+/// `SeqCst` fence. Rings reached through [`Attached`](crate::Attached)
+/// (including `Attached::split`) keep the fence on both sides (the barrier
+/// covers one process only), as do loom builds (which model the fences) and
+/// Miri (which has no `membarrier`).
+#[cfg(all(feature = "std", target_os = "linux", not(loom), not(miri)))]
 mod asymmetric {
     use core::sync::atomic::{AtomicU8, Ordering};
 
@@ -287,58 +288,102 @@ mod asymmetric {
         unsafe { libc::syscall(libc::SYS_membarrier, cmd, 0, 0) == 0 }
     }
 
-    /// Registers the process for expedited barriers, once. Called when an
-    /// in-process endpoint with sleeping waits is created, so that both ends
-    /// of a ring see the final state before either publishes or waits.
-    pub(super) fn register() {
-        if STATE.load(Ordering::Acquire) == UNKNOWN {
-            let state = if membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) {
+    /// Registers the process for expedited barriers, once, and says whether
+    /// the barrier is available. The first decision is final (racing first
+    /// calls agree through a compare-exchange), so both endpoints of a ring,
+    /// which ask when they are created, get the same answer for the ring's
+    /// whole life. A registration is kept across `fork` and dropped only by
+    /// `exec`, which starts a new program.
+    pub(super) fn register() -> bool {
+        let mut state = STATE.load(Ordering::Acquire);
+        if state == UNKNOWN {
+            let mine = if membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) {
                 AVAILABLE
             } else {
                 UNAVAILABLE
             };
-            // Racing first registrations agree.
-            STATE.store(state, Ordering::Release);
+            state = match STATE.compare_exchange(UNKNOWN, mine, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => mine,
+                Err(winner) => winner,
+            };
         }
+        state == AVAILABLE
     }
 
-    /// Whether publishers may skip their fence.
-    #[inline(always)]
-    pub(super) fn available() -> bool {
-        STATE.load(Ordering::Relaxed) == AVAILABLE
-    }
-
-    /// The waiter's side: a full barrier on every thread of the process.
-    /// `false` if it could not be issued even after registering again (a
-    /// child forked after registration starts unregistered).
+    /// The waiter's side: a full barrier on every running thread of the
+    /// process. `false` if the kernel refused it (a seccomp filter installed
+    /// after registration, for instance).
     pub(super) fn heavy() -> bool {
         membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)
-            || (membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED)
-                && membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering, compiler_fence};
+        use std::vec::Vec;
+
+        /// The store-buffering pattern the protocol relies on, with the
+        /// publisher's compiler fence and the waiter's `membarrier`: both
+        /// loads may not miss both stores.
+        #[test]
+        fn membarrier_pairs_with_a_compiler_fence() {
+            if !super::register() {
+                return; // no membarrier here: the fences are used instead
+            }
+            const ROUNDS: usize = 20_000;
+            static X: AtomicU32 = AtomicU32::new(0);
+            static Y: AtomicU32 = AtomicU32::new(0);
+            static GO: AtomicUsize = AtomicUsize::new(0);
+            static DONE: AtomicUsize = AtomicUsize::new(0);
+            let publisher = std::thread::spawn(|| {
+                let mut seen = Vec::with_capacity(ROUNDS);
+                for round in 1..=ROUNDS {
+                    while GO.load(Ordering::Acquire) != round {
+                        core::hint::spin_loop();
+                    }
+                    X.store(1, Ordering::Relaxed);
+                    compiler_fence(Ordering::SeqCst);
+                    seen.push(Y.load(Ordering::Relaxed));
+                    DONE.fetch_add(1, Ordering::AcqRel);
+                }
+                seen
+            });
+            let mut waiter = Vec::with_capacity(ROUNDS);
+            for round in 1..=ROUNDS {
+                X.store(0, Ordering::Relaxed);
+                Y.store(0, Ordering::Relaxed);
+                GO.store(round, Ordering::Release);
+                Y.store(1, Ordering::Relaxed);
+                assert!(super::heavy());
+                waiter.push(X.load(Ordering::Relaxed));
+                while DONE.load(Ordering::Acquire) != round {
+                    core::hint::spin_loop();
+                }
+            }
+            let seen = publisher.join().unwrap();
+            let both_missed = seen
+                .iter()
+                .zip(&waiter)
+                .filter(|(a, b)| **a == 0 && **b == 0)
+                .count();
+            assert_eq!(both_missed, 0, "{both_missed} of {ROUNDS} rounds reordered");
+        }
     }
 }
 
-/// Whether this ring's publishers skip the `SeqCst` fence (see
-/// [`asymmetric`]).
-#[inline(always)]
-fn asymmetric_barrier<W: Notify>(shared: bool) -> bool {
-    #[cfg(all(feature = "std", target_os = "linux", not(loom)))]
+/// Decides, once per endpoint, whether its ring uses the asymmetric barrier:
+/// in-process rings with sleeping waits, where the process could register
+/// for `membarrier`. Both endpoints of a ring get the same answer.
+fn asymmetric_barrier<W: Notify>(_shared: bool) -> bool {
+    #[cfg(all(feature = "std", target_os = "linux", not(loom), not(miri)))]
     {
-        W::NEEDS_WAKE && !shared && asymmetric::available()
+        W::NEEDS_WAKE && !_shared && asymmetric::register()
     }
-    #[cfg(not(all(feature = "std", target_os = "linux", not(loom))))]
+    #[cfg(not(all(feature = "std", target_os = "linux", not(loom), not(miri))))]
     {
-        let _ = (shared, W::NEEDS_WAKE);
+        let _ = W::NEEDS_WAKE;
         false
-    }
-}
-
-/// Sets up the asymmetric barrier before an endpoint of an in-process ring
-/// with sleeping waits exists.
-fn prepare_barrier<W: Notify>(_shared: bool) {
-    #[cfg(all(feature = "std", target_os = "linux", not(loom)))]
-    if W::NEEDS_WAKE && !_shared {
-        asymmetric::register();
     }
 }
 
@@ -347,6 +392,7 @@ fn park<W: Notify>(
     notify: &W,
     word: &AtomicU32,
     shared: bool,
+    asymmetric: bool,
     timeout: Option<Duration>,
     ready: impl FnOnce() -> bool,
 ) {
@@ -357,13 +403,14 @@ fn park<W: Notify>(
         return;
     }
     let w = word.fetch_or(1, Ordering::Relaxed) | 1;
-    if asymmetric_barrier::<W>(shared) {
-        #[cfg(all(feature = "std", target_os = "linux", not(loom)))]
+    if asymmetric {
+        #[cfg(all(feature = "std", target_os = "linux", not(loom), not(miri)))]
         if !asymmetric::heavy() {
-            // The publisher skips its fence, and this side could not make up
-            // for it: a wake may be missed, so sleep briefly.
+            // The publisher skips its fence and this side could not make up
+            // for it: a wake may be missed, so sleep at most 1 ms at a time
+            // (an idle waiter then polls at about 1 kHz).
             fence(Ordering::SeqCst);
-            timeout = Some(Duration::from_millis(1));
+            timeout = timeout.map(|t| t.min(Duration::from_millis(1)));
         }
     } else {
         fence(Ordering::SeqCst);
@@ -378,9 +425,9 @@ fn park<W: Notify>(
 /// After publishing an index or closing: wakes the peer if it announced it
 /// is about to sleep.
 #[inline(always)]
-fn wake_peer<W: Notify>(notify: &W, word: &AtomicU32, shared: bool) {
+fn wake_peer<W: Notify>(notify: &W, word: &AtomicU32, shared: bool, asymmetric: bool) {
     if W::NEEDS_WAKE {
-        if asymmetric_barrier::<W>(shared) {
+        if asymmetric {
             // The waiter's `membarrier` orders this side (see `asymmetric`).
             compiler_fence(Ordering::SeqCst);
         } else {
@@ -422,6 +469,9 @@ pub struct Producer<T, const N: usize, R: RingHandle<T, N>, W: Notify = Spin> {
     cached_head: u32,
     peer_gen: u32,
     spin_limit: u32,
+    /// Whether this ring pairs a compiler fence with the waiter's
+    /// `membarrier` (see [`asymmetric_barrier`]).
+    asymmetric: bool,
     notify: W,
     watch: PeerWatch,
     _item: PhantomData<fn(T) -> T>,
@@ -438,6 +488,9 @@ pub struct Consumer<T, const N: usize, R: RingHandle<T, N>, W: Notify = Spin> {
     streaming: bool,
     peer_gen: u32,
     spin_limit: u32,
+    /// Whether this ring pairs a compiler fence with the waiter's
+    /// `membarrier` (see [`asymmetric_barrier`]).
+    asymmetric: bool,
     notify: W,
     watch: PeerWatch,
     _item: PhantomData<fn(T) -> T>,
@@ -471,7 +524,7 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Producer<T, N, R, W> {
         let tail = r.tail.0.load(Ordering::Acquire);
         let head = r.head.0.load(Ordering::Acquire);
         SharedRing::<T, N>::check_indices(head, tail)?;
-        prepare_barrier::<W>(R::PROCESS_SHARED);
+        let asymmetric = asymmetric_barrier::<W>(R::PROCESS_SHARED);
         if R::PROCESS_SHARED {
             claim_end(r, true);
         }
@@ -484,6 +537,7 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Producer<T, N, R, W> {
             cached_head: head,
             peer_gen,
             spin_limit: if W::NEEDS_WAKE { DEFAULT_SPIN_LIMIT } else { 0 },
+            asymmetric,
             notify,
             watch: PeerWatch::new(),
             _item: PhantomData,
@@ -535,7 +589,12 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Producer<T, N, R, W> {
         self.tail = tail;
         let r = self.ring.ring(Token::new());
         r.tail.0.store(tail, Ordering::Release);
-        wake_peer(&self.notify, &r.consumer_wait.0, R::PROCESS_SHARED);
+        wake_peer(
+            &self.notify,
+            &r.consumer_wait.0,
+            R::PROCESS_SHARED,
+            self.asymmetric,
+        );
     }
 
     /// Pushes one item if there is room; otherwise hands it back, saying
@@ -620,6 +679,7 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Producer<T, N, R, W> {
                 &self.notify,
                 &r.producer_wait.0,
                 R::PROCESS_SHARED,
+                self.asymmetric,
                 left,
                 || {
                     let head = r.head.0.load(Ordering::Acquire);
@@ -845,7 +905,12 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Drop for Producer<T, N, 
     fn drop(&mut self) {
         let r = self.ring.ring(Token::new());
         r.state().fetch_or(PRODUCER_CLOSED, Ordering::AcqRel);
-        wake_peer(&self.notify, &r.consumer_wait.0, R::PROCESS_SHARED);
+        wake_peer(
+            &self.notify,
+            &r.consumer_wait.0,
+            R::PROCESS_SHARED,
+            self.asymmetric,
+        );
     }
 }
 
@@ -918,7 +983,7 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Consumer<T, N, R, W> {
         let tail = r.tail.0.load(Ordering::Acquire);
         let head = r.head.0.load(Ordering::Acquire);
         SharedRing::<T, N>::check_indices(head, tail)?;
-        prepare_barrier::<W>(R::PROCESS_SHARED);
+        let asymmetric = asymmetric_barrier::<W>(R::PROCESS_SHARED);
         if R::PROCESS_SHARED {
             claim_end(r, false);
         }
@@ -932,6 +997,7 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Consumer<T, N, R, W> {
             streaming: false,
             peer_gen,
             spin_limit: if W::NEEDS_WAKE { DEFAULT_SPIN_LIMIT } else { 0 },
+            asymmetric,
             notify,
             watch: PeerWatch::new(),
             _item: PhantomData,
@@ -1007,7 +1073,7 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Consumer<T, N, R, W> {
                 core::hint::spin_loop();
             }
         } else {
-            #[cfg(not(loom))]
+            #[cfg(not(any(loom, miri)))]
             prefetch(self.r().slot_ptr(self.head));
         }
     }
@@ -1030,7 +1096,12 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Consumer<T, N, R, W> {
         self.head = head;
         let r = self.ring.ring(Token::new());
         r.head.0.store(head, Ordering::Release);
-        wake_peer(&self.notify, &r.producer_wait.0, R::PROCESS_SHARED);
+        wake_peer(
+            &self.notify,
+            &r.producer_wait.0,
+            R::PROCESS_SHARED,
+            self.asymmetric,
+        );
     }
 
     /// Pops one item if there is one. After the producer closes, the items it
@@ -1092,6 +1163,7 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Consumer<T, N, R, W> {
                 &self.notify,
                 &r.consumer_wait.0,
                 R::PROCESS_SHARED,
+                self.asymmetric,
                 left,
                 || {
                     r.tail.0.load(Ordering::Acquire) != head
@@ -1314,7 +1386,12 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Drop for Consumer<T, N, 
     fn drop(&mut self) {
         let r = self.ring.ring(Token::new());
         r.state().fetch_or(CONSUMER_CLOSED, Ordering::AcqRel);
-        wake_peer(&self.notify, &r.producer_wait.0, R::PROCESS_SHARED);
+        wake_peer(
+            &self.notify,
+            &r.producer_wait.0,
+            R::PROCESS_SHARED,
+            self.asymmetric,
+        );
     }
 }
 

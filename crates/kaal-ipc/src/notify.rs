@@ -10,14 +10,16 @@
 //! A side that finds the ring empty (consumer) or full (producer):
 //!
 //! 1. sets the flag: `w = word.fetch_or(1) | 1`;
-//! 2. issues a sequentially consistent fence;
+//! 2. issues a sequentially consistent fence (or, for in-process rings on
+//!    Linux, a `membarrier`: see below);
 //! 3. re-reads the peer's index and the closed flags; if it can now make
 //!    progress it clears the flag (`compare_exchange(w, w & !1)`) and retries;
 //! 4. otherwise calls [`Notify::wait`]`(word, w)`, which returns at once if
 //!    the word no longer equals `w`.
 //!
 //! The peer, after publishing an index (or closing its end), issues a
-//! sequentially consistent fence and reads the word. Only if the flag is set —
+//! sequentially consistent fence (a compiler fence only, for in-process rings
+//! on Linux) and reads the word. Only if the flag is set —
 //! the waiter saw the ring empty (full) and is about to sleep, so this publish
 //! is the empty→non-empty (full→non-full) transition it waits for — does it
 //! `compare_exchange(w, w + 1)` (clearing the flag and changing the word) and
@@ -25,17 +27,37 @@
 //! against "set flag, read index": at least one side sees the other's write,
 //! so either the waiter does not sleep or the waker wakes it, and the word
 //! change makes a wake that lands before the sleep harmless. No wake-up is
-//! lost; the loom model in `tests/loom.rs` checks this.
+//! lost; the loom model in `tests/loom.rs` checks this version.
 //!
-//! For in-process rings on Linux (with `std`), the pair is asymmetric: the
-//! publisher's fence is a compiler fence only, and the waiter replaces its
-//! fence by `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`, a full barrier on
-//! every running thread of the process, which orders the publisher's store
-//! and load as its fence would have. The waiter is about to make a system
-//! call anyway; the publisher, which runs on every item, saves a `SeqCst`
-//! fence. Rings shared with another process, and loom builds, keep both
-//! fences. A `Notify` implemented outside this crate gets the same protocol:
-//! it only supplies `wait` and `wake`.
+//! For in-process rings on Linux (with `std`; handles `&SharedRing` and
+//! `Arc<SharedRing>`), the pair is asymmetric: the publisher's fence is a
+//! compiler fence only, and the waiter replaces its fence by
+//! `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`, a full barrier on every
+//! running thread of the process, which orders the publisher's store and load
+//! as its fence would have (the pairing `membarrier(2)` documents, and that
+//! liburcu and folly use). The waiter is about to make a system call anyway;
+//! the publisher, which runs on every item, saves a `SeqCst` fence. Loom
+//! cannot model `membarrier`; a unit test runs the store-buffering pattern
+//! through it instead.
+//!
+//! * The process registers for the barrier when the first in-process
+//!   endpoint with sleeping waits is created; the first answer is final, and
+//!   both endpoints of a ring use the answer they got when created. If the
+//!   kernel refuses the registration, both sides keep their fences.
+//! * If a later `membarrier` fails (a seccomp filter installed after
+//!   registration), the waiter falls back to a fence and sleeps at most 1 ms
+//!   at a time: a wake may then arrive up to 1 ms late, and an idle waiter
+//!   polls at about 1 kHz.
+//! * Each time a waiter goes to sleep, every running thread of the process is
+//!   interrupted for the barrier, including threads spinning on other rings
+//!   on isolated cores. Processes that must not be disturbed use [`Spin`] or
+//!   shared-memory rings.
+//! * Rings reached through [`Attached`](crate::Attached) (also
+//!   `Attached::split` in one process), loom builds and Miri keep both
+//!   fences.
+//!
+//! A `Notify` implemented outside this crate gets the same protocol: it
+//! only supplies `wait` and `wake`.
 
 use crate::sync::AtomicU32;
 use core::time::Duration;
@@ -47,7 +69,11 @@ use core::time::Duration;
 /// same word afterwards. Spurious returns are allowed; callers re-check.
 pub trait Notify {
     /// Whether waiters depend on [`wake`](Self::wake). If `false`, the
-    /// publishing side skips the fence and flag check entirely.
+    /// publishing side skips the fence and flag check entirely. If `true`,
+    /// in-process rings on Linux use the asymmetric barrier described in the
+    /// crate README ("Notification protocol"): the process registers for
+    /// `membarrier` when the first such endpoint is created, and each sleep
+    /// briefly interrupts the process's other running threads.
     const NEEDS_WAKE: bool;
 
     /// Blocks while `*word == expected`, until woken, until `timeout` elapses

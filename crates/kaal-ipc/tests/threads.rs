@@ -154,9 +154,12 @@ fn non_copy_items_move_through() {
     t.join().unwrap();
 }
 
-/// Blocking round trips where every wait sleeps: on Linux the waiter's
-/// `membarrier` stands in for the publisher's fence, and a wake lost to a
-/// wrong barrier would show as a round trip of a whole wait slice (100 ms).
+/// Blocking round trips where every wait sleeps, through the asymmetric
+/// barrier on Linux (the waiter's `membarrier` standing in for the
+/// publisher's fence). A lost wake shows as a round trip of a whole wait
+/// slice (100 ms). The race a wrong barrier opens is too narrow for this to
+/// prove the barrier right (the unit test `membarrier_pairs_with_a_compiler_fence`
+/// checks the pairing itself); it checks the sleeping path end to end.
 #[test]
 fn sleeping_round_trips_lose_no_wake() {
     use std::time::{Duration, Instant};
