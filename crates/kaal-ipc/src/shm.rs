@@ -235,6 +235,9 @@ mod tests {
         // SAFETY: not mapped elsewhere.
         let refused = unsafe { SharedMemory::from_fd(fd) }.unwrap_err();
         assert_eq!(refused.kind(), io::ErrorKind::InvalidInput);
-        assert!(std::format!("{refused}").contains("F_SEAL_SHRINK"), "{refused}");
+        assert!(
+            std::format!("{refused}").contains("F_SEAL_SHRINK"),
+            "{refused}"
+        );
     }
 }
