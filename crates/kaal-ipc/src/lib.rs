@@ -36,6 +36,7 @@
 //! | a blocking channel | `Channel::<T, N>::pair()` | [`HeapSender`], [`HeapReceiver`] |
 //! | no allocation | `ring.split()` or `RING.try_split()` | [`RefProducer`], [`RefConsumer`] |
 //! | two processes | `shm::SharedMemory` + `init_ring`/`attach_ring` | [`ShmProducer`], [`ShmConsumer`] |
+//! | two processes, endpoints owning the mapping | `into_init_ring`/`into_attached_ring` | `shm::OwnedProducer`, `shm::OwnedConsumer` |
 //!
 //! Heap rings are built in place ([`SharedRing::new_boxed`],
 //! [`SharedRing::new_arc`]): a ring of any size never passes through the

@@ -718,7 +718,7 @@ mod sealed {
     }
 }
 
-pub(crate) use sealed::Token;
+pub(crate) use sealed::{Sealed, Token};
 
 /// How an endpoint reaches its ring: `&SharedRing`, `Arc<SharedRing>` or an
 /// [`Attached`] shared-memory region. Sealed.
@@ -828,6 +828,11 @@ impl<'a, T, const N: usize> Attached<'a, T, N> {
             _not_sync: PhantomData,
         };
         split_handles(self, other, notify)
+    }
+
+    /// The fingerprint this attachment was checked against (0: none).
+    pub(crate) fn checked_fingerprint(&self) -> u64 {
+        self.fingerprint
     }
 
     /// A snapshot of the number of items in the ring, for diagnostics.

@@ -18,8 +18,13 @@ use std::io;
 use std::num::NonZeroU64;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
-use crate::error::AttachError;
-use crate::ring::{Attached, SharedRing};
+use core::marker::PhantomData;
+use std::sync::Arc;
+
+use crate::error::{AttachError, CorruptIndices};
+use crate::notify::{DefaultNotify, Notify};
+use crate::ring::{Attached, Endpoints, RingHandle, Sealed, SharedRing, Token};
+use crate::{Consumer, Producer};
 
 /// A `MAP_SHARED` mapping of a memory file descriptor (usually a `memfd`).
 #[derive(Debug)]
@@ -33,6 +38,10 @@ pub struct SharedMemory {
 // only on drop. Access to its contents goes through rings, whose safety does
 // not depend on the thread.
 unsafe impl Send for SharedMemory {}
+// SAFETY: every `&self` method only reads the descriptor, the pointer or the
+// length; the memory behind the pointer is reached through rings, whose
+// atomics and cells make shared access sound.
+unsafe impl Sync for SharedMemory {}
 
 impl SharedMemory {
     /// Creates an anonymous memory file of `len` bytes (zero-filled) and maps
@@ -199,6 +208,140 @@ impl SharedMemory {
     }
 }
 
+impl SharedMemory {
+    /// Like [`init_ring`](Self::init_ring), giving the mapping to the ring:
+    /// the endpoints made from the result own the mapping (`'static`, so
+    /// they can move into a spawned thread), and it is unmapped when the last
+    /// of them is dropped.
+    ///
+    /// ```no_run
+    /// use kaal_ipc::{Futex, SharedRing, shm::SharedMemory};
+    ///
+    /// let mem = SharedMemory::create(c"ring", SharedRing::<u64, 1024>::REGION_SIZE)?;
+    /// let fd = mem.fd().try_clone_to_owned()?; // for the peer process
+    /// let mut tx = mem.into_init_ring::<u64, 1024>()?.into_producer(Futex)?;
+    /// std::thread::spawn(move || tx.push(7));
+    /// # drop(fd);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn into_init_ring<T, const N: usize>(mut self) -> Result<OwnedRing<T, N>, AttachError>
+    where
+        T: zerocopy::FromBytes + zerocopy::IntoBytes + zerocopy::Immutable,
+    {
+        let fingerprint = self.init_ring::<T, N>()?.checked_fingerprint();
+        Ok(OwnedRing::new(self, fingerprint))
+    }
+
+    /// Like [`attach_ring`](Self::attach_ring), giving the mapping to the
+    /// ring (see [`into_init_ring`](Self::into_init_ring)).
+    pub fn into_attached_ring<T, const N: usize>(mut self) -> Result<OwnedRing<T, N>, AttachError>
+    where
+        T: zerocopy::FromBytes + zerocopy::IntoBytes + zerocopy::Immutable,
+    {
+        let fingerprint = self.attach_ring::<T, N>()?.checked_fingerprint();
+        Ok(OwnedRing::new(self, fingerprint))
+    }
+}
+
+/// A validated ring in a mapping it owns, from
+/// [`SharedMemory::into_init_ring`] or [`SharedMemory::into_attached_ring`].
+/// Like [`Attached`], but its endpoints keep the mapping alive and borrow
+/// nothing.
+pub struct OwnedRing<T, const N: usize> {
+    mem: Arc<SharedMemory>,
+    fingerprint: u64,
+    _item: PhantomData<fn(T) -> T>,
+    _not_sync: PhantomData<*const ()>,
+}
+
+/// The producer of an [`OwnedRing`].
+pub type OwnedProducer<T, const N: usize, W = DefaultNotify> = Producer<T, N, OwnedRing<T, N>, W>;
+/// The consumer of an [`OwnedRing`].
+pub type OwnedConsumer<T, const N: usize, W = DefaultNotify> = Consumer<T, N, OwnedRing<T, N>, W>;
+
+// SAFETY: an `OwnedRing` is this process's one attachment to a mapping whose
+// items are plain bytes; moving it to another thread moves that capability,
+// as for `Attached`.
+unsafe impl<T: Send, const N: usize> Send for OwnedRing<T, N> {}
+
+impl<T, const N: usize> OwnedRing<T, N> {
+    fn new(mem: SharedMemory, fingerprint: u64) -> Self {
+        Self {
+            mem: Arc::new(mem),
+            fingerprint,
+            _item: PhantomData,
+            _not_sync: PhantomData,
+        }
+    }
+
+    /// Becomes this process's producer endpoint (see
+    /// [`Attached::into_producer`]).
+    pub fn into_producer<W: Notify>(
+        self,
+        notify: W,
+    ) -> Result<Producer<T, N, Self, W>, CorruptIndices> {
+        Producer::attach(self, notify)
+    }
+
+    /// Becomes this process's consumer endpoint (see
+    /// [`Attached::into_consumer`]).
+    pub fn into_consumer<W: Notify>(
+        self,
+        notify: W,
+    ) -> Result<Consumer<T, N, Self, W>, CorruptIndices> {
+        Consumer::attach(self, notify)
+    }
+
+    /// Takes both roles in this process (see [`Attached::split`]).
+    pub fn split<W: Notify + Clone>(
+        self,
+        notify: W,
+    ) -> Result<Endpoints<T, N, Self, W>, CorruptIndices> {
+        let other = Self {
+            mem: self.mem.clone(),
+            fingerprint: self.fingerprint,
+            _item: PhantomData,
+            _not_sync: PhantomData,
+        };
+        let mut producer = Producer::attach(self, notify.clone())?;
+        let consumer = Consumer::attach(other, notify)?;
+        producer.acknowledge_peer();
+        Ok((producer, consumer))
+    }
+
+    /// The mapping the ring lives in (its descriptor, for the peer).
+    pub fn memory(&self) -> &SharedMemory {
+        &self.mem
+    }
+}
+
+impl<T, const N: usize> core::fmt::Debug for OwnedRing<T, N> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("OwnedRing")
+            .field("memory", &self.mem)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T, const N: usize> Sealed for OwnedRing<T, N> {}
+impl<T, const N: usize> RingHandle<T, N> for OwnedRing<T, N> {
+    const PROCESS_SHARED: bool = true;
+    #[inline(always)]
+    fn ring(&self, _: Token) -> &SharedRing<T, N> {
+        // SAFETY: the mapping lives as long as `self.mem`, which `self` holds;
+        // its start held a validated ring of this type when `self` was made
+        // (`into_init_ring`/`into_attached_ring`), it is `REGION_ALIGN`-aligned
+        // and large enough (checked then), and every field of the ring is an
+        // atomic or an `UnsafeCell`, so the peer's writes never invalidate a
+        // shared reference. The mapping was consumed, so no other attachment
+        // to it exists in this process.
+        unsafe { &*self.mem.as_ptr().cast::<SharedRing<T, N>>() }
+    }
+    fn fingerprint(&self, _: Token) -> u64 {
+        self.fingerprint
+    }
+}
+
 impl Drop for SharedMemory {
     fn drop(&mut self) {
         // SAFETY: `ptr`/`len` are exactly the mapping created in `map`; every
@@ -212,6 +355,27 @@ impl Drop for SharedMemory {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_owned_ring_moves_into_a_thread_and_unmaps_when_done() {
+        let mem = SharedMemory::create(c"owned", SharedRing::<u64, 64>::REGION_SIZE).unwrap();
+        let (mut tx, mut rx) = mem
+            .into_init_ring::<u64, 64>()
+            .unwrap()
+            .split(crate::Futex)
+            .unwrap();
+        let sender = std::thread::spawn(move || {
+            for i in 0..10_000 {
+                tx.push(i).unwrap();
+            }
+        });
+        for i in 0..10_000 {
+            assert_eq!(rx.pop(), Ok(i));
+        }
+        sender.join().unwrap();
+        assert_eq!(rx.pop(), Err(crate::RecvError::Closed));
+        assert_eq!(rx.peer_state(), crate::PeerState::Closed);
+    }
 
     #[test]
     fn created_memory_cannot_be_resized_and_unsealed_memory_is_refused() {
