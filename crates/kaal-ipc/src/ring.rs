@@ -718,7 +718,9 @@ mod sealed {
     }
 }
 
-pub(crate) use sealed::{Sealed, Token};
+#[cfg(all(feature = "std", target_os = "linux", not(loom)))]
+pub(crate) use sealed::Sealed;
+pub(crate) use sealed::Token;
 
 /// How an endpoint reaches its ring: `&SharedRing`, `Arc<SharedRing>` or an
 /// [`Attached`] shared-memory region. Sealed.
@@ -831,6 +833,7 @@ impl<'a, T, const N: usize> Attached<'a, T, N> {
     }
 
     /// The fingerprint this attachment was checked against (0: none).
+    #[cfg(all(feature = "std", target_os = "linux", not(loom)))]
     pub(crate) fn checked_fingerprint(&self) -> u64 {
         self.fingerprint
     }
