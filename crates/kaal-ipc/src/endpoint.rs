@@ -130,6 +130,43 @@ impl Repair {
     }
 }
 
+/// What both `repair`s do, for the producer's end (`producer`) or the
+/// consumer's, whose private index is `own`: rewrite the header, restore the
+/// own index, reset an invalid peer index to `own`, claim the end again and
+/// clear its closed flag. Returns the report and the peer index now in the
+/// header.
+fn repair_end<T, const N: usize, R: RingHandle<T, N>>(
+    ring: &R,
+    producer: bool,
+    own: u32,
+) -> (Repair, u32) {
+    let r = ring.ring(Token::new());
+    let header_restored = r.restore_header(ring.fingerprint(Token::new()));
+    let (own_word, peer_word, closed) = if producer {
+        (&r.tail.0, &r.head.0, PRODUCER_CLOSED)
+    } else {
+        (&r.head.0, &r.tail.0, CONSUMER_CLOSED)
+    };
+    let own_index_restored = own_word.swap(own, Ordering::AcqRel) != own;
+    let mut peer = peer_word.load(Ordering::Acquire);
+    let (head, tail) = if producer { (peer, own) } else { (own, peer) };
+    let peer_index_reset = SharedRing::<T, N>::check_indices(head, tail).is_err();
+    if peer_index_reset {
+        peer_word.store(own, Ordering::Release);
+        peer = own;
+    }
+    if R::PROCESS_SHARED {
+        claim_end(r, producer);
+    }
+    r.state().fetch_and(!closed, Ordering::AcqRel);
+    let repair = Repair {
+        header_restored,
+        own_index_restored,
+        peer_index_reset,
+    };
+    (repair, peer)
+}
+
 #[cfg(all(feature = "std", target_os = "linux", not(loom)))]
 use crate::liveness::{Identity, PeerWatch, own_identity};
 
@@ -851,25 +888,10 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Producer<T, N, R, W> {
     /// assert!(!tx.repair().repaired_anything());
     /// ```
     pub fn repair(&mut self) -> Repair {
-        let r = self.ring.ring(Token::new());
-        let header_restored = r.restore_header(self.ring.fingerprint(Token::new()));
-        let own_index_restored = r.tail.0.swap(self.tail, Ordering::AcqRel) != self.tail;
-        let head = r.head.0.load(Ordering::Acquire);
-        let peer_index_reset = SharedRing::<T, N>::check_indices(head, self.tail).is_err();
-        if peer_index_reset {
-            r.head.0.store(self.tail, Ordering::Release);
-        }
-        self.cached_head = if peer_index_reset { self.tail } else { head };
-        if R::PROCESS_SHARED {
-            claim_end(r, true);
-        }
-        r.state().fetch_and(!PRODUCER_CLOSED, Ordering::AcqRel);
-        self.peer_gen = r.consumer_gen().load(Ordering::Acquire);
-        Repair {
-            header_restored,
-            own_index_restored,
-            peer_index_reset,
-        }
+        let (repair, head) = repair_end(&self.ring, true, self.tail);
+        self.cached_head = head;
+        self.acknowledge_peer();
+        repair
     }
 
     /// Accepts the current consumer generation after a
@@ -1326,25 +1348,10 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Consumer<T, N, R, W> {
     /// assert!(!rx.repair().repaired_anything());
     /// ```
     pub fn repair(&mut self) -> Repair {
-        let r = self.ring.ring(Token::new());
-        let header_restored = r.restore_header(self.ring.fingerprint(Token::new()));
-        let own_index_restored = r.head.0.swap(self.head, Ordering::AcqRel) != self.head;
-        let tail = r.tail.0.load(Ordering::Acquire);
-        let peer_index_reset = SharedRing::<T, N>::check_indices(self.head, tail).is_err();
-        if peer_index_reset {
-            r.tail.0.store(self.head, Ordering::Release);
-        }
-        self.cached_tail = if peer_index_reset { self.head } else { tail };
-        if R::PROCESS_SHARED {
-            claim_end(r, false);
-        }
-        r.state().fetch_and(!CONSUMER_CLOSED, Ordering::AcqRel);
-        self.peer_gen = r.producer_gen().load(Ordering::Acquire);
-        Repair {
-            header_restored,
-            own_index_restored,
-            peer_index_reset,
-        }
+        let (repair, tail) = repair_end(&self.ring, false, self.head);
+        self.cached_tail = tail;
+        self.acknowledge_peer();
+        repair
     }
 
     /// Accepts the current producer generation after a

@@ -364,7 +364,6 @@ impl<T, const N: usize> SharedRing<T, N> {
     ///
     /// `ring` must be valid for writes of `Self` and not accessed by anyone
     /// else during the call.
-    #[cfg(not(loom))]
     unsafe fn write_header(ring: *mut Self, magic: u32) {
         // SAFETY: valid for writes and unshared (caller contract); only the
         // header fields are written, through raw field pointers.
@@ -685,7 +684,7 @@ impl<T, const N: usize> core::fmt::Debug for SharedRing<T, N> {
     }
 }
 
-fn split_handles<T, const N: usize, R: RingHandle<T, N>, W: Notify + Clone>(
+pub(crate) fn split_handles<T, const N: usize, R: RingHandle<T, N>, W: Notify + Clone>(
     p: R,
     c: R,
     notify: W,
@@ -914,19 +913,7 @@ where
         // nobody else accesses it during initialisation (caller contract).
         // Only the header is written; the slots keep their bytes, which are
         // valid `T`s because `T: FromBytes`.
-        #[cfg(not(loom))]
-        unsafe {
-            Self::write_header(ring, 0)
-        };
-        #[cfg(loom)]
-        // SAFETY: as above.
-        unsafe {
-            core::ptr::addr_of_mut!((*ring).tail).write(Line::new(0));
-            core::ptr::addr_of_mut!((*ring).head).write(Line::new(0));
-            core::ptr::addr_of_mut!((*ring).consumer_wait).write(Line::new(0));
-            core::ptr::addr_of_mut!((*ring).producer_wait).write(Line::new(0));
-            core::ptr::addr_of_mut!((*ring).meta).write(Self::meta(0));
-        }
+        unsafe { Self::write_header(ring, 0) };
         // SAFETY: the whole header is now initialised; every field of the ring
         // is an atomic or an `UnsafeCell` slot, so a shared reference asserts
         // nothing the peer's writes could violate.

@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use crate::error::{AttachError, CorruptIndices};
 use crate::notify::{DefaultNotify, Notify};
-use crate::ring::{Attached, Endpoints, RingHandle, Sealed, SharedRing, Token};
+use crate::ring::{Attached, Endpoints, RingHandle, Sealed, SharedRing, Token, split_handles};
 use crate::{Consumer, Producer};
 
 /// A `MAP_SHARED` mapping of a memory file descriptor (usually a `memfd`).
@@ -303,10 +303,7 @@ impl<T, const N: usize> OwnedRing<T, N> {
             _item: PhantomData,
             _not_sync: PhantomData,
         };
-        let mut producer = Producer::attach(self, notify.clone())?;
-        let consumer = Consumer::attach(other, notify)?;
-        producer.acknowledge_peer();
-        Ok((producer, consumer))
+        split_handles(self, other, notify)
     }
 
     /// The mapping the ring lives in (its descriptor, for the peer).
