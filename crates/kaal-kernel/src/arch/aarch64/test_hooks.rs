@@ -33,6 +33,9 @@
 //! * [`SET_FAST_PATHS`]: turns the IPC fast paths off (`x1` = 0) or on (`x1` = 1), so
 //!   that a suite can run the same operations through the general paths and compare;
 //!   returns how many switches the fast paths made since boot (not 0: done).
+//! * [`FORCED_LEFT`]: returns how many of the answers [`FORCE_PREEMPTION`] asked for are
+//!   still unused, so a suite can wait until another thread's call has reached its
+//!   preemption point (its threads share the CPU with the timer's round robin).
 //! * [`QUERY`]: returns a bit mask of the hooks possible here (bit `n`: hook `n`).
 
 use super::context::UserContext;
@@ -58,6 +61,9 @@ pub const FORCE_PREEMPTION: u64 = 4;
 
 /// Hook 5: turn the IPC fast paths off (`x1` = 0) or on.
 pub const SET_FAST_PATHS: u64 = 5;
+
+/// Hook 6: how many forced answers ([`FORCE_PREEMPTION`]) are left unused.
+pub const FORCED_LEFT: u64 = 6;
 
 /// Preemption points left that answer "pending" ([`FORCE_PREEMPTION`]).
 static FORCED_PREEMPTIONS: AtomicU64 = AtomicU64::new(0);
@@ -154,7 +160,8 @@ pub unsafe fn handle(context: *mut UserContext, esr: u64) -> bool {
             let mut possible = (1 << RAISE_FIQ)
                 | (1 << OVERFLOW_KERNEL_STACK)
                 | (1 << FORCE_PREEMPTION)
-                | (1 << SET_FAST_PATHS);
+                | (1 << SET_FAST_PATHS)
+                | (1 << FORCED_LEFT);
             if BOOT_EL.load(Ordering::Relaxed) == 2 {
                 possible |= 1 << PEND_SERROR;
             }
@@ -168,6 +175,7 @@ pub unsafe fn handle(context: *mut UserContext, esr: u64) -> bool {
             FORCED_PREEMPTIONS.store(count, Ordering::Relaxed);
             0
         }
+        FORCED_LEFT => FORCED_PREEMPTIONS.load(Ordering::Relaxed),
         SET_FAST_PATHS => {
             // SAFETY: as above.
             crate::kernel::set_fast_paths(unsafe { (*context).x[1] } != 0)

@@ -44,6 +44,8 @@ const PEND_SERROR: u64 = 1;
 const RAISE_FIQ: u64 = 2;
 /// Answer "an interrupt is pending" at the next `x1` preemption points.
 const FORCE_PREEMPTION: u64 = 4;
+/// How many of the forced answers are still unused.
+const FORCED_LEFT: u64 = 6;
 /// Radix of the victim's CSpace: slot 1 holds its TCB capability, slot 2 a
 /// notification it waits on, slots 3.. copies that make its teardown long, the last two
 /// the capabilities it configures itself with.
@@ -440,8 +442,18 @@ fn main(boot: &BootInfo<'_>) -> i32 {
         let forced = hook_with(FORCE_PREEMPTION, 1);
         check!(forced == 0, "forcing a preemption gave {forced}");
         wake.signal().map_err(e("signal"))?;
-        kaal_user::sys::yield_now();
-        hook_with(FORCE_PREEMPTION, 0);
+        // The victim runs when this thread yields; but a timer tick may hand the CPU
+        // back (the two take turns) before its call reached the teardown, so this
+        // thread yields until the forced stop has been used.
+        let mut yields = 0;
+        while hook(FORCED_LEFT) != 0 {
+            check!(
+                yields < 10_000,
+                "the victim's configure never reached its teardown"
+            );
+            kaal_user::sys::yield_now();
+            yields += 1;
+        }
         // Nothing was derived into the dead thread's slots: neither capability it was
         // to be configured with has a child.
         let children = (
