@@ -283,6 +283,7 @@ impl Kernel {
                 self.stop(me, ThreadState::Exited);
                 Ok((0, 0))
             }
+            // `svc #0` with this number is answered at the entry (`exceptions.rs`).
             Syscall::ThreadId => Ok((self.current_thread().number, 0)),
             Syscall::AbiVersion => Ok((kaal_abi::ABI_VERSION.encode(), 0)),
             Syscall::PowerOff => {

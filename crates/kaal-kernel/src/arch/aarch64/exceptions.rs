@@ -106,9 +106,33 @@ kaal_vectors:
 .endm
 
 kaal_user_sync_entry:
+    cmp     x8, #{thread_id}
+    b.eq    kaal_thread_id_entry
+kaal_user_sync_save:
     SAVE_USER
     bl      kaal_user_sync
     b       kaal_return_to_user
+
+// `thread_id` (`svc #0`, `x8` = 8) is answered here, before anything is saved: its answer
+// is the thread's number, which never changes while the thread exists, so it takes no
+// lock and changes nothing; the result registers `x0..x2` are the only ones written,
+// everything else the thread sees is untouched. (`x0`/`x1` are parked on the kernel stack
+// while ESR is checked: a fault or another `svc` immediate with `x8` = 8 goes on to the
+// general entry with every register as it was.)
+kaal_thread_id_entry:
+    stp     x0, x1, [sp, #-16]!
+    mrs     x0, esr_el1
+    movz    x1, #0x5600, lsl #16        // EC 0x15 (SVC from AArch64), IL = 1, immediate 0
+    cmp     x0, x1
+    b.ne    1f
+    mrs     x0, tpidr_el1               // the running thread's context, first in its TCB
+    ldr     x1, [x0, #{tcb_number}]
+    add     sp, sp, #16
+    mov     x0, #0
+    mov     x2, #0
+    eret
+1:  ldp     x0, x1, [sp], #16
+    b       kaal_user_sync_save
 
 kaal_user_irq_entry:
     SAVE_USER
@@ -244,8 +268,17 @@ kaal_unexpected_entry:
     bl      kaal_unexpected
     b       .
 .ltorg
-"#
+"#,
+    thread_id = const kaal_abi::Syscall::ThreadId as u64,
+    tcb_number = const TCB_NUMBER_OFFSET,
 );
+
+/// Where a TCB's `number` lies from its saved context (which `TPIDR_EL1` points at):
+/// the context comes first in the TCB.
+const TCB_NUMBER_OFFSET: usize = {
+    assert!(core::mem::offset_of!(crate::thread::Tcb, context) == 0);
+    core::mem::offset_of!(crate::thread::Tcb, number)
+};
 
 /// Registers saved when the kernel itself takes a synchronous exception.
 #[repr(C)]

@@ -14,6 +14,10 @@
 //!   calls, replies and signals between threads of several priorities, run with the
 //!   fast paths on and then off (hook `SET_FAST_PATHS`), gives the same transcript:
 //!   every result, badge, message word and the order in which the threads ran.
+//! * `thread_id`, answered in the exception vector before anything is saved, returns
+//!   what the general path returns (`svc #1`, which the vector leaves to it) and leaves
+//!   every register but the results as it was; a fault taken with `x8` = 8 is still a
+//!   fault.
 //! * Last, after the summary line: a kernel stack overflow ends the run with a clear
 //!   report (`expect.txt`) and the kernel's panic exit status (`suite.txt`).
 #![no_std]
@@ -318,6 +322,115 @@ fn serror_victim(_: usize) -> u64 {
     }
 }
 
+// `probe_thread_id(buffer, general)`: sets x0..x28 to known values (x8 = 8, `thread_id`),
+// makes the call with `svc #0` (the vector's own path) or, if `general` is not 0,
+// `svc #1` (the general path: the immediate is ignored), and stores x0..x28 as they came
+// back into `buffer` (29 words).
+core::arch::global_asm!(
+    r#"
+.macro PATTERN
+    movz    x0, #0x1000
+    movz    x1, #0x1001
+    movz    x2, #0x1002
+    movz    x3, #0x1003
+    movz    x4, #0x1004
+    movz    x5, #0x1005
+    movz    x6, #0x1006
+    movz    x7, #0x1007
+    movz    x8, #8
+    movz    x9, #0x1009
+    movz    x10, #0x100a
+    movz    x11, #0x100b
+    movz    x12, #0x100c
+    movz    x13, #0x100d
+    movz    x14, #0x100e
+    movz    x15, #0x100f
+    movz    x16, #0x1010
+    movz    x17, #0x1011
+    movz    x18, #0x1012
+    movz    x19, #0x1013
+    movz    x20, #0x1014
+    movz    x21, #0x1015
+    movz    x22, #0x1016
+    movz    x23, #0x1017
+    movz    x24, #0x1018
+    movz    x25, #0x1019
+    movz    x26, #0x101a
+    movz    x27, #0x101b
+    movz    x28, #0x101c
+.endm
+.global probe_thread_id
+probe_thread_id:
+    sub     sp, sp, #112
+    stp     x19, x20, [sp, #0]
+    stp     x21, x22, [sp, #16]
+    stp     x23, x24, [sp, #32]
+    stp     x25, x26, [sp, #48]
+    stp     x27, x28, [sp, #64]
+    stp     x29, x30, [sp, #80]
+    str     x0, [sp, #96]
+    cbnz    x1, 1f
+    PATTERN
+    svc     #0
+    b       2f
+1:  PATTERN
+    svc     #1
+2:  str     x28, [sp, #104]
+    ldr     x28, [sp, #96]
+    stp     x0, x1, [x28, #0]
+    stp     x2, x3, [x28, #16]
+    stp     x4, x5, [x28, #32]
+    stp     x6, x7, [x28, #48]
+    stp     x8, x9, [x28, #64]
+    stp     x10, x11, [x28, #80]
+    stp     x12, x13, [x28, #96]
+    stp     x14, x15, [x28, #112]
+    stp     x16, x17, [x28, #128]
+    stp     x18, x19, [x28, #144]
+    stp     x20, x21, [x28, #160]
+    stp     x22, x23, [x28, #176]
+    stp     x24, x25, [x28, #192]
+    stp     x26, x27, [x28, #208]
+    ldr     x0, [sp, #104]
+    str     x0, [x28, #224]
+    ldp     x19, x20, [sp, #0]
+    ldp     x21, x22, [sp, #16]
+    ldp     x23, x24, [sp, #32]
+    ldp     x25, x26, [sp, #48]
+    ldp     x27, x28, [sp, #64]
+    ldp     x29, x30, [sp, #80]
+    add     sp, sp, #112
+    ret
+.global fault_with_thread_id_number
+fault_with_thread_id_number:
+    movz    x8, #8
+    mov     x9, #0
+    ldr     x0, [x9]
+    ret
+"#
+);
+
+unsafe extern "C" {
+    fn probe_thread_id(buffer: *mut [u64; 29], general: u64);
+    fn fault_with_thread_id_number() -> u64;
+}
+
+/// `thread_id` with every register x0..x28 set beforehand; the registers after it.
+fn thread_id_registers(general: bool) -> [u64; 29] {
+    let mut registers = [0u64; 29];
+    // SAFETY: `probe_thread_id` saves and restores every callee-saved register and
+    // writes only the 29 words of `registers`.
+    unsafe { probe_thread_id(&mut registers, u64::from(general)) };
+    registers
+}
+
+/// Loads from address 0 with `x8` = 8 (`thread_id`'s number): a fault, never a call.
+fn fault_with_x8(_: usize) -> u64 {
+    // SAFETY: the function faults (nothing is mapped at 0); if it returned, it would
+    // return like any function.
+    unsafe { fault_with_thread_id_number() }
+}
+
 fn hooks_possible() -> Result<u64, alloc::string::String> {
     let possible = hook(QUERY);
     check!(
@@ -335,6 +448,34 @@ fn main(boot: &BootInfo<'_>) -> i32 {
         println!("no EL2 here: QEMU raises no physical SError, the SError tests are skipped");
     }
 
+    suite.run("thread_id_at_the_entry_is_the_general_answer", || {
+        let fast = thread_id_registers(false);
+        let general = thread_id_registers(true);
+        check!(
+            fast[..3] == general[..3],
+            "the vector answered {:#x?}, the general path {:#x?}",
+            &fast[..3],
+            &general[..3]
+        );
+        check!(
+            fast[0] == 0 && fast[1] != 0 && fast[2] == 0,
+            "results {:#x?}",
+            &fast[..3]
+        );
+        for (registers, path) in [(fast, "vector"), (general, "general path")] {
+            for (n, &value) in registers.iter().enumerate().skip(3) {
+                let expected = if n == 8 { 8 } else { 0x1000 + n as u64 };
+                check!(value == expected, "{path}: x{n} came back {value:#x}");
+            }
+        }
+        let faulting = thread::spawn(fault_with_x8, 0, PRIORITY).map_err(|e| format!("{e:?}"))?;
+        let state = faulting.join();
+        check!(
+            state == ThreadState::Faulted,
+            "a load from 0 with x8 = 8 ended as {state:?}"
+        );
+        Ok(())
+    });
     suite.run("test_hooks_are_armed", || {
         hooks_possible()?;
         Ok(())
