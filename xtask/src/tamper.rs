@@ -78,17 +78,12 @@ fn c_string(bytes: &[u8], at: usize) -> Result<&str> {
     Ok(std::str::from_utf8(&rest[..len])?)
 }
 
-/// Whether QEMU replaces the root's child node `name` when it loads a `-dtb`: it turns
-/// the old `/memory*` and `/psci` nodes into `FDT_NOP` tokens (which the kernel refuses)
-/// and adds its own. Left out of the blob, they are simply added.
-fn replaced_by_qemu(name: &str) -> bool {
-    name.starts_with("memory") || name == "psci"
-}
-
 /// The device tree `blob` (as QEMU dumps it: header, memory reservations, structure and
-/// strings blocks in that order) with `edit` applied, the nodes QEMU replaces on loading
-/// left out, no `FDT_NOP` tokens, and its total size cut to what it uses (QEMU pads a
-/// loaded blob, and a 1 MiB one no longer fits below the kernel).
+/// strings blocks in that order) with `edit` applied, no `FDT_NOP` tokens, and its total
+/// size cut to what it uses (QEMU pads a loaded blob, and a 1 MiB one no longer fits
+/// below the kernel). The `/memory*` and `/psci` nodes stay: QEMU, loading the blob,
+/// overwrites them with `FDT_NOP` tokens and adds its own, so the kernel that boots on
+/// it reads a tree with NOPs, as boot loaders that delete nodes leave them.
 pub fn edit_dtb(blob: &[u8], edit: &DtbEdit) -> Result<Vec<u8>> {
     let header = |index: usize| be32(blob, index * 4).map(|v| v as usize);
     if header(0)? != FDT_MAGIC as usize {
@@ -108,8 +103,6 @@ pub fn edit_dtb(blob: &[u8], edit: &DtbEdit) -> Result<Vec<u8>> {
 
     let mut out = Vec::with_capacity(struct_len);
     let mut path: Vec<&str> = Vec::new();
-    // Depth (in `path`) of a node being left out, while inside it.
-    let mut skipping: Option<usize> = None;
     let mut edited = false;
     let mut at = 0;
     loop {
@@ -120,17 +113,9 @@ pub fn edit_dtb(blob: &[u8], edit: &DtbEdit) -> Result<Vec<u8>> {
             FDT_BEGIN_NODE => {
                 let name = c_string(structure, at)?;
                 at = (at + name.len() + 1).next_multiple_of(4);
-                if skipping.is_none() && path.len() == 1 && replaced_by_qemu(name) {
-                    skipping = Some(path.len() + 1);
-                }
                 path.push(name);
             }
             FDT_END_NODE => {
-                if skipping == Some(path.len()) {
-                    skipping = None;
-                    path.pop();
-                    continue;
-                }
                 path.pop();
             }
             FDT_PROP => {
@@ -138,7 +123,7 @@ pub fn edit_dtb(blob: &[u8], edit: &DtbEdit) -> Result<Vec<u8>> {
                 let name = c_string(strings, be32(structure, at + 4)? as usize)?;
                 at = (at + 8 + len).next_multiple_of(4);
                 let node = format!("/{}", path.get(1..).unwrap_or_default().join("/"));
-                if skipping.is_none() && node == edit.node && name == edit.property {
+                if node == edit.node && name == edit.property {
                     if len != edit.value.len() {
                         return Err(format!(
                             "dtb_set: {}/{} is {len} bytes, the new value {}",
@@ -162,9 +147,7 @@ pub fn edit_dtb(blob: &[u8], edit: &DtbEdit) -> Result<Vec<u8>> {
             }
             other => return Err(format!("device tree: unknown token {other:#x}").into()),
         }
-        if skipping.is_none() {
-            out.extend_from_slice(&structure[start..at]);
-        }
+        out.extend_from_slice(&structure[start..at]);
     }
     if !edited {
         return Err(format!(
@@ -294,7 +277,7 @@ mod tests {
     }
 
     #[test]
-    fn edits_one_property_and_leaves_out_what_qemu_replaces() {
+    fn edits_one_property_and_keeps_the_rest() {
         let blob = virt_dtb();
         let edit = DtbEdit::parse("/pl061@9030000 reg 0 0x40000000 0 0x1000").unwrap();
         let edited = edit_dtb(&blob, &edit).unwrap();
@@ -302,19 +285,13 @@ mod tests {
         let (after, nop) = walk(&edited);
         assert!(!nop);
         assert_eq!(be32(&edited, 4).unwrap() as usize, edited.len());
-        assert!(edited.len() < blob.len());
         let edited_reg =
             |(node, name, _): &(String, String, Vec<u8>)| node == "/pl061@9030000" && name == "reg";
-        let replaced = |(node, _, _): &(String, String, Vec<u8>)| {
-            node.starts_with("/memory") || node == "/psci"
-        };
         let reg = after.iter().find(|p| edited_reg(p)).map(|(_, _, v)| v);
         assert_eq!(reg, Some(&edit.value));
-        // Everything else is as it was, but for the nodes QEMU adds again.
-        let kept: Vec<_> = before
-            .iter()
-            .filter(|p| !edited_reg(p) && !replaced(p))
-            .collect();
+        // Everything else is as it was (QEMU's `/memory` and `/psci` too: it overwrites
+        // them with NOPs when it loads the blob).
+        let kept: Vec<_> = before.iter().filter(|p| !edited_reg(p)).collect();
         let others: Vec<_> = after.iter().filter(|p| !edited_reg(p)).collect();
         assert_eq!(kept, others);
     }

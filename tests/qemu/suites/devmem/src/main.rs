@@ -2,7 +2,9 @@
 //! device tree whose PL061 GPIO (`pl061@9030000`) claims the first page of RAM
 //! (`dtb_set` in `suite.txt`). The root task checks that the kernel described that tree,
 //! that no device untyped it received touches RAM, and that the other devices still have
-//! their device memory.
+//! their device memory. QEMU, loading that tree, overwrites its `/memory` and `/psci`
+//! nodes with `FDT_NOP` tokens and adds its own: the boot also shows that the kernel
+//! reads a tree with NOPs.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
