@@ -211,7 +211,7 @@ mod tests {
         let mut model = std::collections::BTreeMap::<u8, Vec<ThreadRef>>::new();
         // A fixed pseudo-random walk of pushes and removals over all 256 priorities.
         let mut state = 0x1234_5678_u64;
-        for step in 1..=4000u64 {
+        for step in 1..=if cfg!(miri) { 600 } else { 4000u64 } {
             state = state
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
@@ -287,7 +287,7 @@ mod tests {
             seed
         };
         let mut where_is: HashMap<ThreadRef, u8> = HashMap::new();
-        for _ in 0..20_000 {
+        for _ in 0..if cfg!(miri) { 1_000 } else { 20_000 } {
             let thread = 1 + rng() % 64;
             let priority = (rng() % 4) as u8 * 60;
             match (where_is.get(&thread).copied(), rng() % 3) {

@@ -239,7 +239,7 @@ mod tests {
         let mut asids = table(256);
         asids.claim(1, 0x1000);
         let mut live = std::collections::VecDeque::new();
-        for round in 0..10_000u64 {
+        for round in 0..if cfg!(miri) { 600 } else { 10_000u64 } {
             let root = 0x10_0000 + round * 0x1000;
             let asid = asids.allocate(root).expect("an ASID is free");
             assert!(asid != 0 && asid != 1);
@@ -251,6 +251,7 @@ mod tests {
             }
         }
         assert_eq!(asids.free(), 255 - 1 - 200);
+        // (Under Miri 600 rounds still reuse every ASID twice.)
     }
 
     #[test]

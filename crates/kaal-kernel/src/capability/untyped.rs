@@ -451,7 +451,7 @@ mod tests {
         // Per 4 KiB page: whether it is zero, and whether an object owns it.
         let mut zero = [false; PAGES];
         let mut owned = [false; PAGES];
-        for _ in 0..20_000 {
+        for _ in 0..if cfg!(miri) { 300 } else { 20_000 } {
             match next(10) {
                 0 => {
                     // Revoke every child: the objects were used (dirty), then reset.

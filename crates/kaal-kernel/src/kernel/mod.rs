@@ -211,6 +211,7 @@ impl Kernel {
         self.objects.tcb_mut(thread)
     }
 
+    #[inline(never)]
     fn handle(&mut self, entry: UserEntry) {
         match entry {
             UserEntry::Syscall => {
