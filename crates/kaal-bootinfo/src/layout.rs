@@ -52,8 +52,8 @@ pub struct SystemFactsRaw {
     pub timer_frequency_hz: U64,
     /// Number of CPUs.
     pub cpu_count: U32,
-    /// Written as zero, ignored when read.
-    pub reserved: U32,
+    /// Number of CPUs the kernel started (version 1.1; a version 1.0 kernel wrote 0).
+    pub cpus_online: U32,
 }
 
 /// A range of capability slots (`SlotRange` on the wire). 8 bytes.

@@ -61,6 +61,7 @@
 //!         ram_base: 0x4000_0000,
 //!         ram_bytes: 0x1000_0000,
 //!         cpu_count: 4,
+//!         cpus_online: 4,
 //!         timer_frequency_hz: 62_500_000,
 //!     },
 //!     kernel_version: "0.1.0",
@@ -80,7 +81,7 @@
 //! // Root-task side: validate once, then read.
 //! let info = BootInfo::from_bytes(&page)?;
 //! assert_eq!(info.total_size(), used);
-//! assert_eq!(info.version(), (1, 0));
+//! assert_eq!(info.version(), (1, 1));
 //! assert_eq!(info.system().cpu_count, 4);
 //! assert_eq!(info.bootargs(), "console=pl011");
 //! assert_eq!(info.untyped().filter(|r| r.is_device).count(), 1);
@@ -124,7 +125,7 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"KAALBOOT");
 /// Major version of the layout. A different major is incompatible.
 pub const VERSION_MAJOR: u16 = 1;
 /// Minor version of the layout. A newer minor only appends fields.
-pub const VERSION_MINOR: u16 = 0;
+pub const VERSION_MINOR: u16 = 1;
 /// Where the kernel maps boot info in the root task (read-only). Also passed in x0.
 pub const BOOT_INFO_VADDR: u64 = 0x0000_0000_1000_0000;
 /// Max size of the boot-info area the kernel maps (bytes).
@@ -217,8 +218,11 @@ pub struct SystemFacts {
     pub ram_base: u64,
     /// Size of RAM in bytes.
     pub ram_bytes: u64,
-    /// Number of CPUs.
+    /// Number of CPUs the device tree describes.
     pub cpu_count: u32,
+    /// Number of CPUs the kernel started, the boot CPU included (a CPU that failed to
+    /// start is left out); 0 from a kernel of boot-info version 1.0, which did not say.
+    pub cpus_online: u32,
     /// Frequency of the generic timer (`CNTFRQ_EL0`) in Hz.
     pub timer_frequency_hz: u64,
 }

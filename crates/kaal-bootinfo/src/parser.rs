@@ -378,6 +378,7 @@ impl<'a> BootInfo<'a> {
             ram_base: s.ram_base.get(),
             ram_bytes: s.ram_bytes.get(),
             cpu_count: s.cpu_count.get(),
+            cpus_online: s.cpus_online.get(),
             timer_frequency_hz: s.timer_frequency_hz.get(),
         }
     }

@@ -236,7 +236,7 @@ pub fn write_boot_info(buf: &mut [u8], input: &BootInfoInput<'_>) -> Result<usiz
             ram_bytes: U64::new(input.system.ram_bytes),
             timer_frequency_hz: U64::new(input.system.timer_frequency_hz),
             cpu_count: U32::new(input.system.cpu_count),
-            reserved: U32::ZERO,
+            cpus_online: U32::new(input.system.cpus_online),
         },
         caps: InitialCapsRaw {
             untyped: slots(input.caps.untyped),

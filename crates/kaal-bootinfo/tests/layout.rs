@@ -33,7 +33,7 @@ fn system_facts() {
     assert_eq!(offset_of!(SystemFactsRaw, ram_bytes), 8);
     assert_eq!(offset_of!(SystemFactsRaw, timer_frequency_hz), 16);
     assert_eq!(offset_of!(SystemFactsRaw, cpu_count), 24);
-    assert_eq!(offset_of!(SystemFactsRaw, reserved), 28);
+    assert_eq!(offset_of!(SystemFactsRaw, cpus_online), 28);
 }
 
 #[test]
@@ -119,7 +119,7 @@ fn unaligned_types() {
 fn constants() {
     assert_eq!(kaal_bootinfo::MAGIC.to_le_bytes(), *b"KAALBOOT");
     assert_eq!(kaal_bootinfo::VERSION_MAJOR, 1);
-    assert_eq!(kaal_bootinfo::VERSION_MINOR, 0);
+    assert_eq!(kaal_bootinfo::VERSION_MINOR, 1);
     assert_eq!(kaal_bootinfo::BOOT_INFO_VADDR, 0x1000_0000);
     assert_eq!(kaal_bootinfo::BOOT_INFO_MAX_BYTES, 65536);
     assert_eq!(kaal_bootinfo::archive::ARCHIVE_MAGIC, *b"KAALARC1");

@@ -71,14 +71,22 @@ fn slot_range() -> impl Strategy<Value = SlotRange> {
 }
 
 fn owned_input() -> impl Strategy<Value = OwnedInput> {
-    let system = (any::<u64>(), any::<u64>(), any::<u32>(), any::<u64>()).prop_map(
-        |(ram_base, ram_bytes, cpu_count, timer_frequency_hz)| SystemFacts {
-            ram_base,
-            ram_bytes,
-            cpu_count,
-            timer_frequency_hz,
-        },
-    );
+    let system = (
+        any::<u64>(),
+        any::<u64>(),
+        any::<u32>(),
+        any::<u32>(),
+        any::<u64>(),
+    )
+        .prop_map(
+            |(ram_base, ram_bytes, cpu_count, cpus_online, timer_frequency_hz)| SystemFacts {
+                ram_base,
+                ram_bytes,
+                cpu_count,
+                cpus_online,
+                timer_frequency_hz,
+            },
+        );
     let region = (any::<u64>(), any::<u64>(), any::<bool>()).prop_map(|(base, size, is_device)| {
         UntypedRegion {
             base,

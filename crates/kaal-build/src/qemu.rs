@@ -316,8 +316,8 @@ impl QemuConfig {
         Ok(())
     }
 
-    /// A covering matrix for long suites: every CPU, GIC version, exception level and
-    /// both RAM sizes appear at least once, in three runs.
+    /// A covering matrix for long suites: every CPU, GIC version, exception level, both
+    /// RAM sizes and 1, 2 and 4 cores appear at least once, in three runs.
     pub fn covering_matrix() -> Vec<QemuConfig> {
         vec![
             QemuConfig::default()
@@ -328,16 +328,19 @@ impl QemuConfig {
                 .cpu(Cpu::CortexA72)
                 .gic(Gic::V3)
                 .el2(true)
-                .memory_mib(256),
+                .memory_mib(256)
+                .smp(2),
             QemuConfig::default()
                 .cpu(Cpu::Max)
                 .gic(Gic::V3)
-                .memory_mib(1024),
+                .memory_mib(1024)
+                .smp(4),
         ]
     }
 
     /// The configurations a test suite runs on: every CPU × GIC version × EL1/EL2 at
-    /// 256 MiB, plus 1 GiB runs on `cortex-a53` (GICv3, EL1) and `max` (GICv3, EL2).
+    /// 256 MiB on one core, plus 1 GiB runs on `cortex-a53` (GICv3, EL1, two cores) and
+    /// `max` (GICv3, EL2, four cores).
     pub fn test_matrix() -> Vec<QemuConfig> {
         let mut all = Vec::new();
         for cpu in Cpu::ALL {
@@ -357,14 +360,16 @@ impl QemuConfig {
             QemuConfig::default()
                 .cpu(Cpu::CortexA53)
                 .gic(Gic::V3)
-                .memory_mib(1024),
+                .memory_mib(1024)
+                .smp(2),
         );
         all.push(
             QemuConfig::default()
                 .cpu(Cpu::Max)
                 .gic(Gic::V3)
                 .el2(true)
-                .memory_mib(1024),
+                .memory_mib(1024)
+                .smp(4),
         );
         all
     }

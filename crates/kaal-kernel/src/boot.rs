@@ -193,6 +193,8 @@ fn boot(config: &'static Config, dtb_register: u64) -> ! {
     // identity map; an empty table maps nothing.
     unsafe { crate::arch::mmu::install_user_table(empty_user_table, 0) };
     crate::arch::mmu::flush_tlb();
+    let online = start_secondaries(&platform, kernel_table.root(), empty_user_table);
+    kprintln!("  {online} of {} CPU(s) online", platform.cpu_count);
     // SAFETY: the one store of kernel objects, moved into the kernel.
     let objects = unsafe { KernelObjects::new() };
     let mut kernel = Kernel::new(
@@ -219,6 +221,89 @@ fn boot(config: &'static Config, dtb_register: u64) -> ! {
     // SAFETY: `schedule` installed the root thread's context; the boot stack's contents
     // are not needed any more.
     unsafe { enter_user() }
+}
+
+/// The CPUs running the kernel: bit `n` for CPU `n` (the boot CPU is 0, the others are
+/// numbered 1.. in the order the device tree lists them).
+static CPUS_ONLINE: AtomicU64 = AtomicU64::new(1);
+/// The kernel map's root and the empty user table, for starting CPUs to install.
+static SECONDARY_KERNEL_ROOT: AtomicU64 = AtomicU64::new(0);
+static SECONDARY_USER_TABLE: AtomicU64 = AtomicU64::new(0);
+/// How long the boot CPU waits for a CPU it started to report, in milliseconds.
+const SECONDARY_START_MS: u64 = 100;
+
+/// Starts every other CPU the device tree lists through PSCI `CPU_ON` (one at a time,
+/// each given [`SECONDARY_START_MS`] to report) and returns how many CPUs run, this one
+/// included. A CPU that does not start, or does not report in time, is named with the
+/// reason and left out: the system runs on the rest.
+fn start_secondaries(platform: &Platform<'_>, kernel_root: u64, user_table: u64) -> u32 {
+    use aarch64_cpu::registers::{MPIDR_EL1, Readable};
+    let Some(conduit) = platform.psci else {
+        if platform.cpu_count > 1 {
+            kprintln!("  no PSCI in the device tree: the other CPUs stay off");
+        }
+        return 1;
+    };
+    SECONDARY_KERNEL_ROOT.store(kernel_root, Ordering::Relaxed);
+    SECONDARY_USER_TABLE.store(user_table, Ordering::Relaxed);
+    // Aff3 (bits 32..40) and Aff2..Aff0, as the `reg` of a `cpu` node gives them.
+    let me = MPIDR_EL1.get() & 0xff_00ff_ffff;
+    let mut number = 0u64;
+    for &affinity in platform.cpu_affinities() {
+        if affinity == me {
+            continue;
+        }
+        number += 1;
+        if number as usize >= platform::MAX_CPUS {
+            kprintln!(
+                "  CPU affinity {affinity:#x} not started: no stack for more than {} CPUs",
+                platform::MAX_CPUS
+            );
+            break;
+        }
+        // The tables' addresses are visible to the started CPU: stores before the
+        // PSCI call (a barrier of its own on real firmware; a fence for the model).
+        core::sync::atomic::fence(Ordering::SeqCst);
+        let entry = crate::arch::secondary_entry();
+        if let Err(code) = crate::arch::psci::cpu_on(conduit, affinity, entry, number) {
+            kprintln!("  CPU {number} (affinity {affinity:#x}) did not start: PSCI error {code}");
+            continue;
+        }
+        let deadline = timer::counter() + timer::frequency_hz() * SECONDARY_START_MS / 1000;
+        while CPUS_ONLINE.load(Ordering::Acquire) & (1 << number) == 0 {
+            if timer::counter() > deadline {
+                kprintln!(
+                    "  CPU {number} (affinity {affinity:#x}) started but did not report within {SECONDARY_START_MS} ms"
+                );
+                break;
+            }
+            core::hint::spin_loop();
+        }
+    }
+    CPUS_ONLINE.load(Ordering::Acquire).count_ones()
+}
+
+/// Where a secondary CPU enters Rust (from `kaal_secondary_entry` in the boot stub), on
+/// its own kernel stack, in the high half through the early map, interrupts masked.
+/// It moves to the final kernel map and an empty user table, reports itself online
+/// and waits: scheduling runs on CPU 0 only so far.
+#[unsafe(no_mangle)]
+extern "C" fn kaal_secondary_start(cpu: u64) -> ! {
+    install_vectors();
+    // SAFETY: the boot CPU built the final kernel map before it started this CPU; it maps
+    // this CPU's kernel stack and the kernel image at the addresses the early map does.
+    unsafe { install_kernel_table(SECONDARY_KERNEL_ROOT.load(Ordering::Acquire)) };
+    // SAFETY: the empty table maps nothing; the kernel runs in the high half.
+    unsafe {
+        crate::arch::mmu::install_user_table(SECONDARY_USER_TABLE.load(Ordering::Acquire), 0)
+    };
+    crate::arch::mmu::flush_tlb();
+    CPUS_ONLINE.fetch_or(1 << cpu, Ordering::Release);
+    // Interrupts stay masked and none is routed here: `wfi` halts the CPU (an emulator
+    // stops the vCPU instead of spinning, as it would on `wfe`).
+    loop {
+        aarch64_cpu::asm::wfi();
+    }
 }
 
 fn build_kernel_map(platform: &Platform<'_>, image: PhysRange) -> TranslationTable {
@@ -686,6 +771,7 @@ fn write_root_boot_info(
             ram_base: platform.memory()[0].start,
             ram_bytes: platform.ram_bytes(),
             cpu_count: platform.cpu_count,
+            cpus_online: CPUS_ONLINE.load(Ordering::Acquire).count_ones(),
             timer_frequency_hz: timer::frequency_hz(),
         },
         kernel_version: crate::VERSION,

@@ -16,6 +16,8 @@ use thiserror::Error;
 
 /// Most RAM regions tracked.
 pub const MAX_MEMORY_REGIONS: usize = 8;
+/// Most CPUs the kernel starts (further `cpu` nodes are counted, not started).
+pub const MAX_CPUS: usize = 8;
 /// Offset of PPI interrupt ids; SPIs start at 32.
 const PPI_BASE: u32 = 16;
 const SPI_BASE: u32 = 32;
@@ -89,6 +91,10 @@ pub struct Platform<'a> {
     pub psci: Option<PsciConduit>,
     /// Number of CPUs.
     pub cpu_count: u32,
+    /// The affinity (`MPIDR_EL1` `Aff3..Aff0`, as the `reg` of each `/cpus/cpu` node) of
+    /// the first [`MAX_CPUS`] CPUs with one, in tree order.
+    cpu_affinities: [u64; MAX_CPUS],
+    cpu_affinity_count: usize,
     /// `/chosen/bootargs`, empty if absent.
     pub bootargs: &'a str,
 }
@@ -705,12 +711,27 @@ impl<'a> Platform<'a> {
             (None, None, None, None, None);
         // The first children of the root called so: what `/chosen` and `/cpus` find.
         let (mut chosen, mut cpus) = (None, None);
+        let mut cpu_affinities = [0u64; MAX_CPUS];
+        let mut cpu_affinity_count = 0;
+        // Whether the nodes being walked are inside that `/cpus`.
+        let mut in_cpus = false;
         for node in tree.nodes() {
             if node.depth == 1 {
+                in_cpus = false;
                 if chosen.is_none() && node.has_name("chosen") {
                     chosen = Some(node);
                 } else if cpus.is_none() && node.has_name("cpus") {
                     cpus = Some(node);
+                    in_cpus = true;
+                }
+            }
+            if in_cpus && node.depth == 2 && node.has_name("cpu") {
+                let affinity = node.reg().and_then(|mut reg| reg.next()).map(|(a, _)| a);
+                if let (Some(affinity), Some(slot)) =
+                    (affinity, cpu_affinities.get_mut(cpu_affinity_count))
+                {
+                    *slot = affinity;
+                    cpu_affinity_count += 1;
                 }
             }
             if node.name_starts_with("memory") {
@@ -796,8 +817,16 @@ impl<'a> Platform<'a> {
             virtual_timer_irq,
             psci,
             cpu_count,
+            cpu_affinities,
+            cpu_affinity_count,
             bootargs,
         })
+    }
+
+    /// The affinities (`MPIDR_EL1` `Aff3..Aff0`) of the CPUs the tree describes, in tree
+    /// order, at most [`MAX_CPUS`]: what PSCI `CPU_ON` takes to start one.
+    pub fn cpu_affinities(&self) -> &[u64] {
+        &self.cpu_affinities[..self.cpu_affinity_count]
     }
 
     /// RAM regions.
@@ -1306,6 +1335,52 @@ mod tests {
         assert_eq!(platform.bootargs, "");
         assert_eq!(platform.cpu_count, 2);
         assert_eq!(platform.uart.start, 0x0900_0000);
+    }
+
+    #[test]
+    fn cpu_affinities_come_from_the_cpu_nodes_reg() {
+        let tree_with = |cells: u32, cpus: &[(&str, &[u32])]| {
+            machine(|b| {
+                b.begin("cpus")
+                    .cells("#address-cells", &[cells])
+                    .cells("#size-cells", &[0]);
+                for (name, reg) in cpus {
+                    b.begin(name);
+                    if !reg.is_empty() {
+                        b.cells("reg", reg);
+                    }
+                    b.end();
+                }
+                b.end();
+            })
+        };
+        let read = |blob: &[u8]| {
+            let tree = parse_blob(blob).unwrap();
+            let platform = Platform::from_fdt(&tree).unwrap();
+            (platform.cpu_count, platform.cpu_affinities().to_vec())
+        };
+        // QEMU virt's: one cell; a cpu-map beside the cpus is not a CPU.
+        let virt = tree_with(1, &[("cpu@0", &[0]), ("cpu@1", &[1]), ("cpu-map", &[])]);
+        assert_eq!(read(&virt), (2, vec![0, 1]));
+        // Two cells (Aff3 in the upper word), and a CPU without `reg` is counted only.
+        let wide = tree_with(
+            2,
+            &[("cpu@0", &[0, 0x100]), ("cpu@1", &[1, 0]), ("cpu@2", &[])],
+        );
+        assert_eq!(read(&wide), (3, vec![0x100, 1 << 32]));
+        // More than MAX_CPUS: the first MAX_CPUS are kept.
+        let names: Vec<String> = (0..12).map(|i| format!("cpu@{i}")).collect();
+        let regs: Vec<[u32; 1]> = (0..12).map(|i| [i]).collect();
+        let many: Vec<(&str, &[u32])> = names
+            .iter()
+            .zip(&regs)
+            .map(|(n, r)| (n.as_str(), &r[..]))
+            .collect();
+        let (count, affinities) = read(&tree_with(1, &many));
+        assert_eq!(count, 12);
+        assert_eq!(affinities, (0..MAX_CPUS as u64).collect::<Vec<_>>());
+        // No `/cpus`: none to start.
+        assert_eq!(read(&machine(|_| {})), (1, vec![]));
     }
 
     /// Regression test: memory regions adding up to more than 2^64 bytes made

@@ -77,6 +77,7 @@ fn boot_infos(corpus: &Path) {
                 ram_base: ram.start,
                 ram_bytes: machine.ram_bytes(),
                 cpu_count: machine.cpu_count,
+                cpus_online: machine.cpu_affinities().len().max(1) as u32,
                 timer_frequency_hz: 62_500_000,
             },
             kernel_version: kaal_kernel::VERSION,

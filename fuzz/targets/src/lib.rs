@@ -429,6 +429,7 @@ pub fn device_tree(data: &[u8]) {
             ram_base: memory[0].start,
             ram_bytes,
             cpu_count: machine.cpu_count,
+            cpus_online: machine.cpu_affinities().len().max(1) as u32,
             timer_frequency_hz: 62_500_000,
         },
         kernel_version: kaal_kernel::VERSION,

@@ -56,8 +56,8 @@ fn print_boot_info(boot: &BootInfo<'_>) {
     );
     println!("RAM: {} MiB at {:#x}", sys.ram_bytes / MIB, sys.ram_base);
     println!(
-        "CPUs: {}, timer: {} Hz",
-        sys.cpu_count, sys.timer_frequency_hz
+        "CPUs: {} ({} online), timer: {} Hz",
+        sys.cpu_count, sys.cpus_online, sys.timer_frequency_hz
     );
     println!("Devices: {}", boot.device_count());
     for dev in boot.devices() {

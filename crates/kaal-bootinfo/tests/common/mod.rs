@@ -53,6 +53,7 @@ pub fn sample_input() -> BootInfoInput<'static> {
             ram_base: 0x4000_0000,
             ram_bytes: 0x1000_0000,
             cpu_count: 4,
+            cpus_online: 3,
             timer_frequency_hz: 62_500_000,
         },
         kernel_version: "KaaL 0.1.0 (test)",

@@ -207,6 +207,17 @@ pub mod psci {
     pub fn system_off(_conduit: PsciConduit) {
         panic!("the kernel powered the machine off");
     }
+
+    /// The simulated machine has one CPU: there is none to start (PSCI's
+    /// `INVALID_PARAMETERS`).
+    pub fn cpu_on(
+        _conduit: PsciConduit,
+        _target: u64,
+        _entry: u64,
+        _context: u64,
+    ) -> Result<(), i64> {
+        Err(-2)
+    }
 }
 
 /// Semihosting.

@@ -868,8 +868,10 @@ fn fast_paths_change_nothing_but_speed() {
         assert_eq!(worlds[1].kernel.fast_path_switches, 0);
     }
     eprintln!("fast paths: {fast_switches} switches in {done} steps, {seed} runs");
+    // (Under Miri the walk is 200 steps, which take some ten switches.)
+    let least = if cfg!(miri) { 3 } else { 100 };
     assert!(
-        fast_switches > 100,
+        fast_switches > least,
         "the fast paths hardly ran: {fast_switches}"
     );
 }

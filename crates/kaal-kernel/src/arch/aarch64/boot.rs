@@ -1,6 +1,8 @@
 //! The boot stub: the first instructions QEMU runs.
 //!
-//! It runs at the image's physical address with the MMU off. It parks secondary CPUs,
+//! It runs at the image's physical address with the MMU off. It parks CPUs other than 0 (on a
+//! boot without PSCI, where every CPU starts here; PSCI starts them later, at
+//! `kaal_secondary_entry`),
 //! drops from EL2 to EL1 when started at EL2, turns on the MMU with an early map of the
 //! first 2 GiB of the physical address space (identity through TTBR0, high half through
 //! TTBR1, both one L1 table of 1 GiB blocks), sets up the boot stack, clears `.bss`, and
@@ -21,6 +23,7 @@
 //! on the exhausted stack.
 
 use super::mmu::{EARLY_MAIR, EARLY_SCTLR, EARLY_TCR, TCR_AS};
+use crate::platform::MAX_CPUS;
 
 /// Size of the kernel stack (one per CPU; exceptions from EL0 start at its top).
 pub const KERNEL_STACK_BYTES: usize = 64 * 1024;
@@ -32,15 +35,30 @@ const GUARD_BYTES: usize = 4096;
 unsafe extern "C" {
     static __kernel_stack_guard: u8;
     static __exception_stack_guard: u8;
+    static __secondary_stacks: u8;
+    static kaal_secondary_entry_address: u64;
 }
 
-/// The kernel virtual addresses of the guard pages below the kernel stack and below the
-/// exception stack, ascending; each is one 4 KiB page that the kernel map leaves out.
-pub fn stack_guard_pages() -> [u64; 2] {
-    [
-        &raw const __kernel_stack_guard as u64,
-        &raw const __exception_stack_guard as u64,
-    ]
+/// The kernel virtual addresses of the guard pages below the kernel stack, below the
+/// exception stack and below each secondary CPU's kernel stack, ascending; each is one
+/// 4 KiB page that the kernel map leaves out.
+pub fn stack_guard_pages() -> [u64; 2 + MAX_CPUS - 1] {
+    let mut pages = [0; 2 + MAX_CPUS - 1];
+    pages[0] = &raw const __kernel_stack_guard as u64;
+    pages[1] = &raw const __exception_stack_guard as u64;
+    let secondaries = &raw const __secondary_stacks as u64;
+    for (cpu, page) in pages[2..].iter_mut().enumerate() {
+        *page = secondaries + (cpu * SECONDARY_STRIDE) as u64;
+    }
+    pages
+}
+
+/// The physical address where a secondary CPU starts (`kaal_secondary_entry`, in the
+/// boot stub: PSCI `CPU_ON` takes it).
+pub fn secondary_entry() -> u64 {
+    // SAFETY: an initialised read-only word of the image (the stub's address, put there
+    // by the linker).
+    unsafe { (&raw const kaal_secondary_entry_address).read() }
 }
 
 /// The guard page below the kernel stack: `start..end` (kernel virtual addresses).
@@ -66,29 +84,13 @@ core::arch::global_asm!(
 
 core::arch::global_asm!(
     r#"
-.section .text.boot, "ax"
-.global _start
-_start:
-    mov     x19, x0                     // device tree pointer (0 for a bare-metal ELF boot)
-    mrs     x20, CurrentEL              // exception level we were started at
-    mrs     x1, mpidr_el1
-    and     x1, x1, #0xff
-    cbnz    x1, .Lpark                  // only CPU 0 boots
-    mrs     x1, CurrentEL
-    lsr     x1, x1, #2
-    cmp     x1, #3
-    b.eq    .Lat_el3
-    cmp     x1, #2
-    b.ne    .Lat_el1
-
-.Lat_el2:
-    // ---- EL2: configure EL1 and drop to it ----
+// EL2 set-up before dropping to EL1 (boot CPU and secondaries alike): EL1 is AArch64
+// and owns the counters, no FP/SIMD or system-register traps, no stage 2, and EL1 may
+// use the GIC's system registers where the CPU has them; SCTLR_EL1 is made safe (MMU
+// off) and the eret goes to `\target` at EL1h with DAIF masked.
+.macro EL2_TO_EL1 target
     mov     x1, #(1 << 31)              // HCR_EL2.RW: EL1 is AArch64
     msr     hcr_el2, x1
-    ldr     x1, =kaal_el2_test_vectors  // 0 unless the test hooks define EL2 vectors
-    cbz     x1, 6f
-    msr     vbar_el2, x1
-6:
     mrs     x1, cnthctl_el2
     orr     x1, x1, #3                  // EL1PCTEN | EL1PCEN: EL1 owns the counters
     msr     cnthctl_el2, x1
@@ -109,9 +111,62 @@ _start:
     msr     sctlr_el1, x1
     mov     x1, #0x3c5                  // EL1h, DAIF masked
     msr     spsr_el2, x1
-    adr     x1, .Lat_el1
+    adr     x1, \target
     msr     elr_el2, x1
     eret
+.endm
+
+// Turns the MMU on with the early map in `x1` for both halves (identity through TTBR0,
+// the high half through TTBR1): MAIR, TCR (IPS from the CPU's physical address size,
+// 16-bit ASIDs where the CPU has them), a local TLB flush, SCTLR. Clobbers x2..x4.
+.macro EARLY_MMU_ON
+    ldr     x2, ={mair}
+    msr     mair_el1, x2
+    ldr     x2, ={tcr}
+    mrs     x3, id_aa64mmfr0_el1
+    and     x3, x3, #0x7                // PARange -> TCR_EL1.IPS
+    cmp     x3, #5
+    mov     x4, #5
+    csel    x3, x3, x4, ls
+    bfi     x2, x3, #32, #3
+    mrs     x3, id_aa64mmfr0_el1
+    ubfx    x3, x3, #4, #4              // ASIDBits: 0b0010 = 16-bit ASIDs
+    cmp     x3, #2
+    b.ne    5f
+    orr     x2, x2, #{tcr_as}           // TCR_EL1.AS: use them
+5:  msr     tcr_el1, x2
+    msr     ttbr0_el1, x1
+    msr     ttbr1_el1, x1
+    isb
+    tlbi    vmalle1
+    dsb     nsh
+    isb
+    ldr     x2, ={sctlr}
+    msr     sctlr_el1, x2
+    isb
+.endm
+
+.section .text.boot, "ax"
+.global _start
+_start:
+    mov     x19, x0                     // device tree pointer (0 for a bare-metal ELF boot)
+    mrs     x20, CurrentEL              // exception level we were started at
+    mrs     x1, mpidr_el1
+    and     x1, x1, #0xff
+    cbnz    x1, .Lpark                  // only CPU 0 boots
+    mrs     x1, CurrentEL
+    lsr     x1, x1, #2
+    cmp     x1, #3
+    b.eq    .Lat_el3
+    cmp     x1, #2
+    b.ne    .Lat_el1
+
+.Lat_el2:
+    // ---- EL2: configure EL1 and drop to it ----
+    ldr     x1, =kaal_el2_test_vectors  // 0 unless the test hooks define EL2 vectors
+    cbz     x1, 6f
+    msr     vbar_el2, x1
+6:  EL2_TO_EL1 .Lat_el1
 
     // ---- EL3 (no firmware below us): drop to the normal world's EL2, or EL1 without
     // EL2. Only far enough for the kernel to print why it stops: the GIC's interrupts
@@ -162,31 +217,7 @@ _start:
     str     x2, [x1, #8]
     ldr     x2, ={block_normal_2}       // [2 GiB, 3 GiB): RAM beyond the first GiB
     str     x2, [x1, #16]
-
-    ldr     x2, ={mair}
-    msr     mair_el1, x2
-    ldr     x2, ={tcr}
-    mrs     x3, id_aa64mmfr0_el1
-    and     x3, x3, #0x7                // PARange -> TCR_EL1.IPS
-    cmp     x3, #5
-    mov     x4, #5
-    csel    x3, x3, x4, ls
-    bfi     x2, x3, #32, #3
-    mrs     x3, id_aa64mmfr0_el1
-    ubfx    x3, x3, #4, #4              // ASIDBits: 0b0010 = 16-bit ASIDs
-    cmp     x3, #2
-    b.ne    5f
-    orr     x2, x2, #{tcr_as}           // TCR_EL1.AS: use them
-5:  msr     tcr_el1, x2
-    msr     ttbr0_el1, x1
-    msr     ttbr1_el1, x1
-    isb
-    tlbi    vmalle1
-    dsb     nsh
-    isb
-    ldr     x2, ={sctlr}
-    msr     sctlr_el1, x2
-    isb
+    EARLY_MMU_ON
 
     // ---- now in virtual memory: stack, .bss, jump high ----
     // .bss (16-byte aligned at both ends; over a megabyte with the boot heap) is zeroed
@@ -239,7 +270,41 @@ _start:
 .Lpark:
     wfe
     b       .Lpark
+
+// A secondary CPU, started by PSCI `CPU_ON` (see `crate::boot`): at its physical
+// address, MMU off, `x0` = the CPU's number (1..). It drops to EL1 as the boot CPU did,
+// turns on the MMU with the boot CPU's early map (still intact: nothing reuses it), takes
+// its own kernel stack and enters `kaal_secondary_start` in the high half, which moves it
+// to the final kernel map.
+.global kaal_secondary_entry
+kaal_secondary_entry:
+    mov     x19, x0
+    mrs     x1, CurrentEL
+    lsr     x1, x1, #2
+    cmp     x1, #2
+    b.ne    .Lsecondary_el1
+    EL2_TO_EL1 .Lsecondary_el1
+.Lsecondary_el1:
+    mov     x1, #(3 << 20)              // CPACR_EL1.FPEN: no FP/SIMD traps (for EL0)
+    msr     cpacr_el1, x1
+    isb
+    adrp    x1, __boot_l1_table
+    add     x1, x1, :lo12:__boot_l1_table
+    EARLY_MMU_ON
+    ldr     x1, =__secondary_stacks     // CPU n's stack: the n-th stride, above its guard
+    ldr     x2, ={secondary_stride}
+    madd    x1, x19, x2, x1
+    mov     sp, x1
+    mov     x0, x19
+    ldr     x2, =kaal_secondary_start
+    br      x2
 .ltorg
+
+.section .rodata.kaal_secondary, "a"
+.balign 8
+.global kaal_secondary_entry_address
+kaal_secondary_entry_address:
+    .quad   kaal_secondary_entry
 
 .section .bss.kaal_stack, "aw", @nobits
 .balign 4096
@@ -256,6 +321,11 @@ __exception_stack_guard:
     .space {exception_stack_bytes}
 .global __exception_stack_top
 __exception_stack_top:
+// Secondary CPUs 1..: each a guard page, then its kernel stack.
+.balign 4096
+.global __secondary_stacks
+__secondary_stacks:
+    .space {secondary_stride} * {secondaries}
 
 .section .bss.boot, "aw", @nobits
 .balign 4096
@@ -272,7 +342,12 @@ __boot_l1_table:
     stack_bytes = const KERNEL_STACK_BYTES,
     exception_stack_bytes = const EXCEPTION_STACK_BYTES,
     guard_bytes = const GUARD_BYTES,
+    secondary_stride = const SECONDARY_STRIDE,
+    secondaries = const MAX_CPUS - 1,
 );
+
+/// Bytes per secondary CPU in `__secondary_stacks`: a guard page and a kernel stack.
+const SECONDARY_STRIDE: usize = GUARD_BYTES + KERNEL_STACK_BYTES;
 
 const _: () = assert!(
     KERNEL_STACK_BYTES.is_multiple_of(GUARD_BYTES) && EXCEPTION_STACK_BYTES.is_multiple_of(16)

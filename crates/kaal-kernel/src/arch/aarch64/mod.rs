@@ -28,7 +28,9 @@ pub mod test_hooks;
 pub mod timer;
 
 #[cfg(target_os = "none")]
-pub use boot::{KERNEL_STACK_BYTES, kernel_stack, kernel_stack_guard, stack_guard_pages};
+pub use boot::{
+    KERNEL_STACK_BYTES, kernel_stack, kernel_stack_guard, secondary_entry, stack_guard_pages,
+};
 #[cfg(target_os = "none")]
 pub use context::{restore_fp, save_fp, trap_user_fp};
 

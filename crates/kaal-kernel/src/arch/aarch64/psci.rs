@@ -3,19 +3,56 @@
 use crate::platform::PsciConduit;
 
 const SYSTEM_OFF: u64 = 0x8400_0008;
+/// `CPU_ON`, SMC64 calling convention.
+const CPU_ON: u64 = 0xc400_0003;
+
+/// Makes a PSCI call: function `function` with arguments `x1..x3`; returns `x0`.
+fn call(conduit: PsciConduit, function: u64, arguments: [u64; 3]) -> i64 {
+    let result: u64;
+    // SAFETY: a PSCI call either does what the function says (SYSTEM_OFF powers down,
+    // CPU_ON starts another CPU at the entry point it is given) or returns an error code;
+    // it touches no memory of ours. SMCCC lets the call clobber x0..x17.
+    unsafe {
+        match conduit {
+            PsciConduit::Hvc => core::arch::asm!(
+                "hvc #0",
+                inout("x0") function => result,
+                inout("x1") arguments[0] => _,
+                inout("x2") arguments[1] => _,
+                inout("x3") arguments[2] => _,
+                out("x4") _, out("x5") _, out("x6") _, out("x7") _, out("x8") _,
+                out("x9") _, out("x10") _, out("x11") _, out("x12") _, out("x13") _,
+                out("x14") _, out("x15") _, out("x16") _, out("x17") _,
+                options(nostack)
+            ),
+            PsciConduit::Smc => core::arch::asm!(
+                "smc #0",
+                inout("x0") function => result,
+                inout("x1") arguments[0] => _,
+                inout("x2") arguments[1] => _,
+                inout("x3") arguments[2] => _,
+                out("x4") _, out("x5") _, out("x6") _, out("x7") _, out("x8") _,
+                out("x9") _, out("x10") _, out("x11") _, out("x12") _, out("x13") _,
+                out("x14") _, out("x15") _, out("x16") _, out("x17") _,
+                options(nostack)
+            ),
+        }
+    }
+    result as i64
+}
 
 /// Switches the machine off. Returns only if the firmware refused.
 pub fn system_off(conduit: PsciConduit) {
-    // SAFETY: PSCI SYSTEM_OFF either powers down or returns an error code; it touches no
-    // memory of ours. SMCCC lets the call clobber x0..x3.
-    unsafe {
-        match conduit {
-            PsciConduit::Hvc => {
-                core::arch::asm!("hvc #0", inout("x0") SYSTEM_OFF => _, out("x1") _, out("x2") _, out("x3") _, options(nostack))
-            }
-            PsciConduit::Smc => {
-                core::arch::asm!("smc #0", inout("x0") SYSTEM_OFF => _, out("x1") _, out("x2") _, out("x3") _, options(nostack))
-            }
-        }
+    call(conduit, SYSTEM_OFF, [0; 3]);
+}
+
+/// Starts the CPU with affinity `target` (`MPIDR_EL1` `Aff3..Aff0`) at the physical
+/// address `entry`, with the MMU off and `x0` = `context`. `Err` holds PSCI's error
+/// code (`-4`: already on; `-2`: no such CPU or a bad entry point; `-5`: already being
+/// started).
+pub fn cpu_on(conduit: PsciConduit, target: u64, entry: u64, context: u64) -> Result<(), i64> {
+    match call(conduit, CPU_ON, [target, entry, context]) {
+        0 => Ok(()),
+        error => Err(error),
     }
 }

@@ -15,9 +15,10 @@ fn main(boot: &BootInfo<'_>) -> i32 {
     let mut suite = Suite::new("boot");
     let system = boot.system();
     println!(
-        "RAM: {} MiB, {} CPU(s), kernel {}",
+        "RAM: {} MiB, {} CPU(s), {} online, kernel {}",
         system.ram_bytes >> 20,
         system.cpu_count,
+        system.cpus_online,
         boot.kernel_version()
     );
 
@@ -28,6 +29,16 @@ fn main(boot: &BootInfo<'_>) -> i32 {
             boot.version()
         );
         check!(!boot.kernel_version().is_empty(), "empty kernel version");
+        Ok(())
+    });
+    suite.run("every_cpu_is_online", || {
+        // QEMU starts the boot CPU only; the kernel starts the others through PSCI.
+        check!(
+            system.cpus_online == system.cpu_count && system.cpu_count >= 1,
+            "{} of {} CPU(s) online",
+            system.cpus_online,
+            system.cpu_count
+        );
         Ok(())
     });
     suite.run("ram_size_matches_qemu", || {
