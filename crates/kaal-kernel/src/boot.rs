@@ -193,7 +193,7 @@ fn boot(config: &'static Config, dtb_register: u64) -> ! {
     // identity map; an empty table maps nothing.
     unsafe { crate::arch::mmu::install_user_table(empty_user_table, 0) };
     crate::arch::mmu::flush_tlb();
-    let online = start_secondaries(&platform, kernel_table.root(), empty_user_table);
+    let online = start_secondaries(&platform, &gic, kernel_table.root(), empty_user_table);
     kprintln!("  {online} of {} CPU(s) online", platform.cpu_count);
     // SAFETY: the one store of kernel objects, moved into the kernel.
     let objects = unsafe { KernelObjects::new() };
@@ -229,14 +229,37 @@ static CPUS_ONLINE: AtomicU64 = AtomicU64::new(1);
 /// The kernel map's root and the empty user table, for starting CPUs to install.
 static SECONDARY_KERNEL_ROOT: AtomicU64 = AtomicU64::new(0);
 static SECONDARY_USER_TABLE: AtomicU64 = AtomicU64::new(0);
-/// How long the boot CPU waits for a CPU it started to report, in milliseconds.
+/// Each starting CPU's GIC frames (its own GICv3 redistributor), set before it starts.
+static SECONDARY_GIC: spin::Mutex<[Option<GicRegisters>; platform::MAX_CPUS]> =
+    spin::Mutex::new([None; platform::MAX_CPUS]);
+/// What the boot CPU sends an SGI to, for each CPU (see `Gic::this_cpu_target`),
+/// published by the CPU before it reports online.
+static SGI_TARGETS: [AtomicU64; platform::MAX_CPUS] =
+    [const { AtomicU64::new(0) }; platform::MAX_CPUS];
+/// The CPUs that answered the boot CPU's SGI: bit `n` for CPU `n`.
+static CPUS_ANSWERED: AtomicU64 = AtomicU64::new(1);
+/// How long the boot CPU waits for a CPU it started to report, and then to answer an
+/// SGI, in milliseconds each.
 const SECONDARY_START_MS: u64 = 100;
 
-/// Starts every other CPU the device tree lists through PSCI `CPU_ON` (one at a time,
-/// each given [`SECONDARY_START_MS`] to report) and returns how many CPUs run, this one
-/// included. A CPU that does not start, or does not report in time, is named with the
-/// reason and left out: the system runs on the rest.
-fn start_secondaries(platform: &Platform<'_>, kernel_root: u64, user_table: u64) -> u32 {
+/// Waits until `bit` is set in `flags`, for at most [`SECONDARY_START_MS`].
+fn wait_for_bit(flags: &AtomicU64, bit: u64) -> bool {
+    let deadline = timer::counter() + timer::frequency_hz() * SECONDARY_START_MS / 1000;
+    while flags.load(Ordering::Acquire) & bit == 0 {
+        if timer::counter() > deadline {
+            return false;
+        }
+        core::hint::spin_loop();
+    }
+    true
+}
+
+/// Starts every other CPU the device tree lists through PSCI `CPU_ON`, one at a time,
+/// and checks that each answers an SGI (so interrupts reach it); returns how many CPUs
+/// run and answer, this one included. A CPU that does not start, report or answer in
+/// time ([`SECONDARY_START_MS`] each) is named with the reason and left out: the system
+/// runs on the rest.
+fn start_secondaries(platform: &Platform<'_>, gic: &Gic, kernel_root: u64, user_table: u64) -> u32 {
     use aarch64_cpu::registers::{MPIDR_EL1, Readable};
     let Some(conduit) = platform.psci else {
         if platform.cpu_count > 1 {
@@ -261,6 +284,18 @@ fn start_secondaries(platform: &Platform<'_>, kernel_root: u64, user_table: u64)
             );
             break;
         }
+        let region = match platform.gic {
+            GicDescription::V3 { redistributor, .. } => redistributor.size() as usize,
+            GicDescription::V2 { .. } => 0,
+        };
+        // SAFETY: the kernel map maps the whole redistributor region as device memory.
+        let Some(registers) = (unsafe { gic.registers().for_cpu(affinity, region) }) else {
+            kprintln!(
+                "  CPU {number} (affinity {affinity:#x}) not started: no GIC redistributor names it"
+            );
+            continue;
+        };
+        SECONDARY_GIC.lock()[number as usize] = Some(registers);
         // The tables' addresses are visible to the started CPU: stores before the
         // PSCI call (a barrier of its own on real firmware; a fence for the model).
         core::sync::atomic::fence(Ordering::SeqCst);
@@ -269,24 +304,29 @@ fn start_secondaries(platform: &Platform<'_>, kernel_root: u64, user_table: u64)
             kprintln!("  CPU {number} (affinity {affinity:#x}) did not start: PSCI error {code}");
             continue;
         }
-        let deadline = timer::counter() + timer::frequency_hz() * SECONDARY_START_MS / 1000;
-        while CPUS_ONLINE.load(Ordering::Acquire) & (1 << number) == 0 {
-            if timer::counter() > deadline {
-                kprintln!(
-                    "  CPU {number} (affinity {affinity:#x}) started but did not report within {SECONDARY_START_MS} ms"
-                );
-                break;
-            }
-            core::hint::spin_loop();
+        let bit = 1 << number;
+        if !wait_for_bit(&CPUS_ONLINE, bit) {
+            kprintln!(
+                "  CPU {number} (affinity {affinity:#x}) started but did not report within {SECONDARY_START_MS} ms"
+            );
+            continue;
+        }
+        let target = SGI_TARGETS[number as usize].load(Ordering::Acquire);
+        gic.send_sgi(crate::arch::gic::IPI_SGI, target);
+        if !wait_for_bit(&CPUS_ANSWERED, bit) {
+            kprintln!(
+                "  CPU {number} (affinity {affinity:#x}) runs but did not answer an interrupt within {SECONDARY_START_MS} ms: not counted"
+            );
         }
     }
-    CPUS_ONLINE.load(Ordering::Acquire).count_ones()
+    (CPUS_ONLINE.load(Ordering::Acquire) & CPUS_ANSWERED.load(Ordering::Acquire)).count_ones()
 }
 
 /// Where a secondary CPU enters Rust (from `kaal_secondary_entry` in the boot stub), on
 /// its own kernel stack, in the high half through the early map, interrupts masked.
-/// It moves to the final kernel map and an empty user table, reports itself online
-/// and waits: scheduling runs on CPU 0 only so far.
+/// It moves to the final kernel map and an empty user table, brings up its GIC
+/// interface (the kernel's SGI enabled) and timer (off; EL0 may read the counter),
+/// reports itself online and waits, answering SGIs: scheduling runs on CPU 0 only so far.
 #[unsafe(no_mangle)]
 extern "C" fn kaal_secondary_start(cpu: u64) -> ! {
     install_vectors();
@@ -298,11 +338,30 @@ extern "C" fn kaal_secondary_start(cpu: u64) -> ! {
         crate::arch::mmu::install_user_table(SECONDARY_USER_TABLE.load(Ordering::Acquire), 0)
     };
     crate::arch::mmu::flush_tlb();
+    timer::disable();
+    timer::allow_user_counter_access();
+    let registers = SECONDARY_GIC.lock()[cpu as usize].expect("set before the CPU started");
+    // SAFETY: this CPU's frames, mapped as device memory for good; the boot CPU set up
+    // the distributor, and its EL2 stub (if any) let EL1 use the GICv3 registers.
+    let mut gic = unsafe { Gic::new_secondary(registers) };
+    gic.enable(crate::arch::gic::IPI_SGI);
+    SGI_TARGETS[cpu as usize].store(gic.this_cpu_target(), Ordering::Relaxed);
     CPUS_ONLINE.fetch_or(1 << cpu, Ordering::Release);
-    // Interrupts stay masked and none is routed here: `wfi` halts the CPU (an emulator
-    // stops the vCPU instead of spinning, as it would on `wfe`).
+    // Interrupts stay masked (PSTATE.I): `wfi` halts the CPU until one is pending at
+    // its interface (an emulator stops the vCPU instead of spinning, as on `wfe`), and
+    // reading the acknowledge register takes it without an exception.
     loop {
         aarch64_cpu::asm::wfi();
+        loop {
+            let id = gic.acknowledge();
+            if id >= crate::arch::gic::SPURIOUS_START {
+                break;
+            }
+            if id == crate::arch::gic::IPI_SGI {
+                CPUS_ANSWERED.fetch_or(1 << cpu, Ordering::Release);
+            }
+            gic.end_of_interrupt(id);
+        }
     }
 }
 
@@ -771,7 +830,9 @@ fn write_root_boot_info(
             ram_base: platform.memory()[0].start,
             ram_bytes: platform.ram_bytes(),
             cpu_count: platform.cpu_count,
-            cpus_online: CPUS_ONLINE.load(Ordering::Acquire).count_ones(),
+            cpus_online: (CPUS_ONLINE.load(Ordering::Acquire)
+                & CPUS_ANSWERED.load(Ordering::Acquire))
+            .count_ones(),
             timer_frequency_hz: timer::frequency_hz(),
         },
         kernel_version: crate::VERSION,

@@ -54,6 +54,8 @@ register_bitfields! {u32,
             /// Only the requesting CPU interface.
             ThisCpu = 0b10,
         ],
+        /// The CPU interfaces the SGI goes to, one bit each (with `TargetList`).
+        CPUTargetList OFFSET(16) NUMBITS(8) [],
         /// The SGI's interrupt id.
         SGIINTID OFFSET(0) NUMBITS(4) [],
     ],
@@ -127,6 +129,10 @@ register_structs! {
     /// The GICv3 redistributor's RD_base frame registers the kernel uses (`GICR_*`).
     pub(super) RedistributorRegisters {
         (0x000 => _reserved0),
+        /// Which CPU the redistributor serves (`Affinity_Value`, bits 32..64), whether
+        /// it is the region's last (bit 4) and has virtual LPI frames (bit 1).
+        (0x008 => pub(super) typer: ReadOnly<u64>),
+        (0x010 => _reserved1),
         (0x014 => pub(super) waker: ReadWrite<u32, GICR_WAKER::Register>),
         (0x018 => @END),
     }
@@ -154,6 +160,13 @@ register_structs! {
 
 /// Offset of a redistributor's SGI_base frame from its RD_base frame.
 const GICR_SGI_BASE: usize = 0x1_0000;
+/// `GICR_TYPER.Last`: the last redistributor of its region.
+const GICR_TYPER_LAST: u64 = 1 << 4;
+/// `GICR_TYPER.VLPIS`: the redistributor has two more 64 KiB frames (GICv4).
+const GICR_TYPER_VLPIS: u64 = 1 << 1;
+
+/// The SGI the kernel sends from one CPU to another.
+pub const IPI_SGI: u32 = 1;
 /// Interrupt ids from this value up are special (1020..1023: spurious and reserved).
 pub const SPURIOUS_START: u32 = 1020;
 const DEFAULT_PRIORITY: u8 = 0x80;
@@ -176,6 +189,44 @@ pub(super) enum Frames<'a> {
 }
 
 impl GicRegisters {
+    /// The same GIC's frames as the CPU with affinity `affinity` (`MPIDR_EL1`
+    /// `Aff3..Aff0`, Aff3 in bits 32..40) reaches them: GICv2's are banked (the same
+    /// addresses); GICv3's redistributor is that CPU's own, found by walking the
+    /// redistributor region (`region_bytes` from `self`'s redistributor) for the frame
+    /// whose `GICR_TYPER` names the CPU. `None` if the region has none for it.
+    ///
+    /// # Safety
+    /// As for [`Gic::new`]: the whole redistributor region is mapped as device memory.
+    pub unsafe fn for_cpu(self, affinity: u64, region_bytes: usize) -> Option<Self> {
+        let Self::V3 {
+            distributor,
+            redistributor,
+        } = self
+        else {
+            return Some(self);
+        };
+        let wanted = (((affinity >> 32) & 0xff) << 24) | (affinity & 0xff_ffff);
+        let mut frame = redistributor;
+        // Two 64 KiB frames at least per redistributor, inside the mapped region.
+        while frame + 2 * GICR_SGI_BASE <= redistributor + region_bytes {
+            // SAFETY: the frame lies inside the mapped region (checked above).
+            let typer = unsafe { &*(frame as *const RedistributorRegisters) }
+                .typer
+                .get();
+            if typer >> 32 == wanted {
+                return Some(Self::V3 {
+                    distributor,
+                    redistributor: frame,
+                });
+            }
+            if typer & GICR_TYPER_LAST != 0 {
+                break;
+            }
+            frame += if typer & GICR_TYPER_VLPIS != 0 { 4 } else { 2 } * GICR_SGI_BASE;
+        }
+        None
+    }
+
     /// The frames as register blocks.
     ///
     /// # Safety
@@ -221,25 +272,45 @@ impl Gic {
     pub unsafe fn new(registers: GicRegisters) -> Self {
         let gic = Self { registers };
         match gic.frames() {
-            Frames::V2 {
-                distributor,
-                cpu_interface,
-            } => {
+            Frames::V2 { distributor, .. } => {
                 distributor.ctlr.set(0);
                 distributor.ctlr.write(GICD_CTLR::EnableGrp0::SET);
-                cpu_interface.pmr.write(GICC_PMR::Priority.val(0xff));
-                cpu_interface.ctlr.write(GICC_CTLR::EnableGrp0::SET);
             }
-            Frames::V3 {
-                distributor,
-                redistributor,
-                sgi,
-            } => {
+            Frames::V3 { distributor, .. } => {
                 // ARE, then enable group 0 and group 1 (single security state).
                 distributor.ctlr.write(GICD_CTLR::ARE::SET);
                 distributor.ctlr.write(
                     GICD_CTLR::ARE::SET + GICD_CTLR::EnableGrp1::SET + GICD_CTLR::EnableGrp0::SET,
                 );
+            }
+        }
+        gic.init_this_cpu();
+        gic
+    }
+
+    /// This CPU's interface (and GICv3 redistributor) on a CPU other than the boot CPU,
+    /// whose [`Gic::new`] set up the distributor. `registers` are this CPU's
+    /// ([`GicRegisters::for_cpu`]); its SGIs and PPIs start disabled.
+    ///
+    /// # Safety
+    /// As for [`Gic::new`]; the boot CPU's `new` ran first.
+    pub unsafe fn new_secondary(registers: GicRegisters) -> Self {
+        let gic = Self { registers };
+        gic.init_this_cpu();
+        gic
+    }
+
+    /// Enables this CPU's interface: every priority passes, group 1 (GICv3) or group 0
+    /// as IRQ (GICv2) signalled; a GICv3 redistributor is woken first.
+    fn init_this_cpu(&self) {
+        match self.frames() {
+            Frames::V2 { cpu_interface, .. } => {
+                cpu_interface.pmr.write(GICC_PMR::Priority.val(0xff));
+                cpu_interface.ctlr.write(GICC_CTLR::EnableGrp0::SET);
+            }
+            Frames::V3 {
+                redistributor, sgi, ..
+            } => {
                 redistributor
                     .waker
                     .modify(GICR_WAKER::ProcessorSleep::CLEAR);
@@ -269,7 +340,49 @@ impl Gic {
                 }
             }
         }
-        gic
+    }
+
+    /// What [`Gic::send_sgi`] needs to reach this CPU: its CPU interface's bit (GICv2,
+    /// as the banked `GICD_ITARGETSR0` reads on it) or its affinity (GICv3).
+    pub fn this_cpu_target(&self) -> u64 {
+        match self.frames() {
+            Frames::V2 { distributor, .. } => u64::from(distributor.itargetsr[0].get()),
+            Frames::V3 { .. } => {
+                use aarch64_cpu::registers::{MPIDR_EL1, Readable};
+                MPIDR_EL1.get() & 0xff_00ff_ffff
+            }
+        }
+    }
+
+    /// Sends SGI `id` (below 16) to the CPU that [`Gic::this_cpu_target`] returned
+    /// `target` on, after this CPU's earlier stores are visible to it.
+    pub fn send_sgi(&self, id: u32, target: u64) {
+        // The receiver reads what was written before the interrupt.
+        aarch64_cpu::asm::barrier::dsb(aarch64_cpu::asm::barrier::ISH);
+        match self.frames() {
+            Frames::V2 { distributor, .. } => distributor.sgir.write(
+                GICD_SGIR::TargetListFilter::TargetList
+                    + GICD_SGIR::CPUTargetList.val(target as u32 & 0xff)
+                    + GICD_SGIR::SGIINTID.val(id),
+            ),
+            Frames::V3 { .. } => {
+                let aff0 = target & 0xff;
+                let value = (1 << (aff0 % 16))
+                    | (((target >> 8) & 0xff) << 16)
+                    | (u64::from(id & 0xf) << 24)
+                    | (((target >> 16) & 0xff) << 32)
+                    | ((aff0 / 16) << 44)
+                    | (((target >> 32) & 0xff) << 48);
+                // SAFETY: writing ICC_SGI1R_EL1 raises a group-1 SGI at the CPU named;
+                // no memory access. `asm!`: `aarch64-cpu` has no accessor for it.
+                unsafe { asm!("msr icc_sgi1r_el1, {}", "isb", in(reg) value, options(nostack)) };
+            }
+        }
+    }
+
+    /// Where this GIC's frames are (this CPU's view).
+    pub fn registers(&self) -> GicRegisters {
+        self.registers
     }
 
     /// The register frames.

@@ -181,21 +181,23 @@ pub fn flush_tlb() {
 }
 
 /// Invalidates the TLB entries for `virtual_address` tagged with `asid`, after a
-/// translation-table entry was cleared.
+/// translation-table entry was cleared, on every CPU of the inner-shareable domain (a
+/// thread of the space may run on another CPU): the `dsb ish` waits until they all
+/// have dropped it.
 pub fn flush_page(asid: u16, virtual_address: u64) {
     let operand = (u64::from(asid) << 48) | ((virtual_address >> 12) & ((1 << 44) - 1));
     // SAFETY: TLB invalidation only drops cached translations.
     unsafe {
-        asm!("dsb ishst", "tlbi vae1, {}", "dsb nsh", "isb", in(reg) operand, options(nostack));
+        asm!("dsb ishst", "tlbi vae1is, {}", "dsb ish", "isb", in(reg) operand, options(nostack));
     }
 }
 
 /// Invalidates every TLB entry tagged with `asid`, cached table walks included: after a
 /// table was unlinked, and when an address space is destroyed, so that the next space
-/// given its ASID sees none of its translations.
+/// given its ASID sees none of its translations. On every CPU, like [`flush_page`].
 pub fn flush_asid(asid: u16) {
     // SAFETY: TLB invalidation only drops cached translations.
     unsafe {
-        asm!("dsb ishst", "tlbi aside1, {}", "dsb nsh", "isb", in(reg) u64::from(asid) << 48, options(nostack));
+        asm!("dsb ishst", "tlbi aside1is, {}", "dsb ish", "isb", in(reg) u64::from(asid) << 48, options(nostack));
     }
 }

@@ -25,6 +25,12 @@ pub fn arm(ticks: u64) {
     barrier::isb(barrier::SY);
 }
 
+/// Turns this CPU's virtual timer off (its enable bit is unknown after reset).
+pub fn disable() {
+    CNTV_CTL_EL0.write(CNTV_CTL_EL0::ENABLE::CLEAR + CNTV_CTL_EL0::IMASK::SET);
+    barrier::isb(barrier::SY);
+}
+
 /// Lets EL0 read the virtual counter (`CNTVCT_EL0`) and its frequency, as Linux does, so
 /// user space can measure time without a system call.
 pub fn allow_user_counter_access() {
