@@ -27,7 +27,7 @@ pub fn test(_args: &Args) -> Tally {
 /// template's components) for `aarch64-unknown-none`.
 pub fn clippy(_args: &Args) -> Tally {
     let deny = ["--", "-D", "warnings"];
-    let runs: [(&str, std::path::PathBuf, Vec<&str>); 3] = [
+    let runs: [(&str, std::path::PathBuf, Vec<&str>); 4] = [
         (
             "host",
             root(),
@@ -44,6 +44,12 @@ pub fn clippy(_args: &Args) -> Tally {
                 "--features",
                 "kaal-kernel/test-hooks",
             ],
+        ),
+        (
+            // Without the hooks' code: what a shipped kernel compiles.
+            "aarch64 kernel without test hooks",
+            root(),
+            vec!["--target", "aarch64-unknown-none-softfloat", "-p", "kaal-kernel"],
         ),
         (
             "QEMU suites and benchmarks",

@@ -17,7 +17,6 @@ use crate::platform::{self, DeviceNode, DeviceTree, GicDescription, Platform};
 use crate::thread::{CSPACE_SLOT, Tcb, VSPACE_SLOT};
 use crate::{Config, console, heap, kernel, kprintln, loader};
 use alloc::vec::Vec;
-#[cfg(all(feature = "test-hooks", debug_assertions))]
 use core::sync::atomic::{AtomicU64, Ordering};
 use kaal_abi::{layout, slots};
 use kaal_bootinfo::archive::Archive;
