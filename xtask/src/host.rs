@@ -49,7 +49,12 @@ pub fn clippy(_args: &Args) -> Tally {
             // Without the hooks' code: what a shipped kernel compiles.
             "aarch64 kernel without test hooks",
             root(),
-            vec!["--target", "aarch64-unknown-none-softfloat", "-p", "kaal-kernel"],
+            vec![
+                "--target",
+                "aarch64-unknown-none-softfloat",
+                "-p",
+                "kaal-kernel",
+            ],
         ),
         (
             "QEMU suites and benchmarks",
@@ -116,9 +121,9 @@ pub fn loom(_args: &Args) -> Tally {
     run_counted(cmd, "loom models of kaal-ipc and kaal-user")
 }
 
-/// The kernel's host suite under Miri (undefined behaviour, aliasing of the object
-/// store's references, leaks), where the machine has a nightly toolchain with the Miri
-/// component; where the nightly toolchain lacks Miri (rustup cannot fetch it offline),
+/// The kernel's host suite and kaal-ipc's tests under Miri (undefined behaviour,
+/// aliasing of the object store's references, the ring's unsafe slot accesses), where
+/// the machine has a nightly toolchain with the Miri component; where the nightly toolchain lacks Miri (rustup cannot fetch it offline),
 /// under AddressSanitizer instead (out-of-bounds and freed-memory accesses, leaks); with
 /// no nightly toolchain at all, skipped with a note.
 pub fn sanitize(_args: &Args) -> Tally {
@@ -143,7 +148,32 @@ pub fn sanitize(_args: &Args) -> Tally {
                 "-Zmiri-ignore-leaks -Zmiri-disable-isolation -Zmiri-permissive-provenance",
             )
             .args(["miri", "test", "-p", "kaal-kernel", "--lib"]);
-        return run_counted(cmd, "the kernel's host suite under Miri");
+        let mut tally = run_counted(cmd, "the kernel's host suite under Miri");
+        // kaal-ipc's ring protocol, hostile-peer and thread tests (the tests that need
+        // processes, /proc or memfds are ignored under Miri), few property cases.
+        let mut ipc = std::process::Command::new("rustup");
+        ipc.current_dir(root())
+            .args(["run", "nightly", "cargo"])
+            .env("CARGO_TARGET_DIR", root().join("target").join("miri"))
+            .env("MIRIFLAGS", "-Zmiri-ignore-leaks -Zmiri-disable-isolation")
+            .env("PROPTEST_CASES", "4")
+            .args([
+                "miri",
+                "test",
+                "-p",
+                "kaal-ipc",
+                "--features",
+                "std",
+                "--lib",
+                "--test",
+                "hostile",
+                "--test",
+                "model",
+                "--test",
+                "threads",
+            ]);
+        tally += run_counted(ipc, "kaal-ipc's tests under Miri");
+        return tally;
     }
     if !nightly(&["rustc", "--version"]) {
         println!(

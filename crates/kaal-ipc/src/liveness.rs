@@ -249,6 +249,7 @@ mod tests {
     use std::time::{Duration, Instant};
 
     #[test]
+    #[cfg_attr(miri, ignore = "reads /proc: not available under Miri")]
     fn own_identity_is_complete_and_stable() {
         let own = own_identity();
         assert_eq!(own.pid, std::process::id());
@@ -270,6 +271,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "spawns processes and reads /proc: not available under Miri"
+    )]
     fn live_dead_reused_and_foreign_processes() {
         let own = own_identity();
         let mut watch = PeerWatch::new();

@@ -354,6 +354,10 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "memfd_create and mmap of a file: not available under Miri"
+    )]
     fn an_owned_ring_moves_into_a_thread_and_unmaps_when_done() {
         let mem = SharedMemory::create(c"owned", SharedRing::<u64, 64>::REGION_SIZE).unwrap();
         let (mut tx, mut rx) = mem
@@ -375,6 +379,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "memfd_create and file seals: not available under Miri")]
     fn created_memory_cannot_be_resized_and_unsealed_memory_is_refused() {
         let mem = SharedMemory::create(c"sealed", 8192).unwrap();
         // SAFETY: a valid descriptor; the call fails because of the seals.

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use kaal_ipc::{Channel, DefaultNotify, Park, PopError, RecvError, SendError, SharedRing, Spin};
 
-const COUNT: u64 = 200_000;
+// Under Miri (each item interpreted, threads interleaved by it) far fewer.
+const COUNT: u64 = if cfg!(miri) { 500 } else { 200_000 };
 
 fn stream<W: kaal_ipc::Notify + Clone + Default + Send + 'static>(spin: u32) {
     let (mut tx, mut rx) = Channel::<u64, 64, W>::pair();
@@ -44,13 +45,16 @@ fn spin_notify_stream() {
     stream::<Spin>(0);
 }
 
+/// Items of the batched stream.
+const BATCHED: u32 = if cfg!(miri) { 2_000 } else { 100_000 };
+
 #[test]
 fn batches_across_threads_in_order() {
     let (mut tx, mut rx) = Arc::new(SharedRing::<u32, 128>::new()).split_arc().unwrap();
     let t = std::thread::spawn(move || {
         let mut next = 0u32;
-        while next < 100_000 {
-            let items: Vec<u32> = (next..(next + 37).min(100_000)).collect();
+        while next < BATCHED {
+            let items: Vec<u32> = (next..(next + 37).min(BATCHED)).collect();
             let mut off = 0;
             while off < items.len() {
                 off += tx.push_slice(&items[off..]).unwrap();
@@ -59,7 +63,7 @@ fn batches_across_threads_in_order() {
         }
     });
     let mut expect = 0u32;
-    while expect < 100_000 {
+    while expect < BATCHED {
         match rx.read_chunk(50) {
             Ok(chunk) => {
                 for &v in chunk.iter() {
@@ -173,7 +177,7 @@ fn sleeping_round_trips_lose_no_wake() {
     ] {
         spin.zero();
     }
-    const ROUNDS: u64 = 3000;
+    const ROUNDS: u64 = if cfg!(miri) { 100 } else { 3000 };
     let echo = std::thread::spawn(move || {
         for _ in 0..ROUNDS {
             let v = rx1.recv().unwrap();
