@@ -323,6 +323,7 @@ fn with_test_bootargs(config: &QemuConfig) -> QemuConfig {
     config
         .clone()
         .bootarg(&format!("kaal.test.ram_mib={mib}"))
+        .bootarg(&format!("kaal.test.cpus={}", config.smp))
         .bootarg(&format!("kaal.test.unix_time={unix_time}"))
 }
 

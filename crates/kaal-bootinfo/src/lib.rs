@@ -124,7 +124,8 @@ pub struct ReadmeDoctests;
 pub const MAGIC: u64 = u64::from_le_bytes(*b"KAALBOOT");
 /// Major version of the layout. A different major is incompatible.
 pub const VERSION_MAJOR: u16 = 1;
-/// Minor version of the layout. A newer minor only appends fields.
+/// Minor version of the layout. A newer minor only appends fields, or gives a word
+/// written as zero a meaning in which zero stays harmless (1.1: `cpus_online`).
 pub const VERSION_MINOR: u16 = 1;
 /// Where the kernel maps boot info in the root task (read-only). Also passed in x0.
 pub const BOOT_INFO_VADDR: u64 = 0x0000_0000_1000_0000;

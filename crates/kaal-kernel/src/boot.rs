@@ -238,8 +238,20 @@ static SGI_TARGETS: [AtomicU64; platform::MAX_CPUS] =
 /// The CPUs that answered the boot CPU's SGI: bit `n` for CPU `n`.
 static CPUS_ANSWERED: AtomicU64 = AtomicU64::new(1);
 /// How long the boot CPU waits for a CPU it started to report, and then to answer an
-/// SGI, in milliseconds each.
-const SECONDARY_START_MS: u64 = 100;
+/// SGI, in milliseconds each (host time under an emulator without `-icount`: generous,
+/// for a loaded machine).
+const SECONDARY_START_MS: u64 = 1000;
+
+/// Each CPU's start, as the boot CPU and the CPU agree on it: the boot CPU marks it
+/// `PENDING` before `CPU_ON` and `ABANDONED` if it gave up waiting; the CPU moves it
+/// from `PENDING` to `STARTED` before it touches anything shared, or, finding it
+/// abandoned, stops there. So a CPU the boot CPU left out never runs kernel code that
+/// matters, however late it comes.
+static SECONDARY_STATE: [core::sync::atomic::AtomicU8; platform::MAX_CPUS] =
+    [const { core::sync::atomic::AtomicU8::new(0) }; platform::MAX_CPUS];
+const PENDING: u8 = 1;
+const STARTED: u8 = 2;
+const ABANDONED: u8 = 3;
 
 /// Waits until `bit` is set in `flags`, for at most [`SECONDARY_START_MS`].
 fn wait_for_bit(flags: &AtomicU64, bit: u64) -> bool {
@@ -260,14 +272,22 @@ fn wait_for_bit(flags: &AtomicU64, bit: u64) -> bool {
 /// runs on the rest.
 fn start_secondaries(platform: &Platform<'_>, gic: &Gic, kernel_root: u64, user_table: u64) -> u32 {
     use aarch64_cpu::registers::{MPIDR_EL1, Readable};
-    let Some(conduit) = platform.psci else {
+    let (Some(conduit), Some(cpu_on)) = (platform.psci, platform.psci_cpu_on) else {
         if platform.cpu_count > 1 {
-            kprintln!("  no PSCI in the device tree: the other CPUs stay off");
+            kprintln!("  no PSCI CPU_ON in the device tree: the other CPUs stay off");
         }
         return 1;
     };
-    SECONDARY_KERNEL_ROOT.store(kernel_root, Ordering::Relaxed);
-    SECONDARY_USER_TABLE.store(user_table, Ordering::Relaxed);
+    if platform.cpu_count as usize > platform.cpu_affinities().len() {
+        kprintln!(
+            "  {} CPU(s) listed, {} with an affinity the kernel can start (at most {})",
+            platform.cpu_count,
+            platform.cpu_affinities().len(),
+            platform::MAX_CPUS
+        );
+    }
+    SECONDARY_KERNEL_ROOT.store(kernel_root, Ordering::Release);
+    SECONDARY_USER_TABLE.store(user_table, Ordering::Release);
     // Aff3 (bits 32..40) and Aff2..Aff0, as the `reg` of a `cpu` node gives them.
     let me = MPIDR_EL1.get() & 0xff_00ff_ffff;
     let mut number = 0u64;
@@ -295,20 +315,28 @@ fn start_secondaries(platform: &Platform<'_>, gic: &Gic, kernel_root: u64, user_
             continue;
         };
         SECONDARY_GIC.lock()[number as usize] = Some(registers);
+        let state = &SECONDARY_STATE[number as usize];
+        state.store(PENDING, Ordering::Release);
         // The tables' addresses are visible to the started CPU: stores before the
         // PSCI call (a barrier of its own on real firmware; a fence for the model).
         core::sync::atomic::fence(Ordering::SeqCst);
         let entry = crate::arch::secondary_entry();
-        if let Err(code) = crate::arch::psci::cpu_on(conduit, affinity, entry, number) {
+        if let Err(code) = crate::arch::psci::cpu_on(conduit, cpu_on, affinity, entry, number) {
             kprintln!("  CPU {number} (affinity {affinity:#x}) did not start: PSCI error {code}");
             continue;
         }
         let bit = 1 << number;
         if !wait_for_bit(&CPUS_ONLINE, bit) {
-            kprintln!(
-                "  CPU {number} (affinity {affinity:#x}) started but did not report within {SECONDARY_START_MS} ms"
-            );
-            continue;
+            let abandoned = state
+                .compare_exchange(PENDING, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok();
+            // (Not abandoned: it started just now, and reports in a moment.)
+            if abandoned || !wait_for_bit(&CPUS_ONLINE, bit) {
+                kprintln!(
+                    "  CPU {number} (affinity {affinity:#x}) started but did not report within {SECONDARY_START_MS} ms: left out"
+                );
+                continue;
+            }
         }
         let target = SGI_TARGETS[number as usize].load(Ordering::Acquire);
         gic.send_sgi(crate::arch::gic::IPI_SGI, target);
@@ -329,6 +357,15 @@ fn start_secondaries(platform: &Platform<'_>, gic: &Gic, kernel_root: u64, user_
 #[unsafe(no_mangle)]
 extern "C" fn kaal_secondary_start(cpu: u64) -> ! {
     install_vectors();
+    if SECONDARY_STATE[cpu as usize]
+        .compare_exchange(PENDING, STARTED, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        // The boot CPU gave up on this CPU: it stays out, touching nothing shared.
+        loop {
+            aarch64_cpu::asm::wfi();
+        }
+    }
     // SAFETY: the boot CPU built the final kernel map before it started this CPU; it maps
     // this CPU's kernel stack and the kernel image at the addresses the early map does.
     unsafe { install_kernel_table(SECONDARY_KERNEL_ROOT.load(Ordering::Acquire)) };

@@ -89,6 +89,9 @@ pub struct Platform<'a> {
     pub virtual_timer_irq: u32,
     /// PSCI conduit, if the tree has a PSCI node.
     pub psci: Option<PsciConduit>,
+    /// PSCI `CPU_ON`'s function id: the standard one (SMC64) where the node is
+    /// compatible with PSCI 0.2 or later, else (PSCI 0.1) its `cpu_on` property, if any.
+    pub psci_cpu_on: Option<u32>,
     /// Number of CPUs.
     pub cpu_count: u32,
     /// The affinity (`MPIDR_EL1` `Aff3..Aff0`, as the `reg` of each `/cpus/cpu` node) of
@@ -796,6 +799,13 @@ impl<'a> Platform<'a> {
             .and_then(|node| interrupt_ids(node).nth(2))
             .ok_or(PlatformError::NoTimer)?;
 
+        let psci_cpu_on = psci.and_then(|node| {
+            if node.is_compatible(&PSCI[..2]) {
+                Some(0xc400_0003)
+            } else {
+                node.property("cpu_on").and_then(|value| be32(value, 0))
+            }
+        });
         let psci = psci
             .and_then(|node| string_property(node, "method"))
             .and_then(|method| match method {
@@ -816,6 +826,7 @@ impl<'a> Platform<'a> {
             gic,
             virtual_timer_irq,
             psci,
+            psci_cpu_on,
             cpu_count,
             cpu_affinities,
             cpu_affinity_count,
@@ -1050,6 +1061,7 @@ mod tests {
         );
         assert_eq!(platform.virtual_timer_irq, 27);
         assert_eq!(platform.psci, Some(PsciConduit::Hvc));
+        assert_eq!(platform.psci_cpu_on, Some(0xc400_0003));
         assert_eq!(platform.cpu_count, 1);
     }
 
@@ -1360,7 +1372,7 @@ mod tests {
             (platform.cpu_count, platform.cpu_affinities().to_vec())
         };
         // QEMU virt's: one cell; a cpu-map beside the cpus is not a CPU.
-        let virt = tree_with(1, &[("cpu@0", &[0]), ("cpu@1", &[1]), ("cpu-map", &[])]);
+        let virt = tree_with(1, &[("cpu@0", &[0]), ("cpu@1", &[1]), ("cpu-map", &[7])]);
         assert_eq!(read(&virt), (2, vec![0, 1]));
         // Two cells (Aff3 in the upper word), and a CPU without `reg` is counted only.
         let wide = tree_with(
@@ -1381,6 +1393,36 @@ mod tests {
         assert_eq!(affinities, (0..MAX_CPUS as u64).collect::<Vec<_>>());
         // No `/cpus`: none to start.
         assert_eq!(read(&machine(|_| {})), (1, vec![]));
+    }
+
+    #[test]
+    fn psci_0_1_gives_cpu_on_by_property() {
+        let read = |compatible: &[u8], cpu_on: Option<u32>| {
+            let blob = machine(|b| {
+                b.begin("psci")
+                    .prop("compatible", compatible)
+                    .prop("method", b"smc\0");
+                if let Some(id) = cpu_on {
+                    b.cells("cpu_on", &[id]);
+                }
+                b.end();
+            });
+            let tree = parse_blob(&blob).unwrap();
+            let platform = Platform::from_fdt(&tree).unwrap();
+            (platform.psci, platform.psci_cpu_on)
+        };
+        let smc = Some(PsciConduit::Smc);
+        assert_eq!(
+            read(b"arm,psci\0", Some(0x8400_0002)),
+            (smc, Some(0x8400_0002))
+        );
+        assert_eq!(read(b"arm,psci\0", None), (smc, None));
+        // 0.2 and later: the standard id, whatever the property says.
+        assert_eq!(
+            read(b"arm,psci-0.2\0arm,psci\0", Some(0x8400_0002)),
+            (smc, Some(0xc400_0003))
+        );
+        assert_eq!(read(b"arm,psci-1.0\0", None), (smc, Some(0xc400_0003)));
     }
 
     /// Regression test: memory regions adding up to more than 2^64 bytes made

@@ -212,6 +212,7 @@ pub mod psci {
     /// `INVALID_PARAMETERS`).
     pub fn cpu_on(
         _conduit: PsciConduit,
+        _function: u32,
         _target: u64,
         _entry: u64,
         _context: u64,

@@ -84,13 +84,18 @@ core::arch::global_asm!(
 
 core::arch::global_asm!(
     r#"
-// EL2 set-up before dropping to EL1 (boot CPU and secondaries alike): EL1 is AArch64
+// EL2 set-up before dropping to EL1 (boot CPU and secondaries alike): the test hooks'
+// EL2 vectors where they exist, EL1 is AArch64
 // and owns the counters, no FP/SIMD or system-register traps, no stage 2, and EL1 may
 // use the GIC's system registers where the CPU has them; SCTLR_EL1 is made safe (MMU
 // off) and the eret goes to `\target` at EL1h with DAIF masked.
 .macro EL2_TO_EL1 target
     mov     x1, #(1 << 31)              // HCR_EL2.RW: EL1 is AArch64
     msr     hcr_el2, x1
+    ldr     x1, =kaal_el2_test_vectors  // 0 unless the test hooks define EL2 vectors
+    cbz     x1, 6f
+    msr     vbar_el2, x1
+6:
     mrs     x1, cnthctl_el2
     orr     x1, x1, #3                  // EL1PCTEN | EL1PCEN: EL1 owns the counters
     msr     cnthctl_el2, x1
@@ -163,10 +168,7 @@ _start:
 
 .Lat_el2:
     // ---- EL2: configure EL1 and drop to it ----
-    ldr     x1, =kaal_el2_test_vectors  // 0 unless the test hooks define EL2 vectors
-    cbz     x1, 6f
-    msr     vbar_el2, x1
-6:  EL2_TO_EL1 .Lat_el1
+    EL2_TO_EL1 .Lat_el1
 
     // ---- EL3 (no firmware below us): drop to the normal world's EL2, or EL1 without
     // EL2. Only far enough for the kernel to print why it stops: the GIC's interrupts

@@ -3,9 +3,6 @@
 use crate::platform::PsciConduit;
 
 const SYSTEM_OFF: u64 = 0x8400_0008;
-/// `CPU_ON`, SMC64 calling convention.
-const CPU_ON: u64 = 0xc400_0003;
-
 /// Makes a PSCI call: function `function` with arguments `x1..x3`; returns `x0`.
 fn call(conduit: PsciConduit, function: u64, arguments: [u64; 3]) -> i64 {
     let result: u64;
@@ -38,7 +35,8 @@ fn call(conduit: PsciConduit, function: u64, arguments: [u64; 3]) -> i64 {
             ),
         }
     }
-    result as i64
+    // PSCI returns a 32-bit signed value.
+    result as i32 as i64
 }
 
 /// Switches the machine off. Returns only if the firmware refused.
@@ -47,11 +45,18 @@ pub fn system_off(conduit: PsciConduit) {
 }
 
 /// Starts the CPU with affinity `target` (`MPIDR_EL1` `Aff3..Aff0`) at the physical
-/// address `entry`, with the MMU off and `x0` = `context`. `Err` holds PSCI's error
-/// code (`-4`: already on; `-2`: no such CPU or a bad entry point; `-5`: already being
-/// started).
-pub fn cpu_on(conduit: PsciConduit, target: u64, entry: u64, context: u64) -> Result<(), i64> {
-    match call(conduit, CPU_ON, [target, entry, context]) {
+/// address `entry`, with the MMU off and `x0` = `context`, through PSCI function
+/// `function` (`CPU_ON`'s id: see [`crate::platform::Platform::psci_cpu_on`]). `Err`
+/// holds PSCI's error code (`-2`: no such CPU; `-4`: already on; `-5`: already being
+/// started; `-9`: a bad entry point).
+pub fn cpu_on(
+    conduit: PsciConduit,
+    function: u32,
+    target: u64,
+    entry: u64,
+    context: u64,
+) -> Result<(), i64> {
+    match call(conduit, u64::from(function), [target, entry, context]) {
         0 => Ok(()),
         error => Err(error),
     }

@@ -33,9 +33,14 @@ fn main(boot: &BootInfo<'_>) -> i32 {
     });
     suite.run("every_cpu_is_online", || {
         // QEMU starts the boot CPU only; the kernel starts the others through PSCI.
+        let expected = bootarg(boot.bootargs(), "kaal.test.cpus")
+            .and_then(|cpus| cpus.parse::<u32>().ok())
+            .ok_or_else(|| {
+                alloc::format!("no kaal.test.cpus in bootargs \"{}\"", boot.bootargs())
+            })?;
         check!(
-            system.cpus_online == system.cpu_count && system.cpu_count >= 1,
-            "{} of {} CPU(s) online",
+            system.cpu_count == expected && system.cpus_online == expected,
+            "QEMU has {expected} CPU(s); the boot info says {} of {} online",
             system.cpus_online,
             system.cpu_count
         );
