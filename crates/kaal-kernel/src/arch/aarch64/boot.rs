@@ -39,18 +39,32 @@ unsafe extern "C" {
     static kaal_secondary_entry_address: u64;
 }
 
-/// The kernel virtual addresses of the guard pages below the kernel stack, below the
-/// exception stack and below each secondary CPU's kernel stack, ascending; each is one
-/// 4 KiB page that the kernel map leaves out.
-pub fn stack_guard_pages() -> [u64; 2 + MAX_CPUS - 1] {
-    let mut pages = [0; 2 + MAX_CPUS - 1];
+/// The kernel virtual addresses of the guard pages below each CPU's kernel stack and
+/// below its exception stack, ascending; each is one 4 KiB page that the kernel map
+/// leaves out.
+pub fn stack_guard_pages() -> [u64; 2 * MAX_CPUS] {
+    let mut pages = [0; 2 * MAX_CPUS];
     pages[0] = &raw const __kernel_stack_guard as u64;
     pages[1] = &raw const __exception_stack_guard as u64;
     let secondaries = &raw const __secondary_stacks as u64;
-    for (cpu, page) in pages[2..].iter_mut().enumerate() {
-        *page = secondaries + (cpu * SECONDARY_STRIDE) as u64;
+    for (cpu, pair) in pages[2..].chunks_exact_mut(2).enumerate() {
+        let stride = secondaries + (cpu * SECONDARY_STRIDE) as u64;
+        pair[0] = stride;
+        pair[1] = stride + (GUARD_BYTES + KERNEL_STACK_BYTES) as u64;
     }
     pages
+}
+
+/// Each CPU's kernel stack with the guard page below it, `(guard, stack)`, by CPU
+/// number (0: the boot CPU's).
+pub fn kernel_stacks() -> impl Iterator<Item = (core::ops::Range<u64>, core::ops::Range<u64>)> {
+    let secondaries = &raw const __secondary_stacks as u64;
+    let boot = (kernel_stack_guard(), kernel_stack());
+    core::iter::once(boot).chain((0..MAX_CPUS as u64 - 1).map(move |cpu| {
+        let guard = secondaries + cpu * SECONDARY_STRIDE as u64;
+        let stack = guard + GUARD_BYTES as u64;
+        (guard..stack, stack..stack + KERNEL_STACK_BYTES as u64)
+    }))
 }
 
 /// The physical address where a secondary CPU starts (`kaal_secondary_entry`, in the
@@ -201,6 +215,7 @@ _start:
     eret
 
 .Lat_el1:
+    msr     contextidr_el1, xzr         // this CPU's number: 0 (see `KERNEL_FATAL`)
     mov     x1, #(3 << 20)              // CPACR_EL1.FPEN: no FP/SIMD traps (for EL0)
     msr     cpacr_el1, x1
     isb
@@ -281,6 +296,7 @@ _start:
 .global kaal_secondary_entry
 kaal_secondary_entry:
     mov     x19, x0
+    msr     contextidr_el1, x0          // this CPU's number (see `KERNEL_FATAL`)
     mrs     x1, CurrentEL
     lsr     x1, x1, #2
     cmp     x1, #2
@@ -293,9 +309,10 @@ kaal_secondary_entry:
     adrp    x1, __boot_l1_table
     add     x1, x1, :lo12:__boot_l1_table
     EARLY_MMU_ON
-    ldr     x1, =__secondary_stacks     // CPU n's stack: the n-th stride, above its guard
-    ldr     x2, ={secondary_stride}
+    ldr     x1, =__secondary_stacks     // CPU n's kernel stack: in the n-th stride, below
+    ldr     x2, ={secondary_stride}     // its exception stack's guard
     madd    x1, x19, x2, x1
+    sub     x1, x1, #{exception_part}
     mov     sp, x1
     mov     x0, x19
     ldr     x2, =kaal_secondary_start
@@ -323,7 +340,8 @@ __exception_stack_guard:
     .space {exception_stack_bytes}
 .global __exception_stack_top
 __exception_stack_top:
-// Secondary CPUs 1..: each a guard page, then its kernel stack.
+// Secondary CPUs 1..: each a guard page, its kernel stack, a guard page and its
+// exception stack, as the boot CPU's above.
 .balign 4096
 .global __secondary_stacks
 __secondary_stacks:
@@ -345,11 +363,14 @@ __boot_l1_table:
     exception_stack_bytes = const EXCEPTION_STACK_BYTES,
     guard_bytes = const GUARD_BYTES,
     secondary_stride = const SECONDARY_STRIDE,
+    exception_part = const GUARD_BYTES + EXCEPTION_STACK_BYTES,
     secondaries = const MAX_CPUS - 1,
 );
 
-/// Bytes per secondary CPU in `__secondary_stacks`: a guard page and a kernel stack.
-const SECONDARY_STRIDE: usize = GUARD_BYTES + KERNEL_STACK_BYTES;
+/// Bytes per secondary CPU in `__secondary_stacks`: a guard page, a kernel stack, a guard
+/// page and an exception stack.
+pub const SECONDARY_STRIDE: usize =
+    GUARD_BYTES + KERNEL_STACK_BYTES + GUARD_BYTES + EXCEPTION_STACK_BYTES;
 
 const _: () = assert!(
     KERNEL_STACK_BYTES.is_multiple_of(GUARD_BYTES) && EXCEPTION_STACK_BYTES.is_multiple_of(16)

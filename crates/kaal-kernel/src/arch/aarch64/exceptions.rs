@@ -179,14 +179,26 @@ kaal_return_to_user:
     ldp     x0, x1, [x0, #0]
     eret
 
-// A fatal exception at EL1: switch to the exception stack first (the kernel stack may be
-// the problem: an overflow faults on its guard page), save a `KernelFrame` there and
-// report. SP_EL0 is the scratch register: the kernel does not use it (the user's stack
-// pointer is saved in the thread's context on entry and reloaded on return), and nothing
-// returns from here. SP and x0 are swapped by arithmetic, with no second register.
+// A fatal exception at EL1: switch to this CPU's exception stack first (the kernel stack
+// may be the problem: an overflow faults on its guard page), save a `KernelFrame` there
+// and report. SP_EL0 and TPIDRRO_EL0 are the scratch registers: the kernel does not use
+// SP_EL0 (the user's stack pointer is saved in the thread's context on entry and reloaded
+// on return), nothing returns from here, and EL0's view of TPIDRRO_EL0 no longer
+// matters. CONTEXTIDR_EL1 holds the CPU's number (set where each CPU starts): the boot
+// CPU's exception stack is `__exception_stack_top`, CPU n's the top of its stride in
+// `__secondary_stacks`. SP and x0 are then swapped by arithmetic.
 .macro KERNEL_FATAL kind
     msr     sp_el0, x0
-    ldr     x0, =__exception_stack_top
+    msr     tpidrro_el0, x1
+    mrs     x1, contextidr_el1
+    cbz     x1, 1f
+    ldr     x0, ={secondary_stride}
+    mul     x1, x1, x0
+    ldr     x0, =__secondary_stacks
+    add     x0, x0, x1
+    b       2f
+1:  ldr     x0, =__exception_stack_top
+2:  mrs     x1, tpidrro_el0
     add     sp, sp, x0
     sub     x0, sp, x0                  // x0 = the SP at the exception
     sub     sp, sp, x0                  // sp = the exception stack's top
@@ -270,6 +282,7 @@ kaal_unexpected_entry:
 .ltorg
 "#,
     thread_id = const kaal_abi::Syscall::ThreadId as u64,
+    secondary_stride = const super::boot::SECONDARY_STRIDE,
     tcb_number = const TCB_NUMBER_OFFSET,
 );
 
@@ -380,11 +393,15 @@ extern "C" fn kaal_kernel_fatal(frame: &KernelFrame, kind: u64) -> ! {
         panic!("SError at EL1 (ESR {:#x})", frame.esr);
     }
     let class = ExceptionClass::from_esr(frame.esr);
-    let guard = super::boot::kernel_stack_guard();
-    if (class.is_abort() && guard.contains(&frame.far)) || guard.contains(&frame.sp) {
-        let stack = super::boot::kernel_stack();
+    // Any CPU's kernel stack: the one whose guard page the access or the SP is in.
+    let overflowed = super::boot::kernel_stacks()
+        .enumerate()
+        .find(|(_, (guard, _))| {
+            (class.is_abort() && guard.contains(&frame.far)) || guard.contains(&frame.sp)
+        });
+    if let Some((cpu, (guard, stack))) = overflowed {
         crate::console::print_emergency(format_args!(
-            "\n[kaal] KERNEL FAULT: kernel stack overflow at pc {:#x}: {} at address {:#x}, in the guard page {:#x}..{:#x} below the kernel stack ({:#x}..{:#x}); sp {:#x}, ESR {:#x}\n",
+            "\n[kaal] KERNEL FAULT: kernel stack overflow at pc {:#x}: {} at address {:#x}, in the guard page {:#x}..{:#x} below the kernel stack ({:#x}..{:#x}) of CPU {cpu}; sp {:#x}, ESR {:#x}\n",
             frame.elr,
             class.name(),
             frame.far,
