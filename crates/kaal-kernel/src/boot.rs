@@ -280,7 +280,7 @@ fn start_secondaries(platform: &Platform<'_>, gic: &Gic, kernel_root: u64, user_
     };
     if platform.cpu_count as usize > platform.cpu_affinities().len() {
         kprintln!(
-            "  {} CPU(s) listed, {} with an affinity the kernel can start (at most {})",
+            "  {} CPU(s) listed, {} of them with an affinity the kernel takes (at most {}, one stack each)",
             platform.cpu_count,
             platform.cpu_affinities().len(),
             platform::MAX_CPUS
@@ -290,19 +290,7 @@ fn start_secondaries(platform: &Platform<'_>, gic: &Gic, kernel_root: u64, user_
     SECONDARY_USER_TABLE.store(user_table, Ordering::Release);
     // Aff3 (bits 32..40) and Aff2..Aff0, as the `reg` of a `cpu` node gives them.
     let me = MPIDR_EL1.get() & 0xff_00ff_ffff;
-    let mut number = 0u64;
-    for &affinity in platform.cpu_affinities() {
-        if affinity == me {
-            continue;
-        }
-        number += 1;
-        if number as usize >= platform::MAX_CPUS {
-            kprintln!(
-                "  CPU affinity {affinity:#x} not started: no stack for more than {} CPUs",
-                platform::MAX_CPUS
-            );
-            break;
-        }
+    for (number, affinity) in platform.secondary_cpus(me) {
         let region = match platform.gic {
             GicDescription::V3 { redistributor, .. } => redistributor.size() as usize,
             GicDescription::V2 { .. } => 0,

@@ -840,6 +840,22 @@ impl<'a> Platform<'a> {
         &self.cpu_affinities[..self.cpu_affinity_count]
     }
 
+    /// The CPUs to start besides the boot CPU (affinity `me`), as `(number, affinity)`:
+    /// every other affinity the tree lists, once (a repeated one would only fail to
+    /// start), in tree order, numbered from 1, at most `MAX_CPUS - 1` (the kernel has a
+    /// stack for each).
+    pub fn secondary_cpus(&self, me: u64) -> impl Iterator<Item = (u64, u64)> + '_ {
+        let listed = self.cpu_affinities();
+        listed
+            .iter()
+            .enumerate()
+            .filter(move |&(at, affinity)| *affinity != me && !listed[..at].contains(affinity))
+            .map(|(_, &affinity)| affinity)
+            .take(MAX_CPUS - 1)
+            .zip(1u64..)
+            .map(|(affinity, number)| (number, affinity))
+    }
+
     /// RAM regions.
     pub fn memory(&self) -> &[PhysRange] {
         &self.memory[..self.memory_count]
@@ -1393,6 +1409,38 @@ mod tests {
         assert_eq!(affinities, (0..MAX_CPUS as u64).collect::<Vec<_>>());
         // No `/cpus`: none to start.
         assert_eq!(read(&machine(|_| {})), (1, vec![]));
+    }
+
+    #[test]
+    fn secondaries_are_every_other_cpu_once_numbered_from_one() {
+        let started = |regs: &[u32], me: u64| {
+            let names: Vec<String> = (0..regs.len()).map(|i| format!("cpu@{i}")).collect();
+            let blob = machine(|b| {
+                b.begin("cpus")
+                    .cells("#address-cells", &[1])
+                    .cells("#size-cells", &[0]);
+                for (name, reg) in names.iter().zip(regs) {
+                    b.begin(name).cells("reg", &[*reg]).end();
+                }
+                b.end();
+            });
+            let tree = parse_blob(&blob).unwrap();
+            let platform = Platform::from_fdt(&tree).unwrap();
+            platform.secondary_cpus(me).collect::<Vec<_>>()
+        };
+        assert_eq!(started(&[0, 1, 2], 0), [(1, 1), (2, 2)]);
+        // The boot CPU listed last, or in the middle.
+        assert_eq!(started(&[3, 1, 0], 0), [(1, 3), (2, 1)]);
+        assert_eq!(started(&[0x100, 0, 0x101], 0x100), [(1, 0), (2, 0x101)]);
+        // Repeated affinities start once; the boot CPU's twice is still the boot CPU.
+        assert_eq!(started(&[0, 1, 1, 0, 2], 0), [(1, 1), (2, 2)]);
+        // The boot CPU not listed: at most MAX_CPUS - 1 others (one stack each).
+        let eight: Vec<u32> = (1..=8).collect();
+        let others = started(&eight, 0);
+        assert_eq!(others.len(), MAX_CPUS - 1);
+        assert_eq!(others.last(), Some(&(7, 7)));
+        // Alone.
+        assert_eq!(started(&[5], 5), []);
     }
 
     #[test]
