@@ -5,6 +5,9 @@
 //! the same priority switches to it at once; `signal` and `wait` skip the general
 //! dispatch.
 //!
+//! (`thread_id` has a faster path still, in the exception vector: see
+//! `arch/aarch64/exceptions.rs`.)
+//!
 //! A fast path does exactly what the general path does in its case, no more and no
 //! less: it only runs when every condition the general path would test comes out the
 //! way it checks here, and otherwise leaves everything untouched for the general path.

@@ -118,7 +118,13 @@ kaal_user_sync_save:
 // lock and changes nothing; the result registers `x0..x2` are the only ones written,
 // everything else the thread sees is untouched. (`x0`/`x1` are parked on the kernel stack
 // while ESR is checked: a fault or another `svc` immediate with `x8` = 8 goes on to the
-// general entry with every register as it was.)
+// general entry with every register as it was.) Unlike every other call it does not first
+// finish a teardown that a preempted call left pending: it touches no object but the
+// caller's own TCB, which a teardown frees only after it has stopped the thread. With
+// threads on several CPUs the same holds only if destroying a thread that runs on
+// another CPU interrupts that CPU and waits until it left EL0 before the TCB is reused
+// (as `SAVE_USER` needs too): a design that instead checks a "dying" flag on kernel
+// entry would be bypassed here.
 kaal_thread_id_entry:
     stp     x0, x1, [sp, #-16]!
     mrs     x0, esr_el1
@@ -131,6 +137,8 @@ kaal_thread_id_entry:
     mov     x0, #0
     mov     x2, #0
     eret
+    dsb     nsh                         // (never reached: no speculation past the eret)
+    isb
 1:  ldp     x0, x1, [sp], #16
     b       kaal_user_sync_save
 
@@ -178,6 +186,8 @@ kaal_return_to_user:
     ldr     x30, [x0, #240]
     ldp     x0, x1, [x0, #0]
     eret
+    dsb     nsh                         // (never reached: no speculation past the eret)
+    isb
 
 // A fatal exception at EL1: switch to this CPU's exception stack first (the kernel stack
 // may be the problem: an overflow faults on its guard page), save a `KernelFrame` there
@@ -272,6 +282,8 @@ kaal_kernel_irq_entry:
     ldp     x18, x29, [sp, #144]
     add     sp, sp, #(24 * 8)
     eret
+    dsb     nsh                         // (never reached: no speculation past the eret)
+    isb
 
 kaal_unexpected_entry:
     mrs     x1, esr_el1
@@ -321,6 +333,8 @@ extern "C" fn kaal_user_sync(context: *mut UserContext) {
             if unsafe { super::test_hooks::handle(context, esr) } {
                 return;
             }
+            #[cfg(all(feature = "test-hooks", debug_assertions))]
+            super::test_hooks::count_general_syscall();
             UserEntry::Syscall
         }
         ExceptionClass::TrappedFpSimd => UserEntry::FpAccess,

@@ -36,6 +36,8 @@
 //! * [`FORCED_LEFT`]: returns how many of the answers [`FORCE_PREEMPTION`] asked for are
 //!   still unused, so a suite can wait until another thread's call has reached its
 //!   preemption point (its threads share the CPU with the timer's round robin).
+//! * [`GENERAL_SYSCALLS`]: returns how many system calls the general entry has taken
+//!   (hook calls not counted), so a suite can tell which path a call took.
 //! * [`QUERY`]: returns a bit mask of the hooks possible here (bit `n`: hook `n`).
 
 use super::context::UserContext;
@@ -64,6 +66,17 @@ pub const SET_FAST_PATHS: u64 = 5;
 
 /// Hook 6: how many forced answers ([`FORCE_PREEMPTION`]) are left unused.
 pub const FORCED_LEFT: u64 = 6;
+
+/// Hook 7: how many system calls the general entry has taken.
+pub const GENERAL_SYSCALLS: u64 = 7;
+
+/// System calls through the general entry ([`GENERAL_SYSCALLS`]).
+static GENERAL_SYSCALL_COUNT: AtomicU64 = AtomicU64::new(0);
+
+/// Counts a system call the general entry takes.
+pub fn count_general_syscall() {
+    GENERAL_SYSCALL_COUNT.fetch_add(1, Ordering::Relaxed);
+}
 
 /// Preemption points left that answer "pending" ([`FORCE_PREEMPTION`]).
 static FORCED_PREEMPTIONS: AtomicU64 = AtomicU64::new(0);
@@ -161,7 +174,8 @@ pub unsafe fn handle(context: *mut UserContext, esr: u64) -> bool {
                 | (1 << OVERFLOW_KERNEL_STACK)
                 | (1 << FORCE_PREEMPTION)
                 | (1 << SET_FAST_PATHS)
-                | (1 << FORCED_LEFT);
+                | (1 << FORCED_LEFT)
+                | (1 << GENERAL_SYSCALLS);
             if BOOT_EL.load(Ordering::Relaxed) == 2 {
                 possible |= 1 << PEND_SERROR;
             }
@@ -176,6 +190,7 @@ pub unsafe fn handle(context: *mut UserContext, esr: u64) -> bool {
             0
         }
         FORCED_LEFT => FORCED_PREEMPTIONS.load(Ordering::Relaxed),
+        GENERAL_SYSCALLS => GENERAL_SYSCALL_COUNT.load(Ordering::Relaxed),
         SET_FAST_PATHS => {
             // SAFETY: as above.
             crate::kernel::set_fast_paths(unsafe { (*context).x[1] } != 0)

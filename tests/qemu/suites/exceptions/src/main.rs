@@ -50,6 +50,8 @@ const RAISE_FIQ: u64 = 2;
 const FORCE_PREEMPTION: u64 = 4;
 /// How many of the forced answers are still unused.
 const FORCED_LEFT: u64 = 6;
+/// How many system calls the general entry has taken.
+const GENERAL_SYSCALLS: u64 = 7;
 /// Radix of the victim's CSpace: slot 1 holds its TCB capability, slot 2 a
 /// notification it waits on, slots 3.. copies that make its teardown long, the last two
 /// the capabilities it configures itself with.
@@ -322,13 +324,17 @@ fn serror_victim(_: usize) -> u64 {
     }
 }
 
-// `probe_thread_id(buffer, general)`: sets x0..x28 to known values (x8 = 8, `thread_id`),
-// makes the call with `svc #0` (the vector's own path) or, if `general` is not 0,
-// `svc #1` (the general path: the immediate is ignored), and stores x0..x28 as they came
-// back into `buffer` (29 words).
+// `probe_thread_id(buffer, general)`: sets x0..x30 to known values (x8 = 8, `thread_id`)
+// and the flags to N and V, makes the call with `svc #0` (the vector's own path) or, if
+// `general` is not 0, `svc #1` (the general path: the immediate is ignored), and stores
+// x0..x30 and NZCV as they came back into `buffer` (32 words).
 core::arch::global_asm!(
     r#"
 .macro PATTERN
+    movz    x0, #0x9000, lsl #16
+    msr     nzcv, x0                    // N and V
+    movz    x29, #0x101d
+    movz    x30, #0x101e
     movz    x0, #0x1000
     movz    x1, #0x1001
     movz    x2, #0x1002
@@ -392,7 +398,9 @@ probe_thread_id:
     stp     x24, x25, [x28, #192]
     stp     x26, x27, [x28, #208]
     ldr     x0, [sp, #104]
-    str     x0, [x28, #224]
+    stp     x0, x29, [x28, #224]
+    mrs     x0, nzcv
+    stp     x30, x0, [x28, #240]
     ldp     x19, x20, [sp, #0]
     ldp     x21, x22, [sp, #16]
     ldp     x23, x24, [sp, #32]
@@ -411,15 +419,16 @@ fault_with_thread_id_number:
 );
 
 unsafe extern "C" {
-    fn probe_thread_id(buffer: *mut [u64; 29], general: u64);
+    fn probe_thread_id(buffer: *mut [u64; 32], general: u64);
     fn fault_with_thread_id_number() -> u64;
 }
 
-/// `thread_id` with every register x0..x28 set beforehand; the registers after it.
-fn thread_id_registers(general: bool) -> [u64; 29] {
-    let mut registers = [0u64; 29];
-    // SAFETY: `probe_thread_id` saves and restores every callee-saved register and
-    // writes only the 29 words of `registers`.
+/// `thread_id` with every register x0..x30 and the flags set beforehand; the registers
+/// and NZCV after it.
+fn thread_id_registers(general: bool) -> [u64; 32] {
+    let mut registers = [0u64; 32];
+    // SAFETY: `probe_thread_id` saves and restores every callee-saved register and the
+    // link register, and writes only the 32 words of `registers`.
     unsafe { probe_thread_id(&mut registers, u64::from(general)) };
     registers
 }
@@ -449,8 +458,18 @@ fn main(boot: &BootInfo<'_>) -> i32 {
     }
 
     suite.run("thread_id_at_the_entry_is_the_general_answer", || {
+        // Which entry each took: the general one counts its calls (hook 7).
+        let before = hook(GENERAL_SYSCALLS);
         let fast = thread_id_registers(false);
+        let between = hook(GENERAL_SYSCALLS);
         let general = thread_id_registers(true);
+        let after = hook(GENERAL_SYSCALLS);
+        check!(
+            (between - before, after - between) == (0, 1),
+            "general entries: {} for svc #0, {} for svc #1",
+            between - before,
+            after - between
+        );
         check!(
             fast[..3] == general[..3],
             "the vector answered {:#x?}, the general path {:#x?}",
@@ -463,10 +482,15 @@ fn main(boot: &BootInfo<'_>) -> i32 {
             &fast[..3]
         );
         for (registers, path) in [(fast, "vector"), (general, "general path")] {
-            for (n, &value) in registers.iter().enumerate().skip(3) {
+            for (n, &value) in registers.iter().enumerate().take(31).skip(3) {
                 let expected = if n == 8 { 8 } else { 0x1000 + n as u64 };
                 check!(value == expected, "{path}: x{n} came back {value:#x}");
             }
+            check!(
+                registers[31] == 0x9000_0000,
+                "{path}: flags came back {:#x}",
+                registers[31]
+            );
         }
         let faulting = thread::spawn(fault_with_x8, 0, PRIORITY).map_err(|e| format!("{e:?}"))?;
         let state = faulting.join();
