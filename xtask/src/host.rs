@@ -27,6 +27,12 @@ pub fn test(_args: &Args) -> Tally {
 /// template's components) for `aarch64-unknown-none`.
 pub fn clippy(_args: &Args) -> Tally {
     let deny = ["--", "-D", "warnings"];
+    let kernel = [
+        "--target",
+        "aarch64-unknown-none-softfloat",
+        "-p",
+        "kaal-kernel",
+    ];
     let runs: [(&str, std::path::PathBuf, Vec<&str>); 4] = [
         (
             "host",
@@ -36,26 +42,10 @@ pub fn clippy(_args: &Args) -> Tally {
         (
             "aarch64 kernel and no_std crates",
             root(),
-            vec![
-                "--target",
-                "aarch64-unknown-none-softfloat",
-                "-p",
-                "kaal-kernel",
-                "--features",
-                "kaal-kernel/test-hooks",
-            ],
+            [&kernel[..], &["--features", "kaal-kernel/test-hooks"]].concat(),
         ),
-        (
-            // Without the hooks' code: what a shipped kernel compiles.
-            "aarch64 kernel without test hooks",
-            root(),
-            vec![
-                "--target",
-                "aarch64-unknown-none-softfloat",
-                "-p",
-                "kaal-kernel",
-            ],
-        ),
+        // Without the hooks' code: what a shipped kernel compiles.
+        ("aarch64 kernel without test hooks", root(), kernel.to_vec()),
         (
             "QEMU suites and benchmarks",
             root().join("tests").join("qemu"),

@@ -29,7 +29,7 @@ use std::sync::mpsc::{TryRecvError, sync_channel};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use kaal_ipc::{Channel, Futex, PushError, SharedRing};
+use kaal_ipc::{Channel, Futex, PushError, RefProducer, SharedRing};
 
 const CAP: usize = 1024;
 const BATCH: usize = 256;
@@ -247,27 +247,31 @@ fn fill(buf: &mut [u64; BATCH], next: &mut u64, n: u64) -> usize {
     k
 }
 
+/// The producer side of both kaal-ipc batch runs: `n` items in batches of `BATCH`
+/// through `push_slice`, spinning while the ring is full.
+fn push_batches(p: &mut RefProducer<'_, u64, CAP>, n: u64) {
+    let mut buf = [0u64; BATCH];
+    let mut next = 0;
+    while next < n {
+        let k = fill(&mut buf, &mut next, n);
+        let mut off = 0;
+        while off < k {
+            let w = p.push_slice(&buf[off..k]).unwrap();
+            if w == 0 {
+                std::hint::spin_loop();
+            }
+            off += w;
+        }
+        next += k as u64;
+    }
+}
+
 /// kaal-ipc's batch API: `push_slice` and `pop_slice`.
 fn batch_kaal(n: u64) -> Duration {
     let mut ring = SharedRing::<u64, CAP>::new_boxed();
     let (mut p, mut c) = ring.split();
     pair(
-        move || {
-            let mut buf = [0u64; BATCH];
-            let mut next = 0;
-            while next < n {
-                let k = fill(&mut buf, &mut next, n);
-                let mut off = 0;
-                while off < k {
-                    let w = p.push_slice(&buf[off..k]).unwrap();
-                    if w == 0 {
-                        std::hint::spin_loop();
-                    }
-                    off += w;
-                }
-                next += k as u64;
-            }
-        },
+        move || push_batches(&mut p, n),
         move || {
             let mut sum = 0u64;
             let mut got = 0u64;
@@ -292,22 +296,7 @@ fn batch_kaal_in_place(n: u64) -> Duration {
     let mut ring = SharedRing::<u64, CAP>::new_boxed();
     let (mut p, mut c) = ring.split();
     pair(
-        move || {
-            let mut buf = [0u64; BATCH];
-            let mut next = 0;
-            while next < n {
-                let k = fill(&mut buf, &mut next, n);
-                let mut off = 0;
-                while off < k {
-                    let w = p.push_slice(&buf[off..k]).unwrap();
-                    if w == 0 {
-                        std::hint::spin_loop();
-                    }
-                    off += w;
-                }
-                next += k as u64;
-            }
-        },
+        move || push_batches(&mut p, n),
         move || {
             let mut sum = 0u64;
             let mut got = 0u64;

@@ -290,11 +290,11 @@ fn start_secondaries(platform: &Platform<'_>, gic: &Gic, kernel_root: u64, user_
     SECONDARY_USER_TABLE.store(user_table, Ordering::Release);
     // Aff3 (bits 32..40) and Aff2..Aff0, as the `reg` of a `cpu` node gives them.
     let me = MPIDR_EL1.get() & 0xff_00ff_ffff;
+    let region = match platform.gic {
+        GicDescription::V3 { redistributor, .. } => redistributor.size() as usize,
+        GicDescription::V2 { .. } => 0,
+    };
     for (number, affinity) in platform.secondary_cpus(me) {
-        let region = match platform.gic {
-            GicDescription::V3 { redistributor, .. } => redistributor.size() as usize,
-            GicDescription::V2 { .. } => 0,
-        };
         // SAFETY: the kernel map maps the whole redistributor region as device memory.
         let Some(registers) = (unsafe { gic.registers().for_cpu(affinity, region) }) else {
             kprintln!(
@@ -334,6 +334,11 @@ fn start_secondaries(platform: &Platform<'_>, gic: &Gic, kernel_root: u64, user_
             );
         }
     }
+    cpus_online()
+}
+
+/// The CPUs that run the kernel and answered the boot CPU's SGI, the boot CPU included.
+fn cpus_online() -> u32 {
     (CPUS_ONLINE.load(Ordering::Acquire) & CPUS_ANSWERED.load(Ordering::Acquire)).count_ones()
 }
 
@@ -854,9 +859,7 @@ fn write_root_boot_info(
             ram_base: platform.memory()[0].start,
             ram_bytes: platform.ram_bytes(),
             cpu_count: platform.cpu_count,
-            cpus_online: (CPUS_ONLINE.load(Ordering::Acquire)
-                & CPUS_ANSWERED.load(Ordering::Acquire))
-            .count_ones(),
+            cpus_online: cpus_online(),
             timer_frequency_hz: timer::frequency_hz(),
         },
         kernel_version: crate::VERSION,

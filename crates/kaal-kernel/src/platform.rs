@@ -1365,46 +1365,54 @@ mod tests {
         assert_eq!(platform.uart.start, 0x0900_0000);
     }
 
-    #[test]
-    fn cpu_affinities_come_from_the_cpu_nodes_reg() {
-        let tree_with = |cells: u32, cpus: &[(&str, &[u32])]| {
-            machine(|b| {
-                b.begin("cpus")
-                    .cells("#address-cells", &[cells])
-                    .cells("#size-cells", &[0]);
-                for (name, reg) in cpus {
-                    b.begin(name);
-                    if !reg.is_empty() {
-                        b.cells("reg", reg);
-                    }
-                    b.end();
+    /// A machine with `/cpus` of `#address-cells` = `cells` holding `cpus`: name and
+    /// `reg` each (no `reg` property where it is empty).
+    fn cpus_tree(cells: u32, cpus: &[(&str, &[u32])]) -> Vec<u8> {
+        machine(|b| {
+            b.begin("cpus")
+                .cells("#address-cells", &[cells])
+                .cells("#size-cells", &[0]);
+            for (name, reg) in cpus {
+                b.begin(name);
+                if !reg.is_empty() {
+                    b.cells("reg", reg);
                 }
                 b.end();
-            })
-        };
+            }
+            b.end();
+        })
+    }
+
+    /// [`cpus_tree`] with one cell: `cpu@0`, `cpu@1`, ... with the affinities `regs`.
+    fn cpus_with_affinities(regs: &[u32]) -> Vec<u8> {
+        let names: Vec<String> = (0..regs.len()).map(|i| format!("cpu@{i}")).collect();
+        let cpus: Vec<(&str, &[u32])> = names
+            .iter()
+            .zip(regs)
+            .map(|(name, reg)| (name.as_str(), core::slice::from_ref(reg)))
+            .collect();
+        cpus_tree(1, &cpus)
+    }
+
+    #[test]
+    fn cpu_affinities_come_from_the_cpu_nodes_reg() {
         let read = |blob: &[u8]| {
             let tree = parse_blob(blob).unwrap();
             let platform = Platform::from_fdt(&tree).unwrap();
             (platform.cpu_count, platform.cpu_affinities().to_vec())
         };
         // QEMU virt's: one cell; a cpu-map beside the cpus is not a CPU.
-        let virt = tree_with(1, &[("cpu@0", &[0]), ("cpu@1", &[1]), ("cpu-map", &[7])]);
+        let virt = cpus_tree(1, &[("cpu@0", &[0]), ("cpu@1", &[1]), ("cpu-map", &[7])]);
         assert_eq!(read(&virt), (2, vec![0, 1]));
         // Two cells (Aff3 in the upper word), and a CPU without `reg` is counted only.
-        let wide = tree_with(
+        let wide = cpus_tree(
             2,
             &[("cpu@0", &[0, 0x100]), ("cpu@1", &[1, 0]), ("cpu@2", &[])],
         );
         assert_eq!(read(&wide), (3, vec![0x100, 1 << 32]));
         // More than MAX_CPUS: the first MAX_CPUS are kept.
-        let names: Vec<String> = (0..12).map(|i| format!("cpu@{i}")).collect();
-        let regs: Vec<[u32; 1]> = (0..12).map(|i| [i]).collect();
-        let many: Vec<(&str, &[u32])> = names
-            .iter()
-            .zip(&regs)
-            .map(|(n, r)| (n.as_str(), &r[..]))
-            .collect();
-        let (count, affinities) = read(&tree_with(1, &many));
+        let many: Vec<u32> = (0..12).collect();
+        let (count, affinities) = read(&cpus_with_affinities(&many));
         assert_eq!(count, 12);
         assert_eq!(affinities, (0..MAX_CPUS as u64).collect::<Vec<_>>());
         // No `/cpus`: none to start.
@@ -1414,16 +1422,7 @@ mod tests {
     #[test]
     fn secondaries_are_every_other_cpu_once_numbered_from_one() {
         let started = |regs: &[u32], me: u64| {
-            let names: Vec<String> = (0..regs.len()).map(|i| format!("cpu@{i}")).collect();
-            let blob = machine(|b| {
-                b.begin("cpus")
-                    .cells("#address-cells", &[1])
-                    .cells("#size-cells", &[0]);
-                for (name, reg) in names.iter().zip(regs) {
-                    b.begin(name).cells("reg", &[*reg]).end();
-                }
-                b.end();
-            });
+            let blob = cpus_with_affinities(regs);
             let tree = parse_blob(&blob).unwrap();
             let platform = Platform::from_fdt(&tree).unwrap();
             platform.secondary_cpus(me).collect::<Vec<_>>()
@@ -1677,17 +1676,7 @@ mod tests {
             )
         });
         assert_eq!(platform, fdt_reference::platform(&reference));
-        let devices: Vec<_> = devices(&tree)
-            .map(|d| {
-                (
-                    d.region,
-                    d.compatible.to_owned(),
-                    d.node.name().to_owned(),
-                    interrupt_ids(d.node).collect::<Vec<_>>(),
-                )
-            })
-            .collect();
-        assert_eq!(devices, fdt_reference::devices(&reference));
+        assert_eq!(device_reading(&tree), fdt_reference::devices(&reference));
         assert_eq!(
             tree.memory_reservations().collect::<Vec<_>>(),
             fdt_reference::reservations(&reference)
@@ -1695,8 +1684,6 @@ mod tests {
         true
     }
 
-    /// Trees this module's tests build, the QEMU trees of the fixtures, the fuzzing
-    /// corpus, and (for a local check) the blobs in the directory `KAAL_DTB_DIR` names.
     /// The tokens of a checked structure block: (offset, token) each, up to `FDT_END`.
     fn tokens(structure: &[u8]) -> Vec<(usize, u32)> {
         let mut out = Vec::new();
@@ -1749,22 +1736,27 @@ mod tests {
         out
     }
 
-    /// What the kernel reads from a blob: its platform, devices and reservations.
-    fn kernel_reading(blob: &[u8]) -> String {
-        let tree = parse_blob(blob).expect("a valid blob");
-        let devices: Vec<_> = devices(&tree)
+    /// Each device as the kernel reads it: region, `compatible`, node name, interrupts.
+    fn device_reading(tree: &DeviceTree<'_>) -> Vec<(PhysRange, String, String, Vec<u32>)> {
+        devices(tree)
             .map(|d| {
                 (
                     d.region,
                     d.compatible.to_owned(),
                     d.node.name().to_owned(),
-                    interrupt_ids(d.node).collect::<Vec<_>>(),
+                    interrupt_ids(d.node).collect(),
                 )
             })
-            .collect();
+            .collect()
+    }
+
+    /// What the kernel reads from a blob: its platform, devices and reservations.
+    fn kernel_reading(blob: &[u8]) -> String {
+        let tree = parse_blob(blob).expect("a valid blob");
         format!(
-            "{:?}\n{devices:?}\n{:?}",
+            "{:?}\n{:?}\n{:?}",
             Platform::from_fdt(&tree),
+            device_reading(&tree),
             tree.memory_reservations().collect::<Vec<_>>()
         )
     }
@@ -1808,6 +1800,8 @@ mod tests {
         assert_ne!(kernel_reading(&deleted), kernel_reading(&plain));
     }
 
+    /// Trees this module's tests build, the QEMU trees of the fixtures, the fuzzing
+    /// corpus, and (for a local check) the blobs in the directory `KAAL_DTB_DIR` names.
     fn every_tree() -> Vec<Vec<u8>> {
         let mut trees = vec![
             GICV2.to_vec(),

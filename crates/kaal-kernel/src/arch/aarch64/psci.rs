@@ -6,33 +6,29 @@ const SYSTEM_OFF: u64 = 0x8400_0008;
 /// Makes a PSCI call: function `function` with arguments `x1..x3`; returns `x0`.
 fn call(conduit: PsciConduit, function: u64, arguments: [u64; 3]) -> i64 {
     let result: u64;
+    // One SMCCC call through `hvc` or `smc`: the function in x0, the arguments in x1..x3.
+    macro_rules! smccc {
+        ($instruction:literal) => {
+            core::arch::asm!(
+                $instruction,
+                inout("x0") function => result,
+                inout("x1") arguments[0] => _,
+                inout("x2") arguments[1] => _,
+                inout("x3") arguments[2] => _,
+                out("x4") _, out("x5") _, out("x6") _, out("x7") _, out("x8") _,
+                out("x9") _, out("x10") _, out("x11") _, out("x12") _, out("x13") _,
+                out("x14") _, out("x15") _, out("x16") _, out("x17") _,
+                options(nostack)
+            )
+        };
+    }
     // SAFETY: a PSCI call either does what the function says (SYSTEM_OFF powers down,
     // CPU_ON starts another CPU at the entry point it is given) or returns an error code;
     // it touches no memory of ours. SMCCC lets the call clobber x0..x17.
     unsafe {
         match conduit {
-            PsciConduit::Hvc => core::arch::asm!(
-                "hvc #0",
-                inout("x0") function => result,
-                inout("x1") arguments[0] => _,
-                inout("x2") arguments[1] => _,
-                inout("x3") arguments[2] => _,
-                out("x4") _, out("x5") _, out("x6") _, out("x7") _, out("x8") _,
-                out("x9") _, out("x10") _, out("x11") _, out("x12") _, out("x13") _,
-                out("x14") _, out("x15") _, out("x16") _, out("x17") _,
-                options(nostack)
-            ),
-            PsciConduit::Smc => core::arch::asm!(
-                "smc #0",
-                inout("x0") function => result,
-                inout("x1") arguments[0] => _,
-                inout("x2") arguments[1] => _,
-                inout("x3") arguments[2] => _,
-                out("x4") _, out("x5") _, out("x6") _, out("x7") _, out("x8") _,
-                out("x9") _, out("x10") _, out("x11") _, out("x12") _, out("x13") _,
-                out("x14") _, out("x15") _, out("x16") _, out("x17") _,
-                options(nostack)
-            ),
+            PsciConduit::Hvc => smccc!("hvc #0"),
+            PsciConduit::Smc => smccc!("smc #0"),
         }
     }
     // PSCI returns a 32-bit signed value.
