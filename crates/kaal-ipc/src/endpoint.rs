@@ -1,6 +1,7 @@
 //! The producer and consumer endpoints.
 
 use core::marker::PhantomData;
+use core::mem::ManuallyDrop;
 use core::time::Duration;
 
 use crate::error::{CorruptIndices, PopError, PushError, RecvError, RingError, SendError};
@@ -38,6 +39,22 @@ fn prefetch<T>(p: *const T) {
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     let _ = p;
 }
+
+/// Pauses between two polls of the peer's index while a blocking call spins:
+/// one more after each poll, up to 32. Every poll of an index the peer is
+/// writing takes its cache line away from the peer, whose next store must
+/// fetch it back; polling a little less often the longer the wait lasts
+/// leaves the peer to run, at a cost of at most 32 pauses of latency.
+#[inline(always)]
+fn backoff_pauses(spins: u32) -> u32 {
+    (spins + 1).min(32)
+}
+
+/// How far ahead of its read position a blocking consumer prefetches, in
+/// bytes, when that many are already published. A consumer behind a faster
+/// producer (a full ring) reads lines the producer wrote long ago, each from
+/// the other core's cache; prefetching overlaps those fetches.
+const PREFETCH_AHEAD_BYTES: usize = 512;
 
 /// Spins before sleeping, when the notifier sleeps ([`Notify::NEEDS_WAKE`]).
 pub const DEFAULT_SPIN_LIMIT: u32 = 1024;
@@ -501,7 +518,8 @@ fn wake_slow<W: Notify>(notify: &W, word: &AtomicU32, w: u32, shared: bool) {
 /// wherever the two are stored.
 #[repr(align(128))]
 pub struct Producer<T, const N: usize, R: RingHandle<T, N>, W: Notify = Spin> {
-    ring: R,
+    /// Dropped by hand, last, in `Drop` (see there).
+    ring: ManuallyDrop<R>,
     tail: u32,
     cached_head: u32,
     peer_gen: u32,
@@ -517,7 +535,8 @@ pub struct Producer<T, const N: usize, R: RingHandle<T, N>, W: Notify = Spin> {
 /// The reading end of a [`SharedRing`]; see [`Producer`].
 #[repr(align(128))]
 pub struct Consumer<T, const N: usize, R: RingHandle<T, N>, W: Notify = Spin> {
-    ring: R,
+    /// Dropped by hand, last, in `Drop`.
+    ring: ManuallyDrop<R>,
     head: u32,
     cached_tail: u32,
     /// Whether the last reload of the producer's index found items (a
@@ -569,7 +588,7 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Producer<T, N, R, W> {
         r.state().fetch_and(!PRODUCER_CLOSED, Ordering::AcqRel);
         let peer_gen = r.consumer_gen().load(Ordering::Acquire);
         Ok(Self {
-            ring,
+            ring: ManuallyDrop::new(ring),
             tail,
             cached_head: head,
             peer_gen,
@@ -695,8 +714,28 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Producer<T, N, R, W> {
                 Err(PushError::Corrupt(v, e)) => return Err(SendError::Corrupt(v, e)),
             }
             if spins < self.spin_limit {
-                spins += 1;
-                core::hint::spin_loop();
+                // Full: wait for room for a quarter of the ring, not for one
+                // slot, while spinning. A producer that writes as soon as one
+                // slot frees works in lock step with its consumer: it writes
+                // into the line the consumer is reading and polls the
+                // consumer's index for every few items, and both slow down.
+                // The consumer has three quarters of the ring to work on
+                // meanwhile, so nothing waits for it; before sleeping, any
+                // room is enough (the wake-up condition).
+                let refill = (Self::CAP / 4).max(1);
+                loop {
+                    let pauses = backoff_pauses(spins);
+                    spins += pauses;
+                    for _ in 0..pauses {
+                        core::hint::spin_loop();
+                    }
+                    let head = self.r().head.0.load(Ordering::Relaxed);
+                    if Self::CAP.wrapping_sub(self.tail.wrapping_sub(head)) >= refill
+                        || spins >= self.spin_limit
+                    {
+                        break;
+                    }
+                }
                 continue;
             }
             let Some(left) = deadline.remaining() else {
@@ -888,7 +927,7 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Producer<T, N, R, W> {
     /// assert!(!tx.repair().repaired_anything());
     /// ```
     pub fn repair(&mut self) -> Repair {
-        let (repair, head) = repair_end(&self.ring, true, self.tail);
+        let (repair, head) = repair_end(&*self.ring, true, self.tail);
         self.cached_head = head;
         self.acknowledge_peer();
         repair
@@ -933,6 +972,12 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Drop for Producer<T, N, 
             R::PROCESS_SHARED,
             self.asymmetric,
         );
+        // SAFETY: the handle is taken once, here, at the end of the last use
+        // of `self`. (Moving it out before dropping it keeps the endpoint's
+        // own address out of the handle's drop, e.g. `Arc::drop_slow`: an
+        // endpoint whose address escapes nowhere can live in registers in the
+        // caller's loop.)
+        drop(unsafe { ManuallyDrop::take(&mut self.ring) });
     }
 }
 
@@ -1013,7 +1058,7 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Consumer<T, N, R, W> {
         r.state().fetch_and(!CONSUMER_CLOSED, Ordering::AcqRel);
         let peer_gen = r.producer_gen().load(Ordering::Acquire);
         Ok(Self {
-            ring,
+            ring: ManuallyDrop::new(ring),
             head,
             cached_tail: tail,
             streaming: false,
@@ -1145,13 +1190,25 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Consumer<T, N, R, W> {
         if head == self.cached_tail {
             self.available(1)?;
         }
-        // SAFETY: `head != tail` with `tail - head <= N` validated, so slot
-        // `head` holds an item published by the producer (Acquire load of
-        // tail) that nobody else reads; the producer will not write it until
-        // the Release store of the new head.
+        // SAFETY: `head != tail` with `tail - head <= N` validated.
+        Ok(unsafe { self.take(head) })
+    }
+
+    /// Moves the item at `head` out and releases its slot.
+    ///
+    /// # Safety
+    ///
+    /// `head` is the consumer's index and differs from `cached_tail`, which
+    /// was validated (`tail - head <= N`) when loaded: slot `head` then holds
+    /// an item published by the producer (Acquire load of tail) that nobody
+    /// else reads, and the producer will not write it until the Release
+    /// store of the new head.
+    #[inline(always)]
+    unsafe fn take(&mut self, head: u32) -> T {
+        // SAFETY: forwarded to the caller.
         let value = unsafe { self.r().slot(head).read() };
         self.release_to(head.wrapping_add(1));
-        Ok(value)
+        value
     }
 
     pub(crate) fn pop_until(&mut self, deadline: &impl Deadline) -> Result<T, RecvError> {
@@ -1165,8 +1222,11 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Consumer<T, N, R, W> {
                 Err(PopError::Corrupt(e)) => return Err(RecvError::Corrupt(e)),
             }
             if spins < self.spin_limit {
-                spins += 1;
-                core::hint::spin_loop();
+                let pauses = backoff_pauses(spins);
+                spins += pauses;
+                for _ in 0..pauses {
+                    core::hint::spin_loop();
+                }
                 continue;
             }
             let left = deadline.remaining().ok_or(RecvError::Timeout)?;
@@ -1201,7 +1261,20 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Consumer<T, N, R, W> {
     /// returns [`RecvError::Timeout`].
     #[inline]
     pub fn pop(&mut self) -> Result<T, RecvError> {
-        // The common case inline; waiting out of line.
+        let head = self.head;
+        if head != self.cached_tail {
+            // Items in hand: prefetch ahead if that much is published (see
+            // `PREFETCH_AHEAD_BYTES`); `try_pop`, the spinning path, skips
+            // this.
+            let ahead = (PREFETCH_AHEAD_BYTES / core::mem::size_of::<T>().max(1)).max(1) as u32;
+            if self.cached_tail.wrapping_sub(head) > ahead {
+                #[cfg(not(any(loom, miri)))]
+                prefetch(self.r().slot_ptr(head.wrapping_add(ahead)));
+            }
+            // SAFETY: `head != cached_tail`, validated when it was loaded.
+            return Ok(unsafe { self.take(head) });
+        }
+        // Waiting out of line.
         match self.try_pop() {
             Ok(value) => Ok(value),
             Err(PopError::Empty) => self.pop_waiting(),
@@ -1348,7 +1421,7 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Consumer<T, N, R, W> {
     /// assert!(!rx.repair().repaired_anything());
     /// ```
     pub fn repair(&mut self) -> Repair {
-        let (repair, tail) = repair_end(&self.ring, false, self.head);
+        let (repair, tail) = repair_end(&*self.ring, false, self.head);
         self.cached_tail = tail;
         self.acknowledge_peer();
         repair
@@ -1399,6 +1472,12 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Drop for Consumer<T, N, 
             R::PROCESS_SHARED,
             self.asymmetric,
         );
+        // SAFETY: the handle is taken once, here, at the end of the last use
+        // of `self`. (Moving it out before dropping it keeps the endpoint's
+        // own address out of the handle's drop, e.g. `Arc::drop_slow`: an
+        // endpoint whose address escapes nowhere can live in registers in the
+        // caller's loop.)
+        drop(unsafe { ManuallyDrop::take(&mut self.ring) });
     }
 }
 
