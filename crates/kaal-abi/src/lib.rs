@@ -53,7 +53,7 @@ pub use zerocopy;
 /// code, an object type, a flag) that older components do not use; the major version
 /// grows when something a component may rely on changes or goes. See
 /// [`is_compatible`].
-pub const ABI_VERSION: AbiVersion = AbiVersion::new(1, 0);
+pub const ABI_VERSION: AbiVersion = AbiVersion::new(1, 1);
 
 /// A version of the system-call ABI: major and minor.
 ///
@@ -65,7 +65,7 @@ pub const ABI_VERSION: AbiVersion = AbiVersion::new(1, 0);
 /// use kaal_abi::{ABI_VERSION, AbiVersion, is_compatible};
 ///
 /// let raw = ABI_VERSION.encode();
-/// assert_eq!(raw, 1 << 16); // 1.0
+/// assert_eq!(raw, 1 << 16 | 1); // 1.1
 /// assert_eq!(AbiVersion::decode(raw), Some(ABI_VERSION));
 /// assert_eq!(AbiVersion::decode(1 << 32), None); // bits 32..63 are always 0
 /// assert_eq!(AbiVersion::new(1, 2).to_string(), "1.2");
@@ -345,6 +345,12 @@ numbered! {
         /// it relies on anything else (see [`is_compatible`]). A kernel older than ABI
         /// 1.0 has no such call and answers [`Error::UnknownSyscall`].
         AbiVersion = 43,
+        /// `tcb_set_affinity(tcb, cpu)`: the thread runs on CPU `cpu` (0 is the boot CPU;
+        /// the boot info's `cpus_online` says how many there are) from now on; every
+        /// thread starts on CPU 0. A ready thread moves at once, a running one at its
+        /// CPU's next scheduling pass, a blocked one when it wakes. Needs the write right;
+        /// a CPU that is not online is [`Error::InvalidArgument`]. Since ABI 1.1.
+        TcbSetAffinity = 44,
     }
     from_number
 }
@@ -968,7 +974,7 @@ mod tests {
 
     #[test]
     fn abi_version_encoding_is_frozen() {
-        assert_eq!(ABI_VERSION, AbiVersion::new(1, 0));
+        assert_eq!(ABI_VERSION, AbiVersion::new(1, 1));
         assert_eq!(AbiVersion::new(1, 0).encode(), 0x1_0000);
         assert_eq!(AbiVersion::new(0x1234, 0xabcd).encode(), 0x1234_abcd);
         assert_eq!(AbiVersion::new(u16::MAX, u16::MAX).encode(), 0xffff_ffff);

@@ -194,6 +194,11 @@ fn boot(config: &'static Config, dtb_register: u64) -> ! {
     crate::arch::mmu::flush_tlb();
     let online = start_secondaries(&platform, &gic, kernel_table.root(), empty_user_table);
     kprintln!("  {online} of {} CPU(s) online", platform.cpu_count);
+    crate::smp::set_online(online_mask(), empty_user_table);
+    SECONDARY_TIMER.store(
+        u64::from(platform.virtual_timer_irq) << 32 | u64::from(config.tick_hz),
+        Ordering::Relaxed,
+    );
     // SAFETY: the one store of kernel objects, moved into the kernel.
     let objects = unsafe { KernelObjects::new() };
     let mut kernel = Kernel::new(
@@ -215,6 +220,14 @@ fn boot(config: &'static Config, dtb_register: u64) -> ! {
     // Boot is the heap's only user: no system call may allocate (see `heap`).
     heap::seal();
     timer::arm(tick_period);
+    // The other CPUs join: each enters its scheduler (and idles until a thread is
+    // placed on it).
+    KERNEL_RUNNING.store(true, Ordering::Release);
+    kernel::with_kernel(|kernel| {
+        for cpu in (1..platform::MAX_CPUS).filter(|&cpu| crate::smp::is_online(cpu)) {
+            crate::smp::poke(&kernel.services.gic, cpu);
+        }
+    });
     kernel::schedule();
     kprintln!("  starting root task at EL0");
     // SAFETY: `schedule` installed the root thread's context; the boot stack's contents
@@ -231,10 +244,6 @@ static SECONDARY_USER_TABLE: AtomicU64 = AtomicU64::new(0);
 /// Each starting CPU's GIC frames (its own GICv3 redistributor), set before it starts.
 static SECONDARY_GIC: spin::Mutex<[Option<GicRegisters>; platform::MAX_CPUS]> =
     spin::Mutex::new([None; platform::MAX_CPUS]);
-/// What the boot CPU sends an SGI to, for each CPU (see `Gic::this_cpu_target`),
-/// published by the CPU before it reports online.
-static SGI_TARGETS: [AtomicU64; platform::MAX_CPUS] =
-    [const { AtomicU64::new(0) }; platform::MAX_CPUS];
 /// The CPUs that answered the boot CPU's SGI: bit `n` for CPU `n`.
 static CPUS_ANSWERED: AtomicU64 = AtomicU64::new(1);
 /// How long the boot CPU waits for a CPU it started to report, and then to answer an
@@ -326,7 +335,7 @@ fn start_secondaries(platform: &Platform<'_>, gic: &Gic, kernel_root: u64, user_
                 continue;
             }
         }
-        let target = SGI_TARGETS[number as usize].load(Ordering::Acquire);
+        let target = crate::smp::SGI_TARGETS[number as usize].load(Ordering::Acquire);
         gic.send_sgi(crate::arch::gic::IPI_SGI, target);
         if !wait_for_bit(&CPUS_ANSWERED, bit) {
             kprintln!(
@@ -339,14 +348,26 @@ fn start_secondaries(platform: &Platform<'_>, gic: &Gic, kernel_root: u64, user_
 
 /// The CPUs that run the kernel and answered the boot CPU's SGI, the boot CPU included.
 fn cpus_online() -> u32 {
-    (CPUS_ONLINE.load(Ordering::Acquire) & CPUS_ANSWERED.load(Ordering::Acquire)).count_ones()
+    online_mask().count_ones()
 }
+
+/// [`cpus_online`] as a mask: bit `n` for CPU `n`.
+fn online_mask() -> u64 {
+    CPUS_ONLINE.load(Ordering::Acquire) & CPUS_ANSWERED.load(Ordering::Acquire)
+}
+
+/// Set by the boot CPU once the kernel's state is installed: the other CPUs then enter
+/// their schedulers.
+static KERNEL_RUNNING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+/// The timer's interrupt (bits 32..) and tick rate (bits 0..32), for the other CPUs.
+static SECONDARY_TIMER: AtomicU64 = AtomicU64::new(0);
 
 /// Where a secondary CPU enters Rust (from `kaal_secondary_entry` in the boot stub), on
 /// its own kernel stack, in the high half through the early map, interrupts masked.
 /// It moves to the final kernel map and an empty user table, brings up its GIC
 /// interface (the kernel's SGI enabled) and timer (off; EL0 may read the counter),
-/// reports itself online and waits, answering SGIs: scheduling runs on CPU 0 only so far.
+/// reports itself online and waits, answering SGIs, until the boot CPU has installed
+/// the kernel; then it turns on its timer and enters its scheduler, like the boot CPU.
 #[unsafe(no_mangle)]
 extern "C" fn kaal_secondary_start(cpu: u64) -> ! {
     install_vectors();
@@ -374,12 +395,12 @@ extern "C" fn kaal_secondary_start(cpu: u64) -> ! {
     // the distributor, and its EL2 stub (if any) let EL1 use the GICv3 registers.
     let mut gic = unsafe { Gic::new_secondary(registers) };
     gic.enable(crate::arch::gic::IPI_SGI);
-    SGI_TARGETS[cpu as usize].store(gic.this_cpu_target(), Ordering::Relaxed);
+    crate::smp::SGI_TARGETS[cpu as usize].store(gic.this_cpu_target(), Ordering::Relaxed);
     CPUS_ONLINE.fetch_or(1 << cpu, Ordering::Release);
     // Interrupts stay masked (PSTATE.I): `wfi` halts the CPU until one is pending at
     // its interface (an emulator stops the vCPU instead of spinning, as on `wfe`), and
     // reading the acknowledge register takes it without an exception.
-    loop {
+    while !KERNEL_RUNNING.load(Ordering::Acquire) {
         aarch64_cpu::asm::wfi();
         loop {
             let id = gic.acknowledge();
@@ -392,6 +413,20 @@ extern "C" fn kaal_secondary_start(cpu: u64) -> ! {
             gic.end_of_interrupt(id);
         }
     }
+    if !crate::smp::is_online(cpu as usize) {
+        // It answered too late to be counted: it stays out.
+        loop {
+            aarch64_cpu::asm::wfi();
+        }
+    }
+    let timer_setting = SECONDARY_TIMER.load(Ordering::Relaxed);
+    let (timer_irq, tick_hz) = ((timer_setting >> 32) as u32, timer_setting as u32);
+    gic.enable(timer_irq);
+    timer::arm(timer::frequency_hz() / u64::from(tick_hz.max(1)));
+    kernel::schedule();
+    // SAFETY: `schedule` installed a thread's context on this CPU; nothing on this CPU's
+    // kernel stack is needed any more.
+    unsafe { enter_user() }
 }
 
 fn build_kernel_map(platform: &Platform<'_>, image: PhysRange) -> TranslationTable {

@@ -43,6 +43,7 @@ pub mod frame_allocator;
 pub mod loader;
 pub mod platform;
 pub mod scheduler;
+pub mod smp;
 pub mod thread;
 pub mod user_output;
 pub mod vspace;

@@ -62,6 +62,9 @@ pub struct Tcb {
     pub priority: u8,
     /// Whether the thread is linked into a run queue or a wait queue.
     pub queued: bool,
+    /// The CPU the thread runs on (0, the boot CPU, unless set): it waits in that CPU's
+    /// run queue.
+    pub affinity: u8,
     /// Previous thread in the queue the thread is in.
     pub previous: ThreadRef,
     /// Next thread in the queue the thread is in.
@@ -129,6 +132,7 @@ impl Tcb {
             state: ThreadState::Inactive,
             priority: 0,
             queued: false,
+            affinity: 0,
             previous: 0,
             next: 0,
             number,

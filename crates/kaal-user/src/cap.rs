@@ -369,6 +369,15 @@ impl Cap<Tcb> {
         .map(|_| ())
     }
 
+    /// Makes the thread run on CPU `cpu` (0 is the boot CPU; the boot info's
+    /// `system().cpus_online` says how many there are). A ready thread moves at once, a
+    /// running one at its CPU's next scheduling pass. A CPU that is not online is
+    /// [`Error::InvalidArgument`]; a kernel before ABI 1.1 answers
+    /// [`Error::UnknownSyscall`].
+    pub fn set_affinity(&self, cpu: usize) -> Result<(), Error> {
+        call(Syscall::TcbSetAffinity, [self.slot, cpu as u64, 0, 0, 0, 0]).map(|_| ())
+    }
+
     /// Reads the thread's registers.
     pub fn read_registers(&self) -> Result<kaal_abi::UserRegisters, Error> {
         let mut registers = kaal_abi::UserRegisters::default();

@@ -118,6 +118,75 @@ pub fn spawn_configured(
     fault_endpoint: u64,
     ipc_buffer: Option<(Cap<crate::cap::Frame4K>, u64)>,
 ) -> Result<Thread, Error> {
+    Builder {
+        priority,
+        fault_endpoint,
+        ipc_buffer,
+        cpu: None,
+    }
+    .spawn(main, arg)
+}
+
+/// How to start a thread: priority, CPU, fault endpoint and IPC buffer, for the cases
+/// [`spawn`] and its variants do not cover.
+///
+/// ```ignore
+/// // A worker on CPU 1 at priority 100.
+/// let worker = kaal_user::thread::Builder::new(100).cpu(1).spawn(work, 0)?;
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Builder {
+    priority: u8,
+    fault_endpoint: u64,
+    ipc_buffer: Option<(Cap<crate::cap::Frame4K>, u64)>,
+    cpu: Option<usize>,
+}
+
+impl Builder {
+    /// A thread at `priority` (at most the caller's), on CPU 0, with no fault endpoint
+    /// and no IPC buffer.
+    pub fn new(priority: u8) -> Self {
+        Self {
+            priority,
+            fault_endpoint: 0,
+            ipc_buffer: None,
+            cpu: None,
+        }
+    }
+
+    /// Runs the thread on CPU `cpu` (see [`Cap::<Tcb>::set_affinity`]); set before it
+    /// first runs.
+    pub fn cpu(mut self, cpu: usize) -> Self {
+        self.cpu = Some(cpu);
+        self
+    }
+
+    /// Its faults become calls on the endpoint at this capability pointer (see
+    /// [`spawn_with_fault_handler`]).
+    pub fn fault_endpoint(mut self, pointer: u64) -> Self {
+        self.fault_endpoint = pointer;
+        self
+    }
+
+    /// An IPC buffer: a frame and where it is mapped in this address space.
+    pub fn ipc_buffer(mut self, frame: Cap<crate::cap::Frame4K>, vaddr: u64) -> Self {
+        self.ipc_buffer = Some((frame, vaddr));
+        self
+    }
+
+    /// Starts `main(arg)` on the new thread; its return value becomes its exit code.
+    pub fn spawn(self, main: fn(usize) -> u64, arg: usize) -> Result<Thread, Error> {
+        spawn_thread(self, main, arg)
+    }
+}
+
+fn spawn_thread(options: Builder, main: fn(usize) -> u64, arg: usize) -> Result<Thread, Error> {
+    let Builder {
+        priority,
+        fault_endpoint,
+        ipc_buffer,
+        cpu,
+    } = options;
     let memory = THREAD_MEMORY.load(Ordering::Relaxed);
     if memory == 0 {
         return Err(Error::NotSupported);
@@ -138,6 +207,9 @@ pub fn spawn_configured(
             fault_endpoint,
         )?;
         tcb.set_priority(priority)?;
+        if let Some(cpu) = cpu {
+            tcb.set_affinity(cpu)?;
+        }
         let start = Box::into_raw(Box::new(Start { main, arg })) as u64;
         let mut registers = UserRegisters {
             sp: top as u64,

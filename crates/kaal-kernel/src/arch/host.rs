@@ -46,6 +46,10 @@ pub struct Machine {
     /// How many more looks for a pending interrupt answer "yes" (a test's way to stop a
     /// long operation at its preemption points).
     pub forced_preemptions: u32,
+    /// CPUs the kernel interrupted (`smp::poke`), in order.
+    pub pokes: Vec<usize>,
+    /// Requests the kernel made of other CPUs (`smp::request`): the CPU and the bits.
+    pub requests: Vec<(usize, u32)>,
 }
 
 std::thread_local! {
@@ -135,6 +139,9 @@ pub mod gic {
 
     /// First interrupt id that means "none pending".
     pub const SPURIOUS_START: u32 = 1020;
+
+    /// The SGI one CPU sends another, as on the hardware.
+    pub const IPI_SGI: u32 = 1;
 
     /// The simulated GIC (its state is the test thread's [`super::Machine`]).
     #[derive(Debug, Default)]

@@ -44,8 +44,11 @@ impl Kernel {
         const SIGNAL: u64 = Syscall::Signal as u64;
         const YIELD: u64 = Syscall::Yield as u64;
         const WAIT: u64 = Syscall::Wait as u64;
-        let number = self.objects.tcb(me).context.x[8];
+        let t = self.objects.tcb(me);
+        let number = t.context.x[8];
+        // (A thread moved to another CPU while it runs goes through the scheduler.)
         if !matches!(number, CALL | REPLY_RECV | SIGNAL | YIELD | WAIT)
+            || t.affinity as usize != self.cpu
             || !self.fast_paths
             || self.teardown_pending()
             || self.revoke_resume.is_some()
@@ -70,16 +73,16 @@ impl Kernel {
     fn fast_yield(&mut self, me: ThreadRef) -> bool {
         let t = self.objects.tcb(me);
         let priority = t.priority;
-        if !t.has_address_space() || self.run_queues.highest_priority() != Some(priority) {
+        if !t.has_address_space() || self.queues[self.cpu].highest_priority() != Some(priority) {
             return false;
         }
-        let next = self.run_queues.first(priority);
+        let next = self.queues[self.cpu].first(priority);
         if !self.objects.tcb(next).has_address_space() {
             // The scheduler stops a thread whose address space went: the general path.
             return false;
         }
         self.requeue_after_call(me, priority);
-        let popped = self.run_queues.pop_highest(&mut self.objects);
+        let popped = self.queues[self.cpu].pop_highest(&mut self.objects);
         debug_assert_eq!(popped, Some((next, priority)));
         self.objects.tcb_mut(next).queued = false;
         self.fast_switch(next);
@@ -238,8 +241,8 @@ impl Kernel {
     fn fast_target_after_dequeue(&self, next: ThreadRef) -> bool {
         let t = self.objects.tcb(next);
         t.has_address_space()
-            && self
-                .run_queues
+            && t.affinity as usize == self.cpu
+            && self.queues[self.cpu]
                 .highest_priority()
                 .is_none_or(|p| p < t.priority)
     }

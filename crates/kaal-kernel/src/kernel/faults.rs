@@ -102,6 +102,10 @@ impl Kernel {
                 timer::arm(self.services.tick_period);
                 self.ticks += 1;
                 self.reschedule = true;
+            } else if id == crate::arch::gic::IPI_SGI {
+                // Another CPU made a thread ready here, or asked for something this CPU
+                // has served while it waited for the lock: look at the queue.
+                self.reschedule = true;
             } else if !self.deliver_interrupt(id) {
                 kprintln!("[kaal] unexpected interrupt {id}: disabled");
                 self.services.gic.disable(id);

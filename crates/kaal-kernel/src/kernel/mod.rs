@@ -47,17 +47,48 @@ pub struct Services {
     pub ram: Vec<crate::frame_allocator::PhysRange>,
 }
 
+/// What the kernel keeps for each CPU: the fields of [`Kernel`] of the same names.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct CpuState {
+    pub(crate) current: Option<ThreadRef>,
+    pub(crate) fp_owner: Option<ThreadRef>,
+    pub(crate) active_space: Option<u64>,
+    pub(crate) reschedule: bool,
+    /// The thread this CPU runs was stopped or changed by another CPU while this one
+    /// waited for the lock: the system call it entered with is not carried out (see
+    /// [`Kernel::enter`]).
+    pub(crate) void_entry: Option<VoidEntry>,
+}
+
+/// What becomes of a system call whose thread another CPU changed meanwhile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum VoidEntry {
+    /// The thread issues it again when it next runs (it was stopped or reconfigured).
+    Restart,
+    /// It is dropped: the thread's registers were rewritten, its pc included.
+    Drop,
+}
+
 /// The kernel's state.
 pub struct Kernel {
     /// Every kernel object (threads, endpoints, notifications, CNode slots), reached
     /// only through this store, so the compiler checks that no two mutable references
     /// to one object exist (see [`KernelObjects`]).
     pub(crate) objects: KernelObjects,
-    pub(crate) run_queues: RunQueues,
+    /// One run queue per CPU (a thread waits in the queue of its affinity CPU).
+    pub(crate) queues: alloc::boxed::Box<[RunQueues]>,
+    /// The CPU that holds the lock now, whose state the four fields below are.
+    pub(crate) cpu: usize,
+    /// The thread this CPU runs (or returns to): the one `TPIDR_EL1` names.
     pub(crate) current: Option<ThreadRef>,
+    /// Whose FP/SIMD state this CPU's registers hold (lazy switching).
     fp_owner: Option<ThreadRef>,
+    /// The address space in this CPU's `TTBR0_EL1`.
     active_space: Option<u64>,
     pub(crate) reschedule: bool,
+    /// The same four for every other CPU, while another holds the lock (the entry of
+    /// `cpu` is stale until it leaves: see [`Kernel::enter_cpu`]).
+    cpus: [CpuState; crate::smp::MAX_CPUS],
     pub(crate) result_written: bool,
     pub(crate) services: Services,
     ticks: u64,
@@ -164,11 +195,13 @@ impl Kernel {
     pub fn new(services: Services, objects: KernelObjects) -> Self {
         Self {
             objects,
-            run_queues: RunQueues::new(),
+            queues: (0..crate::smp::MAX_CPUS).map(|_| RunQueues::new()).collect(),
+            cpu: 0,
             current: None,
             fp_owner: None,
             active_space: None,
             reschedule: false,
+            cpus: [CpuState::default(); crate::smp::MAX_CPUS],
             result_written: false,
             services,
             ticks: 0,
@@ -392,6 +425,7 @@ impl Kernel {
             Syscall::PageTableMap => self.page_table_map(&cspace, args),
             Syscall::FrameMap => self.frame_map(&cspace, args),
             Syscall::FrameUnmap => self.frame_unmap(&cspace, args[0]),
+            Syscall::TcbSetAffinity => self.tcb_set_affinity(&cspace, args[0], args[1]),
             Syscall::TcbStatus => {
                 let thread = self.lookup_tcb(&cspace, args[0], Rights::READ)?;
                 let t = self.objects.tcb_mut(thread);
@@ -485,12 +519,20 @@ pub fn install(kernel: Kernel) {
     *KERNEL.lock() = Some(kernel);
 }
 
-/// Runs `f` on the kernel state.
+/// Runs `f` on the kernel state, on behalf of the CPU this runs on. While another CPU
+/// holds the lock, this one serves that CPU's requests (see [`crate::smp`]).
 pub fn with_kernel<R>(f: impl FnOnce(&mut Kernel) -> R) -> R {
-    f(KERNEL
-        .lock()
-        .as_mut()
-        .expect("kernel state installed at boot"))
+    let me = crate::smp::this_cpu();
+    let mut guard = loop {
+        if let Some(guard) = KERNEL.try_lock() {
+            break guard;
+        }
+        crate::smp::serve(me);
+        core::hint::spin_loop();
+    };
+    let kernel = guard.as_mut().expect("kernel state installed at boot");
+    kernel.enter_cpu(me);
+    f(kernel)
 }
 
 /// Handles an entry from user space and chooses the thread to return to. Returns when
@@ -556,6 +598,7 @@ pub fn on_user_fiq() {
     });
 }
 
+mod cpus;
 mod fastpath;
 mod faults;
 mod scheduling;

@@ -36,9 +36,8 @@ impl Kernel {
             t.state = ThreadState::Ready;
             t.queued = true;
             let priority = t.priority;
-            self.run_queues
-                .push_back(&mut self.objects, thread, priority);
-            if let Some(current) = self.current
+            if self.enqueue(thread, false)
+                && let Some(current) = self.current
                 && priority > self.objects.tcb(current).priority
             {
                 self.reschedule = true;
@@ -51,8 +50,8 @@ impl Kernel {
         let t = self.objects.tcb_mut(thread);
         if t.queued && t.state == ThreadState::Ready {
             t.queued = false;
-            let priority = t.priority;
-            self.run_queues.remove(&mut self.objects, thread, priority);
+            let (cpu, priority) = (t.affinity as usize, t.priority);
+            self.queues[cpu].remove(&mut self.objects, thread, priority);
         }
     }
 
@@ -86,6 +85,10 @@ impl Kernel {
         t.in_fault = false;
         if self.current == Some(thread) {
             self.reschedule = true;
+        } else {
+            // Running on another CPU: out of user mode before this returns; a call it
+            // made meanwhile is issued again if it is resumed.
+            self.stall(thread, Some(VoidEntry::Restart));
         }
     }
 
@@ -102,24 +105,23 @@ impl Kernel {
             let t = self.objects.tcb_mut(current);
             if t.state == ThreadState::Running {
                 let priority = t.priority;
-                let higher_ready = self
-                    .run_queues
-                    .highest_priority()
-                    .is_some_and(|p| p > priority);
-                let same_ready = self
-                    .run_queues
-                    .highest_priority()
-                    .is_some_and(|p| p >= priority);
-                if self.reschedule && same_ready {
+                let highest = self.queues[self.cpu].highest_priority();
+                let higher_ready = highest.is_some_and(|p| p > priority);
+                let same_ready = highest.is_some_and(|p| p >= priority);
+                if t.affinity as usize != self.cpu {
+                    // Moved to another CPU while it ran here: it goes to that CPU's
+                    // queue, which is told.
                     t.state = ThreadState::Ready;
                     t.queued = true;
-                    self.run_queues
-                        .push_back(&mut self.objects, current, priority);
+                    self.enqueue(current, false);
+                } else if self.reschedule && same_ready {
+                    t.state = ThreadState::Ready;
+                    t.queued = true;
+                    self.enqueue(current, false);
                 } else if higher_ready {
                     t.state = ThreadState::Ready;
                     t.queued = true;
-                    self.run_queues
-                        .push_front(&mut self.objects, current, priority);
+                    self.enqueue(current, true);
                 } else {
                     self.reschedule = false;
                     return Some(current);
@@ -128,7 +130,7 @@ impl Kernel {
         }
         self.reschedule = false;
         loop {
-            let (next, _) = self.run_queues.pop_highest(&mut self.objects)?;
+            let (next, _) = self.queues[self.cpu].pop_highest(&mut self.objects)?;
             let t = self.objects.tcb_mut(next);
             t.queued = false;
             // A thread whose address space was deleted cannot run: it stops as above.
@@ -204,8 +206,8 @@ impl Kernel {
         t.set_result(Ok((0, 0)));
         t.state = ThreadState::Ready;
         t.queued = true;
-        self.run_queues
-            .push_back(&mut self.objects, thread, priority);
+        debug_assert_eq!(t.affinity as usize, self.cpu);
+        self.queues[self.cpu].push_back(&mut self.objects, thread, priority);
     }
 
     /// What both fast paths require: they are on, a thread is current, and `next` (just
@@ -222,8 +224,8 @@ impl Kernel {
             && !t.state.has_ended()
             && !matches!(t.state, ThreadState::Inactive | ThreadState::Running)
             && t.has_address_space()
-            && self
-                .run_queues
+            && t.affinity as usize == self.cpu
+            && self.queues[self.cpu]
                 .highest_priority()
                 .is_none_or(|p| p < t.priority);
         runnable.then_some((current, t.priority))
@@ -261,6 +263,9 @@ impl Kernel {
     /// Handles an entry from user space; returns whether the current thread runs on
     /// without a pass through the scheduler.
     pub(crate) fn enter(&mut self, entry: UserEntry) -> bool {
+        if self.cpus[self.cpu].void_entry.is_some() && self.void_entry(entry) {
+            return false;
+        }
         let fast = if matches!(entry, UserEntry::Syscall) {
             self.fast_syscall()
         } else {
@@ -283,11 +288,34 @@ impl Kernel {
                 && space.object_type == ObjectType::AddressSpace
                 && self.active_space == Some(space.object)
                 && !self.reschedule
-                && self
-                    .run_queues
+                && t.affinity as usize == self.cpu
+                && self.queues[self.cpu]
                     .highest_priority()
                     .is_none_or(|p| p <= t.priority)
         })
+    }
+
+    /// Another CPU stopped, rewrote or destroyed this CPU's thread while this CPU
+    /// waited for the lock with `entry` from it ([`CpuState::void_entry`]): an
+    /// interrupt is still taken, but a system call is not carried out (issued again when
+    /// the thread next runs, unless its registers were rewritten), and a fault or FP
+    /// trap recurs when the thread next runs its instruction. Returns whether the entry
+    /// is void.
+    #[cold]
+    fn void_entry(&mut self, entry: UserEntry) -> bool {
+        let Some(void) = self.cpus[self.cpu].void_entry.take() else {
+            return false;
+        };
+        match entry {
+            UserEntry::Interrupt => false,
+            UserEntry::Syscall => {
+                if void == VoidEntry::Restart && self.current.is_some() {
+                    self.restart_syscall();
+                }
+                true
+            }
+            UserEntry::Fault { .. } | UserEntry::FpAccess => true,
+        }
     }
 
     /// Chooses the next thread and installs it, if one is ready.

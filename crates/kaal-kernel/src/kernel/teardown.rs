@@ -189,6 +189,9 @@ impl Kernel {
         match cap.object_type {
             ObjectType::Tcb => {
                 let thread = cap.object;
+                // Out of user mode on whichever CPU runs it, before its memory can be
+                // reused (that CPU's entry wrote its registers into the TCB).
+                self.stall(thread, Some(VoidEntry::Drop));
                 self.stop(thread, ThreadState::Inactive);
                 if self.current == Some(thread) {
                     self.current = None;
@@ -196,6 +199,7 @@ impl Kernel {
                 if self.fp_owner == Some(thread) {
                     self.fp_owner = None;
                 }
+                self.forget_thread(thread);
                 self.unbind_notification(thread);
                 for index in [CSPACE_SLOT, VSPACE_SLOT, IPC_BUFFER_SLOT] {
                     if let Ok(outcome) =
@@ -215,6 +219,7 @@ impl Kernel {
                     unsafe { install_user_table(self.services.empty_user_table, 0) };
                     self.active_space = None;
                 }
+                self.drop_space_elsewhere(cap.object);
                 // The ASID goes back to the pool without a single translation tagged
                 // with it, so the next space that gets it starts clean.
                 let asid = cap.extra as u16;

@@ -67,6 +67,9 @@ impl Kernel {
             fault_endpoint,
         ] = args;
         let thread = self.lookup_tcb(cspace, tcb_pointer, Rights::WRITE)?;
+        // A thread another CPU runs is brought into the kernel first; a call it made
+        // meanwhile is issued again, under its new configuration.
+        self.stall(thread, Some(VoidEntry::Restart));
         let slot = |pointer| crate::objects::resolve(cspace, pointer);
         let sources = [
             (CSPACE_SLOT, slot(cnode)?, ObjectType::CNode),
@@ -140,6 +143,8 @@ impl Kernel {
         buffer: u64,
     ) -> SyscallResult {
         let thread = self.lookup_tcb(cspace, pointer, Rights::READ)?;
+        // Registers of a thread another CPU runs are read once it has saved them.
+        self.stall(thread, None);
         let t = self.objects.tcb_mut(thread);
         let registers = UserRegisters {
             x: t.context.x,
@@ -162,6 +167,9 @@ impl Kernel {
         }
         let mut registers = UserRegisters::default();
         self.copy_from_user(buffer, registers.as_mut_bytes())?;
+        // A thread another CPU runs is brought into the kernel first; a call it made
+        // meanwhile is dropped (its pc is the new one).
+        self.stall(thread, Some(VoidEntry::Drop));
         let t = self.objects.tcb_mut(thread);
         t.context.x = registers.x;
         t.context.sp = registers.sp;

@@ -30,7 +30,7 @@ pub const KERNEL_STACK_BYTES: usize = 64 * 1024;
 /// Size of the exception stack, on which fatal EL1 exceptions are reported.
 pub const EXCEPTION_STACK_BYTES: usize = 16 * 1024;
 /// Size of each guard page.
-const GUARD_BYTES: usize = 4096;
+pub(crate) const GUARD_BYTES: usize = 4096;
 
 unsafe extern "C" {
     static __kernel_stack_guard: u8;

@@ -157,10 +157,20 @@ kaal_user_serror_entry:
     bl      kaal_user_serror
     b       kaal_return_to_user
 
+// Resets this CPU's kernel stack (the boot CPU's `__boot_stack_top`, CPU n's below its
+// exception stack in the n-th stride of `__secondary_stacks`) and returns to the thread.
 .global kaal_enter_user
 kaal_enter_user:
-    ldr     x0, =__boot_stack_top
-    mov     sp, x0
+    mrs     x1, contextidr_el1
+    cbz     x1, 1f
+    ldr     x0, ={secondary_stride}
+    mul     x1, x1, x0
+    ldr     x0, =__secondary_stacks
+    add     x0, x0, x1
+    sub     x0, x0, #{exception_part}
+    b       2f
+1:  ldr     x0, =__boot_stack_top
+2:  mov     sp, x0
 .global kaal_return_to_user
 kaal_return_to_user:
     mrs     x0, tpidr_el1
@@ -295,6 +305,7 @@ kaal_unexpected_entry:
 "#,
     thread_id = const kaal_abi::Syscall::ThreadId as u64,
     secondary_stride = const super::boot::SECONDARY_STRIDE,
+    exception_part = const super::boot::GUARD_BYTES + super::boot::EXCEPTION_STACK_BYTES,
     tcb_number = const TCB_NUMBER_OFFSET,
 );
 

@@ -38,6 +38,8 @@
 //!   preemption point (its threads share the CPU with the timer's round robin).
 //! * [`GENERAL_SYSCALLS`]: returns how many system calls the general entry has taken
 //!   (hook calls not counted), so a suite can tell which path a call took.
+//! * [`CURRENT_CPU`]: returns the number of the CPU the caller runs on (0 is the boot
+//!   CPU), so a suite can tell where the kernel placed its threads.
 //! * [`QUERY`]: returns a bit mask of the hooks possible here (bit `n`: hook `n`).
 
 use super::context::UserContext;
@@ -69,6 +71,9 @@ pub const FORCED_LEFT: u64 = 6;
 
 /// Hook 7: how many system calls the general entry has taken.
 pub const GENERAL_SYSCALLS: u64 = 7;
+
+/// Hook 8: the caller's CPU.
+pub const CURRENT_CPU: u64 = 8;
 
 /// System calls through the general entry ([`GENERAL_SYSCALLS`]).
 static GENERAL_SYSCALL_COUNT: AtomicU64 = AtomicU64::new(0);
@@ -175,7 +180,8 @@ pub unsafe fn handle(context: *mut UserContext, esr: u64) -> bool {
                 | (1 << FORCE_PREEMPTION)
                 | (1 << SET_FAST_PATHS)
                 | (1 << FORCED_LEFT)
-                | (1 << GENERAL_SYSCALLS);
+                | (1 << GENERAL_SYSCALLS)
+                | (1 << CURRENT_CPU);
             if BOOT_EL.load(Ordering::Relaxed) == 2 {
                 possible |= 1 << PEND_SERROR;
             }
@@ -191,6 +197,7 @@ pub unsafe fn handle(context: *mut UserContext, esr: u64) -> bool {
         }
         FORCED_LEFT => FORCED_PREEMPTIONS.load(Ordering::Relaxed),
         GENERAL_SYSCALLS => GENERAL_SYSCALL_COUNT.load(Ordering::Relaxed),
+        CURRENT_CPU => crate::smp::this_cpu() as u64,
         SET_FAST_PATHS => {
             // SAFETY: as above.
             crate::kernel::set_fast_paths(unsafe { (*context).x[1] } != 0)
