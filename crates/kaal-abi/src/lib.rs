@@ -880,8 +880,9 @@ mod tests {
         assert_eq!(Syscall::AbiVersion as u64, 43);
         assert_eq!(Syscall::from_number(43), Some(Syscall::AbiVersion));
         assert_eq!(Syscall::from_number(5), None);
-        assert_eq!(Syscall::from_number(44), None);
-        assert_eq!(Syscall::ALL.last(), Some(&Syscall::AbiVersion));
+        assert_eq!(Syscall::TcbSetAffinity as u64, 44);
+        assert_eq!(Syscall::from_number(45), None);
+        assert_eq!(Syscall::ALL.last(), Some(&Syscall::TcbSetAffinity));
         assert!(
             Syscall::ALL
                 .windows(2)

@@ -20,8 +20,9 @@ pub use crate::platform::MAX_CPUS;
 /// The CPUs that run the kernel and answer interrupts: bit `n` for CPU `n`.
 static ONLINE: AtomicU64 = AtomicU64::new(1);
 
-/// What [`crate::arch::gic::Gic::send_sgi`] needs to reach each CPU, published by the
-/// CPU itself when it starts.
+/// What `Gic::send_sgi` needs to reach each CPU, published by the CPU itself when it
+/// starts.
+#[cfg_attr(not(target_os = "none"), allow(dead_code))]
 pub(crate) static SGI_TARGETS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 
 /// The all-invalid user table a CPU installs when asked to drop an address space.
@@ -57,6 +58,7 @@ pub fn is_online(cpu: usize) -> bool {
 }
 
 /// Records the CPUs that came up (boot) and the empty user table.
+#[cfg_attr(not(target_os = "none"), allow(dead_code))]
 pub(crate) fn set_online(mask: u64, empty_user_table: u64) {
     EMPTY_USER_TABLE.store(empty_user_table, Ordering::Relaxed);
     ONLINE.store(mask | 1, Ordering::Release);

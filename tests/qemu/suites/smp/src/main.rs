@@ -102,6 +102,24 @@ fn spinner(slot: usize) -> u64 {
     0
 }
 
+/// Set by the suspending thread as soon as `tcb_suspend` returns, cleared before it
+/// resumes the thread.
+static SUSPENDED: AtomicBool = AtomicBool::new(false);
+/// Iterations a thread ran while `SUSPENDED` said it was suspended.
+static RAN_SUSPENDED: AtomicU64 = AtomicU64::new(0);
+
+/// [`spinner`] that also counts iterations it runs while [`SUSPENDED`] is set: a thread
+/// that runs after `tcb_suspend` returned.
+fn watched_spinner(slot: usize) -> u64 {
+    while !STOP.load(Ordering::Acquire) {
+        if SUSPENDED.load(Ordering::Acquire) {
+            RAN_SUSPENDED.fetch_add(1, Ordering::Relaxed);
+        }
+        PROGRESS[slot].fetch_add(1, Ordering::Relaxed);
+    }
+    0
+}
+
 fn progress(slot: usize) -> u64 {
     PROGRESS[slot].load(Ordering::Relaxed)
 }
@@ -244,7 +262,8 @@ fn page_reader(_: usize) -> u64 {
         if before % 2 == 1 && after == before {
             STALE.fetch_add(1, Ordering::Relaxed);
         }
-        READS.fetch_add(1 + (value & 0), Ordering::Release);
+        core::hint::black_box(value);
+        READS.fetch_add(1, Ordering::Release);
     }
 }
 
@@ -317,8 +336,8 @@ fn main(boot: &BootInfo<'_>) -> i32 {
     suite.run("every_cpu_runs_a_thread_at_once", || {
         STOP.store(false, Ordering::Release);
         let mut workers = alloc::vec::Vec::new();
-        for cpu in 1..cpus {
-            PROGRESS[cpu].store(0, Ordering::Relaxed);
+        for (cpu, counter) in PROGRESS.iter().enumerate().take(cpus).skip(1) {
+            counter.store(0, Ordering::Relaxed);
             workers.push(
                 Builder::new(PRIORITY)
                     .cpu(cpu)
@@ -398,13 +417,16 @@ fn main(boot: &BootInfo<'_>) -> i32 {
     suite.run("a_thread_another_cpu_runs_is_suspended_read_and_resumed", || {
         STOP.store(false, Ordering::Release);
         PROGRESS[1].store(0, Ordering::Relaxed);
+        SUSPENDED.store(false, Ordering::Release);
+        RAN_SUSPENDED.store(0, Ordering::Relaxed);
         let worker = Builder::new(PRIORITY)
             .cpu(1)
-            .spawn(spinner, 1)
+            .spawn(watched_spinner, 1)
             .map_err(err)?;
         check!(spin_until(10, || progress(1) > 10_000), "it never ran");
-        for round in 0..20 {
+        for round in 0..100 {
             worker.tcb().suspend().map_err(err)?;
+            SUSPENDED.store(true, Ordering::Release);
             let stopped_at = progress(1);
             for _ in 0..200_000 {
                 core::hint::spin_loop();
@@ -414,13 +436,16 @@ fn main(boot: &BootInfo<'_>) -> i32 {
                 later == stopped_at,
                 "round {round}: it advanced from {stopped_at} to {later} after suspend returned"
             );
+            let ran = RAN_SUSPENDED.load(Ordering::Relaxed);
+            check!(ran == 0, "round {round}: it ran {ran} iterations after suspend returned");
             let registers = worker.tcb().read_registers().map_err(err)?;
-            let body = spinner as *const () as u64;
+            let body = watched_spinner as *const () as u64;
             check!(
                 registers.pc >= body && registers.pc < body + 4096,
                 "round {round}: pc {:#x}, the loop is at {body:#x}",
                 registers.pc
             );
+            SUSPENDED.store(false, Ordering::Release);
             worker.tcb().resume().map_err(err)?;
             check!(
                 spin_until(10, || progress(1) > later + 10_000),
@@ -434,8 +459,8 @@ fn main(boot: &BootInfo<'_>) -> i32 {
 
     suite.run("a_thread_another_cpu_runs_is_destroyed", || {
         STOP.store(false, Ordering::Release);
-        for cpu in 1..cpus {
-            PROGRESS[cpu].store(0, Ordering::Relaxed);
+        for (cpu, counter) in PROGRESS.iter().enumerate().take(cpus).skip(1) {
+            counter.store(0, Ordering::Relaxed);
             let worker = Builder::new(PRIORITY)
                 .cpu(cpu)
                 .spawn(spinner, cpu)
