@@ -23,6 +23,7 @@
 //!     irqs: vec![],
 //!     services: services::MEMORY,
 //!     arguments: 0,
+//!     core: 0,
 //! };
 //! let system = SystemDescription {
 //!     name: "demo".into(),
@@ -68,7 +69,7 @@
 //! | record    | fields, in order                                                       |
 //! |-----------|------------------------------------------------------------------------|
 //! | system    | name (string)                                                          |
-//! | component | name, image (strings); priority (`u8`); restart kind (`u8`: 0 never, 1 always, 2 at most); reserved (`u16`); restarts (`u32`); window in ms (`u64`); stack, heap, memory quota (`u64` bytes each); services (`u32`); arguments (`u64`); devices (list of strings); IRQs (list of `u32`) |
+//! | component | name, image (strings); priority (`u8`); restart kind (`u8`: 0 never, 1 always, 2 at most); core (`u16`; since 1.2, reserved and 0 before); restarts (`u32`); window in ms (`u64`); stack, heap, memory quota (`u64` bytes each); services (`u32`); arguments (`u64`); devices (list of strings); IRQs (list of `u32`) |
 //! | device    | name, compatible (strings); index (`u32`)                              |
 //! | channel   | name, element (strings); element size, element alignment, capacity (`u32` each); producer, consumer (strings) |
 //! | endpoint  | name, server (strings); clients (list of strings)                      |
@@ -96,7 +97,7 @@ pub const SYSTEM_MAGIC: [u8; 8] = *b"KAALSYS1";
 /// Major version of the encoding. A different major is incompatible.
 pub const SYSTEM_VERSION_MAJOR: u16 = 1;
 /// Minor version of the encoding. A newer minor only appends fields.
-pub const SYSTEM_VERSION_MINOR: u16 = 1;
+pub const SYSTEM_VERSION_MINOR: u16 = 2;
 
 /// Size of the header of version 1.0 (bytes).
 const HEADER_SIZE: usize = 24;
@@ -170,6 +171,10 @@ pub struct ComponentSpec {
     pub services: u32,
     /// Value passed to the component in `x0` at start.
     pub arguments: u64,
+    /// The CPU its thread runs on (0, the boot CPU, by default). The broker places the
+    /// thread there when it starts it; on a machine with fewer CPUs it stays on CPU 0,
+    /// and the broker says so. Since format 1.2 (older root tasks ignore it).
+    pub core: u16,
 }
 
 /// What the root task does when a component exits or faults.
@@ -665,7 +670,7 @@ fn encode_component(w: &mut Writer, c: &ComponentSpec) {
         } => (RESTART_AT_MOST, restarts, window_ms),
     };
     w.u8(kind);
-    w.u16(0);
+    w.u16(c.core);
     w.u32(restarts);
     w.u64(window_ms);
     w.u64(c.stack_bytes);
@@ -685,7 +690,7 @@ fn decode_component(r: &mut Reader<'_>, lenient: bool) -> Result<ComponentSpec, 
     let image = r.string("image")?;
     let priority = r.u8("priority")?;
     let kind = r.u8("restart kind")?;
-    let _reserved = r.u16("reserved")?;
+    let core = r.u16("core")?;
     let restarts = r.u32("restart count")?;
     let window_ms = r.u64("restart window")?;
     let restart = match kind {
@@ -727,6 +732,7 @@ fn decode_component(r: &mut Reader<'_>, lenient: bool) -> Result<ComponentSpec, 
         irqs,
         services,
         arguments,
+        core,
     })
 }
 

@@ -18,6 +18,7 @@ fn component(name: &str) -> ComponentSpec {
         irqs: vec![],
         services: 0,
         arguments: 0,
+        core: 0,
     }
 }
 
@@ -49,6 +50,7 @@ fn sample() -> SystemDescription {
     consumer.restart = RestartPolicy::Always;
     consumer.priority = 254;
     consumer.services = services::SYSTEM_CONTROL;
+    consumer.core = 3;
     let shell = component("shell");
     SystemDescription {
         name: "démo".into(),
@@ -731,6 +733,7 @@ fn description() -> impl Strategy<Value = SystemDescription> {
                                 irqs: vec![],
                                 services,
                                 arguments: args,
+                                core: priority as u16 % 5,
                             }
                         },
                     )

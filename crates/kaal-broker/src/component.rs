@@ -202,7 +202,9 @@ impl Broker {
             vspace: VirtualRanges::new(GRANT_MAPPINGS.start, GRANT_MAPPINGS.end),
         };
         let result = self.grant_all(index, &mut life);
+        let log = self.log;
         let result = result.and_then(|length| {
+            place_on_core(&life.process, &spec, log)?;
             life.process
                 .start_with(STARTUP_VADDR, length as u64, spec.priority)
                 .map_err(BrokerError::from)
@@ -602,5 +604,28 @@ impl Broker {
         life.process.release_slots();
         let _ = self.free_for(owner, life.memory);
         self.devices.release_owner(owner);
+    }
+}
+
+/// Places the component's thread on its `core` before it first runs. A core this machine
+/// does not have leaves it on CPU 0 (said on the console when the broker logs): a system
+/// described for more cores still runs on fewer.
+fn place_on_core(process: &Process, spec: &ComponentSpec, log: bool) -> Result<(), BrokerError> {
+    if spec.core == 0 {
+        return Ok(());
+    }
+    match process.tcb().set_affinity(usize::from(spec.core)) {
+        Ok(()) => Ok(()),
+        Err(Error::InvalidArgument) => {
+            if log {
+                kaal_user::println!(
+                    "[broker] {}: core {} is not online here; it runs on CPU 0",
+                    spec.name,
+                    spec.core
+                );
+            }
+            Ok(())
+        }
+        Err(error) => Err(error.into()),
     }
 }

@@ -32,6 +32,7 @@
 //! services = ["memory", "processes"]   # memory, processes, system-control
 //! types = ["Sample"]       # element types from [types] it uses
 //! arguments = 0            # x0 at start, default 0
+//! core = 1                 # the CPU it runs on, 0..=7 (the kernel runs up to 8), default 0
 //!
 //! [components.consumer]
 //! types = ["Sample"]
@@ -113,6 +114,9 @@ const PRIORITIES: std::ops::RangeInclusive<i128> = 1..=127;
 const IRQS: std::ops::RangeInclusive<i128> = 32..=1019;
 /// Largest channel capacity.
 const MAX_CAPACITY: i128 = 1 << 30;
+/// CPUs a component may be placed on: the kernel runs at most eight. Whether the machine
+/// has that many is known only when it runs (the broker then says so and uses CPU 0).
+const CORES: std::ops::RangeInclusive<i128> = 0..=7;
 const DEFAULT_PRIORITY: u8 = 100;
 const DEFAULT_STACK_BYTES: u64 = 64 * 1024;
 const DEFAULT_HEAP_BYTES: u64 = 1024 * 1024;
@@ -162,6 +166,7 @@ const COMPONENT_KEYS: &[&str] = &[
     "arguments",
     "driver",
     "dma",
+    "core",
 ];
 const RESTART_KEYS: &[&str] = &["at_most", "within_seconds"];
 const CHANNEL_KEYS: &[&str] = &["element", "capacity", "from", "to"];
@@ -1044,6 +1049,10 @@ impl Parser<'_> {
             Some(v) => self.ranged(v, &of("arguments"), 0..=i128::from(u64::MAX))?,
             None => 0,
         };
+        let core = match get(table, "core") {
+            Some(v) => self.ranged(v, &of("core"), CORES)?,
+            None => 0,
+        };
 
         Ok((
             ComponentSpec {
@@ -1063,6 +1072,7 @@ impl Parser<'_> {
                         0
                     },
                 arguments,
+                core,
             },
             quota_span,
         ))

@@ -187,6 +187,28 @@ fn minimal_system_gets_defaults() {
     assert_eq!(solo.memory_quota_bytes, 8 << 20);
     assert_eq!(solo.restart, RestartPolicy::Never);
     assert_eq!(solo.arguments, 0);
+    assert_eq!(solo.core, 0);
+}
+
+#[test]
+fn a_component_is_placed_on_a_core() {
+    let system = parse(Path::new("system.toml"), "[components.a]
+core = 3
+", RAM).unwrap();
+    assert_eq!(system.components[0].core, 3);
+    let decoded = SystemDescription::decode(&system.encode()).unwrap();
+    assert_eq!(decoded.components[0].core, 3);
+    rejects_at(
+        "[components.a]
+core = 8
+",
+        2,
+        Some(8),
+        "`core` of component `a` 8 is out of range 0..=7",
+    );
+    rejects("[components.a]
+core = -1
+", 2, "out of range 0..=7");
 }
 
 #[test]

@@ -48,8 +48,17 @@ static FP_TARGET: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS
 const REQUEST_TIMEOUT_MS: u64 = 2000;
 
 /// The online CPUs: bit `n` for CPU `n`.
+#[cfg(target_os = "none")]
 pub fn online_mask() -> u64 {
     ONLINE.load(Ordering::Acquire)
+}
+
+/// The online CPUs as the host test plays them (`Machine::online_cpus`; CPU 0 alone by
+/// default).
+#[cfg(not(target_os = "none"))]
+pub fn online_mask() -> u64 {
+    let _ = &ONLINE;
+    crate::arch::machine(|m| m.online_cpus) | 1
 }
 
 /// Whether CPU `cpu` runs the kernel.

@@ -50,6 +50,8 @@ pub struct Machine {
     pub pokes: Vec<usize>,
     /// Requests the kernel made of other CPUs (`smp::request`): the CPU and the bits.
     pub requests: Vec<(usize, u32)>,
+    /// The CPUs online as the test plays them (bit `n`: CPU `n`); 0 means just CPU 0.
+    pub online_cpus: u64,
 }
 
 std::thread_local! {

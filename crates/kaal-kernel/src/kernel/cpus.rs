@@ -86,7 +86,10 @@ impl Kernel {
     /// After `thread` was destroyed: no other CPU runs it or holds its FP/SIMD state
     /// (the caller stalled the CPU that ran it first).
     pub(crate) fn forget_thread(&mut self, thread: ThreadRef) {
-        for state in &mut self.cpus {
+        let me = self.cpu;
+        // (This CPU's entry is a stale copy while it holds the lock: its live fields
+        // are the caller's business.)
+        for (_, state) in self.cpus.iter_mut().enumerate().filter(|(cpu, _)| *cpu != me) {
             if state.current == Some(thread) {
                 state.current = None;
                 state.void_entry = Some(VoidEntry::Drop);

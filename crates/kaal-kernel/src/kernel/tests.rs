@@ -1167,3 +1167,184 @@ fn random_calls_and_faults_keep_the_books_balanced() {
     }
     assert!(faults > calls / 50, "too few faults: {faults}");
 }
+
+/// A world whose test plays two CPUs: thread `worker` (TCB in `FREE`) placed on CPU 1
+/// and running there, the root thread running on CPU 0, which holds the lock.
+fn two_cpus() -> (World, ThreadRef) {
+    let mut world = World::new();
+    machine(|m| m.online_cpus = 0b11);
+    let worker = world.spawn(FREE, ROOT_PRIORITY);
+    machine(|m| m.pokes.clear());
+    world
+        .call(Syscall::TcbSetAffinity, &[FREE, 1])
+        .expect("affinity");
+    assert_eq!(world.kernel.objects.tcb(worker).affinity, 1);
+    assert_eq!(machine(|m| m.pokes.clone()), [1], "CPU 1 idles: it is told");
+    // CPU 1 takes the lock and schedules: the worker was waiting in its queue.
+    world.kernel.enter_cpu(1);
+    assert_eq!(world.kernel.current, None);
+    assert_eq!(world.kernel.schedule_once(), Scheduled::Running);
+    assert_eq!(world.kernel.current, Some(worker));
+    world.kernel.enter_cpu(0);
+    assert_eq!(world.kernel.current, Some(world.root), "CPU 0's state came back");
+    (world, worker)
+}
+
+#[test]
+fn a_thread_placed_on_another_cpu_runs_there_and_not_here() {
+    let (mut world, worker) = two_cpus();
+    // CPU 0 yields with nothing else ready for it: the root runs on; the worker is CPU 1's.
+    world.issue(Syscall::Yield as u64, &[]);
+    assert_eq!(world.kernel.current, Some(world.root));
+    assert_eq!(world.state(worker), ThreadState::Running);
+    assert_eq!(world.kernel.running_elsewhere(worker), Some(1));
+}
+
+#[test]
+fn placement_on_a_cpu_that_is_not_online_is_refused() {
+    let mut world = World::new();
+    world.spawn(FREE, ROOT_PRIORITY);
+    for cpu in [1, 7, 8, 255, u64::MAX] {
+        assert_eq!(
+            world.call(Syscall::TcbSetAffinity, &[FREE, cpu]),
+            Err(Error::InvalidArgument),
+            "CPU {cpu}"
+        );
+    }
+    assert_eq!(world.call(Syscall::TcbSetAffinity, &[FREE, 0]), Ok((0, 0)));
+}
+
+#[test]
+fn destroying_a_thread_another_cpu_runs_stalls_that_cpu_and_forgets_the_thread() {
+    let (mut world, worker) = two_cpus();
+    machine(|m| m.requests.clear());
+    world.call(Syscall::CapDelete, &[FREE]).expect("delete");
+    assert!(
+        machine(|m| m.requests.contains(&(1, crate::smp::STALL))),
+        "CPU 1 was not stalled before the TCB went: {:?}",
+        machine(|m| m.requests.clone())
+    );
+    assert_eq!(world.kernel.running_elsewhere(worker), None);
+    // CPU 1 gets the lock with the worker's system call pending: it is not carried out,
+    // and CPU 1 idles.
+    world.kernel.enter_cpu(1);
+    assert_eq!(world.kernel.current, None);
+    assert!(!world.kernel.enter(UserEntry::Syscall));
+    assert_eq!(world.kernel.schedule_once(), Scheduled::Idle);
+}
+
+#[test]
+fn a_call_entered_while_another_cpu_suspended_the_thread_is_issued_again() {
+    let (mut world, worker) = two_cpus();
+    // The worker, on CPU 1, makes a system call; before CPU 1 gets the lock, CPU 0
+    // suspends it.
+    let t = world.kernel.objects.tcb_mut(worker);
+    t.context.x[8] = Syscall::Yield as u64;
+    t.context.pc += 4;
+    let after_svc = t.context.pc;
+    machine(|m| m.requests.clear());
+    world.call(Syscall::TcbSuspend, &[FREE]).expect("suspend");
+    assert_eq!(machine(|m| m.requests.clone()), [(1, crate::smp::STALL)]);
+    assert_eq!(world.state(worker), ThreadState::Inactive);
+    world.kernel.enter_cpu(1);
+    assert!(!world.kernel.enter(UserEntry::Syscall), "the call was carried out");
+    assert_eq!(world.context(worker).pc, after_svc - 4, "not rewound to its svc");
+    assert_eq!(world.kernel.schedule_once(), Scheduled::Idle);
+    // Resumed from CPU 0, it goes back to CPU 1's queue, which is told.
+    world.kernel.enter_cpu(0);
+    machine(|m| m.pokes.clear());
+    world.call(Syscall::TcbResume, &[FREE]).expect("resume");
+    assert_eq!(machine(|m| m.pokes.clone()), [1]);
+    world.kernel.enter_cpu(1);
+    assert_eq!(world.kernel.schedule_once(), Scheduled::Running);
+    assert_eq!(world.kernel.current, Some(worker));
+}
+
+#[test]
+fn registers_written_from_another_cpu_replace_the_pending_call() {
+    let (mut world, worker) = two_cpus();
+    let t = world.kernel.objects.tcb_mut(worker);
+    t.context.x[8] = Syscall::ThreadExit as u64;
+    t.context.pc += 4;
+    // CPU 0 writes the worker's registers (pc 0x40_2000) from a buffer in the root's
+    // memory: the user buffer is simulated RAM the kernel reads through its map.
+    let registers = kaal_abi::UserRegisters {
+        pc: 0x40_2000,
+        sp: 0x70_0000,
+        ..Default::default()
+    };
+    // The buffer: a frame mapped in the root's address space at 0x60_0000.
+    const BUFFER: u64 = 0x60_0000;
+    for slot in [FREE + 1, FREE + 2] {
+        world.retype(ObjectType::PageTable, 0, slot, 1);
+        world
+            .call(
+                Syscall::PageTableMap,
+                &[slot, slots::ROOT_ADDRESS_SPACE, BUFFER],
+            )
+            .expect("page table");
+    }
+    let physical = frame(&mut world, FREE + 3);
+    world
+        .call(
+            Syscall::FrameMap,
+            &[FREE + 3, slots::ROOT_ADDRESS_SPACE, BUFFER, kaal_abi::rights::READ, 0],
+        )
+        .expect("map the buffer");
+    // SAFETY: the frame is simulated RAM at its physical (host) address, 4 KiB, aligned,
+    // and nothing else uses it.
+    unsafe { (physical as *mut kaal_abi::UserRegisters).write(registers) };
+    world
+        .call(Syscall::TcbWriteRegisters, &[FREE, BUFFER])
+        .expect("write registers");
+    world.kernel.enter_cpu(1);
+    assert!(!world.kernel.enter(UserEntry::Syscall), "the exit was carried out");
+    assert_eq!(world.context(worker).pc, 0x40_2000, "the new pc was rewound");
+    assert_eq!(world.state(worker), ThreadState::Running);
+}
+
+#[test]
+fn a_thread_moving_away_has_its_fp_state_saved_where_it_lives() {
+    let (mut world, worker) = two_cpus();
+    // On CPU 1 the worker uses FP/SIMD: CPU 1's registers hold its state.
+    world.kernel.enter_cpu(1);
+    world.kernel.take_fp();
+    world.kernel.enter_cpu(0);
+    machine(|m| m.requests.clear());
+    world
+        .call(Syscall::TcbSetAffinity, &[FREE, 0])
+        .expect("affinity");
+    let requests = machine(|m| m.requests.clone());
+    assert!(
+        requests.contains(&(1, crate::smp::SAVE_FP)),
+        "CPU 1 was not asked to save the state: {requests:?}"
+    );
+    // CPU 1's scheduler hands the worker over: it lands in CPU 0's queue.
+    world.kernel.enter_cpu(1);
+    assert!(!world.kernel.enter(UserEntry::Interrupt));
+    assert_eq!(world.kernel.schedule_once(), Scheduled::Idle);
+    assert_eq!(world.state(worker), ThreadState::Ready);
+    world.kernel.enter_cpu(0);
+    world.issue(Syscall::Yield as u64, &[]);
+    assert_eq!(world.kernel.current, Some(worker), "CPU 0 runs it now");
+}
+
+#[test]
+fn a_thread_destroyed_after_another_cpu_held_the_lock_voids_no_call_of_this_cpu() {
+    // CPU 0 runs a thread while CPU 1 takes the lock for a moment (an idle tick): CPU 1
+    // keeps a copy of CPU 0's state meanwhile, naming that thread.
+    let mut world = World::new();
+    machine(|m| m.online_cpus = 0b11);
+    let worker = world.spawn(FREE, ROOT_PRIORITY);
+    world.run_until(worker);
+    world.kernel.enter_cpu(1);
+    world.kernel.enter_cpu(0);
+    world.run_until(world.root);
+    // The root destroys the worker, then makes a call: it must be carried out.
+    world.call(Syscall::CapDelete, &[FREE]).expect("delete");
+    assert_eq!(
+        world.call(Syscall::CapIdentify, &[slots::ROOT_CNODE]).map(|(ty, _)| ty),
+        Ok(ObjectType::CNode.raw()),
+        "the root's call after the deletion was dropped"
+    );
+}

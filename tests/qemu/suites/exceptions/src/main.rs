@@ -443,7 +443,7 @@ fn fault_with_x8(_: usize) -> u64 {
 fn hooks_possible() -> Result<u64, alloc::string::String> {
     let possible = hook(QUERY);
     check!(
-        possible & (1 << RAISE_FIQ) != 0 && possible < 0x100,
+        possible & (1 << RAISE_FIQ) != 0 && possible < 0x1_0000,
         "no test hooks (query gave {possible:#x}): is this the test kernel, with kaal.test.hooks=1?"
     );
     Ok(possible)
