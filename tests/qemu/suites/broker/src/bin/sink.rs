@@ -1,7 +1,9 @@
-//! Pops 1,000,000 messages from channel `numbers`, checking order and count.
+//! Pops 1,000,000 messages from channel `numbers`, checking order and count; ends with
+//! 100 + the CPU it ran on (the system places it on core 1; the test kernel's hook
+//! `CURRENT_CPU` says where it is).
 #![no_std]
 #![no_main]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 kaal_user::component!(main);
 
@@ -41,6 +43,24 @@ fn main(_argument: u64) -> i32 {
             expected += 1;
         }
     }
-    kaal_user::println!("[sink] {expected} messages in order");
-    0
+    let cpu = current_cpu();
+    kaal_user::println!("[sink] {expected} messages in order, on CPU {cpu}");
+    100 + cpu as i32
+}
+
+/// Test hook 8 (`svc #0x7e57`, armed by this suite's boot arguments): the caller's CPU.
+#[allow(unsafe_code)]
+fn current_cpu() -> u64 {
+    let cpu: u64;
+    // SAFETY: a system-call trap; the test kernel's hook writes only x0.
+    unsafe {
+        core::arch::asm!(
+            "svc #0x7e57",
+            inout("x0") 8u64 => cpu,
+            in("x8") u64::MAX,
+            clobber_abi("C"),
+            options(nostack),
+        );
+    }
+    cpu
 }
