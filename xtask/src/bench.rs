@@ -239,6 +239,38 @@ fn run_image(
     qemu_args: &[&str],
     disk_mib: Option<u64>,
 ) -> Result<(Figures, Option<KernelSize>)> {
+    run_image_on(ws, package, qemu_args, disk_mib, &Machine::default())
+}
+
+/// How a benchmark image's machine differs from the single-CPU `-icount` default.
+#[derive(Clone, Debug)]
+struct Machine {
+    /// CPUs (`-smp`).
+    cpus: u32,
+    /// Whether time is counted in instructions (`-icount`); otherwise the CPUs run at
+    /// once in real time, and the image reports ratios (`[bench-ratio]` lines).
+    icount: bool,
+    /// Boot arguments.
+    bootargs: &'static str,
+}
+
+impl Default for Machine {
+    fn default() -> Self {
+        Self {
+            cpus: 1,
+            icount: true,
+            bootargs: "",
+        }
+    }
+}
+
+fn run_image_on(
+    ws: &Workspace,
+    package: &str,
+    qemu_args: &[&str],
+    disk_mib: Option<u64>,
+    machine: &Machine,
+) -> Result<(Figures, Option<KernelSize>)> {
     let dir = root()
         .join("tests/qemu/benches")
         .join(package.trim_start_matches("bench-"));
@@ -280,7 +312,10 @@ fn run_image(
         );
         kernel_size = Some(size);
     }
-    let mut config = QemuConfig::default().cpu(Cpu::CortexA53);
+    let mut config = QemuConfig::default().cpu(Cpu::CortexA53).smp(machine.cpus);
+    if !machine.bootargs.is_empty() {
+        config = config.bootarg(machine.bootargs);
+    }
     config.extra_args = qemu_args.iter().map(|a| (*a).to_owned()).collect();
     if let Some(mib) = disk_mib {
         let dir = ws.root().join("target/qemu-disks");
@@ -295,12 +330,14 @@ fn run_image(
     // clock run for a host-dependent while before the first instruction (the boot figure
     // varied by half a million). Only where every figure is a count of instructions:
     // the disk image's figure includes the host's I/O time on purpose.
-    let icount = if disk_mib.is_some() {
+    let icount = if disk_mib.is_some() || machine.cpus > 1 {
         "shift=0"
     } else {
         "shift=0,sleep=off"
     };
-    command.args(["-icount", icount]);
+    if machine.icount {
+        command.args(["-icount", icount]);
+    }
     let options = RunOptions {
         timeout: std::time::Duration::from_secs(300),
         echo: false,
@@ -320,13 +357,16 @@ fn run_image(
             Some((name.to_owned(), count))
         })
         .collect();
-    // Figures with a note on how they were made are shown whole.
+    // Figures with a note on how they were made are shown whole, and ratios as they are.
     for line in output.stdout.lines().map(str::trim) {
-        if line.starts_with("[bench] ") && line.contains(" instructions (") {
+        if (line.starts_with("[bench] ") && line.contains(" instructions ("))
+            || line.starts_with("[bench-ratio] ")
+        {
             println!("{line}");
         }
     }
-    if results.is_empty() || !output.stdout.contains("[bench] done") {
+    let ratios = output.stdout.contains("[bench-ratio] ");
+    if (results.is_empty() && !ratios) || !output.stdout.contains("[bench] done") {
         eprintln!("{}", output.stdout);
         return Err(format!("the benchmark {package} did not finish").into());
     }
@@ -365,6 +405,22 @@ pub fn run(rest: &[String]) -> Result<ExitCode> {
     // Virtual time per 4 KiB read: guest instructions plus the host's I/O time while the
     // guest waits (varies with the host).
     results.extend(run_image(&ws, "bench-blk", &[], Some(8))?);
+    // Two CPUs: the cross-CPU round trips in instructions, then (in real time, the CPUs
+    // running at once) what the kernel lock costs a CPU while the other makes calls too.
+    if "bench-smp".contains(filter) {
+        let two = Machine {
+            cpus: 2,
+            ..Machine::default()
+        };
+        results.extend(run_image_on(&ws, "bench-smp", &[], None, &two)?.0);
+        let contention = Machine {
+            cpus: 2,
+            icount: false,
+            bootargs: "kaal.bench.mode=contention",
+        };
+        println!("the kernel lock with the other CPU busy (real time, medians of three, ratio to CPU 0 alone):");
+        run_image_on(&ws, "bench-smp", &[], None, &contention)?;
+    }
     println!("guest instructions per operation (qemu virt, cortex-a53, -smp 1, -icount shift=0)");
     println!(
         "{:<40} {:>8} {:>8} {:>8}",

@@ -166,6 +166,9 @@ fn boot(config: &'static Config, dtb_register: u64) -> ! {
     // stub allowed EL1 to use the system-register interface.
     let mut gic = unsafe { Gic::new(gic_registers) };
     gic.enable(platform.virtual_timer_irq);
+    // Other CPUs wake this one (a thread placed here made ready, a request) with an SGI.
+    gic.enable(crate::arch::gic::IPI_SGI);
+    crate::smp::SGI_TARGETS[0].store(gic.this_cpu_target(), Ordering::Relaxed);
     #[cfg(all(feature = "test-hooks", debug_assertions))]
     crate::arch::test_hooks::arm(
         platform.bootargs,
@@ -269,7 +272,7 @@ fn wait_for_bit(flags: &AtomicU64, bit: u64) -> bool {
         if timer::counter() > deadline {
             return false;
         }
-        core::hint::spin_loop();
+        crate::smp::relax();
     }
     true
 }

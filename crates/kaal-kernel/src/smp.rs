@@ -37,6 +37,24 @@ pub(crate) const EMPTY_TABLE: u32 = 1 << 1;
 /// again (their owner moves to another CPU).
 pub(crate) const SAVE_FP: u32 = 1 << 2;
 
+/// Whether each CPU entered the kernel from user mode with a system call (rather than a
+/// fault or an interrupt) for the entry it is handling or waits for the lock with:
+/// written by the CPU before it takes the lock, read by a lock holder that took its
+/// thread over (after the CPU served a `STALL`, which orders the two).
+static ENTERED_WITH_SYSCALL: [core::sync::atomic::AtomicBool; MAX_CPUS] =
+    [const { core::sync::atomic::AtomicBool::new(false) }; MAX_CPUS];
+
+/// Records what `cpu` (this CPU) enters the kernel with from user mode.
+#[inline]
+pub(crate) fn note_entry(cpu: usize, syscall: bool) {
+    ENTERED_WITH_SYSCALL[cpu].store(syscall, Ordering::Relaxed);
+}
+
+/// Whether `cpu`'s pending entry from user mode is a system call ([`note_entry`]).
+pub(crate) fn entered_with_syscall(cpu: usize) -> bool {
+    ENTERED_WITH_SYSCALL[cpu].load(Ordering::Relaxed)
+}
+
 /// Pending requests of each CPU.
 static REQUESTS: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
 /// Where a [`SAVE_FP`] request saves to: the kernel address of an `FpState`.
@@ -89,6 +107,21 @@ pub fn this_cpu() -> usize {
     0
 }
 
+/// A pause in a loop that waits for another CPU: `yield`, the architecture's hint for
+/// it, which also lets an emulator that runs the CPUs in turn (QEMU with `-icount`)
+/// switch to the CPU being waited for; `core::hint::spin_loop` (an `isb` on AArch64)
+/// does not.
+#[inline]
+pub fn relax() {
+    #[cfg(target_os = "none")]
+    // SAFETY: `yield` is a hint: no memory access, no register or flag changed.
+    unsafe {
+        core::arch::asm!("yield", options(nomem, nostack, preserves_flags))
+    };
+    #[cfg(not(target_os = "none"))]
+    core::hint::spin_loop();
+}
+
 /// Interrupts `cpu` (SGI [`crate::arch::gic::IPI_SGI`]): it enters the kernel and looks
 /// at its run queue.
 pub(crate) fn poke(gic: &crate::arch::gic::Gic, cpu: usize) {
@@ -124,7 +157,7 @@ pub(crate) fn request(gic: &crate::arch::gic::Gic, cpu: usize, bits: u32, fp_tar
                 "CPU {cpu} did not answer the kernel's request {bits:#x} within {REQUEST_TIMEOUT_MS} ms"
             );
         }
-        core::hint::spin_loop();
+        relax();
     }
 }
 

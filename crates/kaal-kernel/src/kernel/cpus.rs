@@ -40,18 +40,36 @@ impl Kernel {
     }
 
     /// If another CPU runs `thread`, brings it out of user mode (its registers saved in
-    /// its context) and marks that CPU's pending entry with `void`: after this the
-    /// caller may read or change the thread as if it were not running. Returns the
-    /// CPU.
+    /// its context): after this the caller may read the thread's registers as if it were
+    /// not running. Returns the CPU.
+    ///
+    /// With `void`, the caller also takes the thread over, to change it: that CPU no
+    /// longer runs it (it reschedules, and whatever it entered the kernel with from the
+    /// thread is not carried out there: an interrupt is still taken), a system call the
+    /// thread had entered is issued again (`Restart`) or dropped (`Drop`), and a running
+    /// thread waits, ready, in its CPU's queue. So a thread is never current on one CPU
+    /// while another changes, moves or runs it.
     pub(crate) fn stall(&mut self, thread: ThreadRef, void: Option<VoidEntry>) -> Option<usize> {
         let cpu = self.running_elsewhere(thread)?;
         smp::request(&self.services.gic, cpu, smp::STALL, 0);
-        let entry = &mut self.cpus[cpu].void_entry;
-        // Registers rewritten (`Drop`) must not also be restarted.
-        if void == Some(VoidEntry::Drop) || entry.is_none() {
-            *entry = void.or(*entry);
-        }
         self.cpus[cpu].reschedule = true;
+        let Some(void) = void else {
+            return Some(cpu);
+        };
+        if void == VoidEntry::Restart && smp::entered_with_syscall(cpu) {
+            // Its pc is past the `svc`: back to it, arguments untouched.
+            let context = &mut self.objects.tcb_mut(thread).context;
+            context.pc = context.pc.wrapping_sub(4);
+        }
+        let state = &mut self.cpus[cpu];
+        state.current = None;
+        state.entry_taken = true;
+        let t = self.objects.tcb_mut(thread);
+        if t.state == ThreadState::Running {
+            t.state = ThreadState::Ready;
+            t.queued = true;
+            self.enqueue(thread, false);
+        }
         Some(cpu)
     }
 
@@ -92,7 +110,7 @@ impl Kernel {
         for (_, state) in self.cpus.iter_mut().enumerate().filter(|(cpu, _)| *cpu != me) {
             if state.current == Some(thread) {
                 state.current = None;
-                state.void_entry = Some(VoidEntry::Drop);
+                state.entry_taken = true;
             }
             if state.fp_owner == Some(thread) {
                 state.fp_owner = None;
@@ -142,8 +160,9 @@ impl Kernel {
         if self.objects.tcb(thread).affinity as usize == cpu {
             return Ok((0, 0));
         }
-        // Out of user mode wherever it runs, its FP/SIMD registers in its context.
-        let elsewhere = self.stall(thread, None);
+        // Taken over from the CPU that runs it (a call it entered there is issued again
+        // here), its FP/SIMD registers in its context.
+        self.stall(thread, Some(VoidEntry::Restart));
         self.flush_fp(thread);
         let t = self.objects.tcb(thread);
         let queued = t.queued && t.state == ThreadState::Ready;
@@ -156,9 +175,6 @@ impl Kernel {
         } else if self.current == Some(thread) {
             // It moves when this CPU's scheduler runs, right after this call.
             self.reschedule = true;
-        } else if let Some(other) = elsewhere {
-            // That CPU waits for the lock; its scheduler moves the thread (`choose`).
-            self.cpus[other].reschedule = true;
         }
         Ok((0, 0))
     }

@@ -54,18 +54,21 @@ pub(crate) struct CpuState {
     pub(crate) fp_owner: Option<ThreadRef>,
     pub(crate) active_space: Option<u64>,
     pub(crate) reschedule: bool,
-    /// The thread this CPU runs was stopped or changed by another CPU while this one
-    /// waited for the lock: the system call it entered with is not carried out (see
-    /// [`Kernel::enter`]).
-    pub(crate) void_entry: Option<VoidEntry>,
+    /// Another CPU took this CPU's thread over while this one waited for the lock (see
+    /// [`Kernel::stall`]): the entry this CPU waited with is no longer its business (an
+    /// interrupt is still taken).
+    pub(crate) entry_taken: bool,
 }
 
-/// What becomes of a system call whose thread another CPU changed meanwhile.
+/// What the lock holder does with the system call a thread it takes over from another
+/// CPU may have entered with ([`Kernel::stall`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum VoidEntry {
-    /// The thread issues it again when it next runs (it was stopped or reconfigured).
+    /// The thread issues it again when it next runs (it was stopped, reconfigured or
+    /// moved).
     Restart,
-    /// It is dropped: the thread's registers were rewritten, its pc included.
+    /// It is dropped: the thread's registers were rewritten, its pc included, or the
+    /// thread is being destroyed.
     Drop,
 }
 
@@ -82,7 +85,7 @@ pub struct Kernel {
     /// The thread this CPU runs (or returns to): the one `TPIDR_EL1` names.
     pub(crate) current: Option<ThreadRef>,
     /// Whose FP/SIMD state this CPU's registers hold (lazy switching).
-    fp_owner: Option<ThreadRef>,
+    pub(crate) fp_owner: Option<ThreadRef>,
     /// The address space in this CPU's `TTBR0_EL1`.
     active_space: Option<u64>,
     pub(crate) reschedule: bool,
@@ -528,7 +531,7 @@ pub fn with_kernel<R>(f: impl FnOnce(&mut Kernel) -> R) -> R {
             break guard;
         }
         crate::smp::serve(me);
-        core::hint::spin_loop();
+        crate::smp::relax();
     };
     let kernel = guard.as_mut().expect("kernel state installed at boot");
     kernel.enter_cpu(me);
@@ -538,6 +541,9 @@ pub fn with_kernel<R>(f: impl FnOnce(&mut Kernel) -> R) -> R {
 /// Handles an entry from user space and chooses the thread to return to. Returns when
 /// `TPIDR_EL1` names a runnable thread; idles (with interrupts enabled) until then.
 pub fn on_user_entry(entry: UserEntry) {
+    // What this CPU waits for the lock with, for a CPU that takes its thread over
+    // meanwhile (`Kernel::stall`).
+    crate::smp::note_entry(crate::smp::this_cpu(), matches!(entry, UserEntry::Syscall));
     // The scheduler's first pass runs under the same hold of the lock as the entry: a
     // call that blocks or yields switches threads without leaving and re-taking it.
     let scheduled = with_kernel(|kernel| {
@@ -582,6 +588,7 @@ pub fn on_idle_interrupt() {
 /// GICv3, and IRQs on GICv2), so one is a stray: FIQ signalling is turned off at the GIC
 /// ([`Gic::quiesce_fiq`]), the FIQ is reported, and the interrupted thread goes on.
 pub fn on_user_fiq() {
+    crate::smp::note_entry(crate::smp::this_cpu(), false);
     with_kernel(|kernel| {
         let number = match kernel.current {
             Some(_) => kernel.current_thread().number,
@@ -596,6 +603,9 @@ pub fn on_user_fiq() {
             ),
         }
     });
+    // Back to user mode through the scheduler: another CPU may have taken this CPU's
+    // thread over while it waited for the lock.
+    on_user_entry(UserEntry::Interrupt);
 }
 
 mod cpus;

@@ -207,7 +207,8 @@ impl Kernel {
         t.state = ThreadState::Ready;
         t.queued = true;
         debug_assert_eq!(t.affinity as usize, self.cpu);
-        self.queues[self.cpu].push_back(&mut self.objects, thread, priority);
+        debug_assert_eq!(t.priority, priority);
+        self.enqueue(thread, false);
     }
 
     /// What both fast paths require: they are on, a thread is current, and `next` (just
@@ -219,6 +220,10 @@ impl Kernel {
             return None;
         }
         let current = self.current?;
+        if self.objects.tcb(current).affinity as usize != self.cpu {
+            // Moving to another CPU: the scheduler's pass moves it.
+            return None;
+        }
         let t = self.objects.tcb(next);
         let runnable = !t.queued
             && !t.state.has_ended()
@@ -263,7 +268,7 @@ impl Kernel {
     /// Handles an entry from user space; returns whether the current thread runs on
     /// without a pass through the scheduler.
     pub(crate) fn enter(&mut self, entry: UserEntry) -> bool {
-        if self.cpus[self.cpu].void_entry.is_some() && self.void_entry(entry) {
+        if self.cpus[self.cpu].entry_taken && self.entry_taken(entry) {
             return false;
         }
         let fast = if matches!(entry, UserEntry::Syscall) {
@@ -295,27 +300,15 @@ impl Kernel {
         })
     }
 
-    /// Another CPU stopped, rewrote or destroyed this CPU's thread while this CPU
-    /// waited for the lock with `entry` from it ([`CpuState::void_entry`]): an
-    /// interrupt is still taken, but a system call is not carried out (issued again when
-    /// the thread next runs, unless its registers were rewritten), and a fault or FP
-    /// trap recurs when the thread next runs its instruction. Returns whether the entry
-    /// is void.
+    /// Another CPU took this CPU's thread over while this CPU waited for the lock with
+    /// `entry` from it ([`Kernel::stall`]; that CPU dealt with a system call it had
+    /// entered): an interrupt is still taken, anything else is not this CPU's to carry
+    /// out. Returns whether the entry is void.
     #[cold]
-    fn void_entry(&mut self, entry: UserEntry) -> bool {
-        let Some(void) = self.cpus[self.cpu].void_entry.take() else {
-            return false;
-        };
-        match entry {
-            UserEntry::Interrupt => false,
-            UserEntry::Syscall => {
-                if void == VoidEntry::Restart && self.current.is_some() {
-                    self.restart_syscall();
-                }
-                true
-            }
-            UserEntry::Fault { .. } | UserEntry::FpAccess => true,
-        }
+    fn entry_taken(&mut self, entry: UserEntry) -> bool {
+        self.cpus[self.cpu].entry_taken = false;
+        debug_assert!(self.current.is_none());
+        !matches!(entry, UserEntry::Interrupt)
     }
 
     /// Chooses the next thread and installs it, if one is ready.

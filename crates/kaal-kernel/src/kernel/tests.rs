@@ -1242,6 +1242,7 @@ fn a_call_entered_while_another_cpu_suspended_the_thread_is_issued_again() {
     t.context.x[8] = Syscall::Yield as u64;
     t.context.pc += 4;
     let after_svc = t.context.pc;
+    crate::smp::note_entry(1, true);
     machine(|m| m.requests.clear());
     world.call(Syscall::TcbSuspend, &[FREE]).expect("suspend");
     assert_eq!(machine(|m| m.requests.clone()), [(1, crate::smp::STALL)]);
@@ -1266,6 +1267,7 @@ fn registers_written_from_another_cpu_replace_the_pending_call() {
     let t = world.kernel.objects.tcb_mut(worker);
     t.context.x[8] = Syscall::ThreadExit as u64;
     t.context.pc += 4;
+    crate::smp::note_entry(1, true);
     // CPU 0 writes the worker's registers (pc 0x40_2000) from a buffer in the root's
     // memory: the user buffer is simulated RAM the kernel reads through its map.
     let registers = kaal_abi::UserRegisters {
@@ -1297,10 +1299,15 @@ fn registers_written_from_another_cpu_replace_the_pending_call() {
     world
         .call(Syscall::TcbWriteRegisters, &[FREE, BUFFER])
         .expect("write registers");
+    assert_eq!(world.context(worker).pc, 0x40_2000, "the new pc was rewound");
+    // CPU 0 took the worker over: CPU 1 drops its pending exit and runs it again from
+    // its queue, from the new pc.
+    assert_eq!(world.state(worker), ThreadState::Ready);
     world.kernel.enter_cpu(1);
     assert!(!world.kernel.enter(UserEntry::Syscall), "the exit was carried out");
-    assert_eq!(world.context(worker).pc, 0x40_2000, "the new pc was rewound");
-    assert_eq!(world.state(worker), ThreadState::Running);
+    assert_eq!(world.kernel.schedule_once(), Scheduled::Running);
+    assert_eq!(world.kernel.current, Some(worker));
+    assert_eq!(world.context(worker).pc, 0x40_2000);
 }
 
 #[test]
@@ -1347,4 +1354,87 @@ fn a_thread_destroyed_after_another_cpu_held_the_lock_voids_no_call_of_this_cpu(
         Ok(ObjectType::CNode.raw()),
         "the root's call after the deletion was dropped"
     );
+}
+
+/// Whether `thread` is linked into any CPU's run queue at its priority.
+fn in_queues(world: &World, thread: ThreadRef) -> Vec<usize> {
+    let priority = world.kernel.objects.tcb(thread).priority;
+    (0..crate::smp::MAX_CPUS)
+        .filter(|&cpu| {
+            let mut next = world.kernel.queues[cpu].first(priority);
+            while next != 0 {
+                if next == thread {
+                    return true;
+                }
+                next = world.kernel.objects.tcb(next).next;
+            }
+            false
+        })
+        .collect()
+}
+
+#[test]
+fn a_thread_moved_while_its_cpu_waits_with_its_call_is_taken_over_whole() {
+    let (mut world, worker) = two_cpus();
+    // On CPU 1 the worker enters `yield`; before CPU 1 gets the lock, CPU 0 moves it.
+    let t = world.kernel.objects.tcb_mut(worker);
+    t.context.x[8] = Syscall::Yield as u64;
+    t.context.pc += 4;
+    let after_svc = t.context.pc;
+    crate::smp::note_entry(1, true);
+    world
+        .call(Syscall::TcbSetAffinity, &[FREE, 0])
+        .expect("affinity");
+    assert_eq!(world.context(worker).pc, after_svc - 4, "its call is not issued again");
+    assert_eq!(world.state(worker), ThreadState::Ready);
+    assert_eq!(in_queues(&world, worker), [0], "in CPU 0's queue only");
+    assert_eq!(world.kernel.running_elsewhere(worker), None);
+    // CPU 1 does not carry the call out, and has nothing left to run.
+    world.kernel.enter_cpu(1);
+    assert!(!world.kernel.enter(UserEntry::Syscall));
+    assert_eq!(world.kernel.schedule_once(), Scheduled::Idle);
+    assert_eq!(in_queues(&world, worker), [0]);
+    // CPU 0 runs it.
+    world.kernel.enter_cpu(0);
+    world.issue(Syscall::Yield as u64, &[]);
+    assert_eq!(world.kernel.current, Some(worker));
+    assert!(in_queues(&world, worker).is_empty());
+}
+
+#[test]
+fn a_thread_suspended_moved_and_resumed_runs_on_one_cpu_only() {
+    let (mut world, worker) = two_cpus();
+    let t = world.kernel.objects.tcb_mut(worker);
+    t.context.x[8] = Syscall::Yield as u64;
+    t.context.pc += 4;
+    crate::smp::note_entry(1, true);
+    // CPU 0 wins the lock three times before CPU 1 gets it once.
+    world.call(Syscall::TcbSuspend, &[FREE]).expect("suspend");
+    world
+        .call(Syscall::TcbSetAffinity, &[FREE, 0])
+        .expect("affinity");
+    world.call(Syscall::TcbResume, &[FREE]).expect("resume");
+    world.issue(Syscall::Yield as u64, &[]);
+    assert_eq!(world.kernel.current, Some(worker), "CPU 0 runs it");
+    world.kernel.enter_cpu(1);
+    assert!(!world.kernel.enter(UserEntry::Syscall));
+    assert_eq!(world.kernel.schedule_once(), Scheduled::Idle);
+    assert_eq!(world.state(worker), ThreadState::Running);
+    assert!(in_queues(&world, worker).is_empty(), "a running thread in a run queue");
+    world.kernel.enter_cpu(0);
+    assert_eq!(world.kernel.current, Some(worker));
+}
+
+#[test]
+fn an_fp_trap_pending_on_the_old_cpu_does_not_take_the_moved_threads_fp_state() {
+    let (mut world, worker) = two_cpus();
+    crate::smp::note_entry(1, false);
+    world
+        .call(Syscall::TcbSetAffinity, &[FREE, 0])
+        .expect("affinity");
+    // CPU 1 gets the lock with the worker's FP trap: not handled there.
+    world.kernel.enter_cpu(1);
+    assert!(!world.kernel.enter(UserEntry::FpAccess));
+    assert_eq!(world.kernel.fp_owner, None);
+    assert_eq!(world.kernel.schedule_once(), Scheduled::Idle);
 }

@@ -342,6 +342,9 @@ extern "C" fn kaal_user_sync(context: *mut UserContext) {
             // SAFETY: `context` is the current thread's saved context (`SAVE_USER`).
             #[cfg(all(feature = "test-hooks", debug_assertions))]
             if unsafe { super::test_hooks::handle(context, esr) } {
+                // A hook that took the kernel lock may have served another CPU's request
+                // to take this thread over: back to user mode through the scheduler.
+                kernel::on_user_entry(UserEntry::Interrupt);
                 return;
             }
             #[cfg(all(feature = "test-hooks", debug_assertions))]
@@ -498,8 +501,11 @@ pub unsafe fn enter_user() -> ! {
     unsafe { kaal_enter_user() }
 }
 
-/// Waits for an interrupt with interrupts enabled, then masks them again. Any interrupt
-/// is handled by the kernel IRQ vector before this returns.
+/// Waits for an interrupt, then takes it with interrupts unmasked for a moment and masks
+/// them again: any interrupt is handled by the kernel IRQ vector before this returns.
+/// `wfi` runs with interrupts masked (it still ends when one is pending), so one that
+/// arrived just before (another CPU's wake-up SGI) ends the wait at once instead of
+/// being taken before the `wfi`, which would then sleep until the next tick.
 pub fn wait_with_interrupts_enabled() {
     // SAFETY: unmasking IRQs here is what idle is for; the kernel IRQ path saves and
     // restores every register the compiler may be using. One `asm!` block: the three
@@ -507,8 +513,9 @@ pub fn wait_with_interrupts_enabled() {
     // accessors (its `DAIF` register is a read-modify-write of the whole mask).
     unsafe {
         core::arch::asm!(
-            "msr daifclr, #2",
             "wfi",
+            "msr daifclr, #2",
+            "isb",
             "msr daifset, #2",
             options(nostack)
         );

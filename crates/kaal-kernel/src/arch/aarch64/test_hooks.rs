@@ -170,6 +170,8 @@ pub unsafe fn handle(context: *mut UserContext, esr: u64) -> bool {
     if !ARMED.load(Ordering::Acquire) || esr & 0xffff != HOOK_SVC_IMMEDIATE {
         return false;
     }
+    // A hook is not a system call for a CPU that takes this thread over meanwhile.
+    crate::smp::note_entry(crate::smp::this_cpu(), false);
     // SAFETY: the caller passes the saved context of the thread that made the call; no
     // reference to it is alive during the entry path.
     let hook = unsafe { (*context).x[0] };
