@@ -25,11 +25,16 @@ impl Kernel {
         old.fp_owner = self.fp_owner;
         old.active_space = self.active_space;
         old.reschedule = self.reschedule;
+        old.entry_taken = self.entry_taken;
         let new = self.cpus[me];
         self.current = new.current;
         self.fp_owner = new.fp_owner;
         self.active_space = new.active_space;
         self.reschedule = new.reschedule;
+        // Only a holder other than `me` sets it, so it can be set only here, when
+        // another CPU held the lock last.
+        self.entry_taken = new.entry_taken;
+        self.cpus[me].entry_taken = false;
         self.cpu = me;
     }
 
@@ -121,6 +126,7 @@ impl Kernel {
     /// Puts `thread` (ready, in no queue) into its CPU's run queue, at the front or the
     /// back; another CPU is interrupted if the thread outranks what it runs (or it
     /// idles). Returns whether the thread's CPU is this one.
+    #[inline]
     pub(crate) fn enqueue(&mut self, thread: ThreadRef, front: bool) -> bool {
         let t = self.objects.tcb(thread);
         let (cpu, priority) = (t.affinity as usize, t.priority);
@@ -132,6 +138,15 @@ impl Kernel {
         if cpu == self.cpu {
             return true;
         }
+        self.tell(cpu, priority);
+        false
+    }
+
+    /// A thread of `priority` was queued on CPU `cpu`, not this one: that CPU is
+    /// interrupted if the thread outranks what it runs (or it idles).
+    #[cold]
+    #[inline(never)]
+    fn tell(&mut self, cpu: usize, priority: u8) {
         let theirs = self.cpus[cpu]
             .current
             .map(|current| self.objects.tcb(current).priority);
@@ -139,7 +154,6 @@ impl Kernel {
             self.cpus[cpu].reschedule = true;
             smp::poke(&self.services.gic, cpu);
         }
-        false
     }
 
     /// `tcb_set_affinity(tcb, cpu)`: the thread runs on `cpu` from now on. A ready

@@ -47,6 +47,36 @@ pub struct Services {
     pub ram: Vec<crate::frame_allocator::PhysRange>,
 }
 
+/// The run queues of every CPU, indexed by CPU number (always below
+/// [`crate::smp::MAX_CPUS`], a power of two, so the index is masked rather than checked).
+pub(crate) struct PerCpuQueues(alloc::boxed::Box<[RunQueues; crate::smp::MAX_CPUS]>);
+
+const _: () = assert!(crate::smp::MAX_CPUS.is_power_of_two());
+
+impl PerCpuQueues {
+    /// Empty queues, built on the heap (32 KiB: not on the boot stack).
+    fn new() -> Self {
+        let queues: alloc::boxed::Box<[RunQueues]> =
+            (0..crate::smp::MAX_CPUS).map(|_| RunQueues::new()).collect();
+        Self(queues.try_into().ok().expect("MAX_CPUS queues"))
+    }
+}
+
+impl core::ops::Index<usize> for PerCpuQueues {
+    type Output = RunQueues;
+    #[inline(always)]
+    fn index(&self, cpu: usize) -> &RunQueues {
+        &self.0[cpu & (crate::smp::MAX_CPUS - 1)]
+    }
+}
+
+impl core::ops::IndexMut<usize> for PerCpuQueues {
+    #[inline(always)]
+    fn index_mut(&mut self, cpu: usize) -> &mut RunQueues {
+        &mut self.0[cpu & (crate::smp::MAX_CPUS - 1)]
+    }
+}
+
 /// What the kernel keeps for each CPU: the fields of [`Kernel`] of the same names.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct CpuState {
@@ -79,7 +109,7 @@ pub struct Kernel {
     /// to one object exist (see [`KernelObjects`]).
     pub(crate) objects: KernelObjects,
     /// One run queue per CPU (a thread waits in the queue of its affinity CPU).
-    pub(crate) queues: alloc::boxed::Box<[RunQueues]>,
+    pub(crate) queues: PerCpuQueues,
     /// The CPU that holds the lock now, whose state the four fields below are.
     pub(crate) cpu: usize,
     /// The thread this CPU runs (or returns to): the one `TPIDR_EL1` names.
@@ -89,6 +119,9 @@ pub struct Kernel {
     /// The address space in this CPU's `TTBR0_EL1`.
     active_space: Option<u64>,
     pub(crate) reschedule: bool,
+    /// Another CPU took this CPU's thread over while this one waited for the lock
+    /// ([`CpuState::entry_taken`], moved here when this CPU takes the lock).
+    pub(crate) entry_taken: bool,
     /// The same four for every other CPU, while another holds the lock (the entry of
     /// `cpu` is stale until it leaves: see [`Kernel::enter_cpu`]).
     cpus: [CpuState; crate::smp::MAX_CPUS],
@@ -198,12 +231,13 @@ impl Kernel {
     pub fn new(services: Services, objects: KernelObjects) -> Self {
         Self {
             objects,
-            queues: (0..crate::smp::MAX_CPUS).map(|_| RunQueues::new()).collect(),
+            queues: PerCpuQueues::new(),
             cpu: 0,
             current: None,
             fp_owner: None,
             active_space: None,
             reschedule: false,
+            entry_taken: false,
             cpus: [CpuState::default(); crate::smp::MAX_CPUS],
             result_written: false,
             services,
@@ -525,7 +559,12 @@ pub fn install(kernel: Kernel) {
 /// Runs `f` on the kernel state, on behalf of the CPU this runs on. While another CPU
 /// holds the lock, this one serves that CPU's requests (see [`crate::smp`]).
 pub fn with_kernel<R>(f: impl FnOnce(&mut Kernel) -> R) -> R {
-    let me = crate::smp::this_cpu();
+    with_kernel_on(crate::smp::this_cpu(), f)
+}
+
+/// [`with_kernel`] on CPU `me`, the CPU this runs on.
+#[inline(always)]
+fn with_kernel_on<R>(me: usize, f: impl FnOnce(&mut Kernel) -> R) -> R {
     let mut guard = loop {
         if let Some(guard) = KERNEL.try_lock() {
             break guard;
@@ -543,10 +582,11 @@ pub fn with_kernel<R>(f: impl FnOnce(&mut Kernel) -> R) -> R {
 pub fn on_user_entry(entry: UserEntry) {
     // What this CPU waits for the lock with, for a CPU that takes its thread over
     // meanwhile (`Kernel::stall`).
-    crate::smp::note_entry(crate::smp::this_cpu(), matches!(entry, UserEntry::Syscall));
+    let me = crate::smp::this_cpu();
+    crate::smp::note_entry(me, matches!(entry, UserEntry::Syscall));
     // The scheduler's first pass runs under the same hold of the lock as the entry: a
     // call that blocks or yields switches threads without leaving and re-taking it.
-    let scheduled = with_kernel(|kernel| {
+    let scheduled = with_kernel_on(me, |kernel| {
         if kernel.enter(entry) {
             Scheduled::Running
         } else {

@@ -268,7 +268,7 @@ impl Kernel {
     /// Handles an entry from user space; returns whether the current thread runs on
     /// without a pass through the scheduler.
     pub(crate) fn enter(&mut self, entry: UserEntry) -> bool {
-        if self.cpus[self.cpu].entry_taken && self.entry_taken(entry) {
+        if self.entry_taken && self.entry_taken(entry) {
             return false;
         }
         let fast = if matches!(entry, UserEntry::Syscall) {
@@ -306,7 +306,7 @@ impl Kernel {
     /// out. Returns whether the entry is void.
     #[cold]
     fn entry_taken(&mut self, entry: UserEntry) -> bool {
-        self.cpus[self.cpu].entry_taken = false;
+        self.entry_taken = false;
         debug_assert!(self.current.is_none());
         !matches!(entry, UserEntry::Interrupt)
     }
