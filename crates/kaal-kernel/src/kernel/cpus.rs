@@ -57,10 +57,10 @@ impl Kernel {
     pub(crate) fn stall(&mut self, thread: ThreadRef, void: Option<VoidEntry>) -> Option<usize> {
         let cpu = self.running_elsewhere(thread)?;
         smp::request(&self.services.gic, cpu, smp::STALL, 0);
-        self.cpus[cpu].reschedule = true;
         let Some(void) = void else {
             return Some(cpu);
         };
+        self.cpus[cpu].reschedule = true;
         if void == VoidEntry::Restart && smp::entered_with_syscall(cpu) {
             // Its pc is past the `svc`: back to it, arguments untouched.
             let context = &mut self.objects.tcb_mut(thread).context;

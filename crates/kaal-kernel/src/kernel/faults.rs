@@ -103,9 +103,11 @@ impl Kernel {
                 self.ticks += 1;
                 self.reschedule = true;
             } else if id == crate::arch::gic::IPI_SGI {
-                // Another CPU made a thread ready here, or asked for something this CPU
-                // has served while it waited for the lock: look at the queue.
-                self.reschedule = true;
+                // Another CPU made a thread ready here (and set this CPU's reschedule
+                // flag if it outranks the running one), or asked for something this CPU
+                // served while it waited for the lock. Nothing else to do: the way back
+                // to user mode looks at the queue. (No round robin here: another CPU's
+                // reads of a thread's registers must not push it down its queue.)
             } else if !self.deliver_interrupt(id) {
                 kprintln!("[kaal] unexpected interrupt {id}: disabled");
                 self.services.gic.disable(id);
