@@ -58,7 +58,7 @@ impl PerCpuQueues {
     fn new() -> Self {
         let queues: alloc::boxed::Box<[RunQueues]> =
             (0..crate::smp::MAX_CPUS).map(|_| RunQueues::new()).collect();
-        Self(queues.try_into().ok().expect("MAX_CPUS queues"))
+        Self(queues.try_into().expect("MAX_CPUS queues"))
     }
 }
 

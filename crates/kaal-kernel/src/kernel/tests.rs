@@ -1428,6 +1428,7 @@ fn a_thread_suspended_moved_and_resumed_runs_on_one_cpu_only() {
 #[test]
 fn an_fp_trap_pending_on_the_old_cpu_does_not_take_the_moved_threads_fp_state() {
     let (mut world, worker) = two_cpus();
+    assert_eq!(world.kernel.running_elsewhere(worker), Some(1));
     crate::smp::note_entry(1, false);
     world
         .call(Syscall::TcbSetAffinity, &[FREE, 0])
@@ -1437,4 +1438,5 @@ fn an_fp_trap_pending_on_the_old_cpu_does_not_take_the_moved_threads_fp_state() 
     assert!(!world.kernel.enter(UserEntry::FpAccess));
     assert_eq!(world.kernel.fp_owner, None);
     assert_eq!(world.kernel.schedule_once(), Scheduled::Idle);
+    assert_eq!(world.kernel.objects.tcb(worker).affinity, 0);
 }

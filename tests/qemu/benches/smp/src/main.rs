@@ -246,9 +246,9 @@ fn load(_: usize) -> u64 {
 fn contention(untyped: Cap<Untyped>) {
     // A call server on each CPU: CPU 0's for the measured thread, CPU 1's for the load.
     let mut servers = Vec::new();
-    for which in 0..2 {
+    for (which, slot) in ENDPOINT.iter().enumerate() {
         let endpoint: Cap<Endpoint> = untyped.retype_one(0).expect("endpoint");
-        ENDPOINT[which].store(endpoint.slot(), Ordering::Release);
+        slot.store(endpoint.slot(), Ordering::Release);
         servers.push(spawn_on(which, echo_server, which));
     }
     let endpoint = Cap::<Endpoint>::from_slot(ENDPOINT[0].load(Ordering::Acquire));

@@ -155,7 +155,7 @@ fn work(index: usize) -> Result<(), String> {
     let tcb = Cap::<kaal_user::cap::Tcb>::from_slot(WORKER_TCB[index].load(Ordering::Acquire));
     let frame: Cap<Frame4K> = memory.retype_one(0).map_err(|e| format!("frame: {e:?}"))?;
     let vaddr = MAP_BASE + index as u64 * 0x20_0000;
-    let mut random = Random(0x9e37_79b9_7f4a_7c15 ^ (index as u64 + 1) * 0x1000_0001);
+    let mut random = Random(0x9e37_79b9_7f4a_7c15 ^ ((index as u64 + 1) * 0x1000_0001));
     let mut mapped_once = false;
     for round in 0..ROUNDS {
         let kind = random.below(6) as usize;
