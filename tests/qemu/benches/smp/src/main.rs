@@ -235,10 +235,21 @@ fn load(_: usize) -> u64 {
             1 => {
                 black_box(cap::identify(slots::ROOT_CNODE).ok());
             }
-            _ => {
+            2 => {
                 black_box(endpoint.call(&request).ok());
             }
+            _ => sys::yield_now(),
         }
+    }
+    0
+}
+
+static PARTNER_STOP: AtomicBool = AtomicBool::new(false);
+
+/// Yields until `PARTNER_STOP`: the same-priority thread a yield switches to.
+fn partner(_: usize) -> u64 {
+    while !PARTNER_STOP.load(Ordering::Acquire) {
+        sys::yield_now();
     }
     0
 }
@@ -257,8 +268,13 @@ fn contention(untyped: Cap<Untyped>) {
         (0, "null_syscall"),
         (1, "cap_identify"),
         (2, "call_reply_recv_round_trip"),
+        (3, "yield_to_same_priority"),
     ] {
         LOAD.store(kind, Ordering::Relaxed);
+        // For the yields, a same-priority partner on CPU 0 (CPU 1's load yields alone: a
+        // system call that finds no one to switch to).
+        PARTNER_STOP.store(false, Ordering::Release);
+        let yield_partner = (kind == 3).then(|| spawn_on(0, partner, 0));
         let measure = || match kind {
             0 => per_operation(N, || {
                 black_box(sys::thread_id());
@@ -266,9 +282,10 @@ fn contention(untyped: Cap<Untyped>) {
             1 => per_operation(N, || {
                 black_box(cap::identify(slots::ROOT_CNODE).ok());
             }),
-            _ => per_operation(N, || {
+            2 => per_operation(N, || {
                 black_box(endpoint.call(&request).ok());
             }),
+            _ => per_operation(N, sys::yield_now),
         };
         let (mut idle, mut busy) = (Vec::new(), Vec::new());
         for _ in 0..3 {
@@ -280,6 +297,10 @@ fn contention(untyped: Cap<Untyped>) {
             busy.push(measure());
             STOP.store(true, Ordering::Release);
             loader.join();
+        }
+        PARTNER_STOP.store(true, Ordering::Release);
+        if let Some(partner) = yield_partner {
+            partner.join();
         }
         let (idle, busy) = (median(idle), median(busy));
         let ratio = busy as f64 / idle.max(1) as f64;
