@@ -407,18 +407,21 @@ pub fn run(rest: &[String]) -> Result<ExitCode> {
     results.extend(run_image(&ws, "bench-blk", &[], Some(8))?);
     // Two CPUs: the cross-CPU round trips in instructions, then (in real time, the CPUs
     // running at once) what the kernel lock costs a CPU while the other makes calls too.
-    if "bench-smp".contains(filter) {
+    if "bench-smp bench-cores".contains(filter) {
         let two = Machine {
             cpus: 2,
             ..Machine::default()
         };
         results.extend(run_image_on(&ws, "bench-smp", &[], None, &two)?.0);
+        results.extend(run_image_on(&ws, "bench-cores", &[], None, &two)?.0);
         let contention = Machine {
             cpus: 2,
             icount: false,
             bootargs: "kaal.bench.mode=contention",
         };
-        println!("the kernel lock with the other CPU busy (real time, medians of three, ratio to CPU 0 alone):");
+        println!(
+            "the kernel lock with the other CPU busy (real time, medians of three, ratio to CPU 0 alone):"
+        );
         run_image_on(&ws, "bench-smp", &[], None, &contention)?;
     }
     println!("guest instructions per operation (qemu virt, cortex-a53, -smp 1, -icount shift=0)");

@@ -192,9 +192,14 @@ fn minimal_system_gets_defaults() {
 
 #[test]
 fn a_component_is_placed_on_a_core() {
-    let system = parse(Path::new("system.toml"), "[components.a]
+    let system = parse(
+        Path::new("system.toml"),
+        "[components.a]
 core = 3
-", RAM).unwrap();
+",
+        RAM,
+    )
+    .unwrap();
     assert_eq!(system.components[0].core, 3);
     let decoded = SystemDescription::decode(&system.encode()).unwrap();
     assert_eq!(decoded.components[0].core, 3);
@@ -206,9 +211,13 @@ core = 8
         Some(8),
         "`core` of component `a` 8 is out of range 0..=7",
     );
-    rejects("[components.a]
+    rejects(
+        "[components.a]
 core = -1
-", 2, "out of range 0..=7");
+",
+        2,
+        "out of range 0..=7",
+    );
 }
 
 #[test]

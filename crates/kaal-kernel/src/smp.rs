@@ -45,14 +45,30 @@ static ENTERED_WITH_SYSCALL: [core::sync::atomic::AtomicBool; MAX_CPUS] =
     [const { core::sync::atomic::AtomicBool::new(false) }; MAX_CPUS];
 
 /// Records what `cpu` (this CPU) enters the kernel with from user mode.
+#[cfg(target_os = "none")]
 #[inline]
 pub(crate) fn note_entry(cpu: usize, syscall: bool) {
     ENTERED_WITH_SYSCALL[cpu].store(syscall, Ordering::Relaxed);
 }
 
 /// Whether `cpu`'s pending entry from user mode is a system call ([`note_entry`]).
+#[cfg(target_os = "none")]
 pub(crate) fn entered_with_syscall(cpu: usize) -> bool {
     ENTERED_WITH_SYSCALL[cpu].load(Ordering::Relaxed)
+}
+
+/// A host test plays the CPUs on one thread: the note lives in its `Machine`, so that
+/// tests running in parallel do not see each other's.
+#[cfg(not(target_os = "none"))]
+pub(crate) fn note_entry(cpu: usize, syscall: bool) {
+    let _ = &ENTERED_WITH_SYSCALL;
+    crate::arch::machine(|m| m.entered_with_syscall[cpu % MAX_CPUS] = syscall);
+}
+
+/// As on the hardware, from the test's `Machine`.
+#[cfg(not(target_os = "none"))]
+pub(crate) fn entered_with_syscall(cpu: usize) -> bool {
+    crate::arch::machine(|m| m.entered_with_syscall[cpu % MAX_CPUS])
 }
 
 /// Pending requests of each CPU.

@@ -52,6 +52,9 @@ pub struct Machine {
     pub requests: Vec<(usize, u32)>,
     /// The CPUs online as the test plays them (bit `n`: CPU `n`); 0 means just CPU 0.
     pub online_cpus: u64,
+    /// Per CPU: whether the entry it waits for the lock with is a system call
+    /// (`smp::note_entry`).
+    pub entered_with_syscall: [bool; crate::platform::MAX_CPUS],
 }
 
 std::thread_local! {

@@ -36,6 +36,20 @@ impl Kernel {
         self.entry_taken = new.entry_taken;
         self.cpus[me].entry_taken = false;
         self.cpu = me;
+        // Another CPU may have deleted the address space of this CPU's thread meanwhile
+        // (a copy of the capability revoked, not a takeover): what it entered with is not
+        // carried out, a system call is issued again if the thread is given a space and
+        // resumed, and the scheduler stops it, as on one CPU.
+        if let Some(current) = self.current
+            && !self.entry_taken
+            && !self.objects.tcb(current).has_address_space()
+        {
+            if smp::entered_with_syscall(me) {
+                let context = &mut self.objects.tcb_mut(current).context;
+                context.pc = context.pc.wrapping_sub(4);
+            }
+            self.entry_taken = true;
+        }
     }
 
     /// The other CPU whose current thread `thread` is (it runs it, or returns to it),
@@ -87,7 +101,8 @@ impl Kernel {
             trap_user_fp(true);
             return;
         }
-        let holder = (0..MAX_CPUS).find(|&cpu| cpu != self.cpu && self.cpus[cpu].fp_owner == Some(thread));
+        let holder =
+            (0..MAX_CPUS).find(|&cpu| cpu != self.cpu && self.cpus[cpu].fp_owner == Some(thread));
         if let Some(cpu) = holder {
             let target = &raw mut self.objects.tcb_mut(thread).context.fp;
             smp::request(&self.services.gic, cpu, smp::SAVE_FP, target as u64);
@@ -112,7 +127,12 @@ impl Kernel {
         let me = self.cpu;
         // (This CPU's entry is a stale copy while it holds the lock: its live fields
         // are the caller's business.)
-        for (_, state) in self.cpus.iter_mut().enumerate().filter(|(cpu, _)| *cpu != me) {
+        for (_, state) in self
+            .cpus
+            .iter_mut()
+            .enumerate()
+            .filter(|(cpu, _)| *cpu != me)
+        {
             if state.current == Some(thread) {
                 state.current = None;
                 state.entry_taken = true;

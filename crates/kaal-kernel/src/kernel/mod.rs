@@ -56,8 +56,9 @@ const _: () = assert!(crate::smp::MAX_CPUS.is_power_of_two());
 impl PerCpuQueues {
     /// Empty queues, built on the heap (32 KiB: not on the boot stack).
     fn new() -> Self {
-        let queues: alloc::boxed::Box<[RunQueues]> =
-            (0..crate::smp::MAX_CPUS).map(|_| RunQueues::new()).collect();
+        let queues: alloc::boxed::Box<[RunQueues]> = (0..crate::smp::MAX_CPUS)
+            .map(|_| RunQueues::new())
+            .collect();
         Self(queues.try_into().expect("MAX_CPUS queues"))
     }
 }

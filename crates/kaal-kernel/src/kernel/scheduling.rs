@@ -307,7 +307,6 @@ impl Kernel {
     #[cold]
     fn entry_taken(&mut self, entry: UserEntry) -> bool {
         self.entry_taken = false;
-        debug_assert!(self.current.is_none());
         !matches!(entry, UserEntry::Interrupt)
     }
 

@@ -1186,7 +1186,11 @@ fn two_cpus() -> (World, ThreadRef) {
     assert_eq!(world.kernel.schedule_once(), Scheduled::Running);
     assert_eq!(world.kernel.current, Some(worker));
     world.kernel.enter_cpu(0);
-    assert_eq!(world.kernel.current, Some(world.root), "CPU 0's state came back");
+    assert_eq!(
+        world.kernel.current,
+        Some(world.root),
+        "CPU 0's state came back"
+    );
     (world, worker)
 }
 
@@ -1248,8 +1252,15 @@ fn a_call_entered_while_another_cpu_suspended_the_thread_is_issued_again() {
     assert_eq!(machine(|m| m.requests.clone()), [(1, crate::smp::STALL)]);
     assert_eq!(world.state(worker), ThreadState::Inactive);
     world.kernel.enter_cpu(1);
-    assert!(!world.kernel.enter(UserEntry::Syscall), "the call was carried out");
-    assert_eq!(world.context(worker).pc, after_svc - 4, "not rewound to its svc");
+    assert!(
+        !world.kernel.enter(UserEntry::Syscall),
+        "the call was carried out"
+    );
+    assert_eq!(
+        world.context(worker).pc,
+        after_svc - 4,
+        "not rewound to its svc"
+    );
     assert_eq!(world.kernel.schedule_once(), Scheduled::Idle);
     // Resumed from CPU 0, it goes back to CPU 1's queue, which is told.
     world.kernel.enter_cpu(0);
@@ -1290,7 +1301,13 @@ fn registers_written_from_another_cpu_replace_the_pending_call() {
     world
         .call(
             Syscall::FrameMap,
-            &[FREE + 3, slots::ROOT_ADDRESS_SPACE, BUFFER, kaal_abi::rights::READ, 0],
+            &[
+                FREE + 3,
+                slots::ROOT_ADDRESS_SPACE,
+                BUFFER,
+                kaal_abi::rights::READ,
+                0,
+            ],
         )
         .expect("map the buffer");
     // SAFETY: the frame is simulated RAM at its physical (host) address, 4 KiB, aligned,
@@ -1299,12 +1316,19 @@ fn registers_written_from_another_cpu_replace_the_pending_call() {
     world
         .call(Syscall::TcbWriteRegisters, &[FREE, BUFFER])
         .expect("write registers");
-    assert_eq!(world.context(worker).pc, 0x40_2000, "the new pc was rewound");
+    assert_eq!(
+        world.context(worker).pc,
+        0x40_2000,
+        "the new pc was rewound"
+    );
     // CPU 0 took the worker over: CPU 1 drops its pending exit and runs it again from
     // its queue, from the new pc.
     assert_eq!(world.state(worker), ThreadState::Ready);
     world.kernel.enter_cpu(1);
-    assert!(!world.kernel.enter(UserEntry::Syscall), "the exit was carried out");
+    assert!(
+        !world.kernel.enter(UserEntry::Syscall),
+        "the exit was carried out"
+    );
     assert_eq!(world.kernel.schedule_once(), Scheduled::Running);
     assert_eq!(world.kernel.current, Some(worker));
     assert_eq!(world.context(worker).pc, 0x40_2000);
@@ -1350,7 +1374,9 @@ fn a_thread_destroyed_after_another_cpu_held_the_lock_voids_no_call_of_this_cpu(
     // The root destroys the worker, then makes a call: it must be carried out.
     world.call(Syscall::CapDelete, &[FREE]).expect("delete");
     assert_eq!(
-        world.call(Syscall::CapIdentify, &[slots::ROOT_CNODE]).map(|(ty, _)| ty),
+        world
+            .call(Syscall::CapIdentify, &[slots::ROOT_CNODE])
+            .map(|(ty, _)| ty),
         Ok(ObjectType::CNode.raw()),
         "the root's call after the deletion was dropped"
     );
@@ -1385,7 +1411,11 @@ fn a_thread_moved_while_its_cpu_waits_with_its_call_is_taken_over_whole() {
     world
         .call(Syscall::TcbSetAffinity, &[FREE, 0])
         .expect("affinity");
-    assert_eq!(world.context(worker).pc, after_svc - 4, "its call is not issued again");
+    assert_eq!(
+        world.context(worker).pc,
+        after_svc - 4,
+        "its call is not issued again"
+    );
     assert_eq!(world.state(worker), ThreadState::Ready);
     assert_eq!(in_queues(&world, worker), [0], "in CPU 0's queue only");
     assert_eq!(world.kernel.running_elsewhere(worker), None);
@@ -1420,7 +1450,10 @@ fn a_thread_suspended_moved_and_resumed_runs_on_one_cpu_only() {
     assert!(!world.kernel.enter(UserEntry::Syscall));
     assert_eq!(world.kernel.schedule_once(), Scheduled::Idle);
     assert_eq!(world.state(worker), ThreadState::Running);
-    assert!(in_queues(&world, worker).is_empty(), "a running thread in a run queue");
+    assert!(
+        in_queues(&world, worker).is_empty(),
+        "a running thread in a run queue"
+    );
     world.kernel.enter_cpu(0);
     assert_eq!(world.kernel.current, Some(worker));
 }
@@ -1439,4 +1472,88 @@ fn an_fp_trap_pending_on_the_old_cpu_does_not_take_the_moved_threads_fp_state() 
     assert_eq!(world.kernel.fp_owner, None);
     assert_eq!(world.kernel.schedule_once(), Scheduled::Idle);
     assert_eq!(world.kernel.objects.tcb(worker).affinity, 0);
+}
+
+#[test]
+fn a_call_pending_while_the_address_space_is_revoked_is_not_carried_out() {
+    let mut world = World::new();
+    machine(|m| m.online_cpus = 0b11);
+    let worker = world.spawn(FREE, ROOT_PRIORITY);
+    // Its own address space (FREE + 1), the root's CSpace.
+    world.retype(ObjectType::AddressSpace, 0, FREE + 1, 1);
+    world
+        .call(
+            Syscall::TcbConfigure,
+            &[FREE, slots::ROOT_CNODE, FREE + 1, 0, 0, 0],
+        )
+        .expect("configure");
+    world.retype(ObjectType::Endpoint, 0, FREE + 2, 1);
+    world
+        .call(Syscall::TcbSetAffinity, &[FREE, 1])
+        .expect("affinity");
+    world.kernel.enter_cpu(1);
+    assert_eq!(world.kernel.schedule_once(), Scheduled::Running);
+    assert_eq!(world.kernel.current, Some(worker));
+    // CPU 1: the worker enters `cap_delete(FREE + 2)` and waits for the lock.
+    let t = world.kernel.objects.tcb_mut(worker);
+    t.context.x[0] = FREE + 2;
+    t.context.x[8] = Syscall::CapDelete as u64;
+    t.context.pc += 4;
+    crate::smp::note_entry(1, true);
+    world.kernel.enter_cpu(0);
+    // CPU 0: the root revokes the worker's address space (the worker's copy goes).
+    world.call(Syscall::CapRevoke, &[FREE + 1]).expect("revoke");
+    assert!(!world.kernel.objects.tcb(worker).has_address_space());
+    // CPU 1 gets the lock.
+    world.kernel.enter_cpu(1);
+    assert!(
+        !world.kernel.enter(UserEntry::Syscall),
+        "the call was carried out"
+    );
+    assert_eq!(world.kernel.schedule_once(), Scheduled::Idle);
+    assert_eq!(
+        world.state(worker),
+        ThreadState::Inactive,
+        "stopped, as on one CPU"
+    );
+    world.kernel.enter_cpu(0);
+    assert_eq!(
+        world
+            .call(Syscall::CapIdentify, &[FREE + 2])
+            .map(|(ty, _)| ty),
+        Ok(ObjectType::Endpoint.raw()),
+        "a thread without an address space deleted a capability after the revoke returned"
+    );
+}
+
+#[test]
+fn a_failed_configure_leaves_a_thread_another_cpu_runs_alone() {
+    let (mut world, worker) = two_cpus();
+    let t = world.kernel.objects.tcb_mut(worker);
+    t.context.x[8] = Syscall::Yield as u64;
+    t.context.pc += 4;
+    let after_svc = t.context.pc;
+    crate::smp::note_entry(1, true);
+    machine(|m| m.requests.clear());
+    // Slot 200 is empty: the configure fails.
+    let result = world.call(
+        Syscall::TcbConfigure,
+        &[FREE, 200, slots::ROOT_ADDRESS_SPACE, 0, 0, 0],
+    );
+    assert!(result.is_err(), "configure should fail: {result:?}");
+    assert!(
+        machine(|m| m.requests.is_empty()),
+        "a failed configure stalled CPU 1: {:?}",
+        machine(|m| m.requests.clone())
+    );
+    assert_eq!(
+        world.context(worker).pc,
+        after_svc,
+        "a failed configure rewound the target's pc"
+    );
+    assert_eq!(
+        world.state(worker),
+        ThreadState::Running,
+        "a failed configure took the target over"
+    );
 }

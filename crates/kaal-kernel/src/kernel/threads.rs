@@ -67,9 +67,6 @@ impl Kernel {
             fault_endpoint,
         ] = args;
         let thread = self.lookup_tcb(cspace, tcb_pointer, Rights::WRITE)?;
-        // A thread another CPU runs is brought into the kernel first; a call it made
-        // meanwhile is issued again, under its new configuration.
-        self.stall(thread, Some(VoidEntry::Restart));
         let slot = |pointer| crate::objects::resolve(cspace, pointer);
         let sources = [
             (CSPACE_SLOT, slot(cnode)?, ObjectType::CNode),
@@ -97,6 +94,10 @@ impl Kernel {
         } else {
             None
         };
+        // A thread another CPU runs is taken over first (the arguments checked: a call
+        // that fails changes nothing); a call it made meanwhile is issued again, under
+        // its new configuration.
+        self.stall(thread, Some(VoidEntry::Restart));
         // Replace the thread's slots: delete what was there (tearing down whatever that
         // destroys before the next), copy the new capabilities.
         let mut cnode_destroyed = false;

@@ -75,11 +75,15 @@ register_bitfields! {u32,
     pub(super) GICC_IAR [
         /// The acknowledged interrupt's id.
         INTID OFFSET(0) NUMBITS(10) [],
+        /// For an SGI, the CPU interface that sent it.
+        CPUID OFFSET(10) NUMBITS(3) [],
     ],
     /// End of interrupt register (GICv2).
     pub(super) GICC_EOIR [
         /// The id of the interrupt whose handling ends.
         INTID OFFSET(0) NUMBITS(10) [],
+        /// For an SGI, the sender, as the acknowledge read it.
+        CPUID OFFSET(10) NUMBITS(3) [],
     ],
     /// Redistributor power management (GICv3).
     pub(super) GICR_WAKER [
@@ -261,6 +265,10 @@ impl GicRegisters {
 /// An initialised GIC.
 pub struct Gic {
     registers: GicRegisters,
+    /// GICv2: the sender of the SGI acknowledged last (`GICC_IAR.CPUID`), which its end
+    /// of interrupt must name. (The kernel ends each interrupt before it acknowledges
+    /// the next, under its lock.)
+    sgi_source: u32,
 }
 
 impl Gic {
@@ -270,7 +278,10 @@ impl Gic {
     /// The register frames must be mapped as device memory for the kernel's lifetime and
     /// used by nothing else. For GICv3, EL1 must be allowed to use the `ICC_*` registers.
     pub unsafe fn new(registers: GicRegisters) -> Self {
-        let gic = Self { registers };
+        let gic = Self {
+            registers,
+            sgi_source: 0,
+        };
         match gic.frames() {
             Frames::V2 { distributor, .. } => {
                 distributor.ctlr.set(0);
@@ -295,7 +306,10 @@ impl Gic {
     /// # Safety
     /// As for [`Gic::new`]; the boot CPU's `new` ran first.
     pub unsafe fn new_secondary(registers: GicRegisters) -> Self {
-        let gic = Self { registers };
+        let gic = Self {
+            registers,
+            sgi_source: 0,
+        };
         gic.init_this_cpu();
         gic
     }
@@ -449,7 +463,11 @@ impl Gic {
     /// (`>= SPURIOUS_START` if none was pending).
     pub fn acknowledge(&mut self) -> u32 {
         match self.frames() {
-            Frames::V2 { cpu_interface, .. } => cpu_interface.iar.read(GICC_IAR::INTID),
+            Frames::V2 { cpu_interface, .. } => {
+                let iar = cpu_interface.iar.extract();
+                self.sgi_source = iar.read(GICC_IAR::CPUID);
+                iar.read(GICC_IAR::INTID)
+            }
             Frames::V3 { .. } => {
                 let id: u64;
                 // SAFETY: reading ICC_IAR1_EL1 acknowledges an interrupt; no memory access.
@@ -504,7 +522,12 @@ impl Gic {
     pub fn end_of_interrupt(&mut self, id: u32) {
         match self.frames() {
             Frames::V2 { cpu_interface, .. } => {
-                cpu_interface.eoir.write(GICC_EOIR::INTID.val(id));
+                // An SGI's end names its sender too, or the CPU interface keeps its
+                // running priority raised (QEMU does not check; hardware does).
+                let source = if id < 16 { self.sgi_source } else { 0 };
+                cpu_interface
+                    .eoir
+                    .write(GICC_EOIR::INTID.val(id) + GICC_EOIR::CPUID.val(source));
             }
             Frames::V3 { .. } => {
                 // SAFETY: writing ICC_EOIR1_EL1 drops the running priority; no memory access.

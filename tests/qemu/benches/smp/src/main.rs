@@ -99,7 +99,10 @@ fn notification_for(word: &kaal_ipc::AtomicU32) -> Cap<Notification> {
     let index = match words.iter().position(|&w| w == address) {
         Some(index) => index,
         None => {
-            let free = words.iter().position(|&w| w == 0).expect("four wait words at most");
+            let free = words
+                .iter()
+                .position(|&w| w == 0)
+                .expect("four wait words at most");
             words[free] = address;
             free
         }
@@ -316,7 +319,10 @@ fn contention(untyped: Cap<Untyped>) {
 fn main(boot: &BootInfo<'_>) -> i32 {
     let untyped: Cap<Untyped> = cap::largest_ram_untyped(boot).expect("RAM untyped");
     if boot.system().cpus_online < 2 {
-        println!("[bench] needs two CPUs: {} online", boot.system().cpus_online);
+        println!(
+            "[bench] needs two CPUs: {} online",
+            boot.system().cpus_online
+        );
         return 1;
     }
     if boot.bootargs().contains("kaal.bench.mode=contention") {

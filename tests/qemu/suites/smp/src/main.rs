@@ -229,7 +229,9 @@ fn fp_mover(tcb: usize) -> u64 {
 fn fp_clobber(seed: usize) -> u64 {
     while !STOP.load(Ordering::Acquire) {
         // SAFETY: writes v8 only, declared clobbered.
-        unsafe { asm!("fmov d8, {v}", v = in(reg) seed as u64 ^ 0xdead_0000, out("v8") _, options(nostack)) };
+        unsafe {
+            asm!("fmov d8, {v}", v = in(reg) seed as u64 ^ 0xdead_0000, out("v8") _, options(nostack))
+        };
         sys::yield_now();
     }
     0
@@ -350,7 +352,11 @@ fn main(boot: &BootInfo<'_>) -> i32 {
         let all_ran = spin_until(10, || (1..cpus).all(|cpu| progress(cpu) > 100_000));
         STOP.store(true, Ordering::Release);
         for worker in &workers {
-            check!(worker.join() == ThreadState::Exited(0), "{:?}", worker.state());
+            check!(
+                worker.join() == ThreadState::Exited(0),
+                "{:?}",
+                worker.state()
+            );
         }
         check!(
             all_ran,
@@ -368,9 +374,7 @@ fn main(boot: &BootInfo<'_>) -> i32 {
                 .spawn(echo_server, endpoint.slot() as usize)
                 .map_err(err)?;
             for i in 0..ROUNDS {
-                let reply = endpoint
-                    .call(&Message::new(1, [i, 0, 0, 0]))
-                    .map_err(err)?;
+                let reply = endpoint.call(&Message::new(1, [i, 0, 0, 0])).map_err(err)?;
                 check!(
                     reply.words[0] == i + 1 && reply.words[1] == cpu as u64,
                     "call {i} to CPU {cpu}: answer {} from CPU {}",
@@ -414,48 +418,58 @@ fn main(boot: &BootInfo<'_>) -> i32 {
         Ok(())
     });
 
-    suite.run("a_thread_another_cpu_runs_is_suspended_read_and_resumed", || {
-        STOP.store(false, Ordering::Release);
-        PROGRESS[1].store(0, Ordering::Relaxed);
-        SUSPENDED.store(false, Ordering::Release);
-        RAN_SUSPENDED.store(0, Ordering::Relaxed);
-        let worker = Builder::new(PRIORITY)
-            .cpu(1)
-            .spawn(watched_spinner, 1)
-            .map_err(err)?;
-        check!(spin_until(10, || progress(1) > 10_000), "it never ran");
-        for round in 0..100 {
-            worker.tcb().suspend().map_err(err)?;
-            SUSPENDED.store(true, Ordering::Release);
-            let stopped_at = progress(1);
-            for _ in 0..200_000 {
-                core::hint::spin_loop();
-            }
-            let later = progress(1);
-            check!(
-                later == stopped_at,
-                "round {round}: it advanced from {stopped_at} to {later} after suspend returned"
-            );
-            let ran = RAN_SUSPENDED.load(Ordering::Relaxed);
-            check!(ran == 0, "round {round}: it ran {ran} iterations after suspend returned");
-            let registers = worker.tcb().read_registers().map_err(err)?;
-            let body = watched_spinner as *const () as u64;
-            check!(
-                registers.pc >= body && registers.pc < body + 4096,
-                "round {round}: pc {:#x}, the loop is at {body:#x}",
-                registers.pc
-            );
+    suite.run(
+        "a_thread_another_cpu_runs_is_suspended_read_and_resumed",
+        || {
+            STOP.store(false, Ordering::Release);
+            PROGRESS[1].store(0, Ordering::Relaxed);
             SUSPENDED.store(false, Ordering::Release);
-            worker.tcb().resume().map_err(err)?;
+            RAN_SUSPENDED.store(0, Ordering::Relaxed);
+            let worker = Builder::new(PRIORITY)
+                .cpu(1)
+                .spawn(watched_spinner, 1)
+                .map_err(err)?;
+            check!(spin_until(10, || progress(1) > 10_000), "it never ran");
+            for round in 0..100 {
+                worker.tcb().suspend().map_err(err)?;
+                SUSPENDED.store(true, Ordering::Release);
+                let stopped_at = progress(1);
+                for _ in 0..200_000 {
+                    core::hint::spin_loop();
+                }
+                let later = progress(1);
+                check!(
+                    later == stopped_at,
+                    "round {round}: it advanced from {stopped_at} to {later} after suspend returned"
+                );
+                let ran = RAN_SUSPENDED.load(Ordering::Relaxed);
+                check!(
+                    ran == 0,
+                    "round {round}: it ran {ran} iterations after suspend returned"
+                );
+                let registers = worker.tcb().read_registers().map_err(err)?;
+                let body = watched_spinner as *const () as u64;
+                check!(
+                    registers.pc >= body && registers.pc < body + 4096,
+                    "round {round}: pc {:#x}, the loop is at {body:#x}",
+                    registers.pc
+                );
+                SUSPENDED.store(false, Ordering::Release);
+                worker.tcb().resume().map_err(err)?;
+                check!(
+                    spin_until(10, || progress(1) > later + 10_000),
+                    "round {round}: it did not run again after resume"
+                );
+            }
+            STOP.store(true, Ordering::Release);
             check!(
-                spin_until(10, || progress(1) > later + 10_000),
-                "round {round}: it did not run again after resume"
+                worker.join() == ThreadState::Exited(0),
+                "{:?}",
+                worker.state()
             );
-        }
-        STOP.store(true, Ordering::Release);
-        check!(worker.join() == ThreadState::Exited(0), "{:?}", worker.state());
-        Ok(())
-    });
+            Ok(())
+        },
+    );
 
     suite.run("a_thread_another_cpu_runs_is_destroyed", || {
         STOP.store(false, Ordering::Release);
@@ -522,8 +536,7 @@ fn main(boot: &BootInfo<'_>) -> i32 {
     suite.run("an_unmapped_frame_faults_at_once_on_another_cpu", || {
         let own = Cap::<AddressSpace>::from_slot(slots::ROOT_ADDRESS_SPACE);
         let frame: Cap<Frame4K> = untyped.retype_one(0).map_err(err)?;
-        cap::map_with_tables(frame, own, WATCHED_PAGE, rights::READ, 0, untyped)
-            .map_err(err)?;
+        cap::map_with_tables(frame, own, WATCHED_PAGE, rights::READ, 0, untyped).map_err(err)?;
         let endpoint: Cap<Endpoint> = untyped.retype_one(0).map_err(err)?;
         EPOCH.store(0, Ordering::Release);
         STALE.store(0, Ordering::Relaxed);
@@ -562,7 +575,10 @@ fn main(boot: &BootInfo<'_>) -> i32 {
             reader.state()
         );
         let stale = STALE.load(Ordering::Relaxed);
-        check!(stale == 0, "{stale} reads succeeded after the unmap had returned");
+        check!(
+            stale == 0,
+            "{stale} reads succeeded after the unmap had returned"
+        );
         Ok(())
     });
 

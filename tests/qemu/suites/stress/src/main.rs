@@ -181,10 +181,11 @@ fn work(index: usize) -> Result<(), String> {
                 check!(word == 1, "round {round}: pong word {word:#x}");
             }
             2 => {
-                let endpoint: Cap<Endpoint> =
-                    memory.retype_one(0).map_err(|e| at("retype", e))?;
+                let endpoint: Cap<Endpoint> = memory.retype_one(0).map_err(|e| at("retype", e))?;
                 let slot = cap::allocate_slot().map_err(|e| at("slot", e))?;
-                let copy = endpoint.copy(slot, rights::READ).map_err(|e| at("copy", e))?;
+                let copy = endpoint
+                    .copy(slot, rights::READ)
+                    .map_err(|e| at("copy", e))?;
                 let (ty, bits) = copy.identify().map_err(|e| at("identify", e))?;
                 check!(
                     ty == ObjectType::Endpoint && bits == rights::READ,
@@ -206,8 +207,15 @@ fn work(index: usize) -> Result<(), String> {
                         .map(own, vaddr, rights::READ | rights::WRITE, 0)
                         .map_err(|e| at("map", e))?;
                 } else {
-                    cap::map_with_tables(frame, own, vaddr, rights::READ | rights::WRITE, 0, memory)
-                        .map_err(|e| at("map", e))?;
+                    cap::map_with_tables(
+                        frame,
+                        own,
+                        vaddr,
+                        rights::READ | rights::WRITE,
+                        0,
+                        memory,
+                    )
+                    .map_err(|e| at("map", e))?;
                     mapped_once = true;
                 }
                 let value = random.next();
@@ -218,7 +226,10 @@ fn work(index: usize) -> Result<(), String> {
                     pointer.write_volatile(value);
                     pointer.read_volatile()
                 };
-                check!(read == value, "round {round}: wrote {value:#x}, read {read:#x}");
+                check!(
+                    read == value,
+                    "round {round}: wrote {value:#x}, read {read:#x}"
+                );
                 frame.unmap().map_err(|e| at("unmap", e))?;
             }
             4 => {
@@ -239,9 +250,13 @@ fn work(index: usize) -> Result<(), String> {
             }
             _ => {
                 let target = random.below(cpus);
-                tcb.set_affinity(target as usize).map_err(|e| at("move", e))?;
+                tcb.set_affinity(target as usize)
+                    .map_err(|e| at("move", e))?;
                 let here = hook_current_cpu();
-                check!(here == target, "round {round}: moved to CPU {target}, runs on {here}");
+                check!(
+                    here == target,
+                    "round {round}: moved to CPU {target}, runs on {here}"
+                );
             }
         }
         DONE_BY_KIND[kind].fetch_add(1, Ordering::Relaxed);
@@ -321,15 +336,26 @@ fn main(boot: &BootInfo<'_>) -> i32 {
                 .mint(stop_slot, rights::WRITE, 2)
                 .and_then(|stop| stop.signal())
                 .map_err(err("stop a ponger"))?;
-            check!(ponger.join() == ThreadState::Exited(0), "ponger {index}: {:?}", ponger.state());
+            check!(
+                ponger.join() == ThreadState::Exited(0),
+                "ponger {index}: {:?}",
+                ponger.state()
+            );
         }
         for (cpu, server) in servers.iter().enumerate() {
             Cap::<Endpoint>::from_slot(ECHO[cpu].load(Ordering::Acquire))
                 .call(&Message::new(LABEL_STOP, [0; 4]))
                 .map_err(err("stop a server"))?;
-            check!(server.join() == ThreadState::Exited(0), "server {cpu}: {:?}", server.state());
+            check!(
+                server.join() == ThreadState::Exited(0),
+                "server {cpu}: {:?}",
+                server.state()
+            );
         }
-        let kinds: Vec<u64> = DONE_BY_KIND.iter().map(|k| k.load(Ordering::Relaxed)).collect();
+        let kinds: Vec<u64> = DONE_BY_KIND
+            .iter()
+            .map(|k| k.load(Ordering::Relaxed))
+            .collect();
         println!("operations by kind (call, signal, capability, mapping, thread, move): {kinds:?}");
         check!(
             kinds.iter().sum::<u64>() == workers as u64 * ROUNDS,

@@ -1,5 +1,5 @@
-//! Answers every message on ring `ping` (argument 0) or `ping2` (argument 1) with the
-//! message plus one on ring `pong` or `pong2`, until `u64::MAX`.
+//! Answers every message on ring `ping` (argument 0), `ping2` (1) or `ping3` (2) with the
+//! message plus one on ring `pong`, `pong2` or `pong3`, until `u64::MAX`.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
@@ -10,10 +10,10 @@ fn main(argument: u64) -> i32 {
     let Ok(startup) = kaal_user::startup() else {
         return 10;
     };
-    let (ping, pong) = if argument == 0 {
-        ("ping", "pong")
-    } else {
-        ("ping2", "pong2")
+    let (ping, pong) = match argument {
+        0 => ("ping", "pong"),
+        1 => ("ping2", "pong2"),
+        _ => ("ping3", "pong3"),
     };
     let (Ok(mut ping), Ok(mut pong)) = (
         startup.consumer::<u64, 64>(ping),
