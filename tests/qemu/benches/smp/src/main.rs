@@ -241,10 +241,25 @@ fn load(_: usize) -> u64 {
             2 => {
                 black_box(endpoint.call(&request).ok());
             }
-            _ => sys::yield_now(),
+            3 => sys::yield_now(),
+            _ => {
+                let notification =
+                    Cap::<Notification>::from_slot(WAITED[1].load(Ordering::Acquire));
+                black_box(notification.signal().ok());
+            }
         }
     }
     0
+}
+
+/// Per CPU: the notification its higher-priority waiter waits on.
+static WAITED: [AtomicU64; 2] = [const { AtomicU64::new(0) }; 2];
+
+/// Waits on `WAITED[cpu]` for ever: the higher-priority waiter a signal wakes.
+fn waiter(cpu: usize) -> u64 {
+    let notification = Cap::<Notification>::from_slot(WAITED[cpu].load(Ordering::Acquire));
+    while notification.wait().is_ok() {}
+    1
 }
 
 static PARTNER_STOP: AtomicBool = AtomicBool::new(false);
@@ -272,7 +287,23 @@ fn contention(untyped: Cap<Untyped>) {
         (1, "cap_identify"),
         (2, "call_reply_recv_round_trip"),
         (3, "yield_to_same_priority"),
+        // Last: the signaller runs below its waiter, and this thread cannot raise its
+        // priority again.
+        (4, "signal_higher_priority_waiter"),
     ] {
+        if kind == 4 {
+            // A waiter above the signaller on each CPU; this thread and CPU 1's load
+            // signal from below it.
+            for (cpu, slot) in WAITED.iter().enumerate() {
+                let notification: Cap<Notification> =
+                    untyped.retype_one(0).expect("notification");
+                slot.store(notification.slot(), Ordering::Release);
+                servers.push(spawn_on(cpu, waiter, cpu));
+            }
+            Cap::<kaal_user::cap::Tcb>::from_slot(slots::ROOT_TCB)
+                .set_priority(PRIORITY - 28)
+                .expect("lower priority");
+        }
         LOAD.store(kind, Ordering::Relaxed);
         // For the yields, a same-priority partner on CPU 0 (CPU 1's load yields alone: a
         // system call that finds no one to switch to).
@@ -288,13 +319,25 @@ fn contention(untyped: Cap<Untyped>) {
             2 => per_operation(N, || {
                 black_box(endpoint.call(&request).ok());
             }),
-            _ => per_operation(N, sys::yield_now),
+            3 => per_operation(N, sys::yield_now),
+            _ => {
+                let notification =
+                    Cap::<Notification>::from_slot(WAITED[0].load(Ordering::Acquire));
+                per_operation(N, || {
+                    black_box(notification.signal().ok());
+                })
+            }
         };
         let (mut idle, mut busy) = (Vec::new(), Vec::new());
         for _ in 0..3 {
             idle.push(measure());
             STOP.store(false, Ordering::Release);
-            let loader = spawn_on(1, load, 0);
+            // (For the signals, below CPU 1's waiter, as this thread is below CPU 0's.)
+            let priority = if kind == 4 { PRIORITY - 28 } else { PRIORITY };
+            let loader = Builder::new(priority)
+                .cpu(1)
+                .spawn(load, 0)
+                .expect("spawn the load");
             // Let the load start before measuring.
             time::spin_for_micros(2000);
             busy.push(measure());
