@@ -242,6 +242,11 @@ fn load(_: usize) -> u64 {
                 black_box(endpoint.call(&request).ok());
             }
             3 => sys::yield_now(),
+            5 => {
+                let endpoint =
+                    Cap::<Endpoint>::from_slot(PROCESS_ENDPOINT[1].load(Ordering::Acquire));
+                black_box(endpoint.call(&request).ok());
+            }
             _ => {
                 let notification =
                     Cap::<Notification>::from_slot(WAITED[1].load(Ordering::Acquire));
@@ -250,6 +255,36 @@ fn load(_: usize) -> u64 {
         }
     }
     0
+}
+
+/// Per CPU: the endpoint its server process answers on.
+static PROCESS_ENDPOINT: [AtomicU64; 2] = [const { AtomicU64::new(0) }; 2];
+
+/// Starts `bench-kernel`'s round-trip server as a process of its own on CPU `cpu`,
+/// answering on `PROCESS_ENDPOINT[cpu]`.
+fn server_process(untyped: Cap<Untyped>, cpu: usize) -> kaal_user::process::Process {
+    let endpoint: Cap<Endpoint> = untyped.retype_one(0).expect("endpoint");
+    PROCESS_ENDPOINT[cpu].store(endpoint.slot(), Ordering::Release);
+    let archive = kaal_user::components().expect("component archive");
+    let image = archive
+        .get("smp-round-trip-server")
+        .expect("no smp-round-trip-server in the archive");
+    let process = kaal_user::process::Process::create(untyped, image, 6).expect("server process");
+    endpoint
+        .copy_to(
+            process.cnode(),
+            kaal_user::process::FIRST_FREE_SLOT,
+            kaal_abi::rights::READ,
+        )
+        .expect("endpoint for the server process");
+    process
+        .tcb()
+        .set_affinity(cpu)
+        .expect("place the server process");
+    process
+        .start(0, PRIORITY)
+        .expect("start the server process");
+    process
 }
 
 /// Per CPU: the notification its higher-priority waiter waits on.
@@ -282,21 +317,27 @@ fn contention(untyped: Cap<Untyped>) {
     }
     let endpoint = Cap::<Endpoint>::from_slot(ENDPOINT[0].load(Ordering::Acquire));
     let request = Message::new(0, [1, 2, 3, 4]);
+    let mut processes = Vec::new();
     for (kind, name) in [
         (0, "null_syscall"),
         (1, "cap_identify"),
         (2, "call_reply_recv_round_trip"),
         (3, "yield_to_same_priority"),
+        (5, "call_reply_recv_round_trip_two_processes"),
         // Last: the signaller runs below its waiter, and this thread cannot raise its
         // priority again.
         (4, "signal_higher_priority_waiter"),
     ] {
+        if kind == 5 {
+            for cpu in 0..2 {
+                processes.push(server_process(untyped, cpu));
+            }
+        }
         if kind == 4 {
             // A waiter above the signaller on each CPU; this thread and CPU 1's load
             // signal from below it.
             for (cpu, slot) in WAITED.iter().enumerate() {
-                let notification: Cap<Notification> =
-                    untyped.retype_one(0).expect("notification");
+                let notification: Cap<Notification> = untyped.retype_one(0).expect("notification");
                 slot.store(notification.slot(), Ordering::Release);
                 servers.push(spawn_on(cpu, waiter, cpu));
             }
@@ -320,6 +361,13 @@ fn contention(untyped: Cap<Untyped>) {
                 black_box(endpoint.call(&request).ok());
             }),
             3 => per_operation(N, sys::yield_now),
+            5 => {
+                let endpoint =
+                    Cap::<Endpoint>::from_slot(PROCESS_ENDPOINT[0].load(Ordering::Acquire));
+                per_operation(N, || {
+                    black_box(endpoint.call(&request).ok());
+                })
+            }
             _ => {
                 let notification =
                     Cap::<Notification>::from_slot(WAITED[0].load(Ordering::Acquire));
@@ -356,6 +404,9 @@ fn contention(untyped: Cap<Untyped>) {
     }
     for server in &servers {
         let _ = server.tcb().suspend();
+    }
+    for process in &processes {
+        let _ = process.tcb().suspend();
     }
 }
 
