@@ -1194,6 +1194,25 @@ fn two_cpus() -> (World, ThreadRef) {
     (world, worker)
 }
 
+/// The thread `worker`, running on CPU `cpu`, enters system call `call` (with `x0` =
+/// `first`) and waits for the lock there: the CPU part of its `svc`. Returns the pc
+/// after the `svc`.
+fn enter_call_elsewhere(
+    world: &mut World,
+    worker: ThreadRef,
+    cpu: usize,
+    call: Syscall,
+    first: u64,
+) -> u64 {
+    let t = world.kernel.objects.tcb_mut(worker);
+    t.context.x[0] = first;
+    t.context.x[8] = call as u64;
+    t.context.pc += 4;
+    let after_svc = t.context.pc;
+    crate::smp::note_entry(cpu, true);
+    after_svc
+}
+
 #[test]
 fn a_thread_placed_on_another_cpu_runs_there_and_not_here() {
     let (mut world, worker) = two_cpus();
@@ -1242,11 +1261,7 @@ fn a_call_entered_while_another_cpu_suspended_the_thread_is_issued_again() {
     let (mut world, worker) = two_cpus();
     // The worker, on CPU 1, makes a system call; before CPU 1 gets the lock, CPU 0
     // suspends it.
-    let t = world.kernel.objects.tcb_mut(worker);
-    t.context.x[8] = Syscall::Yield as u64;
-    t.context.pc += 4;
-    let after_svc = t.context.pc;
-    crate::smp::note_entry(1, true);
+    let after_svc = enter_call_elsewhere(&mut world, worker, 1, Syscall::Yield, 0);
     machine(|m| m.requests.clear());
     world.call(Syscall::TcbSuspend, &[FREE]).expect("suspend");
     assert_eq!(machine(|m| m.requests.clone()), [(1, crate::smp::STALL)]);
@@ -1275,10 +1290,7 @@ fn a_call_entered_while_another_cpu_suspended_the_thread_is_issued_again() {
 #[test]
 fn registers_written_from_another_cpu_replace_the_pending_call() {
     let (mut world, worker) = two_cpus();
-    let t = world.kernel.objects.tcb_mut(worker);
-    t.context.x[8] = Syscall::ThreadExit as u64;
-    t.context.pc += 4;
-    crate::smp::note_entry(1, true);
+    enter_call_elsewhere(&mut world, worker, 1, Syscall::ThreadExit, 0);
     // CPU 0 writes the worker's registers (pc 0x40_2000) from a buffer in the root's
     // memory: the user buffer is simulated RAM the kernel reads through its map.
     let registers = kaal_abi::UserRegisters {
@@ -1403,11 +1415,7 @@ fn in_queues(world: &World, thread: ThreadRef) -> Vec<usize> {
 fn a_thread_moved_while_its_cpu_waits_with_its_call_is_taken_over_whole() {
     let (mut world, worker) = two_cpus();
     // On CPU 1 the worker enters `yield`; before CPU 1 gets the lock, CPU 0 moves it.
-    let t = world.kernel.objects.tcb_mut(worker);
-    t.context.x[8] = Syscall::Yield as u64;
-    t.context.pc += 4;
-    let after_svc = t.context.pc;
-    crate::smp::note_entry(1, true);
+    let after_svc = enter_call_elsewhere(&mut world, worker, 1, Syscall::Yield, 0);
     world
         .call(Syscall::TcbSetAffinity, &[FREE, 0])
         .expect("affinity");
@@ -1434,10 +1442,7 @@ fn a_thread_moved_while_its_cpu_waits_with_its_call_is_taken_over_whole() {
 #[test]
 fn a_thread_suspended_moved_and_resumed_runs_on_one_cpu_only() {
     let (mut world, worker) = two_cpus();
-    let t = world.kernel.objects.tcb_mut(worker);
-    t.context.x[8] = Syscall::Yield as u64;
-    t.context.pc += 4;
-    crate::smp::note_entry(1, true);
+    enter_call_elsewhere(&mut world, worker, 1, Syscall::Yield, 0);
     // CPU 0 wins the lock three times before CPU 1 gets it once.
     world.call(Syscall::TcbSuspend, &[FREE]).expect("suspend");
     world
@@ -1495,11 +1500,7 @@ fn a_call_pending_while_the_address_space_is_revoked_is_not_carried_out() {
     assert_eq!(world.kernel.schedule_once(), Scheduled::Running);
     assert_eq!(world.kernel.current, Some(worker));
     // CPU 1: the worker enters `cap_delete(FREE + 2)` and waits for the lock.
-    let t = world.kernel.objects.tcb_mut(worker);
-    t.context.x[0] = FREE + 2;
-    t.context.x[8] = Syscall::CapDelete as u64;
-    t.context.pc += 4;
-    crate::smp::note_entry(1, true);
+    enter_call_elsewhere(&mut world, worker, 1, Syscall::CapDelete, FREE + 2);
     world.kernel.enter_cpu(0);
     // CPU 0: the root revokes the worker's address space (the worker's copy goes).
     world.call(Syscall::CapRevoke, &[FREE + 1]).expect("revoke");
@@ -1529,11 +1530,7 @@ fn a_call_pending_while_the_address_space_is_revoked_is_not_carried_out() {
 #[test]
 fn a_failed_configure_leaves_a_thread_another_cpu_runs_alone() {
     let (mut world, worker) = two_cpus();
-    let t = world.kernel.objects.tcb_mut(worker);
-    t.context.x[8] = Syscall::Yield as u64;
-    t.context.pc += 4;
-    let after_svc = t.context.pc;
-    crate::smp::note_entry(1, true);
+    let after_svc = enter_call_elsewhere(&mut world, worker, 1, Syscall::Yield, 0);
     machine(|m| m.requests.clear());
     // Slot 200 is empty: the configure fails.
     let result = world.call(
