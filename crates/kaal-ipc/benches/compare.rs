@@ -29,7 +29,7 @@ use std::sync::mpsc::{TryRecvError, sync_channel};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use kaal_ipc::{Channel, Futex, PushError, RefProducer, SharedRing};
+use kaal_ipc::{Channel, Futex, PushError, SharedRing};
 
 const CAP: usize = 1024;
 const BATCH: usize = 256;
@@ -247,16 +247,17 @@ fn fill(buf: &mut [u64; BATCH], next: &mut u64, n: u64) -> usize {
     k
 }
 
-/// The producer side of both kaal-ipc batch runs: `n` items in batches of `BATCH`
-/// through `push_slice`, spinning while the ring is full.
-fn push_batches(p: &mut RefProducer<'_, u64, CAP>, n: u64) {
+/// The producer side of every batch run: `n` items in batches of `BATCH` through
+/// `push`, which copies as many of the items it is given as fit and says how many;
+/// spinning while the ring is full.
+fn push_batches(n: u64, mut push: impl FnMut(&[u64]) -> usize) {
     let mut buf = [0u64; BATCH];
     let mut next = 0;
     while next < n {
         let k = fill(&mut buf, &mut next, n);
         let mut off = 0;
         while off < k {
-            let w = p.push_slice(&buf[off..k]).unwrap();
+            let w = push(&buf[off..k]);
             if w == 0 {
                 std::hint::spin_loop();
             }
@@ -271,7 +272,7 @@ fn batch_kaal(n: u64) -> Duration {
     let mut ring = SharedRing::<u64, CAP>::new_boxed();
     let (mut p, mut c) = ring.split();
     pair(
-        move || push_batches(&mut p, n),
+        move || push_batches(n, |items| p.push_slice(items).unwrap()),
         move || {
             let mut sum = 0u64;
             let mut got = 0u64;
@@ -296,7 +297,7 @@ fn batch_kaal_in_place(n: u64) -> Duration {
     let mut ring = SharedRing::<u64, CAP>::new_boxed();
     let (mut p, mut c) = ring.split();
     pair(
-        move || push_batches(&mut p, n),
+        move || push_batches(n, |items| p.push_slice(items).unwrap()),
         move || {
             let mut sum = 0u64;
             let mut got = 0u64;
@@ -321,22 +322,7 @@ fn batch_kaal_in_place(n: u64) -> Duration {
 fn batch_rtrb(n: u64) -> Duration {
     let (mut p, mut c) = rtrb::RingBuffer::<u64>::new(CAP);
     pair(
-        move || {
-            let mut buf = [0u64; BATCH];
-            let mut next = 0;
-            while next < n {
-                let k = fill(&mut buf, &mut next, n);
-                let mut off = 0;
-                while off < k {
-                    let (pushed, _) = p.push_partial_slice(&buf[off..k]);
-                    if pushed.is_empty() {
-                        std::hint::spin_loop();
-                    }
-                    off += pushed.len();
-                }
-                next += k as u64;
-            }
-        },
+        move || push_batches(n, |items| p.push_partial_slice(items).0.len()),
         move || {
             let mut sum = 0u64;
             let mut got = 0u64;
@@ -403,22 +389,7 @@ fn batch_ringbuf(n: u64) -> Duration {
     use ringbuf::traits::{Consumer, Producer, Split};
     let (mut p, mut c) = ringbuf::HeapRb::<u64>::new(CAP).split();
     pair(
-        move || {
-            let mut buf = [0u64; BATCH];
-            let mut next = 0;
-            while next < n {
-                let k = fill(&mut buf, &mut next, n);
-                let mut off = 0;
-                while off < k {
-                    let w = p.push_slice(&buf[off..k]);
-                    if w == 0 {
-                        std::hint::spin_loop();
-                    }
-                    off += w;
-                }
-                next += k as u64;
-            }
-        },
+        move || push_batches(n, |items| p.push_slice(items)),
         move || {
             let mut sum = 0u64;
             let mut got = 0u64;

@@ -157,20 +157,29 @@ kaal_user_serror_entry:
     bl      kaal_user_serror
     b       kaal_return_to_user
 
-// Resets this CPU's kernel stack (the boot CPU's `__boot_stack_top`, CPU n's below its
-// exception stack in the n-th stride of `__secondary_stacks`) and returns to the thread.
-.global kaal_enter_user
-kaal_enter_user:
+// x0 = the top of this CPU's exception stack (x1 clobbered). CONTEXTIDR_EL1 holds the
+// CPU's number (set where each CPU starts): the boot CPU's exception stack is
+// `__exception_stack_top`, CPU n's the top of its stride in `__secondary_stacks`. Each
+// CPU's kernel stack ends a guard page below its exception stack (`exception_part`
+// below its top: `__boot_stack_top` for the boot CPU).
+.macro EXCEPTION_STACK_TOP
     mrs     x1, contextidr_el1
     cbz     x1, 1f
     ldr     x0, ={secondary_stride}
     mul     x1, x1, x0
     ldr     x0, =__secondary_stacks
     add     x0, x0, x1
-    sub     x0, x0, #{exception_part}
     b       2f
-1:  ldr     x0, =__boot_stack_top
-2:  mov     sp, x0
+1:  ldr     x0, =__exception_stack_top
+2:
+.endm
+
+// Resets this CPU's kernel stack and returns to the thread.
+.global kaal_enter_user
+kaal_enter_user:
+    EXCEPTION_STACK_TOP
+    sub     x0, x0, #{exception_part}
+    mov     sp, x0
 .global kaal_return_to_user
 kaal_return_to_user:
     mrs     x0, tpidr_el1
@@ -204,21 +213,12 @@ kaal_return_to_user:
 // and report. SP_EL0 and TPIDRRO_EL0 are the scratch registers: the kernel does not use
 // SP_EL0 (the user's stack pointer is saved in the thread's context on entry and reloaded
 // on return), nothing returns from here, and EL0's view of TPIDRRO_EL0 no longer
-// matters. CONTEXTIDR_EL1 holds the CPU's number (set where each CPU starts): the boot
-// CPU's exception stack is `__exception_stack_top`, CPU n's the top of its stride in
-// `__secondary_stacks`. SP and x0 are then swapped by arithmetic.
+// matters. SP and x0 are swapped by arithmetic once x0 holds the exception stack's top.
 .macro KERNEL_FATAL kind
     msr     sp_el0, x0
     msr     tpidrro_el0, x1
-    mrs     x1, contextidr_el1
-    cbz     x1, 1f
-    ldr     x0, ={secondary_stride}
-    mul     x1, x1, x0
-    ldr     x0, =__secondary_stacks
-    add     x0, x0, x1
-    b       2f
-1:  ldr     x0, =__exception_stack_top
-2:  mrs     x1, tpidrro_el0
+    EXCEPTION_STACK_TOP
+    mrs     x1, tpidrro_el0
     add     sp, sp, x0
     sub     x0, sp, x0                  // x0 = the SP at the exception
     sub     sp, sp, x0                  // sp = the exception stack's top
