@@ -161,3 +161,46 @@ proptest! {
         prop_assert_eq!(LIVE.load(Ordering::SeqCst), 0);
     }
 }
+
+/// Slice copies move items as whole bytes in 32-byte blocks, words and single
+/// bytes: round trips of items of 1, 3, 8 and 10 bytes, in batches that wrap
+/// the ring at every offset, against a model.
+fn slices_round_trip<T, const N: usize>(
+    make: impl Fn(u32) -> T,
+    ops: &[(usize, usize)],
+) -> Result<(), TestCaseError>
+where
+    T: Copy + PartialEq + core::fmt::Debug,
+{
+    let mut ring = SharedRing::<T, N>::new_boxed();
+    let (mut tx, mut rx) = ring.split();
+    let mut model = VecDeque::new();
+    let mut next = 0u32;
+    for &(push, pop) in ops {
+        let items: Vec<T> = (0..push)
+            .map(|i| make(next.wrapping_add(i as u32)))
+            .collect();
+        let n = tx.push_slice(&items).unwrap();
+        prop_assert_eq!(n, push.min(N - model.len()));
+        model.extend(&items[..n]);
+        next = next.wrapping_add(n as u32);
+        let mut out = vec![make(0); pop];
+        let k = rx.pop_slice(&mut out).unwrap();
+        prop_assert_eq!(k, pop.min(model.len()));
+        let expected: Vec<T> = model.drain(..k).collect();
+        prop_assert_eq!(&out[..k], &expected[..]);
+    }
+    Ok(())
+}
+
+proptest! {
+    #[test]
+    fn slices_of_any_item_size_round_trip(
+        ops in prop::collection::vec((0usize..80, 0usize..80), 1..40)
+    ) {
+        slices_round_trip::<u8, 64>(|i| i as u8, &ops)?;
+        slices_round_trip::<[u8; 3], 64>(|i| [i as u8, (i >> 8) as u8, 0x5a], &ops)?;
+        slices_round_trip::<u64, 64>(|i| u64::from(i) * 0x0101_0101_0101, &ops)?;
+        slices_round_trip::<[u16; 5], 32>(|i| [i as u16, 1, 2, 3, (i >> 16) as u16], &ops)?;
+    }
+}
