@@ -643,6 +643,27 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Producer<T, N, R, W> {
     #[inline(always)]
     fn publish(&mut self, tail: u32) {
         self.tail = tail;
+        self.announce(tail);
+    }
+
+    /// Moves the private index to `tail` ahead of writing the items it
+    /// covers. Where the endpoint lives in memory (a caller's loop that can
+    /// panic keeps it there for the unwind path), the index's store then
+    /// does not fall between the item's store and the shared index's store:
+    /// an x86 core commits stores in order, and a store between the two that
+    /// wait for the other core's lines delays the shared index by a line
+    /// transfer (README, "Where the time goes"). The fence keeps the
+    /// compiler from moving it back.
+    #[inline(always)]
+    fn advance(&mut self, tail: u32) {
+        self.tail = tail;
+        compiler_fence(Ordering::Release);
+    }
+
+    /// Stores the shared index (the items up to `tail` are written) and wakes
+    /// a sleeping consumer.
+    #[inline(always)]
+    fn announce(&self, tail: u32) {
         let r = self.ring.ring(Token::new());
         r.tail.0.store(tail, Ordering::Release);
         wake_peer(
@@ -691,11 +712,12 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Producer<T, N, R, W> {
                 });
             }
         }
+        self.advance(tail.wrapping_add(1));
         // SAFETY: `tail - head < N` (checked above, `head` validated), so slot
         // `tail` is outside [head, tail): the consumer does not touch it until
-        // the Release store in `publish`, and no other producer exists.
+        // the Release store in `announce`, and no other producer exists.
         unsafe { self.r().slot(tail).write(value) };
-        self.publish(tail.wrapping_add(1));
+        self.announce(tail.wrapping_add(1));
         Ok(())
     }
 
@@ -822,10 +844,11 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Producer<T, N, R, W> {
             return Err(RingError::Closed);
         }
         let tail = self.tail;
+        self.advance(tail.wrapping_add(n));
         // SAFETY: [tail, tail + n) lies in the free region (n <= free, head
         // validated), owned by the producer until published.
         unsafe { copy_in(self.r(), tail, &items[..n as usize]) };
-        self.publish(tail.wrapping_add(n));
+        self.announce(tail.wrapping_add(n));
         Ok(n as usize)
     }
 
