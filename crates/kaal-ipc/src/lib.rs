@@ -52,7 +52,7 @@
 //!   the blocking [`Producer::push`], which spins with [`Spin`] and returns
 //!   on `Closed`.
 //! * The batch API is [`Producer::push_slice`] and [`Consumer::pop_slice`]:
-//!   one index load and one store per batch, two `memcpy`s. Chunks
+//!   one index load and one store per batch, items copied inline. Chunks
 //!   ([`Producer::write_chunk`], [`Consumer::read_chunk`]) cost the same and
 //!   are for building or reading items in place.
 //!
