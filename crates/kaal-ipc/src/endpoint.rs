@@ -640,10 +640,18 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Producer<T, N, R, W> {
         self.r().state().load(Ordering::Acquire) & CONSUMER_CLOSED != 0
     }
 
+    /// Publishes items already written up to `tail`: the shared index first,
+    /// then the private one, so that no store falls between the items' and
+    /// the shared index's (see `advance`).
     #[inline(always)]
     fn publish(&mut self, tail: u32) {
+        let r = self.ring.ring(Token::new());
+        r.tail.0.store(tail, Ordering::Release);
+        compiler_fence(Ordering::Release);
+        // Before the wake-up, which runs the notifier's code: should it
+        // unwind, the private index already covers what was published.
         self.tail = tail;
-        self.announce(tail);
+        self.wake_consumer();
     }
 
     /// Moves the private index to `tail` ahead of writing the items it
@@ -666,6 +674,13 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> Producer<T, N, R, W> {
     fn announce(&self, tail: u32) {
         let r = self.ring.ring(Token::new());
         r.tail.0.store(tail, Ordering::Release);
+        self.wake_consumer();
+    }
+
+    /// Wakes the consumer if it announced that it sleeps.
+    #[inline(always)]
+    fn wake_consumer(&self) {
+        let r = self.ring.ring(Token::new());
         wake_peer(
             &self.notify,
             &r.consumer_wait.0,
@@ -1035,90 +1050,110 @@ unsafe fn copy_in<T: Copy, const N: usize>(ring: &SharedRing<T, N>, start: u32, 
     }
 }
 
-/// Copies `n` items from `src` to `dst`: 32-byte blocks, then 8-byte words,
-/// then bytes, each loop inline.
+/// Copies `n` items from `src` to `dst` in inline loops: 32-byte blocks, then
+/// 8-byte words (then bytes, for items aligned to less than 8 bytes).
 ///
-/// Not `ptr::copy_nonoverlapping`, whose run-time length becomes a call to the C
-/// library's `memcpy`. Ring slots are written by one core and read by the other,
-/// and every line a copy touches is held by the other core's cache; on the x86-64
-/// hosts measured, glibc's `memcpy` (in its AVX-512, AVX2 and SSE2 versions alike)
-/// moved 256-item `u64` batches through the ring 1.3-1.8x slower than these
-/// 16-byte-register loops (README, "Where the time goes"). The empty `asm!` in
-/// each loop emits nothing; it keeps the compiler from turning the loop back into
-/// a `memcpy` call. In one thread, with every line in its own cache, this copy is
-/// 0.65-0.8x as fast as `memcpy`; cross-thread batches are what a ring is for.
+/// Not `ptr::copy_nonoverlapping`, whose run-time length becomes a call to the
+/// library `memcpy` (the C library's with `std`). Ring slots are written by one
+/// core and read by the other, and every line a copy touches is held by the
+/// other core's cache; on the x86-64 hosts measured, glibc's `memcpy` (in its
+/// AVX-512, AVX2 and SSE2 versions alike) moved 256-item `u64` batches through
+/// the ring 1.3-1.8x slower than these loops (README, "Where the time goes").
+/// In one thread, with every line in its own cache, this copy is 0.65-0.8x as
+/// fast as glibc's `memcpy`; cross-thread batches are what a ring is for.
+///
+/// Items aligned to 8 bytes or more move as aligned words on every target
+/// (x86-64: 16-byte register moves; AArch64: `ldp`/`stp`). Less aligned items
+/// move as unaligned blocks where unaligned access is native (x86); elsewhere
+/// (AArch64 without unaligned access, as `aarch64-unknown-none` builds, would
+/// split such a block into a `memcpy` call of its own) they take the library
+/// copy.
 ///
 /// # Safety
 ///
 /// `src` and `dst` are valid for `n` items and do not overlap.
 #[inline(always)]
-#[cfg(all(
-    not(any(loom, miri)),
-    any(
-        target_arch = "x86_64",
-        target_arch = "aarch64",
-        target_arch = "x86",
-        target_arch = "arm",
-        target_arch = "riscv64"
-    )
-))]
+#[cfg(not(loom))]
 unsafe fn copy_items<T: Copy>(src: *const T, dst: *mut T, n: usize) {
-    type Block = core::mem::MaybeUninit<[u8; 32]>;
-    type Word = core::mem::MaybeUninit<u64>;
-    type Byte = core::mem::MaybeUninit<u8>;
+    use core::mem::MaybeUninit;
     let bytes = n * size_of::<T>();
-    let (s, d) = (src.cast::<u8>(), dst.cast::<u8>());
-    let mut i = 0;
-    // SAFETY: each access lies wholly below `bytes`, inside both buffers
-    // (caller contract); unaligned reads and writes of `MaybeUninit` bytes are
-    // valid for any `T: Copy`, padding included. The `asm!` statements are
-    // empty.
-    unsafe {
-        while i + 32 <= bytes {
-            let v = s.add(i).cast::<Block>().read_unaligned();
-            d.add(i).cast::<Block>().write_unaligned(v);
-            core::arch::asm!("", options(nomem, nostack, preserves_flags));
-            i += 32;
+    if align_of::<T>() >= 8 {
+        // `size_of::<T>()` is a multiple of its alignment, so of 8.
+        let words = bytes / 8;
+        let (s, d) = (
+            src.cast::<MaybeUninit<u64>>(),
+            dst.cast::<MaybeUninit<u64>>(),
+        );
+        let mut i = 0;
+        // SAFETY: both pointers are 8-aligned (`T`'s alignment), and every
+        // access lies wholly inside the first `words` words of both buffers
+        // (caller contract); `MaybeUninit` words may hold any bytes, padding
+        // included.
+        unsafe {
+            while i + 4 <= words {
+                let v = s.add(i).cast::<MaybeUninit<[u64; 4]>>().read();
+                d.add(i).cast::<MaybeUninit<[u64; 4]>>().write(v);
+                keep_loop();
+                i += 4;
+            }
+            while i < words {
+                d.add(i).write(s.add(i).read());
+                keep_loop();
+                i += 1;
+            }
         }
-        while i + 8 <= bytes {
-            let v = s.add(i).cast::<Word>().read_unaligned();
-            d.add(i).cast::<Word>().write_unaligned(v);
-            core::arch::asm!("", options(nomem, nostack, preserves_flags));
-            i += 8;
+    } else if cfg!(any(target_arch = "x86_64", target_arch = "x86")) {
+        let (s, d) = (src.cast::<u8>(), dst.cast::<u8>());
+        let mut i = 0;
+        // SAFETY: every access lies wholly below `bytes`, inside both buffers
+        // (caller contract); unaligned reads and writes of `MaybeUninit` bytes
+        // are valid for any `T: Copy`, padding included.
+        unsafe {
+            while i + 32 <= bytes {
+                let v = s.add(i).cast::<MaybeUninit<[u8; 32]>>().read_unaligned();
+                d.add(i).cast::<MaybeUninit<[u8; 32]>>().write_unaligned(v);
+                keep_loop();
+                i += 32;
+            }
+            while i + 8 <= bytes {
+                let v = s.add(i).cast::<MaybeUninit<u64>>().read_unaligned();
+                d.add(i).cast::<MaybeUninit<u64>>().write_unaligned(v);
+                keep_loop();
+                i += 8;
+            }
+            while i < bytes {
+                let v = s.add(i).cast::<MaybeUninit<u8>>().read();
+                d.add(i).cast::<MaybeUninit<u8>>().write(v);
+                keep_loop();
+                i += 1;
+            }
         }
-        while i < bytes {
-            d.add(i)
-                .cast::<Byte>()
-                .write(s.add(i).cast::<Byte>().read());
-            core::arch::asm!("", options(nomem, nostack, preserves_flags));
-            i += 1;
-        }
+    } else {
+        // SAFETY: forwarded to the caller.
+        unsafe { core::ptr::copy_nonoverlapping(src, dst, n) };
     }
 }
 
-/// Where the loops above cannot be written (no `asm!`, or under Miri): the
-/// library copy.
-///
-/// # Safety
-///
-/// As above.
+/// Emits nothing, but keeps the compiler from recognising the loop it is in
+/// as a copy and calling `memcpy` after all (see [`copy_items`]). Under Miri,
+/// which runs no `asm!`, and on targets without it, a plain no-op.
 #[inline(always)]
-#[cfg(all(
-    not(loom),
-    any(
-        miri,
-        not(any(
+#[cfg(not(loom))]
+fn keep_loop() {
+    #[cfg(all(
+        not(miri),
+        any(
             target_arch = "x86_64",
-            target_arch = "aarch64",
             target_arch = "x86",
+            target_arch = "aarch64",
             target_arch = "arm",
             target_arch = "riscv64"
-        ))
-    )
-))]
-unsafe fn copy_items<T: Copy>(src: *const T, dst: *mut T, n: usize) {
-    // SAFETY: forwarded to the caller.
-    unsafe { core::ptr::copy_nonoverlapping(src, dst, n) };
+        )
+    ))]
+    // SAFETY: an empty statement: no instruction, no memory, stack or flags.
+    unsafe {
+        core::arch::asm!("", options(nomem, nostack, preserves_flags))
+    };
 }
 
 /// Copies items out of slots starting at `start` into `out`, wrapping.
@@ -1675,6 +1710,8 @@ impl<T, const N: usize, R: RingHandle<T, N>, W: Notify> WriteChunk<'_, T, N, R, 
     #[inline]
     pub fn commit(mut self) {
         let end = self.start.wrapping_add(self.written);
+        // Before publishing: should a `Notify::wake` unwind, the chunk's drop
+        // must not drop items the consumer now owns.
         self.written = 0;
         if end != self.producer.tail {
             self.producer.publish(end);
