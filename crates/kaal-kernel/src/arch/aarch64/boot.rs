@@ -165,6 +165,24 @@ core::arch::global_asm!(
     isb
 .endm
 
+// Invalidates, to the point of coherency, the data-cache lines of the 4 KiB page at
+// physical address `\page` (MMU off), line by line (`CTR_EL0.DminLine`), then waits for
+// it (`dsb sy`). Clobbers x2..x4.
+.macro INVALIDATE_PAGE page
+    mrs     x3, ctr_el0
+    ubfx    x3, x3, #16, #4             // DminLine: log2 of the smallest line, in words
+    mov     x4, #4
+    lsl     x4, x4, x3                  // line size in bytes
+    sub     x3, x4, #1
+    bic     x2, \page, x3
+    add     x3, \page, #4096
+6:  dc      ivac, x2
+    add     x2, x2, x4
+    cmp     x2, x3
+    b.lo    6b
+    dsb     sy
+.endm
+
 .section .text.boot, "ax"
 .global _start
 _start:
@@ -221,8 +239,14 @@ _start:
     isb
 
     // ---- early page table: L1 blocks, shared by TTBR0 (identity) and TTBR1 (high half) ----
+    // Written with the MMU off, so straight to memory, while the table walker reads it
+    // through the data caches (write-back walks, see `EARLY_TCR`). A line of the table
+    // left in a cache by whatever ran before the kernel (a boot loader with caches on)
+    // would hide the new entries from the walker, or, dirty, be written back over them
+    // later: the table's lines are invalidated before it is written and again after.
     adrp    x1, __boot_l1_table
     add     x1, x1, :lo12:__boot_l1_table
+    INVALIDATE_PAGE x1
     mov     x2, x1
     add     x3, x1, #4096
 2:  stp     xzr, xzr, [x2], #16
@@ -234,6 +258,8 @@ _start:
     str     x2, [x1, #8]
     ldr     x2, ={block_normal_2}       // [2 GiB, 3 GiB): RAM beyond the first GiB
     str     x2, [x1, #16]
+    dsb     sy                          // the stores reach memory before the invalidation
+    INVALIDATE_PAGE x1
     EARLY_MMU_ON
 
     // ---- now in virtual memory: stack, .bss, jump high ----
