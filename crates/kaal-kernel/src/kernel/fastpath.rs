@@ -81,9 +81,15 @@ impl Kernel {
             // The scheduler stops a thread whose address space went: the general path.
             return false;
         }
-        self.requeue_after_call(me, priority);
-        let popped = self.queues[self.cpu].pop_highest(&mut self.objects);
-        debug_assert_eq!(popped, Some((next, priority)));
+        // `requeue_after_call` and `pop_highest` in one queue operation: `next` leaves
+        // the front of the caller's priority and the caller joins its back, so the
+        // priority's queue never empties and the bitmap needs no update.
+        let t = self.objects.tcb_mut(me);
+        t.set_result(Ok((0, 0)));
+        t.state = ThreadState::Ready;
+        t.queued = true;
+        let popped = self.queues[self.cpu].rotate(&mut self.objects, me, priority);
+        debug_assert_eq!(popped, next);
         self.objects.tcb_mut(next).queued = false;
         self.fast_switch(next);
         true
