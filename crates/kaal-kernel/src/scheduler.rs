@@ -172,21 +172,21 @@ impl RunQueues {
         Some((thread, priority))
     }
 
-    /// Takes the first thread queued at `priority` (which must not be empty) and
-    /// appends `thread` (not queued anywhere) to the same queue: a `yield` in one step.
-    /// The queue is never empty in between, so the bitmap stays as it is.
+    /// Takes the first thread queued at `priority` and appends `thread` (not queued
+    /// anywhere) to the same queue: a `yield` in one step. The queue is never empty in
+    /// between, so the bitmap stays as it is. `None`, and nothing changed, if the queue
+    /// is empty.
     #[inline]
     pub fn rotate(
         &mut self,
         links: &mut impl QueueLinks,
         thread: ThreadRef,
         priority: u8,
-    ) -> ThreadRef {
+    ) -> Option<ThreadRef> {
         let queue = &mut self.queues[priority as usize];
-        let first = queue.pop_front(links).unwrap_or(0);
-        debug_assert_ne!(first, 0, "rotate on an empty queue");
+        let first = queue.pop_front(links)?;
         queue.push_back(links, thread);
-        first
+        Some(first)
     }
 
     /// Removes `thread`, which is queued at `priority`.
@@ -312,9 +312,14 @@ mod tests {
                     // A yield: the first of `priority` out, `thread` in at the back.
                     let first = model[priority as usize].remove(0);
                     model[priority as usize].push(thread);
-                    assert_eq!(queues.rotate(&mut links, thread, priority), first);
+                    assert_eq!(queues.rotate(&mut links, thread, priority), Some(first));
                     where_is.remove(&first);
                     where_is.insert(thread, priority);
+                }
+                (None, 3) => {
+                    // Rotating an empty queue changes nothing.
+                    assert_eq!(queues.rotate(&mut links, thread, priority), None);
+                    assert_eq!(queues.first(priority), 0);
                 }
                 (None, 0) => {
                     queues.push_back(&mut links, thread, priority);

@@ -84,14 +84,17 @@ impl Kernel {
         // `requeue_after_call` and `pop_highest` in one queue operation: `next` leaves
         // the front of the caller's priority and the caller joins its back, so the
         // priority's queue never empties and the bitmap needs no update.
+        debug_assert_eq!(self.objects.tcb(me).affinity as usize, self.cpu);
+        let Some(popped) = self.queues[self.cpu].rotate(&mut self.objects, me, priority) else {
+            return false;
+        };
+        debug_assert_eq!(popped, next);
         let t = self.objects.tcb_mut(me);
         t.set_result(Ok((0, 0)));
         t.state = ThreadState::Ready;
         t.queued = true;
-        let popped = self.queues[self.cpu].rotate(&mut self.objects, me, priority);
-        debug_assert_eq!(popped, next);
-        self.objects.tcb_mut(next).queued = false;
-        self.fast_switch(next);
+        self.objects.tcb_mut(popped).queued = false;
+        self.fast_switch(popped);
         true
     }
 

@@ -176,10 +176,11 @@ core::arch::global_asm!(
     sub     x3, x4, #1
     bic     x2, \page, x3
     add     x3, \page, #4096
-6:  dc      ivac, x2
+.Linvalidate_\@:
+    dc      ivac, x2
     add     x2, x2, x4
     cmp     x2, x3
-    b.lo    6b
+    b.lo    .Linvalidate_\@
     dsb     sy
 .endm
 
