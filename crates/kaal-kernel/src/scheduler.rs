@@ -74,7 +74,15 @@ impl Queue {
         if thread == 0 {
             return None;
         }
-        self.remove(links, thread);
+        // `remove` for the first thread, which has no predecessor.
+        let next = links.next(thread);
+        self.head = next;
+        if next == 0 {
+            self.tail = 0;
+        } else {
+            links.set_previous(next, 0);
+        }
+        links.set_links(thread, 0, 0);
         Some(thread)
     }
 
