@@ -42,8 +42,9 @@ fn main() -> ExitCode {
         .unwrap_or(10_000_000);
 
     let mut mem = SharedMemory::create(c"kaal-ipc-example", Ring::REGION_SIZE).expect("memfd");
-    // The memfd is not close-on-exec, so the child inherits it under the
-    // same number.
+    // The child inherits the memfd under the same number (it is close-on-exec
+    // until made inheritable).
+    mem.set_inheritable(true).expect("inheritable memfd");
     let fd = mem.fd().as_raw_fd();
     let mut tx = mem
         .init_ring::<Msg, N>()

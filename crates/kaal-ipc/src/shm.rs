@@ -5,9 +5,9 @@
 //!
 //! type Ring = SharedRing<u64, 4096>;
 //! let mut mem = SharedMemory::create(c"ring", Ring::REGION_SIZE)?;
-//! // Hand `mem.fd()` to the peer process (inherit it, or send it over a
-//! // Unix socket); the peer maps it with `SharedMemory::from_fd` and calls
-//! // `attach_ring`.
+//! // Hand `mem.fd()` to the peer process (send it over a Unix socket, or
+//! // let a child inherit it: `set_inheritable`); the peer maps it with
+//! // `SharedMemory::from_fd` and calls `attach_ring`.
 //! let mut tx = mem.init_ring::<u64, 4096>()?.into_producer(Futex)?;
 //! tx.push(42).map_err(|e| e.into_inner()).ok();
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -45,8 +45,12 @@ unsafe impl Sync for SharedMemory {}
 
 impl SharedMemory {
     /// Creates an anonymous memory file of `len` bytes (zero-filled) and maps
-    /// it. The descriptor is inherited by child processes (no close-on-exec),
-    /// so a spawned peer can map it with [`from_fd`](Self::from_fd).
+    /// it. The descriptor is close-on-exec, as every descriptor the standard
+    /// library opens: a program that runs other programs does not hand them
+    /// its rings. Send it to the peer over a Unix socket (`SCM_RIGHTS`), or,
+    /// to let a child the caller spawns inherit it, call
+    /// [`set_inheritable`](Self::set_inheritable) first; the peer maps it with
+    /// [`from_fd`](Self::from_fd).
     ///
     /// The file is sealed at its size (`F_SEAL_SHRINK`, `F_SEAL_GROW`,
     /// `F_SEAL_SEAL`): a peer holding the descriptor cannot truncate it under
@@ -54,7 +58,9 @@ impl SharedMemory {
     /// (`SIGBUS`) instead of giving an error.
     pub fn create(name: &CStr, len: usize) -> io::Result<Self> {
         // SAFETY: `name` is a valid C string; no flags that need arguments.
-        let raw = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_ALLOW_SEALING) };
+        let raw = unsafe {
+            libc::memfd_create(name.as_ptr(), libc::MFD_ALLOW_SEALING | libc::MFD_CLOEXEC)
+        };
         if raw < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -140,6 +146,41 @@ impl SharedMemory {
     /// The file descriptor, to hand to a peer process.
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
+    }
+
+    /// Whether programs this process executes inherit the descriptor (clears
+    /// or sets its close-on-exec flag). For a child spawned to be the peer,
+    /// which then maps the descriptor by its number:
+    ///
+    /// ```no_run
+    /// # use kaal_ipc::shm::SharedMemory;
+    /// use std::os::fd::AsRawFd;
+    /// let mem = SharedMemory::create(c"ring", 4096)?;
+    /// mem.set_inheritable(true)?;
+    /// let child = std::process::Command::new("peer")
+    ///     .arg(mem.fd().as_raw_fd().to_string())
+    ///     .spawn()?;
+    /// mem.set_inheritable(false)?; // later children do not get it
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn set_inheritable(&self, inheritable: bool) -> io::Result<()> {
+        let fd = self.fd.as_raw_fd();
+        // SAFETY: `fd` is a valid descriptor owned by `self`; F_GETFD takes no
+        // argument.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        if flags < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let flags = if inheritable {
+            flags & !libc::FD_CLOEXEC
+        } else {
+            flags | libc::FD_CLOEXEC
+        };
+        // SAFETY: as above; F_SETFD takes the flags as an `int`.
+        if unsafe { libc::fcntl(fd, libc::F_SETFD, flags) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
     }
 
     /// The length of the mapping in bytes.
@@ -376,6 +417,23 @@ mod tests {
         sender.join().unwrap();
         assert_eq!(rx.pop(), Err(crate::RecvError::Closed));
         assert_eq!(rx.peer_state(), crate::PeerState::Closed);
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "memfd_create and fcntl: not available under Miri")]
+    fn created_memory_is_close_on_exec_unless_made_inheritable() {
+        let close_on_exec = |mem: &SharedMemory| {
+            // SAFETY: a valid descriptor; F_GETFD takes no argument.
+            let flags = unsafe { libc::fcntl(mem.fd().as_raw_fd(), libc::F_GETFD) };
+            assert!(flags >= 0);
+            flags & libc::FD_CLOEXEC != 0
+        };
+        let mem = SharedMemory::create(c"cloexec", 4096).unwrap();
+        assert!(close_on_exec(&mem));
+        mem.set_inheritable(true).unwrap();
+        assert!(!close_on_exec(&mem));
+        mem.set_inheritable(false).unwrap();
+        assert!(close_on_exec(&mem));
     }
 
     #[test]
